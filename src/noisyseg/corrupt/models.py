@@ -1,0 +1,470 @@
+"""Error models: functions that simulate annotation errors on one label mask.
+
+Every model has the signature ``fn(mask, strength, *, rng, classes=None, **options)``:
+
+- ``mask`` : (H, W) integer ndarray, any number of classes (0 is the background);
+- ``strength`` : float >= 0, the size of the error (its unit is in each docstring);
+  ``strength == 0`` returns an unchanged copy;
+- ``rng`` : :class:`numpy.random.Generator`, the only source of randomness. The random
+  draws do not depend on ``strength`` (a model draws standard variates and scales them), so
+  with the same generator state the error grows smoothly with strength: this is what makes
+  calibration by bisection fast and reproducible (common random numbers);
+- ``classes`` : foreground labels to corrupt (default: every foreground label present).
+
+They return a new mask of the same shape and dtype whose labels are a subset of the
+declared labels (a model never invents a label). The input is never modified.
+
+Models are registered by name in :data:`ERROR_MODELS`; :func:`get_model` looks them up.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.interpolate import CubicSpline
+
+from noisyseg._validate import check_label_mask, check_rng
+from noisyseg.corrupt._geometry import bbox, compose, signed_distance
+from noisyseg.errors import ConfigError
+
+__all__ = [
+    "ERROR_MODELS",
+    "ErrorModel",
+    "boundary",
+    "choppy",
+    "dilate",
+    "erode",
+    "get_model",
+    "merge",
+    "natural",
+    "omit",
+    "random_flip",
+    "register",
+    "shift",
+]
+
+ErrorFn = Callable[..., np.ndarray]
+
+
+@dataclass(frozen=True)
+class ErrorModel:
+    """A registered error model.
+
+    Attributes
+    ----------
+    name : str
+    fn : callable
+        ``fn(mask, strength, *, rng, classes=None, **options) -> mask``.
+    unit : str
+        What ``strength`` measures, e.g. ``"pixels (sd of contour offsets)"``.
+    kind : {'random', 'systematic', 'structural'}
+        Random: unbiased per-sample errors; systematic: the same bias on every sample;
+        structural: a structure merged, omitted or its boundary misplaced.
+    max_strength : callable
+        ``max_strength(shape) -> float``: the largest strength worth trying (calibration
+        searches ``[0, max_strength]``).
+    """
+
+    name: str
+    fn: ErrorFn
+    unit: str
+    kind: str
+    max_strength: Callable[[tuple[int, ...]], float]
+
+    @property
+    def summary(self) -> str:
+        """First line of the model's docstring."""
+        return (self.fn.__doc__ or "").strip().splitlines()[0]
+
+    @property
+    def options(self) -> dict[str, object]:
+        """Model-specific keyword options and their defaults."""
+        sig = inspect.signature(self.fn)
+        return {k: p.default for k, p in sig.parameters.items()
+                if p.kind is p.KEYWORD_ONLY and k not in ("rng",)}
+
+    def __call__(self, mask: np.ndarray, strength: float, *, rng: np.random.Generator,
+                 **options: object) -> np.ndarray:
+        m = check_label_mask(mask)
+        check_rng(rng)
+        s = float(strength)
+        if not np.isfinite(s) or s < 0:
+            raise ConfigError(f"strength: {self.name} needs a finite strength >= 0, got {strength}")
+        unknown = set(options) - set(self.options)
+        if unknown:
+            raise ConfigError(f"{self.name}: unknown option(s) {sorted(unknown)}; "
+                              f"expected {sorted(self.options)}")
+        if s == 0:
+            return m.copy()
+        out = self.fn(m, s, rng=rng, **options)
+        return out.astype(m.dtype, copy=False)
+
+
+#: Registered error models by name.
+ERROR_MODELS: dict[str, ErrorModel] = {}
+
+
+def register(name: str, *, unit: str, kind: str,
+             max_strength: Callable[[tuple[int, ...]], float]) -> Callable[[ErrorFn], ErrorFn]:
+    """Decorator registering ``fn`` as the error model ``name``."""
+
+    def deco(fn: ErrorFn) -> ErrorFn:
+        ERROR_MODELS[name] = ErrorModel(name, fn, unit, kind, max_strength)
+        return fn
+
+    return deco
+
+
+def get_model(name: str) -> ErrorModel:
+    """The registered model ``name``; raises :class:`ConfigError` listing the known ones."""
+    try:
+        return ERROR_MODELS[name]
+    except KeyError:
+        raise ConfigError(f"--model: unknown error model {name!r}; expected one of "
+                          f"{sorted(ERROR_MODELS)}") from None
+
+
+def _targets(mask: np.ndarray, classes: Sequence[int] | None) -> list[int]:
+    present = [int(c) for c in np.unique(mask) if c != 0]
+    if classes is None:
+        return present
+    return [c for c in present if c in set(int(k) for k in classes)]
+
+
+def _quarter(shape: tuple[int, ...]) -> float:
+    return min(shape) / 4.0
+
+
+# --------------------------------------------------------------------------- random models
+@register("natural", unit="pixels (sd of the smooth contour offsets)", kind="random",
+          max_strength=_quarter)
+def natural(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
+            classes: Sequence[int] | None = None, points: int = 8) -> np.ndarray:
+    """Freehand-contouring error: each contour moves in and out smoothly (study A's 'natural').
+
+    For each connected component of each class, ``points`` offsets are drawn from
+    N(0, strength^2) (pixels) at equally spaced angles around the component's centroid
+    (random phase) and joined by a closed (periodic) cubic spline. The boundary then moves
+    along its normal by the spline's value at each pixel's angle: a raster form of study A's
+    "move contour points towards/away from the centre and refill the polygon" that also
+    handles holes, non-star shapes and structures touching the border.
+
+    Parameters
+    ----------
+    strength : float
+        Standard deviation of the offsets, in pixels.
+    points : int
+        Number of control points per contour (study A used "a handful").
+    """
+    if points < 3:
+        raise ConfigError(f"natural: points must be >= 3, got {points}")
+    regions: dict[int, np.ndarray] = {}
+    reach = 0
+    for c in _targets(mask, classes):
+        b = mask == c
+        lab, n = ndi.label(b)
+        new = b.copy()
+        for k in range(1, n + 1):
+            comp = lab == k
+            z = rng.standard_normal(points)
+            phase = rng.uniform(0, 2 * np.pi)
+            theta = phase + np.linspace(0, 2 * np.pi, points + 1)
+            spline = CubicSpline(theta, np.append(z, z[0]) * strength, bc_type="periodic")
+            m_off = float(np.abs(spline(np.linspace(phase, phase + 2 * np.pi, 256))).max())
+            reach = max(reach, int(np.ceil(m_off)) + 1)
+            box = bbox(comp, int(np.ceil(m_off)) + 2)
+            if box is None:
+                continue
+            sdf = signed_distance(comp[box])
+            band = np.abs(sdf) <= m_off + 0.5
+            cy, cx = ndi.center_of_mass(comp)
+            yy, xx = np.nonzero(band)
+            ang = np.arctan2(yy + box[0].start - cy, xx + box[1].start - cx)
+            off = spline(phase + np.mod(ang - phase, 2 * np.pi))
+            sub = new[box]
+            inside = sdf[yy, xx] < off
+            # other components of the same class keep their pixels
+            keep_other = b[box][yy, xx] & ~comp[box][yy, xx]
+            sub[yy, xx] = inside | keep_other
+        regions[c] = new
+    return compose(mask, regions, reach=reach) if regions else mask.copy()
+
+
+@register("choppy", unit="pixels (sd of run end-point offsets)", kind="random",
+          max_strength=_quarter)
+def choppy(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
+           classes: Sequence[int] | None = None, axis: int = 1) -> np.ndarray:
+    """Slice-by-slice annotation error: every run of a row moves its ends (study A's 'choppy').
+
+    For every row (``axis=1``) or column (``axis=0``), each run of consecutive pixels of a
+    class has its start and end moved independently by round(N(0, strength^2)) pixels.
+    The result is a jagged boundary centred on the truth.
+
+    Parameters
+    ----------
+    strength : float
+        Standard deviation of the end-point offsets, in pixels.
+    axis : {0, 1}
+        1: runs along rows (horizontal jaggedness); 0: along columns.
+    """
+    if axis not in (0, 1):
+        raise ConfigError(f"choppy: axis must be 0 or 1, got {axis}")
+    m = mask if axis == 1 else mask.T
+    h, w = m.shape
+    regions: dict[int, np.ndarray] = {}
+    for c in _targets(m, classes):
+        b = np.zeros((h, w + 2), dtype=np.int8)
+        b[:, 1:-1] = m == c
+        d = np.diff(b, axis=1)
+        rs, s = np.nonzero(d == 1)
+        _, e = np.nonzero(d == -1)
+        z = rng.standard_normal((2, rs.size))
+        s2 = np.clip(s + np.rint(z[0] * strength).astype(np.int64), 0, w)
+        e2 = np.clip(e + np.rint(z[1] * strength).astype(np.int64), 0, w)
+        ok = e2 > s2
+        acc = np.zeros((h, w + 1), dtype=np.int32)
+        np.add.at(acc, (rs[ok], s2[ok]), 1)
+        np.add.at(acc, (rs[ok], e2[ok]), -1)
+        new = np.cumsum(acc, axis=1)[:, :w] > 0
+        regions[c] = new if axis == 1 else new.T
+    if not regions:
+        return mask.copy()
+    return compose(mask, regions, reach=int(np.ceil(4 * strength)) + 1)
+
+
+@register("random_flip", unit="probability that a foreground pixel flips", kind="random",
+          max_strength=lambda shape: 1.0)
+def random_flip(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
+                classes: Sequence[int] | None = None) -> np.ndarray:
+    """Classification-style noise: pixels flip independently (study A's 'random').
+
+    Per class, every pixel of the class becomes background with probability ``p`` and every
+    background pixel becomes the class with probability ``p * n_class / n_background``, so
+    the expected size of every class is unchanged.
+
+    Parameters
+    ----------
+    strength : float
+        The flip probability ``p`` of foreground pixels, in [0, 1].
+    """
+    if strength > 1:
+        raise ConfigError(f"random_flip: strength is a probability in [0, 1], got {strength}")
+    u = rng.random(mask.shape, dtype=np.float32)
+    out = mask.copy()
+    targets = _targets(mask, classes)
+    bg = mask == 0
+    n_bg = int(np.count_nonzero(bg))
+    lo = 0.0
+    for c in targets:
+        fg = mask == c
+        out[fg & (u < strength)] = 0
+        if n_bg:
+            q = strength * np.count_nonzero(fg) / n_bg
+            hi = min(lo + q, 1.0)
+            out[bg & (u >= lo) & (u < hi)] = c
+            lo = hi
+    return out
+
+
+@register("boundary", unit="pixels (sd of a smooth random displacement field)",
+          kind="random", max_strength=lambda shape: min(shape) / 8.0)
+def boundary(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
+             classes: Sequence[int] | None = None, scale: float = 16.0) -> np.ndarray:
+    """Random boundary error (study B): every boundary moves under a smooth random warp.
+
+    A random displacement field, smooth over ``scale`` pixels (cubic interpolation of
+    standard normal values on a grid of that spacing) and scaled to a standard deviation of
+    ``strength`` pixels per axis, warps the label map (nearest neighbour). Shared boundaries
+    (cavity/myocardium) move together, so no gaps open between structures. Unbiased: the
+    expected displacement is zero.
+
+    Parameters
+    ----------
+    strength : float
+        Standard deviation of the displacement, in pixels.
+    scale : float
+        Correlation length of the displacement field, in pixels.
+    """
+    if scale < 1:
+        raise ConfigError(f"boundary: scale must be >= 1 pixel, got {scale}")
+    h, w = mask.shape
+    gh, gw = int(np.ceil(h / scale)) + 3, int(np.ceil(w / scale)) + 3
+    coarse = rng.standard_normal((2, gh, gw))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    gy, gx = yy / scale + 1, xx / scale + 1
+    field = [ndi.map_coordinates(c, [gy, gx], order=3, mode="nearest") for c in coarse]
+    sy, sx = (f / max(float(c.std()), 1e-8) for f, c in zip(field, coarse, strict=True))
+    warped = ndi.map_coordinates(mask, [yy + strength * sy, xx + strength * sx], order=0,
+                                 mode="nearest")
+    targets = _targets(mask, classes)
+    if set(targets) == {int(c) for c in np.unique(mask) if c != 0}:
+        return warped.astype(mask.dtype)
+    regions = {c: warped == c for c in targets}
+    return compose(mask, regions, reach=int(np.ceil(4 * strength)) + 1)
+
+
+# ----------------------------------------------------------------------- systematic models
+def _grow(mask: np.ndarray, distance: float, classes: Sequence[int] | None) -> np.ndarray:
+    regions = {}
+    for c in _targets(mask, classes):
+        b = mask == c
+        box = bbox(b, int(np.ceil(max(distance, 0))) + 2)
+        new = np.zeros_like(b)
+        new[box] = signed_distance(b[box]) < distance
+        regions[c] = new
+    return compose(mask, regions, reach=int(np.ceil(abs(distance))) + 1) if regions else mask.copy()
+
+
+@register("dilate", unit="pixels (Euclidean dilation radius)", kind="systematic",
+          max_strength=_quarter)
+def dilate(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
+           classes: Sequence[int] | None = None) -> np.ndarray:
+    """Systematic over-segmentation: the chosen structures grow by ``strength`` pixels.
+
+    Dilation by a Euclidean disk (fractional radii allowed), painted over the neighbours.
+    Deterministic: ``rng`` is accepted for the common signature and not used.
+
+    Parameters
+    ----------
+    strength : float
+        Dilation radius, in pixels.
+    """
+    return _grow(mask, strength, classes)
+
+
+@register("erode", unit="pixels (Euclidean erosion radius)", kind="systematic",
+          max_strength=_quarter)
+def erode(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
+          classes: Sequence[int] | None = None) -> np.ndarray:
+    """Systematic under-segmentation: the chosen structures shrink by ``strength`` pixels.
+
+    Pixels given up take the nearest other label (an eroded LV cavity thickens the
+    myocardium). Deterministic: ``rng`` is accepted for the common signature and not used.
+
+    Parameters
+    ----------
+    strength : float
+        Erosion radius, in pixels.
+    """
+    return _grow(mask, -strength, classes)
+
+
+@register("shift", unit="pixels (displacement)", kind="systematic",
+          max_strength=lambda shape: min(shape) / 2.0)
+def shift(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
+          classes: Sequence[int] | None = None, angle: float | None = None) -> np.ndarray:
+    """Misplaced structures: the chosen structures move by ``strength`` pixels.
+
+    Sub-pixel shifts interpolate the signed distance map, so the error grows smoothly.
+
+    Parameters
+    ----------
+    strength : float
+        Displacement, in pixels.
+    angle : float, optional
+        Direction in degrees, counter-clockwise from the +column axis (0: right, 90: up).
+        The same angle on every sample makes the error systematic; ``None`` draws a
+        random direction per sample.
+    """
+    a = np.deg2rad(rng.uniform(0, 360) if angle is None else float(angle))
+    dy, dx = -np.sin(a) * strength, np.cos(a) * strength
+    regions = {}
+    for c in _targets(mask, classes):
+        sdf = signed_distance(mask == c)
+        big = float(max(mask.shape))
+        moved = ndi.shift(np.clip(sdf, -big, big), (dy, dx), order=1, mode="nearest")
+        regions[c] = moved < 0
+    if not regions:
+        return mask.copy()
+    return compose(mask, regions, reach=int(np.ceil(strength)) + 1)
+
+
+def _neighbour(mask: np.ndarray, source: int) -> int:
+    """The foreground label sharing the longest boundary with ``source`` (0 if none)."""
+    ring = ndi.binary_dilation(mask == source) & (mask != source)
+    counts = np.bincount(mask[ring].ravel(), minlength=int(mask.max()) + 1)
+    counts[0] = 0
+    return int(counts.argmax()) if counts.any() else 0
+
+
+def _relabel_from(mask: np.ndarray, strength: float, source: int, target: int) -> np.ndarray:
+    src = mask == source
+    if not src.any():
+        return mask.copy()
+    tgt = mask == target
+    if tgt.any():
+        dist = ndi.distance_transform_edt(~tgt)
+    else:  # no target pixels: start from the source's own boundary
+        dist = ndi.distance_transform_edt(src)
+    d = dist[src]
+    limit = strength * float(d.max())
+    out = mask.copy()
+    sel = np.zeros_like(src)
+    sel[src] = d <= limit if strength < 1 else True
+    out[sel] = target
+    return out
+
+
+@register("merge", unit="fraction of the structure relabelled (0..1)", kind="structural",
+          max_strength=lambda shape: 1.0)
+def merge(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
+          classes: Sequence[int] | None = None, source: int | None = None,
+          target: int | None = None) -> np.ndarray:
+    """Structural error: part or all of a structure is labelled as its neighbour.
+
+    Pixels of ``source`` closer to ``target`` than ``strength`` times the source's depth
+    are relabelled ``target``: 0.3 moves the LV/LA boundary 30% into the atrium, 1 merges
+    the atrium into the cavity. Deterministic.
+
+    Parameters
+    ----------
+    strength : float
+        Fraction in [0, 1] of the source's depth (from the target) relabelled.
+    source : int, optional
+        Label to merge; default the first of ``classes``, else the largest label present.
+    target : int, optional
+        Label to merge into; default the foreground label sharing the longest boundary.
+    """
+    if strength > 1:
+        raise ConfigError(f"merge: strength is a fraction in [0, 1], got {strength}")
+    present = _targets(mask, None)
+    if source is None:
+        cand = _targets(mask, classes)
+        if not cand:
+            return mask.copy()
+        source = cand[0] if classes is not None else max(cand)
+    if int(source) not in present:
+        return mask.copy()
+    if target is None:
+        target = _neighbour(mask, int(source))
+    return _relabel_from(mask, strength, int(source), int(target))
+
+
+@register("omit", unit="fraction of the structure removed (0..1)", kind="structural",
+          max_strength=lambda shape: 1.0)
+def omit(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
+         classes: Sequence[int] | None = None, source: int | None = None) -> np.ndarray:
+    """Structural error: a structure is partly or wholly left unlabelled (background).
+
+    Pixels of ``source`` within ``strength`` times its depth of the background are removed,
+    from the outside in; 1 omits the structure. Deterministic.
+
+    Parameters
+    ----------
+    strength : float
+        Fraction in [0, 1] of the structure's depth removed.
+    source : int, optional
+        Label to omit; default the first of ``classes``, else the largest label present.
+    """
+    if strength > 1:
+        raise ConfigError(f"omit: strength is a fraction in [0, 1], got {strength}")
+    if source is None:
+        cand = _targets(mask, classes)
+        if not cand:
+            return mask.copy()
+        source = cand[0] if classes is not None else max(cand)
+    return _relabel_from(mask, strength, int(source), 0)

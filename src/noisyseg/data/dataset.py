@@ -1,0 +1,146 @@
+"""The one in-memory dataset representation every stage works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from noisyseg._validate import check_labels_in
+from noisyseg.errors import DataError
+
+__all__ = ["SPLITS", "SegDataset", "random_split"]
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True, eq=False)
+class SegDataset:
+    """Images, masks, class names, sample ids and split of a 2-D segmentation dataset.
+
+    Attributes
+    ----------
+    images : (N, H, W) float32 ndarray
+        Raw intensities (no normalisation applied; the trainer normalises per image).
+    masks : (N, H, W) uint8 ndarray
+        The masks used for training: possibly noisy.
+    class_names : tuple of str
+        ``class_names[k]`` names label ``k``; label 0 is the background.
+    sample_ids : tuple of str
+        Unique id per sample (file stem for folder data).
+    split : (N,) ndarray of str
+        ``"train"``, ``"val"`` or ``"test"`` per sample.
+    clean_masks : (N, H, W) uint8 ndarray or None
+        The truth when ``masks`` carries simulated errors (a folder written by
+        ``noisyseg corrupt``); ``None`` when the masks are the truth.
+    corrupted : (N,) bool ndarray or None
+        Which samples carry simulated errors, when known.
+    source : str
+        The source string the dataset was loaded from.
+    meta : dict
+        Free-form provenance (options used, spacing, ...), JSON-serialisable.
+    """
+
+    images: np.ndarray
+    masks: np.ndarray
+    class_names: tuple[str, ...]
+    sample_ids: tuple[str, ...]
+    split: np.ndarray
+    clean_masks: np.ndarray | None = None
+    corrupted: np.ndarray | None = None
+    source: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.sample_ids)
+        if self.images.ndim != 3 or self.masks.shape != self.images.shape:
+            raise DataError(f"{self.source or 'dataset'}: images {self.images.shape} and masks "
+                            f"{self.masks.shape} must both be (N, H, W) of equal shape")
+        if self.images.shape[0] != n or len(self.split) != n:
+            raise DataError(f"{self.source or 'dataset'}: {self.images.shape[0]} images, {n} ids "
+                            f"and {len(self.split)} split entries do not match")
+        if len(set(self.sample_ids)) != n:
+            raise DataError(f"{self.source or 'dataset'}: sample ids are not unique")
+        if len(self.class_names) < 2:
+            raise DataError(f"{self.source or 'dataset'}: need at least 2 classes "
+                            f"(background and one structure), got {self.class_names}")
+        bad = set(np.unique(self.split).tolist()) - set(SPLITS)
+        if bad:
+            raise DataError(f"{self.source or 'dataset'}: unknown split names {sorted(bad)}; "
+                            f"expected {SPLITS}")
+        check_labels_in(self.masks, self.n_classes, name=self.source or "masks")
+        if self.clean_masks is not None:
+            if self.clean_masks.shape != self.masks.shape:
+                raise DataError(f"{self.source or 'dataset'}: clean masks {self.clean_masks.shape}"
+                                f" differ in shape from masks {self.masks.shape}")
+            check_labels_in(self.clean_masks, self.n_classes, name=self.source or "clean masks")
+
+    # ------------------------------------------------------------------ views
+    @property
+    def n_classes(self) -> int:
+        """Number of classes including the background."""
+        return len(self.class_names)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Image size ``(H, W)`` in pixels."""
+        return int(self.images.shape[1]), int(self.images.shape[2])
+
+    def __len__(self) -> int:
+        return len(self.sample_ids)
+
+    def indices(self, split: str) -> np.ndarray:
+        """Integer indices of the samples in ``split``."""
+        if split not in SPLITS:
+            raise DataError(f"split: expected one of {SPLITS}, got {split!r}")
+        return np.flatnonzero(self.split == split)
+
+    @property
+    def truth(self) -> np.ndarray:
+        """The clean masks when known, else the masks themselves."""
+        return self.masks if self.clean_masks is None else self.clean_masks
+
+    def subset(self, index: np.ndarray | str) -> SegDataset:
+        """A new dataset with the samples at ``index`` (or of the split named ``index``)."""
+        idx = self.indices(index) if isinstance(index, str) else np.asarray(index)
+        return replace(
+            self,
+            images=self.images[idx],
+            masks=self.masks[idx],
+            sample_ids=tuple(self.sample_ids[i] for i in idx),
+            split=self.split[idx],
+            clean_masks=None if self.clean_masks is None else self.clean_masks[idx],
+            corrupted=None if self.corrupted is None else self.corrupted[idx],
+        )
+
+    def with_masks(self, masks: np.ndarray, *, corrupted: np.ndarray | None = None,
+                   **meta: Any) -> SegDataset:
+        """A copy whose training masks are ``masks``; the current truth becomes ``clean_masks``."""
+        return replace(self, masks=np.asarray(masks, dtype=np.uint8), clean_masks=self.truth,
+                       corrupted=corrupted, meta={**self.meta, **meta})
+
+    def summary(self) -> dict[str, Any]:
+        """Counts per split and class frequencies, JSON-serialisable."""
+        freq = np.bincount(self.truth.ravel(), minlength=self.n_classes) / max(self.truth.size, 1)
+        return {
+            "source": self.source,
+            "n": len(self),
+            "size": list(self.shape),
+            "splits": {s: int(np.sum(self.split == s)) for s in SPLITS},
+            "class_names": list(self.class_names),
+            "class_fraction": [round(float(f), 5) for f in freq],
+            "has_clean_masks": self.clean_masks is not None,
+        }
+
+
+def random_split(n: int, *, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+                 rng: np.random.Generator) -> np.ndarray:
+    """Assign ``n`` samples to train/val/test at random in the given proportions.
+
+    Every split gets at least one sample when ``n >= 3``.
+    """
+    n_val = max(1, round(fractions[1] * n)) if n >= 3 else 0
+    n_test = max(1, round(fractions[2] * n)) if n >= 3 else 0
+    labels = np.array(["train"] * (n - n_val - n_test) + ["val"] * n_val + ["test"] * n_test)
+    return labels[rng.permutation(n)]

@@ -1,0 +1,235 @@
+"""Folder datasets: how users bring their own data, and what ``noisyseg corrupt`` writes.
+
+Layout::
+
+    DIR/images/<id>.{png,npy,nii,nii.gz}   images (grey; RGB PNGs are converted)
+    DIR/masks/<id>.<ext>                   label masks paired with the images by file stem
+    DIR/masks_clean/<id>.<ext>             optional: the truth when masks/ carries errors
+    DIR/split.csv                          optional: columns sample_id, split (train/val/test)
+    DIR/dataset.json                       optional: {"class_names": ["background", ...]}
+    DIR/manifest.csv                       optional: per-sample corruption record
+
+Without ``split.csv`` the samples are split 70/15/15 at random (seeded). Without
+``dataset.json`` the classes are ``class_0..class_K`` with K the largest label found; PNG
+masks holding only 0 and 255 are read as binary masks (255 -> 1).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from noisyseg._validate import check_image, check_labels_in
+from noisyseg.data._resize import resize_image, resize_mask
+from noisyseg.data.dataset import SPLITS, SegDataset, random_split
+from noisyseg.data.io import FORMATS, atomic_dir, read_array, split_suffix, write_array
+from noisyseg.errors import ConfigError, DataError
+
+__all__ = ["load_folder", "write_folder"]
+
+log = logging.getLogger(__name__)
+
+
+def _index(folder: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or not p.is_file():
+            continue
+        stem, suf = split_suffix(p)
+        if suf not in (".png", ".npy", ".nii", ".nii.gz", ".mhd", ".nrrd"):
+            continue
+        if stem in files:
+            raise DataError(f"{p}: two files share the sample id {stem!r} ({files[stem].name})")
+        files[stem] = p
+    return files
+
+
+def load_folder(path: str | Path, *, size: int | None = None, seed: int = 0,
+                classes: tuple[str, ...] | None = None) -> SegDataset:
+    """Load a folder dataset (layout in the module docstring).
+
+    Parameters
+    ----------
+    path : str or Path
+    size : int, optional
+        Resize every sample to size x size (images bilinear, masks nearest neighbour).
+        Required when the images differ in size.
+    seed : int
+        Seed of the random split used when there is no ``split.csv``.
+    classes : tuple of str, optional
+        Class names (overrides ``dataset.json``).
+
+    Raises
+    ------
+    DataError
+        Missing folders, unpaired files, unreadable files, shape mismatches, NaN images,
+        labels outside the declared classes, bad ``split.csv``.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
+    img_dir, mask_dir = root / "images", root / "masks"
+    for d in (img_dir, mask_dir):
+        if not d.is_dir():
+            raise DataError(f"{root}: expected sub-folders images/ and masks/; {d.name}/ is missing")
+    imgs, masks = _index(img_dir), _index(mask_dir)
+    if not imgs:
+        raise DataError(f"{img_dir}: no images (.png, .npy, .nii, .nii.gz) found")
+    missing = sorted(set(imgs) - set(masks))
+    if missing:
+        raise DataError(f"{img_dir / imgs[missing[0]].name}: no mask with the same stem in "
+                        f"{mask_dir} ({len(missing)} image(s) unpaired)")
+    extra = sorted(set(masks) - set(imgs))
+    if extra:
+        raise DataError(f"{mask_dir / masks[extra[0]].name}: no image with the same stem in "
+                        f"{img_dir} ({len(extra)} mask(s) unpaired)")
+    clean_dir = root / "masks_clean"
+    cleans = _index(clean_dir) if clean_dir.is_dir() else None
+    if cleans is not None and set(cleans) != set(imgs):
+        raise DataError(f"{clean_dir}: does not hold one mask per image")
+
+    ids = sorted(imgs)
+    images, ms, cms = [], [], []
+    for sid in ids:
+        img = check_image(read_array(imgs[sid]), name=str(imgs[sid]))
+        pairs = [(masks[sid], ms)] + ([] if cleans is None else [(cleans[sid], cms)])
+        for mask_path, store in pairs:
+            m = _read_mask(mask_path)
+            if m.shape != img.shape:
+                raise DataError(f"{mask_path}: mask shape {m.shape} differs from image shape "
+                                f"{img.shape} ({imgs[sid].name})")
+            store.append(resize_mask(m, size))
+        images.append(resize_image(img, size))
+    shapes = {a.shape for a in images}
+    if len(shapes) > 1:
+        raise DataError(f"{img_dir}: images differ in size ({sorted(shapes)[:3]}...); "
+                        f"pass a size, e.g. --data {root},size=256")
+    mask_arr = np.stack(ms)
+    clean_arr = np.stack(cms) if cms else None
+
+    names = classes or _read_classes(root)
+    if names is None:
+        all_masks = mask_arr if clean_arr is None else np.concatenate([mask_arr, clean_arr])
+        values = np.unique(all_masks)
+        if set(values.tolist()) <= {0, 255} and 255 in values.tolist():
+            log.info("%s: masks hold only 0 and 255; reading them as binary masks", root)
+            mask_arr = (mask_arr == 255).astype(np.uint8)
+            clean_arr = None if clean_arr is None else (clean_arr == 255).astype(np.uint8)
+            values = np.array([0, 1])
+        k = max(int(values.max()), 1)
+        names = tuple(["background"] + [f"class_{i}" for i in range(1, k + 1)])
+    for sid, m in zip(ids, mask_arr, strict=True):
+        check_labels_in(m, len(names), name=str(masks[sid]))
+
+    split = _read_split(root, ids, seed)
+    corrupted = _read_corrupted(root, ids)
+    return SegDataset(images=np.stack(images), masks=mask_arr, class_names=tuple(names),
+                      sample_ids=tuple(ids), split=split, clean_masks=clean_arr,
+                      corrupted=corrupted, source=str(root),
+                      meta={"folder": str(root), "size": size, "seed": seed})
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    m = read_array(path)
+    if np.issubdtype(m.dtype, np.floating):
+        if not np.all(np.isfinite(m)) or not np.all(m == np.round(m)):
+            raise DataError(f"{path}: mask holds non-integer values")
+    if m.size and (m.min() < 0 or m.max() > 255):
+        raise DataError(f"{path}: mask labels must lie in 0..255, found {m.min()}..{m.max()}")
+    return m.astype(np.uint8)
+
+
+def _read_classes(root: Path) -> tuple[str, ...] | None:
+    meta = root / "dataset.json"
+    if not meta.exists():
+        return None
+    try:
+        names = json.loads(meta.read_text())["class_names"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DataError(f"{meta}: expected JSON with a 'class_names' list ({exc})") from exc
+    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) for n in names):
+        raise DataError(f"{meta}: 'class_names' must list at least 2 names, background first")
+    return tuple(names)
+
+
+def _read_split(root: Path, ids: list[str], seed: int) -> np.ndarray:
+    f = root / "split.csv"
+    if not f.exists():
+        return random_split(len(ids), rng=np.random.default_rng(seed))
+    try:
+        df = pd.read_csv(f, dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{f}: cannot parse CSV ({exc})") from exc
+    if not {"sample_id", "split"} <= set(df.columns):
+        raise DataError(f"{f}: needs columns sample_id and split, found {list(df.columns)}")
+    table = dict(zip(df["sample_id"].str.strip(), df["split"].str.strip(), strict=True))
+    missing = [i for i in ids if i not in table]
+    if missing:
+        raise DataError(f"{f}: no split for sample {missing[0]!r} ({len(missing)} missing)")
+    bad = sorted({table[i] for i in ids} - set(SPLITS))
+    if bad:
+        raise DataError(f"{f}: unknown split {bad[0]!r}; expected one of {SPLITS}")
+    return np.array([table[i] for i in ids])
+
+
+def _read_corrupted(root: Path, ids: list[str]) -> np.ndarray | None:
+    f = root / "manifest.csv"
+    if not f.exists():
+        return None
+    try:
+        df = pd.read_csv(f, dtype={"sample_id": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{f}: cannot parse CSV ({exc})") from exc
+    if not {"sample_id", "corrupted"} <= set(df.columns):
+        return None
+    table = dict(zip(df["sample_id"], df["corrupted"].astype(str).str.lower() == "true",
+                     strict=True))
+    if any(i not in table for i in ids):
+        raise DataError(f"{f}: does not list every sample")
+    return np.array([table[i] for i in ids], dtype=bool)
+
+
+def write_folder(ds: SegDataset, out: str | Path, *, fmt: str = "nii.gz",
+                 manifest: pd.DataFrame | None = None, extra_json: dict | None = None,
+                 overwrite: bool = False) -> Path:
+    """Write ``ds`` as a folder dataset that :func:`load_folder` reads back.
+
+    Written atomically: into a temporary folder renamed to ``out`` at the end.
+
+    Parameters
+    ----------
+    fmt : {'nii.gz', 'nii', 'png', 'npy'}
+        File format. PNG images are rescaled to 0..255 over the whole dataset's range (lossy).
+    manifest : DataFrame, optional
+        Written as ``manifest.csv``.
+    extra_json : dict, optional
+        Extra JSON files to write, ``{file_name: object}``.
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format: expected one of {list(FORMATS)}, got {fmt!r}")
+    suf = FORMATS[fmt]
+    images = ds.images
+    if fmt == "png":
+        lo, hi = float(images.min()), float(images.max())
+        images = np.round((images - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        subdirs = {"images": images, "masks": ds.masks}
+        if ds.clean_masks is not None:
+            subdirs["masks_clean"] = ds.clean_masks
+        for name, arrs in subdirs.items():
+            (tmp / name).mkdir()
+            for sid, a in zip(ds.sample_ids, arrs, strict=True):
+                write_array(tmp / name / f"{sid}{suf}", a)
+        pd.DataFrame({"sample_id": ds.sample_ids, "split": ds.split}).to_csv(
+            tmp / "split.csv", index=False)
+        (tmp / "dataset.json").write_text(json.dumps(
+            {"class_names": list(ds.class_names), "source": ds.source}, indent=2))
+        if manifest is not None:
+            manifest.to_csv(tmp / "manifest.csv", index=False)
+        for fname, obj in (extra_json or {}).items():
+            (tmp / fname).write_text(json.dumps(obj, indent=2, default=str))
+    return Path(out)
