@@ -1,11 +1,18 @@
-"""Shared geometry for the error models: signed distances and re-composing label maps."""
+"""Shared geometry for the error models: distances and re-composing label maps.
+
+Distances use OpenCV's exact Euclidean distance transform (``DIST_MASK_PRECISE``), about
+8x faster than ``scipy.ndimage.distance_transform_edt`` on 256x256 masks and identical in
+value (``benchmarks/bench_corrupt.py``; ``tests/corrupt/test_geometry.py`` checks equality).
+"""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
-from scipy import ndimage as ndi
 
-__all__ = ["bbox", "compose", "signed_distance"]
+__all__ = ["bbox", "compose", "distance_inside", "signed_distance"]
+
+_BIG = 1e9
 
 
 def bbox(binary: np.ndarray, margin: int) -> tuple[slice, slice] | None:
@@ -19,19 +26,50 @@ def bbox(binary: np.ndarray, margin: int) -> tuple[slice, slice] | None:
             slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, w)))
 
 
+def distance_inside(binary: np.ndarray) -> np.ndarray:
+    """Euclidean distance (pixels) of each True pixel to the nearest False pixel; 0 on False.
+
+    Pixels of an all-True input get a large finite value (1e9).
+    """
+    b = np.ascontiguousarray(binary, dtype=np.uint8)
+    if b.all():
+        return np.full(b.shape, _BIG, dtype=np.float32)
+    return cv2.distanceTransform(b, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
 def signed_distance(binary: np.ndarray) -> np.ndarray:
     """Euclidean signed distance to the boundary of ``binary`` (pixels; < 0 inside).
 
     The boundary lies half-way between pixels, so ``signed_distance(b) < 0`` is exactly
-    ``b`` and ``signed_distance(b) < k`` is ``b`` dilated by a disk of radius ``k``.
-    Returns +inf everywhere for an empty mask and -inf for a full one.
+    ``b`` and ``signed_distance(b) < k`` moves the boundary out by ``k`` pixels (pixel
+    centres within ``k + 0.5`` of ``b``'s centres join). Returns a large positive
+    value (1e9) everywhere for an empty mask, negative for a full one.
+
+    Parameters
+    ----------
+    binary : (H, W) bool ndarray
+
+    Returns
+    -------
+    (H, W) float32 ndarray
     """
     b = np.asarray(binary, dtype=bool)
-    if not b.any():
-        return np.full(b.shape, np.inf)
-    if b.all():
-        return np.full(b.shape, -np.inf)
-    return np.where(b, 0.5 - ndi.distance_transform_edt(b), ndi.distance_transform_edt(~b) - 0.5)
+    return np.where(b, 0.5 - distance_inside(b), distance_inside(~b) - 0.5)
+
+
+def nearest_fill(labels: np.ndarray, todo: np.ndarray, blocked: np.ndarray) -> np.ndarray:
+    """Labels of the nearest pixel outside ``blocked`` for each pixel in ``todo``.
+
+    Returns the filled values, shape ``(count_nonzero(todo),)``; 0 where nothing is free.
+    """
+    if blocked.all():
+        return np.zeros(int(np.count_nonzero(todo)), dtype=labels.dtype)
+    _, idx = cv2.distanceTransformWithLabels(np.ascontiguousarray(blocked, dtype=np.uint8),
+                                             cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    free = ~blocked
+    lut = np.zeros(int(np.count_nonzero(free)) + 1, dtype=labels.dtype)
+    lut[idx[free]] = labels[free]
+    return lut[idx[todo]]
 
 
 def compose(mask: np.ndarray, regions: dict[int, np.ndarray], *, reach: int) -> np.ndarray:
@@ -48,36 +86,32 @@ def compose(mask: np.ndarray, regions: dict[int, np.ndarray], *, reach: int) -> 
     regions : dict of int to (H, W) bool ndarray
         The new region of each changed class.
     reach : int
-        How far (pixels) a boundary may have moved; bounds the search for the nearest label.
+        How far (pixels) a boundary may have moved; bounds the search for the nearest label
+        (the whole image is searched when nothing lies within reach).
 
     Returns
     -------
     (H, W) ndarray of ``mask``'s dtype.
     """
     out = mask.copy()
-    freed = np.zeros(mask.shape, dtype=bool)
-    area = {c: int(np.count_nonzero(mask == c)) for c in regions}
-    for c in regions:
-        freed |= (mask == c) & ~regions[c]
-    for c in sorted(regions, key=lambda k: -area[k]):
+    lost = {c: (mask == c) & ~r for c, r in regions.items()}
+    for c in sorted(regions, key=lambda k: -int(np.count_nonzero(mask == k))):
         out[regions[c]] = c
-        freed &= ~regions[c]
+    claimed = np.zeros(mask.shape, dtype=bool)
+    for r in regions.values():
+        claimed |= r
+    freed = np.zeros(mask.shape, dtype=bool)
     for c in regions:
-        todo = freed & (mask == c)
+        lost[c] &= ~claimed
+        freed |= lost[c]
+    for c, todo in lost.items():
         box = bbox(todo, reach + 2)
         if box is None:
             continue
         sub_out, sub_todo = out[box], todo[box]
-        blocked = sub_todo | (sub_out == c) | freed[box]
-        if blocked.all():  # nothing nearby: search the whole image
-            box = (slice(None), slice(None))
-            sub_out, sub_todo = out, todo
-            blocked = todo | (out == c) | freed
+        blocked = freed[box] | (sub_out == c)
         if blocked.all():
-            out[todo] = 0
-        else:
-            _, (iy, ix) = ndi.distance_transform_edt(blocked, return_indices=True)
-            sub = out[box]
-            sub[sub_todo] = sub_out[iy[sub_todo], ix[sub_todo]]
+            sub_out, sub_todo, blocked = out, todo, freed | (out == c)
+        sub_out[sub_todo] = nearest_fill(sub_out, sub_todo, blocked)
         freed &= ~todo
     return out

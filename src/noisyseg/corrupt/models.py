@@ -19,16 +19,18 @@ Models are registered by name in :data:`ERROR_MODELS`; :func:`get_model` looks t
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
+import cv2
 import numpy as np
-from scipy import ndimage as ndi
 from scipy.interpolate import CubicSpline
 
 from noisyseg._validate import check_label_mask, check_rng
-from noisyseg.corrupt._geometry import bbox, compose, signed_distance
+from noisyseg.corrupt._geometry import bbox, compose, distance_inside, signed_distance
 from noisyseg.errors import ConfigError
 
 __all__ = [
@@ -52,7 +54,7 @@ ErrorFn = Callable[..., np.ndarray]
 
 @dataclass(frozen=True)
 class ErrorModel:
-    """A registered error model.
+    """A registered error model (validates its inputs, then calls ``fn``).
 
     Attributes
     ----------
@@ -113,8 +115,15 @@ def register(name: str, *, unit: str, kind: str,
     """Decorator registering ``fn`` as the error model ``name``."""
 
     def deco(fn: ErrorFn) -> ErrorFn:
-        ERROR_MODELS[name] = ErrorModel(name, fn, unit, kind, max_strength)
-        return fn
+        model = ErrorModel(name, fn, unit, kind, max_strength)
+        ERROR_MODELS[name] = model
+
+        @functools.wraps(fn)
+        def checked(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
+                    **options: object) -> np.ndarray:
+            return model(mask, strength, rng=rng, **options)
+
+        return checked
 
     return deco
 
@@ -129,7 +138,7 @@ def get_model(name: str) -> ErrorModel:
 
 
 def _targets(mask: np.ndarray, classes: Sequence[int] | None) -> list[int]:
-    present = [int(c) for c in np.unique(mask) if c != 0]
+    present = (np.flatnonzero(np.bincount(mask.ravel(), minlength=2)[1:]) + 1).tolist()
     if classes is None:
         return present
     return [c for c in present if c in set(int(k) for k in classes)]
@@ -162,36 +171,56 @@ def natural(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     """
     if points < 3:
         raise ConfigError(f"natural: points must be >= 3, got {points}")
+    basis = _periodic_basis(int(points))
+    n_fine = basis.shape[0]
+    h, w = mask.shape
     regions: dict[int, np.ndarray] = {}
     reach = 0
     for c in _targets(mask, classes):
-        b = mask == c
-        lab, n = ndi.label(b)
-        new = b.copy()
-        for k in range(1, n + 1):
-            comp = lab == k
-            z = rng.standard_normal(points)
+        full = mask == c
+        crop = bbox(full, 0)
+        if crop is None:
+            continue
+        n, lab_c, stats, centroids = cv2.connectedComponentsWithStats(
+            full[crop].view(np.uint8), connectivity=8)
+        lab = np.zeros(mask.shape, dtype=lab_c.dtype)
+        lab[crop] = lab_c
+        stats[:, 0] += crop[1].start
+        stats[:, 1] += crop[0].start
+        centroids += (crop[1].start, crop[0].start)
+        new = full.copy()
+        for k in range(1, n):
+            curve = basis @ rng.standard_normal(points) * strength
             phase = rng.uniform(0, 2 * np.pi)
-            theta = phase + np.linspace(0, 2 * np.pi, points + 1)
-            spline = CubicSpline(theta, np.append(z, z[0]) * strength, bc_type="periodic")
-            m_off = float(np.abs(spline(np.linspace(phase, phase + 2 * np.pi, 256))).max())
+            m_off = float(np.abs(curve).max())
             reach = max(reach, int(np.ceil(m_off)) + 1)
-            box = bbox(comp, int(np.ceil(m_off)) + 2)
-            if box is None:
-                continue
-            sdf = signed_distance(comp[box])
-            band = np.abs(sdf) <= m_off + 0.5
-            cy, cx = ndi.center_of_mass(comp)
-            yy, xx = np.nonzero(band)
-            ang = np.arctan2(yy + box[0].start - cy, xx + box[1].start - cx)
-            off = spline(phase + np.mod(ang - phase, 2 * np.pi))
-            sub = new[box]
-            inside = sdf[yy, xx] < off
-            # other components of the same class keep their pixels
-            keep_other = b[box][yy, xx] & ~comp[box][yy, xx]
-            sub[yy, xx] = inside | keep_other
+            x0, y0, bw, bh = (int(v) for v in stats[k, :4])
+            g = int(np.ceil(m_off)) + 2
+            box = (slice(max(y0 - g, 0), min(y0 + bh + g, h)),
+                   slice(max(x0 - g, 0), min(x0 + bw + g, w)))
+            sub_lab = lab[box]
+            sdf = signed_distance(sub_lab == k)
+            yy, xx = np.nonzero(np.abs(sdf) <= m_off + 0.5)
+            ang = np.arctan2(yy + box[0].start - centroids[k, 1],
+                             xx + box[1].start - centroids[k, 0])
+            idx = np.rint((ang - phase) * (n_fine / (2 * np.pi))).astype(np.int64) % n_fine
+            others = sub_lab[yy, xx]
+            new[box][yy, xx] = (sdf[yy, xx] < curve[idx]) | ((others != k) & (others > 0))
         regions[c] = new
     return compose(mask, regions, reach=reach) if regions else mask.copy()
+
+
+@lru_cache(maxsize=16)
+def _periodic_basis(points: int, n_fine: int = 1024) -> np.ndarray:
+    """Closed cubic spline through ``points`` equally spaced knots, as a linear map.
+
+    Returns the (n_fine, points) matrix taking knot values to the curve sampled at
+    ``n_fine`` equally spaced angles in [0, 2 pi).
+    """
+    theta = np.linspace(0, 2 * np.pi, points + 1)
+    eye = np.vstack([np.eye(points), np.eye(points)[:1]])
+    return CubicSpline(theta, eye, bc_type="periodic")(
+        np.linspace(0, 2 * np.pi, n_fine, endpoint=False))
 
 
 @register("choppy", unit="pixels (sd of run end-point offsets)", kind="random",
@@ -217,19 +246,23 @@ def choppy(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     h, w = m.shape
     regions: dict[int, np.ndarray] = {}
     for c in _targets(m, classes):
-        b = np.zeros((h, w + 2), dtype=np.int8)
-        b[:, 1:-1] = m == c
+        full = m == c
+        rows = np.flatnonzero(full.any(axis=1))
+        r0, r1 = int(rows[0]), int(rows[-1]) + 1
+        b = np.zeros((r1 - r0, w + 2), dtype=np.int8)
+        b[:, 1:-1] = full[r0:r1]
         d = np.diff(b, axis=1)
         rs, s = np.nonzero(d == 1)
         _, e = np.nonzero(d == -1)
+        rs += r0
         z = rng.standard_normal((2, rs.size))
         s2 = np.clip(s + np.rint(z[0] * strength).astype(np.int64), 0, w)
         e2 = np.clip(e + np.rint(z[1] * strength).astype(np.int64), 0, w)
         ok = e2 > s2
-        acc = np.zeros((h, w + 1), dtype=np.int32)
-        np.add.at(acc, (rs[ok], s2[ok]), 1)
-        np.add.at(acc, (rs[ok], e2[ok]), -1)
-        new = np.cumsum(acc, axis=1)[:, :w] > 0
+        row0 = rs[ok] * (w + 1)
+        acc = (np.bincount(row0 + s2[ok], minlength=h * (w + 1))
+               - np.bincount(row0 + e2[ok], minlength=h * (w + 1)))
+        new = np.cumsum(acc.reshape(h, w + 1), axis=1)[:, :w] > 0
         regions[c] = new if axis == 1 else new.T
     if not regions:
         return mask.copy()
@@ -254,19 +287,17 @@ def random_flip(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     if strength > 1:
         raise ConfigError(f"random_flip: strength is a probability in [0, 1], got {strength}")
     u = rng.random(mask.shape, dtype=np.float32)
-    out = mask.copy()
     targets = _targets(mask, classes)
-    bg = mask == 0
-    n_bg = int(np.count_nonzero(bg))
-    lo = 0.0
-    for c in targets:
-        fg = mask == c
-        out[fg & (u < strength)] = 0
-        if n_bg:
-            q = strength * np.count_nonzero(fg) / n_bg
-            hi = min(lo + q, 1.0)
-            out[bg & (u >= lo) & (u < hi)] = c
-            lo = hi
+    counts = np.bincount(mask.ravel(), minlength=int(mask.max()) + 1)
+    n_bg = int(counts[0])
+    out = mask.copy()
+    fg = mask > 0 if len(targets) == counts[1:].nonzero()[0].size else np.isin(mask, targets)
+    out[fg & (u < strength)] = 0
+    if n_bg and targets:
+        # background pixel with u in [cum[k-1], cum[k]) becomes targets[k]
+        cum = np.minimum(np.cumsum([strength * counts[c] / n_bg for c in targets]), 1.0)
+        bg = (mask == 0) & (u < cum[-1])
+        out[bg] = np.asarray(targets, dtype=mask.dtype)[np.searchsorted(cum, u[bg], side="right")]
     return out
 
 
@@ -292,16 +323,18 @@ def boundary(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     if scale < 1:
         raise ConfigError(f"boundary: scale must be >= 1 pixel, got {scale}")
     h, w = mask.shape
-    gh, gw = int(np.ceil(h / scale)) + 3, int(np.ceil(w / scale)) + 3
-    coarse = rng.standard_normal((2, gh, gw))
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    gy, gx = yy / scale + 1, xx / scale + 1
-    field = [ndi.map_coordinates(c, [gy, gx], order=3, mode="nearest") for c in coarse]
-    sy, sx = (f / max(float(c.std()), 1e-8) for f, c in zip(field, coarse, strict=True))
-    warped = ndi.map_coordinates(mask, [yy + strength * sy, xx + strength * sx], order=0,
-                                 mode="nearest")
+    gh, gw = int(np.ceil(h / scale)) + 1, int(np.ceil(w / scale)) + 1
+    coarse = rng.standard_normal((2, gh, gw)).astype(np.float32)
+    # cubic up-sampling of the coarse grid; the field is then scaled to sd == strength
+    fy, fx = (cv2.resize(c, (int(gw * scale), int(gh * scale)),
+                         interpolation=cv2.INTER_CUBIC)[:h, :w] for c in coarse)
+    fy *= strength / max(float(fy.std()), 1e-8)
+    fx *= strength / max(float(fx.std()), 1e-8)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    warped = cv2.remap(mask.astype(np.uint8), xx + fx, yy + fy, interpolation=cv2.INTER_NEAREST,
+                       borderMode=cv2.BORDER_REPLICATE)
     targets = _targets(mask, classes)
-    if set(targets) == {int(c) for c in np.unique(mask) if c != 0}:
+    if targets == _targets(mask, None):
         return warped.astype(mask.dtype)
     regions = {c: warped == c for c in targets}
     return compose(mask, regions, reach=int(np.ceil(4 * strength)) + 1)
@@ -309,12 +342,18 @@ def boundary(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
 
 # ----------------------------------------------------------------------- systematic models
 def _grow(mask: np.ndarray, distance: float, classes: Sequence[int] | None) -> np.ndarray:
+    """Move the chosen classes' boundaries outwards by ``distance`` pixels (< 0: inwards)."""
     regions = {}
+    margin = int(np.ceil(max(distance, 0.0))) + 2
     for c in _targets(mask, classes):
         b = mask == c
-        box = bbox(b, int(np.ceil(max(distance, 0))) + 2)
+        box = bbox(b, margin)
         new = np.zeros_like(b)
-        new[box] = signed_distance(b[box]) < distance
+        sub = b[box]
+        if distance >= 0:  # outside distance - 0.5 < distance
+            new[box] = sub | (distance_inside(~sub) < distance + 0.5)
+        else:  # inside distance > |distance| + 0.5
+            new[box] = distance_inside(sub) > 0.5 - distance
         regions[c] = new
     return compose(mask, regions, reach=int(np.ceil(abs(distance))) + 1) if regions else mask.copy()
 
@@ -374,9 +413,10 @@ def shift(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     dy, dx = -np.sin(a) * strength, np.cos(a) * strength
     regions = {}
     for c in _targets(mask, classes):
-        sdf = signed_distance(mask == c)
-        big = float(max(mask.shape))
-        moved = ndi.shift(np.clip(sdf, -big, big), (dy, dx), order=1, mode="nearest")
+        sdf = np.clip(signed_distance(mask == c), -4.0 * max(mask.shape), 4.0 * max(mask.shape))
+        affine = np.float32([[1, 0, dx], [0, 1, dy]])
+        moved = cv2.warpAffine(sdf, affine, (mask.shape[1], mask.shape[0]),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         regions[c] = moved < 0
     if not regions:
         return mask.copy()
@@ -385,7 +425,8 @@ def shift(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
 
 def _neighbour(mask: np.ndarray, source: int) -> int:
     """The foreground label sharing the longest boundary with ``source`` (0 if none)."""
-    ring = ndi.binary_dilation(mask == source) & (mask != source)
+    src = (mask == source).view(np.uint8)
+    ring = cv2.dilate(src, np.ones((3, 3), np.uint8)).astype(bool) & (mask != source)
     counts = np.bincount(mask[ring].ravel(), minlength=int(mask.max()) + 1)
     counts[0] = 0
     return int(counts.argmax()) if counts.any() else 0
@@ -396,10 +437,8 @@ def _relabel_from(mask: np.ndarray, strength: float, source: int, target: int) -
     if not src.any():
         return mask.copy()
     tgt = mask == target
-    if tgt.any():
-        dist = ndi.distance_transform_edt(~tgt)
-    else:  # no target pixels: start from the source's own boundary
-        dist = ndi.distance_transform_edt(src)
+    # distance from the target (or, with no target pixels, from the source's own boundary)
+    dist = distance_inside(~tgt) if tgt.any() else distance_inside(src)
     d = dist[src]
     limit = strength * float(d.max())
     out = mask.copy()

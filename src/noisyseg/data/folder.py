@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -195,7 +196,7 @@ def _read_corrupted(root: Path, ids: list[str]) -> np.ndarray | None:
 
 def write_folder(ds: SegDataset, out: str | Path, *, fmt: str = "nii.gz",
                  manifest: pd.DataFrame | None = None, extra_json: dict | None = None,
-                 overwrite: bool = False) -> Path:
+                 extra: Callable[[Path], None] | None = None, overwrite: bool = False) -> Path:
     """Write ``ds`` as a folder dataset that :func:`load_folder` reads back.
 
     Written atomically: into a temporary folder renamed to ``out`` at the end.
@@ -208,6 +209,8 @@ def write_folder(ds: SegDataset, out: str | Path, *, fmt: str = "nii.gz",
         Written as ``manifest.csv``.
     extra_json : dict, optional
         Extra JSON files to write, ``{file_name: object}``.
+    extra : callable, optional
+        Called with the temporary folder before it is renamed, to add files (figures).
     """
     if fmt not in FORMATS:
         raise ConfigError(f"--format: expected one of {list(FORMATS)}, got {fmt!r}")
@@ -232,4 +235,6 @@ def write_folder(ds: SegDataset, out: str | Path, *, fmt: str = "nii.gz",
             manifest.to_csv(tmp / "manifest.csv", index=False)
         for fname, obj in (extra_json or {}).items():
             (tmp / fname).write_text(json.dumps(obj, indent=2, default=str))
+        if extra is not None:
+            extra(tmp)
     return Path(out)

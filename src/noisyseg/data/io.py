@@ -20,7 +20,15 @@ import numpy as np
 
 from noisyseg.errors import ConfigError, DataError
 
-__all__ = ["FORMATS", "SUFFIXES", "atomic_dir", "read_array", "split_suffix", "write_array"]
+__all__ = [
+    "FORMATS",
+    "SUFFIXES",
+    "atomic_dir",
+    "check_out_dir",
+    "read_array",
+    "split_suffix",
+    "write_array",
+]
 
 #: Output formats and their file suffixes.
 FORMATS = {"nii.gz": ".nii.gz", "nii": ".nii", "png": ".png", "npy": ".npy"}
@@ -118,6 +126,14 @@ def write_array(path: str | Path, arr: np.ndarray) -> None:
                           f"{list(FORMATS)}")
 
 
+def check_out_dir(out: str | Path, *, overwrite: bool = False) -> Path:
+    """Raise :class:`ConfigError` if ``out`` exists, is not empty, and ``overwrite`` is false."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise ConfigError(f"--out {out}: exists and is not empty (pass --overwrite to replace it)")
+    return out
+
+
 @contextmanager
 def atomic_dir(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Build a folder under a temporary name beside ``out``; rename it to ``out`` on success.
@@ -129,9 +145,7 @@ def atomic_dir(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     ConfigError
         ``out`` exists, is not empty and ``overwrite`` is false.
     """
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise ConfigError(f"--out {out}: exists and is not empty (pass --overwrite to replace it)")
+    out = check_out_dir(out, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:

@@ -1,0 +1,116 @@
+"""Corrupt a chosen fraction of a dataset's training masks (the error level)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from noisyseg._validate import check_fraction
+from noisyseg.corrupt.calibrate import Calibration, calibrate
+from noisyseg.corrupt.models import get_model
+from noisyseg.data import SegDataset
+from noisyseg.errors import ConfigError
+from noisyseg.metrics import dice
+
+__all__ = ["CorruptionResult", "corrupt_dataset"]
+
+
+@dataclass(frozen=True)
+class CorruptionResult:
+    """Output of :func:`corrupt_dataset`.
+
+    Attributes
+    ----------
+    dataset : SegDataset
+        Training masks corrupted where ``manifest.corrupted``; ``clean_masks`` holds the truth.
+    manifest : DataFrame
+        One row per sample: ``sample_id, split, corrupted, dice_to_clean, model, strength``.
+    calibration : Calibration or None
+        Set when a target Dice was given.
+    config : dict
+        Everything needed to reproduce the result (model, options, strength, fraction, seed).
+    """
+
+    dataset: SegDataset
+    manifest: pd.DataFrame
+    calibration: Calibration | None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def corrupt_dataset(ds: SegDataset, model: str, *, strength: float | None = None,
+                    target_dice: float | None = None, fraction: float = 1.0,
+                    classes: tuple[int, ...] | None = None, seed: int = 0,
+                    tol: float = 0.005, **options: Any) -> CorruptionResult:
+    """Apply an error model to a random ``fraction`` of the *training* samples.
+
+    Validation and test masks are never touched. Sample ``i`` is corrupted with its own
+    generator, seeded from ``(seed, i)``; which samples are corrupted is drawn from
+    ``seed`` too, so the same call always gives the same dataset.
+
+    Parameters
+    ----------
+    ds : SegDataset
+    model : str
+        Registered error model name.
+    strength : float, optional
+        Strength to apply (unit in the model's docstring). Exactly one of ``strength`` and
+        ``target_dice`` must be given.
+    target_dice : float, optional
+        Calibrate the strength so the corrupted samples' mean Dice against their clean
+        masks is ``target_dice`` (within ``tol``), using exactly the draws applied here.
+    fraction : float
+        Fraction of training samples to corrupt, in [0, 1].
+    classes : tuple of int, optional
+        Foreground labels to corrupt (default: all).
+    seed : int
+    **options
+        Further model options.
+
+    Returns
+    -------
+    CorruptionResult
+    """
+    m = get_model(model)
+    if (strength is None) == (target_dice is None):
+        raise ConfigError("give exactly one of --strength and --target-dice")
+    check_fraction(fraction, name="--fraction")
+    if classes is not None:
+        options["classes"] = tuple(int(c) for c in classes)
+    train = ds.indices("train")
+    n_bad = int(round(fraction * len(train)))
+    chosen = np.sort(np.random.default_rng([seed, 1]).choice(train, n_bad, replace=False))
+    sample_seeds = [int(s.generate_state(1, np.uint64)[0])
+                    for s in np.random.SeedSequence([seed, 2]).spawn(len(ds))]
+    clean = ds.truth
+    cal = None
+    if target_dice is not None:
+        if n_bad == 0:
+            raise ConfigError("--target-dice: no training sample to corrupt (--fraction is 0 "
+                              "or the dataset has no training split)")
+        cal = calibrate(m, clean[chosen], target_dice, seeds=[sample_seeds[i] for i in chosen],
+                        rng=np.random.default_rng([seed, 3]), tol=tol, n_classes=ds.n_classes,
+                        **options)
+        strength = cal.strength
+    strength = float(strength)  # type: ignore[arg-type]  # given, or set by calibration
+    masks = clean.copy()
+    for i in chosen:
+        masks[i] = m(clean[i], strength, rng=np.random.default_rng(sample_seeds[i]), **options)
+    flags = np.zeros(len(ds), dtype=bool)
+    flags[chosen] = True
+    d = dice(masks, clean, ds.n_classes)
+    manifest = pd.DataFrame({
+        "sample_id": list(ds.sample_ids), "split": ds.split, "corrupted": flags,
+        "dice_to_clean": np.round(d, 6), "model": np.where(flags, m.name, "none"),
+        "strength": np.where(flags, float(strength), 0.0),
+    })
+    config = {"model": m.name, "kind": m.kind, "strength": float(strength),
+              "strength_unit": m.unit, "target_dice": target_dice, "fraction": fraction,
+              "n_corrupted": n_bad, "n_train": int(len(train)), "seed": seed,
+              "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()},
+              "source": ds.source,
+              "mean_dice_corrupted": float(d[flags].mean()) if n_bad else 1.0}
+    out = ds.with_masks(masks, corrupted=flags, corruption=config)
+    return CorruptionResult(out, manifest, cal, config)

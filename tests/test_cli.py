@@ -1,0 +1,94 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from noisyseg.cli import app, main
+from noisyseg.data import load_dataset
+
+runner = CliRunner()
+
+
+def _run(args):
+    """Run the real entry point in-process; return (exit code, stderr+stdout)."""
+    try:
+        main(args)
+    except SystemExit as exc:
+        return exc.code
+    return 0
+
+
+def test_corrupt_writes_a_folder_that_is_a_data_source(tmp_path):
+    out = tmp_path / "noisy"
+    code = _run(["corrupt", "--data", "synthetic-echo:n=20,size=32", "--model", "natural",
+                 "--target-dice", "0.9", "--fraction", "0.5", "--out", str(out)])
+    assert code in (0, None)
+    for f in ("images", "masks", "masks_clean", "manifest.csv", "examples.png",
+              "corruption.json", "split.csv", "dataset.json"):
+        assert (out / f).exists(), f
+    man = pd.read_csv(out / "manifest.csv")
+    assert list(man.columns) == ["sample_id", "split", "corrupted", "dice_to_clean", "model",
+                                 "strength"]
+    assert man["corrupted"].sum() == round(0.5 * (man["split"] == "train").sum())
+    assert abs(man.loc[man["corrupted"], "dice_to_clean"].mean() - 0.9) <= 0.005
+    rec = json.loads((out / "corruption.json").read_text())
+    assert rec["config"]["seed"] == 0 and rec["calibration"]["target_dice"] == 0.9
+    ds = load_dataset(str(out))
+    np.testing.assert_array_equal(ds.corrupted, man["corrupted"].to_numpy())
+    assert (ds.masks != ds.clean_masks).any()
+
+
+def test_corrupt_list_and_classes_by_name(tmp_path):
+    res = runner.invoke(app, ["corrupt", "--list"])
+    assert res.exit_code == 0 and "random_flip" in res.output and "dilate" in res.output
+    out = tmp_path / "o"
+    code = _run(["corrupt", "--data", "synthetic-echo:n=10,size=32", "--model", "dilate",
+                 "--strength", "2", "--classes", "lv_cavity", "--format", "npy",
+                 "--out", str(out)])
+    assert code in (0, None)
+    ds = load_dataset(str(out))
+    changed = ds.masks != ds.clean_masks
+    assert (ds.masks[changed] == 1).all()  # only the cavity grew
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--model", "nope"], "unknown error model"),
+    (["--target-dice", "1.2"], "--target-dice"),
+    (["--target-dice", "0.9", "--strength", "1"], "exactly one"),
+    (["--classes", "aorta"], "unknown class 'aorta'"),
+    (["--data", "camus:/no/such"], "no such folder"),
+    (["--format", "jpeg"], "--format"),
+    (["--option", "points"], "key=value"),
+])
+def test_bad_options_give_one_line_and_exit_2(tmp_path, args, match):
+    out = tmp_path / "out"
+    base = ["corrupt", "--data", "synthetic-echo:n=8,size=24", "--out", str(out)]
+    if "--data" in args:
+        base = ["corrupt", "--out", str(out)]
+    proc = subprocess.run([sys.executable, "-m", "noisyseg.cli", *base, *args],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert match in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) <= 2
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_out_not_overwritten_without_flag(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    assert _run(["corrupt", "--data", "synthetic-echo:n=8,size=24", "--out", str(out)]) == 2
+    assert (out / "keep.txt").exists()
+
+
+def test_demo(tmp_path):
+    out = tmp_path / "demo"
+    assert _run(["demo", "--out", str(out)]) in (0, None)
+    summary = (out / "summary.md").read_text()
+    assert "natural" in summary and (out / "examples_natural.png").exists()
+    table = pd.read_csv(out / "summary.csv")
+    assert (abs(table["mean_dice"] - 0.9) <= 0.006).all()
