@@ -194,3 +194,10 @@ def test_camus_missing_view_is_a_clear_error(tmp_path):
         load_camus(tmp_path, view="2CH", phase="ES")
     with pytest.raises(ConfigError, match="view"):
         load_camus(tmp_path, view="3CH")
+
+
+def test_masks_only_path_gives_the_same_masks():
+    from noisyseg.data import synthetic_echo_masks
+
+    np.testing.assert_array_equal(synthetic_echo_masks(n=4, size=32, seed=5),
+                                  synthetic_echo(n=4, size=32, seed=5).masks)

@@ -412,12 +412,18 @@ def shift(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     a = np.deg2rad(rng.uniform(0, 360) if angle is None else float(angle))
     dy, dx = -np.sin(a) * strength, np.cos(a) * strength
     regions = {}
+    affine = np.float32([[1, 0, dx], [0, 1, dy]])
     for c in _targets(mask, classes):
-        sdf = np.clip(signed_distance(mask == c), -4.0 * max(mask.shape), 4.0 * max(mask.shape))
-        affine = np.float32([[1, 0, dx], [0, 1, dy]])
-        moved = cv2.warpAffine(sdf, affine, (mask.shape[1], mask.shape[0]),
+        b = mask == c
+        box = bbox(b, int(np.ceil(strength)) + 2)
+        if box is None:
+            continue
+        sdf = np.clip(signed_distance(b[box]), -4.0 * max(mask.shape), 4.0 * max(mask.shape))
+        moved = cv2.warpAffine(sdf, affine, (sdf.shape[1], sdf.shape[0]),
                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        regions[c] = moved < 0
+        new = np.zeros_like(b)
+        new[box] = moved < 0
+        regions[c] = new
     if not regions:
         return mask.copy()
     return compose(mask, regions, reach=int(np.ceil(strength)) + 1)

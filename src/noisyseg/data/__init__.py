@@ -9,7 +9,12 @@ from noisyseg.data.dataset import SPLITS, SegDataset, random_split
 from noisyseg.data.folder import load_folder, write_folder
 from noisyseg.data.io import read_array, write_array
 from noisyseg.data.sources import SOURCES, load_dataset, parse_source
-from noisyseg.data.synthetic import ECHO_CLASSES, make_echo_sample, synthetic_echo
+from noisyseg.data.synthetic import (
+    ECHO_CLASSES,
+    make_echo_sample,
+    synthetic_echo,
+    synthetic_echo_masks,
+)
 
 __all__ = [
     "CAMUS_CLASSES",
@@ -25,6 +30,7 @@ __all__ = [
     "random_split",
     "read_array",
     "synthetic_echo",
+    "synthetic_echo_masks",
     "write_array",
     "write_folder",
 ]

@@ -23,7 +23,7 @@ from scipy import ndimage as ndi
 
 from noisyseg.data.dataset import SegDataset, random_split
 
-__all__ = ["ECHO_CLASSES", "make_echo_sample", "synthetic_echo"]
+__all__ = ["ECHO_CLASSES", "make_echo_sample", "synthetic_echo", "synthetic_echo_masks"]
 
 ECHO_CLASSES = ("background", "lv_cavity", "lv_myocardium", "left_atrium")
 
@@ -45,7 +45,8 @@ def _ellipse_q(u: np.ndarray, v: np.ndarray, cu: float, a_u: float, a_v: float):
     return np.hypot(du, dv), np.arctan2(dv, du)
 
 
-def make_echo_sample(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def make_echo_sample(size: int, rng: np.random.Generator, *,
+                     image: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
     """Draw one image and its mask.
 
     Parameters
@@ -53,10 +54,13 @@ def make_echo_sample(size: int, rng: np.random.Generator) -> tuple[np.ndarray, n
     size : int
         Image height and width in pixels.
     rng : numpy.random.Generator
+    image : bool
+        Render the image (False returns ``None`` for it, about 20x faster; the mask is the
+        same either way because the anatomy is drawn first).
 
     Returns
     -------
-    image : (size, size) float32 ndarray in [0, 1]
+    image : (size, size) float32 ndarray in [0, 1], or None
     mask : (size, size) uint8 ndarray with labels 0..3
     """
     s = float(size)
@@ -116,6 +120,8 @@ def make_echo_sample(size: int, rng: np.random.Generator) -> tuple[np.ndarray, n
     mask[cavity] = 1
     mask[atrium] = 3
     mask[~fan] = 0
+    if not image:
+        return None, mask
 
     # --- echogenicity -----------------------------------------------------------------
     blood = cavity | atrium | rv | ra
@@ -163,6 +169,18 @@ def make_echo_sample(size: int, rng: np.random.Generator) -> tuple[np.ndarray, n
     img *= rng.uniform(0.8, 1.1)
     img = np.where(fan, np.clip(img, 0, 1), 0.0)
     return img.astype(np.float32), mask
+
+
+def synthetic_echo_masks(*, n: int = 500, size: int = 128, seed: int = 0) -> np.ndarray:
+    """Only the masks of :func:`synthetic_echo` (same seed, same masks), fast.
+
+    Returns
+    -------
+    (n, size, size) uint8 ndarray
+    """
+    children = np.random.SeedSequence([int(seed), 0x5EC0]).spawn(int(n))
+    return np.stack([make_echo_sample(size, np.random.default_rng(c), image=False)[1]
+                     for c in children])
 
 
 def synthetic_echo(*, n: int = 500, size: int = 128, seed: int = 0) -> SegDataset:

@@ -1,0 +1,64 @@
+"""Error-model throughput and calibration time (issue targets in README 'Performance').
+
+Run: ``python benchmarks/bench_corrupt.py [--n 300] [--calib-n 1000]``; prints JSON.
+One core: OpenCV, BLAS and OpenMP are limited to one thread before any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = "1"
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+cv2.setNumThreads(1)
+
+from noisyseg.corrupt import ERROR_MODELS, calibrate  # noqa: E402
+from noisyseg.data import synthetic_echo_masks  # noqa: E402
+
+TARGETS = {"natural": 500, "choppy": 500, "random_flip": 2000, "dilate": 1000, "erode": 1000,
+           "shift": 1000, "merge": 1000, "omit": 1000, "boundary": None}
+STRENGTH = {"random_flip": 0.1, "merge": 0.3, "omit": 0.3}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=300, help="masks per throughput measurement")
+    ap.add_argument("--calib-n", type=int, default=1000, help="masks for calibration timing")
+    ap.add_argument("--size", type=int, default=256)
+    args = ap.parse_args()
+    masks = synthetic_echo_masks(n=max(args.n, args.calib_n), size=args.size, seed=0)
+    out: dict = {"machine": {"cpu": platform.processor() or platform.machine(),
+                             "cores_used": 1, "python": platform.python_version()},
+                 "mask": f"{args.size}x{args.size}, 4 classes (synthetic-echo)",
+                 "throughput_masks_per_s": {}, "calibration": {}}
+    for name, model in ERROR_MODELS.items():
+        s = STRENGTH.get(name, 3.0)
+        rng = np.random.default_rng(0)
+        for m in masks[:10]:
+            model(m, s, rng=rng)
+        t = time.perf_counter()
+        for m in masks[: args.n]:
+            model(m, s, rng=rng)
+        rate = args.n / (time.perf_counter() - t)
+        out["throughput_masks_per_s"][name] = {"rate": round(rate, 1), "target": TARGETS[name],
+                                               "strength": s}
+    for name in ("natural", "choppy", "random_flip", "boundary", "shift", "merge"):
+        t = time.perf_counter()
+        cal = calibrate(name, masks[: args.calib_n], 0.90, rng=np.random.default_rng(0))
+        out["calibration"][name] = {"seconds": round(time.perf_counter() - t, 2),
+                                    "n_masks": cal.n_masks, "evaluations": len(cal.evaluations),
+                                    "achieved_dice": round(cal.achieved_dice, 4),
+                                    "strength": round(cal.strength, 4), "target_seconds": 10}
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
