@@ -88,6 +88,59 @@ def corrupt(
 
 
 @app.command()
+def train(
+    data: DataOpt = "synthetic-echo",
+    model: Annotated[str, typer.Option(help="Network: unet, segnet, fcn32 or monai:NAME.")] = "unet",
+    width: Annotated[int | None, typer.Option(help="Base width of unet/segnet/fcn32.")] = None,
+    model_option: Annotated[list[str] | None, typer.Option(
+        help="Network option key=value (repeatable), e.g. depth=3.")] = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
+    steps_per_epoch: Annotated[int | None, typer.Option(
+        help="Mini-batches per epoch (default: one pass over the training set).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 16,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-3,
+    loss: Annotated[str, typer.Option(help="dicece or ce.")] = "dicece",
+    balanced: Annotated[bool, typer.Option(help="Class-balanced sampling.")] = False,
+    augment: Annotated[bool, typer.Option(help="Light augmentation.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed (weights, sampling, augmentation).")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="CPU threads.")] = None,
+    out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/train"),
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train a network on (possibly noisy) training masks; evaluate on clean test masks."""
+    from noisyseg.api import run_train
+    from noisyseg.train import TrainConfig
+
+    opts = _parse_options(model_option)
+    if width is not None:
+        opts["width"] = width
+    cfg = TrainConfig(model=model, model_options=opts, epochs=epochs,
+                      steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr, loss=loss,
+                      balanced=balanced, augment=augment, seed=seed, device=device,
+                      threads=threads)
+    res = run_train(data=data, out=out, config=cfg, overwrite=overwrite, progress=progress)
+    m = res["test"]["mean"]
+    console.print(f"[green]wrote[/] {out}: test Dice {m['dice']:.4f}, IoU {m['iou']:.4f}, "
+                  f"HD95 {m['hd95']:.2f} px ({res['train_seconds']:.0f} s training)")
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the built-in networks (any monai.networks.nets network works as monai:NAME)."""
+    from noisyseg.models import list_models
+
+    table = Table(title="networks")
+    table.add_column("name")
+    table.add_column("description")
+    for name, doc in list_models().items():
+        table.add_row(name, doc)
+    table.add_row("monai:NAME", "any network in monai.networks.nets, e.g. monai:BasicUNet")
+    Console().print(table)
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("noisyseg-demo"),
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = True,

@@ -1,0 +1,62 @@
+"""One place mapping a network name to its constructor (``noisyseg models`` lists them)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from noisyseg.errors import ConfigError
+from noisyseg.models.nets import FCN32, SegNet, UNet
+
+__all__ = ["MODELS", "build_model", "list_models"]
+
+#: Built-in networks; ``monai:NAME`` reaches any network in ``monai.networks.nets``.
+MODELS: dict[str, Callable[..., nn.Module]] = {"unet": UNet, "segnet": SegNet, "fcn32": FCN32}
+
+
+def build_model(name: str, *, in_channels: int = 1, n_classes: int, **options: Any) -> nn.Module:
+    """Build the network ``name`` with ``options`` (e.g. ``width=6``).
+
+    ``monai:NAME`` builds ``monai.networks.nets.NAME(spatial_dims=2, in_channels=...,
+    out_channels=n_classes, **options)``. No weights are ever downloaded.
+
+    Raises
+    ------
+    ConfigError
+        Unknown network or option.
+    """
+    if name.startswith("monai:"):
+        from monai.networks import nets
+
+        cls = getattr(nets, name.split(":", 1)[1], None)
+        if cls is None or not isinstance(cls, type):
+            raise ConfigError(f"--model {name}: monai.networks.nets has no network "
+                              f"{name.split(':', 1)[1]!r}")
+        kwargs = {"spatial_dims": 2, "in_channels": in_channels, "out_channels": n_classes}
+        params = inspect.signature(cls).parameters
+        if "spatial_dims" not in params and "dimensions" in params:
+            kwargs["dimensions"] = kwargs.pop("spatial_dims")
+        if name == "monai:UNet":
+            kwargs.update(channels=(16, 32, 64, 128), strides=(2, 2, 2))
+        kwargs.update(options)
+        if "pretrained" in kwargs:
+            raise ConfigError(f"--model {name}: pretrained weights are never downloaded")
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"--model {name}: {exc}") from exc
+    if name not in MODELS:
+        raise ConfigError(f"--model: unknown network {name!r}; expected one of "
+                          f"{sorted(MODELS)} or monai:NAME (e.g. monai:BasicUNet)")
+    try:
+        return MODELS[name](in_channels, n_classes, **options)
+    except TypeError as exc:
+        raise ConfigError(f"--model {name}: {exc}") from exc
+
+
+def list_models() -> dict[str, str]:
+    """Names and one-line descriptions of the built-in networks."""
+    return {k: (v.__doc__ or "").strip().splitlines()[0] for k, v in MODELS.items()}

@@ -1,0 +1,79 @@
+"""The one serialisable configuration of a training run (copied into every run folder)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from noisyseg.errors import ConfigError
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass
+class TrainConfig:
+    """Training settings.
+
+    Attributes
+    ----------
+    model : str
+        Network name (``noisyseg models``), e.g. ``unet`` or ``monai:BasicUNet``.
+    model_options : dict
+        Keyword options of the network, e.g. ``{"width": 6}``.
+    epochs : int
+    steps_per_epoch : int or None
+        Mini-batches per epoch; ``None`` means one pass over the training samples.
+    batch_size : int
+    lr : float
+        Adam learning rate (other Adam settings at PyTorch defaults, as in study A).
+    loss : {'dicece', 'ce'}
+        Dice + cross-entropy (MONAI) or cross-entropy alone.
+    balanced : bool
+        Class-balanced sampling (study A): samples containing rarer classes are drawn more.
+    augment : bool
+        Light augmentation: random translation (up to 1/16 of the size) and intensity scaling.
+    seed : int
+    device : {'auto', 'cpu', 'cuda'}
+    threads : int or None
+        CPU threads for PyTorch (``None``: all cores).
+    """
+
+    model: str = "unet"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 40
+    steps_per_epoch: int | None = None
+    batch_size: int = 16
+    lr: float = 2e-3
+    loss: str = "dicece"
+    balanced: bool = False
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs: must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size: must be >= 1, got {self.batch_size}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ConfigError(f"--steps-per-epoch: must be >= 1, got {self.steps_per_epoch}")
+        if not self.lr > 0:
+            raise ConfigError(f"--lr: must be > 0, got {self.lr}")
+        if self.loss not in ("dicece", "ce"):
+            raise ConfigError(f"--loss: expected dicece or ce, got {self.loss!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"--device: expected auto, cpu or cuda, got {self.device!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are a :class:`ConfigError`."""
+        known = {f.name for f in fields(cls)}
+        bad = set(d) - known
+        if bad:
+            raise ConfigError(f"train config: unknown field(s) {sorted(bad)}")
+        return cls(**d)

@@ -1,0 +1,276 @@
+"""A short training loop with per-sample bookkeeping and callbacks."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceLoss
+
+from noisyseg.data import SegDataset
+from noisyseg.errors import ConfigError, DataError
+from noisyseg.metrics import dice
+from noisyseg.models import build_model
+from noisyseg.train.callbacks import BatchResult, Callback
+from noisyseg.train.config import TrainConfig
+
+__all__ = ["Trainer", "load_checkpoint", "normalise_images", "select_device"]
+
+log = logging.getLogger(__name__)
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """CUDA when available (or asked for), else CPU."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def normalise_images(images: np.ndarray) -> torch.Tensor:
+    """Per-image z-score normalisation: (N, H, W) float -> (N, 1, H, W) float32 tensor."""
+    x = torch.as_tensor(np.asarray(images, dtype=np.float32))
+    mean = x.mean(dim=(1, 2), keepdim=True)
+    std = x.std(dim=(1, 2), keepdim=True).clamp_min(1e-6)
+    return ((x - mean) / std)[:, None].contiguous()
+
+
+class Trainer:
+    """Train a segmentation network on a :class:`SegDataset`'s training masks.
+
+    Training uses ``dataset.masks`` (possibly noisy); validation uses the truth
+    (``dataset.clean_masks`` when known). The best-on-validation weights are kept.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    dataset : SegDataset
+    callbacks : sequence of Callback
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+    train_targets : (N, H, W) int64 tensor
+        Current training masks of every sample (only training samples are used); change
+        them with :meth:`replace_masks`.
+    history : list of dict
+        One row per epoch: epoch, train_loss, val_dice, images_per_s, seconds.
+    best_score : float
+        Best validation mean Dice so far.
+    track_input_grad : bool
+        When true, ``BatchResult.inputs.grad`` holds d(loss)/d(input) (for detectors).
+    """
+
+    def __init__(self, config: TrainConfig, dataset: SegDataset,
+                 callbacks: Sequence[Callback] = ()) -> None:
+        self.config = config
+        self.dataset = dataset
+        self.callbacks = list(callbacks)
+        self.device = select_device(config.device)
+        if config.threads:
+            torch.set_num_threads(int(config.threads))
+        torch.manual_seed(config.seed)
+        h, w = dataset.shape
+        self.train_idx = torch.as_tensor(dataset.indices("train"))
+        self.val_idx = dataset.indices("val")
+        if len(self.train_idx) == 0:
+            raise DataError(f"{dataset.source}: no training samples")
+        if len(self.val_idx) == 0:
+            self.val_idx = dataset.indices("train")
+            log.warning("no validation samples: validating on the training masks")
+        self.model = build_model(config.model, n_classes=dataset.n_classes,
+                                 **config.model_options).to(self.device)
+        self._check_size(h, w)
+        self.images = normalise_images(dataset.images)
+        self.train_targets = torch.as_tensor(dataset.masks.astype(np.int64))
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.dice_loss = DiceLoss(include_background=False, to_onehot_y=True, softmax=True,
+                                  reduction="none")
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.history: list[dict[str, float]] = []
+        self.best_score = -1.0
+        self.best_epoch = -1
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.track_input_grad = False
+        self.interrupted = False
+        self.epoch = 0
+        self.step = 0
+        self._weights = self._sampling_weights() if config.balanced else None
+        n_train = len(self.train_idx)
+        self.steps_per_epoch = config.steps_per_epoch or max(1, -(-n_train // config.batch_size))
+        self.amp = self.device.type == "cuda"
+
+    # ----------------------------------------------------------------- helpers
+    def _check_size(self, h: int, w: int) -> None:
+        try:
+            with torch.no_grad():
+                self.model.eval()
+                out = self.model(torch.zeros(1, 1, h, w, device=self.device))
+        except RuntimeError as exc:
+            raise ConfigError(f"--model {self.config.model}: cannot process {h}x{w} images "
+                              f"({str(exc).splitlines()[0]}); use a size divisible by 32") from exc
+        if out.shape[-2:] != (h, w):
+            raise ConfigError(f"--model {self.config.model}: output {tuple(out.shape[-2:])} != "
+                              f"input {(h, w)}; use a size divisible by 32")
+
+    def _sampling_weights(self) -> torch.Tensor:
+        """Class-balanced sampling: weight = sum over classes present of 1/(#samples with it)."""
+        masks = self.dataset.masks[self.train_idx.numpy()]
+        present = np.stack([(masks == c).any(axis=(1, 2)) for c in range(self.dataset.n_classes)],
+                           axis=1)
+        inv = 1.0 / np.maximum(present.sum(axis=0), 1)
+        return torch.as_tensor((present * inv).sum(axis=1), dtype=torch.float64)
+
+    def _batches(self) -> list[torch.Tensor]:
+        n, bs = len(self.train_idx), self.config.batch_size
+        total = self.steps_per_epoch * bs
+        if self._weights is not None:
+            pos = torch.multinomial(self._weights, total, replacement=True,
+                                    generator=self.generator)
+        else:
+            reps = -(-total // n)
+            pos = torch.cat([torch.randperm(n, generator=self.generator) for _ in range(reps)])
+        return [self.train_idx[pos[i * bs:(i + 1) * bs]] for i in range(self.steps_per_epoch)]
+
+    def _augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, _, h, w = x.shape
+        g = self.generator
+        scale = 1.0 + 0.2 * (torch.rand(b, 1, 1, 1, generator=g) - 0.5)
+        x = x * scale
+        m = max(1, h // 16)
+        dy, dx = (int(v) for v in torch.randint(-m, m + 1, (2,), generator=g))
+        return torch.roll(x, (dy, dx), dims=(2, 3)), torch.roll(y, (dy, dx), dims=(1, 2))
+
+    def per_sample_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss, shape (B,): mean pixel cross-entropy (+ mean foreground Dice loss)."""
+        ce = F.cross_entropy(logits.float(), y, reduction="none").mean(dim=(1, 2))
+        if self.config.loss == "ce":
+            return ce
+        dl = self.dice_loss(logits.float(), y[:, None]).reshape(len(y), -1).mean(dim=1)
+        return ce + dl
+
+    def _emit(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    @property
+    def total_steps(self) -> int:
+        """Optimisation steps in the whole run."""
+        return self.config.epochs * self.steps_per_epoch
+
+    @property
+    def sample_ids(self) -> tuple[str, ...]:
+        """Sample ids by dataset index."""
+        return self.dataset.sample_ids
+
+    # ------------------------------------------------------------------ API
+    def replace_masks(self, indices: Sequence[int] | np.ndarray, masks: np.ndarray) -> None:
+        """Replace the training masks of the samples at ``indices`` (refurbishment)."""
+        idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+        self.train_targets[idx] = torch.as_tensor(np.asarray(masks, dtype=np.int64))
+
+    @torch.no_grad()
+    def predict_logits(self, indices: Sequence[int] | np.ndarray | None = None, *,
+                       images: np.ndarray | None = None, batch_size: int = 32) -> torch.Tensor:
+        """Logits (N, C, H, W) for dataset samples at ``indices`` or for raw ``images``."""
+        x = normalise_images(images) if images is not None else self.images[
+            torch.as_tensor(np.asarray(indices, dtype=np.int64))]
+        self.model.eval()
+        outs = []
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(self.device)
+            with torch.autocast(self.device.type, enabled=self.amp):
+                outs.append(self.model(xb).float().cpu())
+        return torch.cat(outs) if outs else torch.empty(0)
+
+    def predict(self, indices: Sequence[int] | np.ndarray | None = None, *,
+                images: np.ndarray | None = None) -> np.ndarray:
+        """Predicted label masks (N, H, W) uint8."""
+        return self.predict_logits(indices, images=images).argmax(1).numpy().astype(np.uint8)
+
+    def validate(self) -> float:
+        """Mean foreground Dice on the validation split against the truth."""
+        pred = self.predict(self.val_idx)
+        return float(np.mean(dice(pred, self.dataset.truth[self.val_idx], self.dataset.n_classes)))
+
+    def fit(self) -> Trainer:
+        """Train for ``config.epochs`` epochs; Ctrl-C stops early and keeps the best weights."""
+        self._emit("on_train_start")
+        scaler = torch.amp.GradScaler(enabled=self.amp)
+        try:
+            for epoch in range(self.epoch, self.config.epochs):
+                self.epoch = epoch
+                self._emit("on_epoch_start", epoch)
+                self.model.train()
+                t0, seen, total = time.perf_counter(), 0, 0.0
+                for idx in self._batches():
+                    x = self.images[idx]
+                    y = self.train_targets[idx]
+                    if self.config.augment:
+                        x, y = self._augment(x, y)
+                    x = x.to(self.device)
+                    y = y.to(self.device)
+                    x.requires_grad_(self.track_input_grad)
+                    with torch.autocast(self.device.type, enabled=self.amp):
+                        logits = self.model(x)
+                    losses = self.per_sample_loss(logits, y)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(losses.mean()).backward()
+                    scaler.step(self.optimizer)
+                    scaler.update()
+                    self.step += 1
+                    seen += len(idx)
+                    total += float(losses.detach().sum())
+                    self._emit("on_batch_end", BatchResult(idx, losses.detach().cpu(),
+                                                           logits.detach(), x, epoch, self.step))
+                train_s = time.perf_counter() - t0
+                score = self.validate()
+                logs = {"epoch": epoch + 1, "train_loss": total / max(seen, 1),
+                        "val_dice": score, "images_per_s": seen / max(train_s, 1e-9),
+                        "seconds": time.perf_counter() - t0}
+                self.history.append(logs)
+                if score > self.best_score:
+                    self.best_score, self.best_epoch = score, epoch + 1
+                    self.best_state = copy.deepcopy(self.model.state_dict())
+                    self._emit("on_checkpoint", epoch, score)
+                self._emit("on_epoch_end", epoch, logs)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            log.warning("interrupted: keeping the best weights so far (epoch %s)", self.best_epoch)
+        finally:
+            if self.best_state is not None:
+                self.model.load_state_dict(self.best_state)
+            self._emit("on_train_end")
+        return self
+
+    def save(self, path: str | Path) -> Path:
+        """Save weights and config (no pickled objects: loads with ``weights_only=True``)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        torch.save({"state_dict": self.model.state_dict(), "config": self.config.to_dict(),
+                    "n_classes": self.dataset.n_classes,
+                    "class_names": list(self.dataset.class_names),
+                    "best_epoch": self.best_epoch, "best_val_dice": self.best_score}, tmp)
+        os.replace(tmp, path)
+        return path
+
+
+def load_checkpoint(path: str | Path, *, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Load a checkpoint written by :meth:`Trainer.save`; returns ``(model, checkpoint)``."""
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise DataError(f"{path}: cannot load checkpoint ({exc})") from exc
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    model = build_model(cfg.model, n_classes=ckpt["n_classes"], **cfg.model_options)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), ckpt

@@ -1,0 +1,116 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from noisyseg.api import run_train
+from noisyseg.data import synthetic_echo
+from noisyseg.errors import ConfigError
+from noisyseg.train import Callback, TrainConfig, Trainer, load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return synthetic_echo(n=24, size=32, seed=0)
+
+
+def _cfg(**kw):
+    base = dict(model="unet", model_options={"width": 4, "depth": 2}, epochs=2,
+                steps_per_epoch=4, batch_size=4, threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.events, self.ids, self.losses = [], [], []
+
+    def on_train_start(self, trainer):
+        self.events.append("start")
+
+    def on_epoch_start(self, trainer, epoch):
+        self.events.append(f"epoch{epoch}")
+
+    def on_batch_end(self, trainer, batch):
+        self.ids.append(batch.indices.tolist())
+        self.losses.append(batch.losses)
+
+    def on_checkpoint(self, trainer, epoch, score):
+        self.events.append("ckpt")
+
+    def on_train_end(self, trainer):
+        self.events.append("end")
+
+
+def test_loss_decreases(tiny):
+    tr = Trainer(_cfg(epochs=8, steps_per_epoch=6, augment=False), tiny).fit()
+    losses = [h["train_loss"] for h in tr.history]
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_callbacks_see_training_samples_only_with_per_sample_losses(tiny):
+    rec = Recorder()
+    Trainer(_cfg(), tiny, [rec]).fit()
+    assert rec.events[0] == "start" and rec.events[-1] == "end" and "ckpt" in rec.events
+    train = set(tiny.indices("train").tolist())
+    assert all(set(b) <= train for b in rec.ids)
+    assert all(loss.shape == (4,) and torch.isfinite(loss).all() for loss in rec.losses)
+
+
+def test_same_seed_same_numbers(tiny):
+    a = Trainer(_cfg(seed=3), tiny).fit()
+    b = Trainer(_cfg(seed=3), tiny).fit()
+    c = Trainer(_cfg(seed=4), tiny).fit()
+    assert a.history[-1]["train_loss"] == b.history[-1]["train_loss"]
+    assert a.best_score == b.best_score
+    assert a.history[-1]["train_loss"] != c.history[-1]["train_loss"]
+
+
+def test_replace_masks_changes_the_training_target(tiny):
+    tr = Trainer(_cfg(), tiny)
+    i = int(tiny.indices("train")[0])
+    tr.replace_masks([i], np.zeros((1, 32, 32), np.uint8))
+    assert int(tr.train_targets[i].sum()) == 0
+
+
+def test_balanced_sampling_prefers_samples_with_rare_classes():
+    ds = synthetic_echo(n=30, size=32, seed=1)
+    masks = ds.masks.copy()
+    train = ds.indices("train")
+    masks[train[1:], :, :][masks[train[1:]] == 3] = 0
+    for i in train[1:]:
+        masks[i][masks[i] == 3] = 0  # only the first training sample shows the atrium
+    tr = Trainer(_cfg(balanced=True), ds.with_masks(masks))
+    w = tr._sampling_weights()
+    assert w[0] > w[1:].max()
+
+
+def test_checkpoint_round_trip_and_run_folder(tmp_path):
+    res = run_train(data="synthetic-echo:n=24,size=32", out=tmp_path / "run", config=_cfg(),
+                    progress=False)
+    run = tmp_path / "run"
+    for f in ("metrics.json", "history.csv", "model.pt", "predictions.png", "config.json"):
+        assert (run / f).exists()
+    m = json.loads((run / "metrics.json").read_text())
+    assert set(m["test"]["per_class"]) >= {"lv_cavity", "lv_myocardium", "left_atrium",
+                                           "lv_epicardium"}
+    assert m["config"]["seed"] == 0 and res["test"]["mean"]["dice"] == m["test"]["mean"]["dice"]
+    hist = pd.read_csv(run / "history.csv")
+    assert list(hist.columns[:4]) == ["epoch", "train_loss", "val_dice", "images_per_s"]
+    model, ckpt = load_checkpoint(run / "model.pt")
+    ds = synthetic_echo(n=24, size=32)
+    tr = Trainer(_cfg(), ds)
+    tr.model.load_state_dict(ckpt["state_dict"])
+    x = torch.randn(2, 1, 32, 32)
+    tr.model.eval()
+    torch.testing.assert_close(model(x), tr.model(x))
+
+
+def test_bad_config_and_size(tiny):
+    with pytest.raises(ConfigError, match="--epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ConfigError, match="divisible by 32"):
+        Trainer(_cfg(model="fcn32", model_options={"width": 4}),
+                synthetic_echo(n=6, size=40))
