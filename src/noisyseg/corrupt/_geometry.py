@@ -94,24 +94,36 @@ def compose(mask: np.ndarray, regions: dict[int, np.ndarray], *, reach: int) -> 
     (H, W) ndarray of ``mask``'s dtype.
     """
     out = mask.copy()
-    lost = {c: (mask == c) & ~r for c, r in regions.items()}
-    for c in sorted(regions, key=lambda k: -int(np.count_nonzero(mask == k))):
-        out[regions[c]] = c
-    claimed = np.zeros(mask.shape, dtype=bool)
-    for r in regions.values():
+    changed = np.zeros(mask.shape, dtype=bool)
+    for c, r in regions.items():
+        changed |= r != (mask == c)
+    box = bbox(changed, reach + 2)
+    if box is None:
+        return out
+    # all changes lie inside ``box``: work on views of the crop
+    sub, m = out[box], mask[box]
+    regs = {c: r[box] for c, r in regions.items()}
+    lost = {c: (m == c) & ~r for c, r in regs.items()}
+    for c in sorted(regs, key=lambda k: -int(np.count_nonzero(m == k))):
+        sub[regs[c]] = c
+    claimed = np.zeros(m.shape, dtype=bool)
+    for r in regs.values():
         claimed |= r
-    freed = np.zeros(mask.shape, dtype=bool)
-    for c in regions:
+    freed = np.zeros(m.shape, dtype=bool)
+    for c in regs:
         lost[c] &= ~claimed
         freed |= lost[c]
     for c, todo in lost.items():
-        box = bbox(todo, reach + 2)
-        if box is None:
+        if not todo.any():
             continue
-        sub_out, sub_todo = out[box], todo[box]
-        blocked = freed[box] | (sub_out == c)
-        if blocked.all():
-            sub_out, sub_todo, blocked = out, todo, freed | (out == c)
-        sub_out[sub_todo] = nearest_fill(sub_out, sub_todo, blocked)
+        blocked = freed | (sub == c)
+        if blocked.all():  # nothing of another label nearby: search the whole image
+            full_todo = np.zeros(mask.shape, dtype=bool)
+            full_todo[box] = todo
+            full_blocked = out == c
+            full_blocked[box] = blocked
+            out[full_todo] = nearest_fill(out, full_todo, full_blocked)
+        else:
+            sub[todo] = nearest_fill(sub, todo, blocked)
         freed &= ~todo
     return out

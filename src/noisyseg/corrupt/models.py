@@ -85,9 +85,7 @@ class ErrorModel:
     @property
     def options(self) -> dict[str, object]:
         """Model-specific keyword options and their defaults."""
-        sig = inspect.signature(self.fn)
-        return {k: p.default for k, p in sig.parameters.items()
-                if p.kind is p.KEYWORD_ONLY and k not in ("rng",)}
+        return dict(_keyword_options(self.fn))
 
     def __call__(self, mask: np.ndarray, strength: float, *, rng: np.random.Generator,
                  **options: object) -> np.ndarray:
@@ -96,7 +94,7 @@ class ErrorModel:
         s = float(strength)
         if not np.isfinite(s) or s < 0:
             raise ConfigError(f"strength: {self.name} needs a finite strength >= 0, got {strength}")
-        unknown = set(options) - set(self.options)
+        unknown = set(options) - {k for k, _ in _keyword_options(self.fn)}
         if unknown:
             raise ConfigError(f"{self.name}: unknown option(s) {sorted(unknown)}; "
                               f"expected {sorted(self.options)}")
@@ -104,6 +102,13 @@ class ErrorModel:
             return m.copy()
         out = self.fn(m, s, rng=rng, **options)
         return out.astype(m.dtype, copy=False)
+
+
+@lru_cache(maxsize=None)
+def _keyword_options(fn: ErrorFn) -> tuple[tuple[str, object], ...]:
+    sig = inspect.signature(fn)
+    return tuple((k, p.default) for k, p in sig.parameters.items()
+                 if p.kind is p.KEYWORD_ONLY and k != "rng")
 
 
 #: Registered error models by name.
@@ -137,8 +142,16 @@ def get_model(name: str) -> ErrorModel:
                           f"{sorted(ERROR_MODELS)}") from None
 
 
+def _class_counts(mask: np.ndarray) -> np.ndarray:
+    """Pixel count per label 0..max (OpenCV's histogram is ~2x faster for uint8 masks)."""
+    if mask.dtype == np.uint8:
+        hist = cv2.calcHist([np.ascontiguousarray(mask)], [0], None, [256], [0, 256])
+        return hist.ravel()[: int(mask.max()) + 1].astype(np.int64)
+    return np.bincount(mask.ravel(), minlength=1)
+
+
 def _targets(mask: np.ndarray, classes: Sequence[int] | None) -> list[int]:
-    present = (np.flatnonzero(np.bincount(mask.ravel(), minlength=2)[1:]) + 1).tolist()
+    present = (np.flatnonzero(_class_counts(mask)[1:]) + 1).tolist()
     if classes is None:
         return present
     return [c for c in present if c in set(int(k) for k in classes)]
@@ -286,16 +299,18 @@ def random_flip(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     """
     if strength > 1:
         raise ConfigError(f"random_flip: strength is a probability in [0, 1], got {strength}")
-    u = rng.random(mask.shape, dtype=np.float32)
+    # one uniform draw per pixel, as 16-bit integers: probabilities resolve to 1/65536
+    u = rng.integers(0, 65536, size=mask.shape, dtype=np.uint16)
+    counts = _class_counts(mask)
     targets = _targets(mask, classes)
-    counts = np.bincount(mask.ravel(), minlength=int(mask.max()) + 1)
     n_bg = int(counts[0])
     out = mask.copy()
-    fg = mask > 0 if len(targets) == counts[1:].nonzero()[0].size else np.isin(mask, targets)
-    out[fg & (u < strength)] = 0
+    fg = mask > 0 if len(targets) == np.count_nonzero(counts[1:]) else np.isin(mask, targets)
+    out[fg & (u < round(strength * 65536))] = 0
     if n_bg and targets:
         # background pixel with u in [cum[k-1], cum[k]) becomes targets[k]
-        cum = np.minimum(np.cumsum([strength * counts[c] / n_bg for c in targets]), 1.0)
+        q = np.cumsum([strength * counts[c] / n_bg for c in targets])
+        cum = np.rint(np.minimum(q, 1.0) * 65536).astype(np.int64)
         bg = (mask == 0) & (u < cum[-1])
         out[bg] = np.asarray(targets, dtype=mask.dtype)[np.searchsorted(cum, u[bg], side="right")]
     return out
