@@ -11,10 +11,11 @@ from noisyseg._validate import parse_classes
 from noisyseg.corrupt import CorruptionResult, corrupt_dataset
 from noisyseg.data import load_dataset, write_folder
 from noisyseg.data.io import atomic_dir, check_out_dir
+from noisyseg.errors import ConfigError
 from noisyseg.report import corruption_figure, corruption_summary
 from noisyseg.train import TrainConfig
 
-__all__ = ["run_corrupt", "run_demo", "run_train"]
+__all__ = ["run_audit", "run_corrupt", "run_demo", "run_train"]
 
 
 def run_corrupt(*, data: str, model: str, out: str | Path, target_dice: float | None = None,
@@ -127,4 +128,144 @@ def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: boo
             class_names=ds.class_names,
             caption=f"{config.model}: test mean Dice {metrics.mean['dice']:.3f}")
         save_figure(fig, tmp / "predictions.png")
+    return result
+
+
+def run_audit(*, data: str, out: str | Path, config: TrainConfig,
+              detectors: Sequence[str] = ("vog", "loss"), refurbish: bool = False,
+              refurbish_with: str | None = None, flag_rule: str = "mixture",
+              flag_value: float | None = None, warmup: int = 10, every: int = 5,
+              confidence: float = 0.0, unflag: bool = False, n_suspects: int = 8,
+              overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train once with detectors (and optionally refurbishment) attached; write an audit folder.
+
+    ``out`` receives ``scores.csv`` (``sample_id, detector, score, rank, flagged``),
+    ``score_history.csv`` (per detector and epoch), ``detection.json`` (when the dataset
+    says which samples were corrupted), ``suspects.png`` and ``suspects/`` (top suspects:
+    image, given mask, prediction), ``metrics.json`` (clean-test metrics, config) and, with
+    refurbishment, ``refurbished/`` (final training masks) and ``refurbish_events.csv``.
+    Returns the metrics dict.
+    """
+    import time
+
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from noisyseg.data.io import FORMATS, split_suffix, write_array
+    from noisyseg.detect import detection_metrics, flag, make_detector
+    from noisyseg.evaluate import evaluate_masks
+    from noisyseg.metrics import dice
+    from noisyseg.refurbish import Refurbisher
+    from noisyseg.report import plot_contour_grid, save_figure
+    from noisyseg.train import ProgressBar, Trainer
+
+    if not detectors:
+        raise ConfigError("--detector: give at least one (vog, vog-online, loss, cleanlab)")
+    if len(set(detectors)) != len(detectors):
+        raise ConfigError(f"--detector: repeated detector in {list(detectors)}")
+    check_out_dir(out, overwrite=overwrite)
+    ds = load_dataset(data)
+    dets = {name: make_detector(name) for name in detectors}
+    callbacks: list = list(dets.values())
+    refurbisher = None
+    if refurbish:
+        driver = refurbish_with or detectors[0]
+        if driver not in dets:
+            raise ConfigError(f"--refurbish-with {driver}: not among --detector {list(dets)}")
+        refurbisher = Refurbisher(dets[driver], rule=flag_rule, value=flag_value, warmup=warmup,
+                                  every=every, confidence=confidence, unflag=unflag,
+                                  seed=config.seed)
+        callbacks.append(refurbisher)
+    t0 = time.perf_counter()
+    trainer = Trainer(config, ds, [*callbacks, ProgressBar(enabled=progress)])
+    trainer.fit()
+    train_s = time.perf_counter() - t0
+    idx = trainer.train_idx.numpy()
+    truth = ds.corrupted[idx] if ds.corrupted is not None else None
+
+    rows, detection, hist_rows = [], {}, []
+    for name, det in dets.items():
+        s = det.scores()
+        if s is None:
+            raise ConfigError(f"--detector {name}: produced no scores (train for more epochs)")
+        f = flag(s, flag_rule, value=flag_value, seed=config.seed)
+        rank = np.empty(len(s), dtype=np.int64)
+        rank[np.argsort(-s, kind="stable")] = np.arange(1, len(s) + 1)
+        rows += [{"sample_id": sid, "detector": name, "score": float(v), "rank": int(r),
+                  "flagged": bool(fl)} for sid, v, r, fl in zip(det.sample_ids(), s, rank, f,
+                                                                 strict=True)]
+        for epoch, hs in det.history:
+            per = {"detector": name, "epoch": epoch}
+            if truth is not None:
+                m = detection_metrics(hs, flag(hs, flag_rule, value=flag_value), truth)
+                per |= {"average_precision": m.average_precision, "auroc": m.auroc}
+            hist_rows.append(per)
+        if truth is not None:
+            detection[name] = detection_metrics(s, f, truth).to_dict()
+    test = ds.indices("test")
+    pred_test = trainer.predict(test)
+    metrics = evaluate_masks(pred_test, ds.truth[test], ds.class_names)
+    result: dict[str, Any] = {
+        "data": data, "config": config.to_dict(), "detectors": list(detectors),
+        "flag_rule": flag_rule, "flag_value": flag_value, "refurbish": refurbish,
+        "test": metrics.to_dict(), "best_epoch": trainer.best_epoch,
+        "train_seconds": round(train_s, 2), "truth_known": truth is not None,
+        "detector_seconds": {n: round(getattr(d, "seconds", 0.0), 2) for n, d in dets.items()}}
+    final = trainer.train_targets[torch.as_tensor(idx)].numpy().astype(np.uint8)
+    if refurbisher is not None:
+        result["refurbish_config"] = {"with": refurbish_with or detectors[0], "warmup": warmup,
+                                      "every": every, "confidence": confidence, "unflag": unflag}
+        result["n_refurbished"] = int(refurbisher.flagged.sum())
+        if ds.clean_masks is not None:
+            clean = ds.clean_masks[idx]
+            before = dice(ds.masks[idx], clean, ds.n_classes)
+            after = dice(final, clean, ds.n_classes)
+            sel = refurbisher.flagged
+            result["refurbish_dice"] = {
+                "all_train_before": float(before.mean()), "all_train_after": float(after.mean()),
+                "refurbished_before": float(before[sel].mean()) if sel.any() else None,
+                "refurbished_after": float(after[sel].mean()) if sel.any() else None}
+
+    # suspects: the top of the first detector's ranking
+    lead = dets[detectors[0]].scores()
+    top = np.argsort(-lead, kind="stable")[:n_suspects]
+    pred_top = trainer.predict(idx[top])
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        pd.DataFrame(rows).to_csv(tmp / "scores.csv", index=False)
+        pd.DataFrame(hist_rows).to_csv(tmp / "score_history.csv", index=False)
+        if truth is not None:
+            (tmp / "detection.json").write_text(json.dumps(
+                {"flag_rule": flag_rule, "flag_value": flag_value, "detectors": detection},
+                indent=2))
+        (tmp / "metrics.json").write_text(json.dumps(result, indent=2))
+        (tmp / "suspects").mkdir()
+        titles = []
+        for r, j in enumerate(top):
+            sid = trainer.sample_ids[idx[j]]
+            tag = "" if truth is None else (" (corrupted)" if truth[j] else " (clean)")
+            titles.append(f"#{r + 1} {sid}{tag}")
+            fig = plot_contour_grid(ds.images[idx[j]][None].repeat(2, 0),
+                                    [np.stack([ds.masks[idx[j]], pred_top[r]])],
+                                    titles=["given mask", "model prediction"],
+                                    labels=(f"#{r + 1} {sid}{tag}",),
+                                    class_names=ds.class_names)
+            save_figure(fig, tmp / "suspects" / f"{r + 1:02d}_{sid}.png")
+        fig = plot_contour_grid(ds.images[idx[top]], [ds.masks[idx[top]], pred_top],
+                                titles=titles, labels=("given mask", "model prediction"),
+                                class_names=ds.class_names,
+                                caption=f"top suspects by {detectors[0]}")
+        save_figure(fig, tmp / "suspects.png")
+        if refurbisher is not None:
+            suf = ".nii.gz"
+            mask_dir = Path(ds.source) / "masks"
+            if mask_dir.is_dir():
+                first = next((p for p in sorted(mask_dir.iterdir()) if p.is_file()), None)
+                if first is not None and split_suffix(first)[1] in FORMATS.values():
+                    suf = split_suffix(first)[1]
+            (tmp / "refurbished").mkdir()
+            for j, m in zip(idx, final, strict=True):
+                write_array(tmp / "refurbished" / f"{ds.sample_ids[j]}{suf}", m)
+            pd.DataFrame(refurbisher.events, columns=["epoch", "sample_id", "action"]).to_csv(
+                tmp / "refurbish_events.csv", index=False)
     return result

@@ -87,43 +87,103 @@ def corrupt(
                   f"{cfg['mean_dice_corrupted']:.4f}")
 
 
-@app.command()
-def train(
-    data: DataOpt = "synthetic-echo",
-    model: Annotated[str, typer.Option(help="Network: unet, segnet, fcn32 or monai:NAME.")] = "unet",
-    width: Annotated[int | None, typer.Option(help="Base width of unet/segnet/fcn32.")] = None,
-    model_option: Annotated[list[str] | None, typer.Option(
-        help="Network option key=value (repeatable), e.g. depth=3.")] = None,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
-    steps_per_epoch: Annotated[int | None, typer.Option(
-        help="Mini-batches per epoch (default: one pass over the training set).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 16,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-3,
-    loss: Annotated[str, typer.Option(help="dicece or ce.")] = "dicece",
-    balanced: Annotated[bool, typer.Option(help="Class-balanced sampling.")] = False,
-    augment: Annotated[bool, typer.Option(help="Light augmentation.")] = True,
-    seed: Annotated[int, typer.Option(help="Seed (weights, sampling, augmentation).")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    threads: Annotated[int | None, typer.Option(help="CPU threads.")] = None,
-    out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/train"),
-    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-) -> None:
-    """Train a network on (possibly noisy) training masks; evaluate on clean test masks."""
-    from noisyseg.api import run_train
+ModelOpt = Annotated[str, typer.Option("--model", help="Network: unet, segnet, fcn32 or monai:NAME.")]
+WidthOpt = Annotated[int | None, typer.Option("--width", help="Base width of unet/segnet/fcn32.")]
+ModelOptionOpt = Annotated[list[str] | None, typer.Option(
+    "--model-option", help="Network option key=value (repeatable), e.g. depth=3.")]
+EpochsOpt = Annotated[int, typer.Option("--epochs", help="Training epochs.")]
+StepsOpt = Annotated[int | None, typer.Option(
+    "--steps-per-epoch", help="Mini-batches per epoch (default: one pass over the training set).")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Mini-batch size.")]
+LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
+LossOpt = Annotated[str, typer.Option("--loss", help="dicece or ce.")]
+BalancedOpt = Annotated[bool, typer.Option("--balanced/--no-balanced", help="Class-balanced sampling.")]
+AugmentOpt = Annotated[bool, typer.Option("--augment/--no-augment", help="Light augmentation.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed (weights, sampling, augmentation).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out.")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+
+
+def _train_config(*, model: str, width: int | None, model_option: list[str] | None,
+                  **kwargs: Any) -> Any:
     from noisyseg.train import TrainConfig
 
     opts = _parse_options(model_option)
     if width is not None:
         opts["width"] = width
-    cfg = TrainConfig(model=model, model_options=opts, epochs=epochs,
-                      steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr, loss=loss,
-                      balanced=balanced, augment=augment, seed=seed, device=device,
-                      threads=threads)
+    return TrainConfig(model=model, model_options=opts, **kwargs)
+
+
+@app.command()
+def train(
+    data: DataOpt = "synthetic-echo", model: ModelOpt = "unet", width: WidthOpt = None,
+    model_option: ModelOptionOpt = None, epochs: EpochsOpt = 40, steps_per_epoch: StepsOpt = None,
+    batch_size: BatchOpt = 16, lr: LrOpt = 2e-3, loss: LossOpt = "dicece",
+    balanced: BalancedOpt = False, augment: AugmentOpt = True, seed: SeedOpt = 0,
+    device: DeviceOpt = "auto", threads: ThreadsOpt = None,
+    out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/train"),
+    overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
+) -> None:
+    """Train a network on (possibly noisy) training masks; evaluate on clean test masks."""
+    from noisyseg.api import run_train
+
+    cfg = _train_config(model=model, width=width, model_option=model_option, epochs=epochs,
+                        steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr, loss=loss,
+                        balanced=balanced, augment=augment, seed=seed, device=device,
+                        threads=threads)
     res = run_train(data=data, out=out, config=cfg, overwrite=overwrite, progress=progress)
     m = res["test"]["mean"]
     console.print(f"[green]wrote[/] {out}: test Dice {m['dice']:.4f}, IoU {m['iou']:.4f}, "
                   f"HD95 {m['hd95']:.2f} px ({res['train_seconds']:.0f} s training)")
+
+
+@app.command()
+def audit(
+    data: DataOpt = "synthetic-echo", model: ModelOpt = "unet", width: WidthOpt = None,
+    model_option: ModelOptionOpt = None, epochs: EpochsOpt = 40, steps_per_epoch: StepsOpt = None,
+    batch_size: BatchOpt = 16, lr: LrOpt = 2e-3, loss: LossOpt = "dicece",
+    balanced: BalancedOpt = False, augment: AugmentOpt = True, seed: SeedOpt = 0,
+    device: DeviceOpt = "auto", threads: ThreadsOpt = None,
+    detector: Annotated[list[str] | None, typer.Option(
+        help="Detector (repeatable): vog, vog-online, loss, cleanlab. Default: loss, vog.")] = None,
+    refurbish: Annotated[bool, typer.Option(
+        help="Replace flagged training masks by pseudo-labels during training.")] = False,
+    refurbish_with: Annotated[str | None, typer.Option(
+        help="Detector whose flags drive refurbishment (default: the first).")] = None,
+    flag_rule: Annotated[str, typer.Option(
+        help="mixture (no error level needed), top (fraction) or percentile.")] = "mixture",
+    flag_value: Annotated[float | None, typer.Option(
+        help="Fraction for 'top', percentile for 'percentile'.")] = None,
+    warmup: Annotated[int, typer.Option(help="First epoch that may refurbish.")] = 10,
+    every: Annotated[int, typer.Option(help="Re-flag every this many epochs.")] = 5,
+    confidence: Annotated[float, typer.Option(
+        help="Pseudo-label only pixels predicted with at least this probability.")] = 0.0,
+    unflag: Annotated[bool, typer.Option(help="Restore samples no longer flagged.")] = False,
+    out: Annotated[Path, typer.Option(help="Audit folder.")] = Path("runs/audit"),
+    overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
+) -> None:
+    """Score every training sample during training, flag suspects, optionally refurbish them."""
+    from noisyseg.api import run_audit
+
+    cfg = _train_config(model=model, width=width, model_option=model_option, epochs=epochs,
+                        steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr, loss=loss,
+                        balanced=balanced, augment=augment, seed=seed, device=device,
+                        threads=threads)
+    res = run_audit(data=data, out=out, config=cfg, detectors=detector or ["loss", "vog"],
+                    refurbish=refurbish, refurbish_with=refurbish_with, flag_rule=flag_rule,
+                    flag_value=flag_value, warmup=warmup, every=every, confidence=confidence,
+                    unflag=unflag, overwrite=overwrite, progress=progress)
+    if not res["truth_known"]:
+        console.print("no ground truth of which samples are corrupted: scores and flags only, "
+                      "no detection.json")
+    else:
+        det = json.loads((out / "detection.json").read_text())["detectors"]
+        for name, m in det.items():
+            console.print(f"{name}: AP {m['average_precision']:.3f}, AUROC {m['auroc']:.3f}, "
+                          f"precision {m['precision']:.3f}, recall {m['recall']:.3f}")
+    console.print(f"[green]wrote[/] {out}: test Dice {res['test']['mean']['dice']:.4f}")
 
 
 @app.command("models")

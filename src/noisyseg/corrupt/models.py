@@ -104,7 +104,7 @@ class ErrorModel:
         return out.astype(m.dtype, copy=False)
 
 
-@lru_cache(maxsize=None)
+@functools.cache
 def _keyword_options(fn: ErrorFn) -> tuple[tuple[str, object], ...]:
     sig = inspect.signature(fn)
     return tuple((k, p.default) for k, p in sig.parameters.items()

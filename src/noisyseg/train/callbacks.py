@@ -34,6 +34,9 @@ class BatchResult:
         The (augmented) inputs; ``inputs.grad`` holds the input gradient when
         ``trainer.track_input_grad`` is on.
     epoch, step : int
+    shift : (int, int)
+        The (rows, columns) roll applied by augmentation; ``torch.roll(x, (-dy, -dx))``
+        maps inputs and their gradients back to the dataset's frame.
     """
 
     indices: torch.Tensor
@@ -42,6 +45,7 @@ class BatchResult:
     inputs: torch.Tensor
     epoch: int
     step: int
+    shift: tuple[int, int] = (0, 0)
 
 
 class Callback:

@@ -141,14 +141,16 @@ class Trainer:
             pos = torch.cat([torch.randperm(n, generator=self.generator) for _ in range(reps)])
         return [self.train_idx[pos[i * bs:(i + 1) * bs]] for i in range(self.steps_per_epoch)]
 
-    def _augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _augment(self, x: torch.Tensor, y: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
         b, _, h, w = x.shape
         g = self.generator
         scale = 1.0 + 0.2 * (torch.rand(b, 1, 1, 1, generator=g) - 0.5)
         x = x * scale
         m = max(1, h // 16)
         dy, dx = (int(v) for v in torch.randint(-m, m + 1, (2,), generator=g))
-        return torch.roll(x, (dy, dx), dims=(2, 3)), torch.roll(y, (dy, dx), dims=(1, 2))
+        return (torch.roll(x, (dy, dx), dims=(2, 3)), torch.roll(y, (dy, dx), dims=(1, 2)),
+                (dy, dx))
 
     def per_sample_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-sample loss, shape (B,): mean pixel cross-entropy (+ mean foreground Dice loss)."""
@@ -215,8 +217,9 @@ class Trainer:
                 for idx in self._batches():
                     x = self.images[idx]
                     y = self.train_targets[idx]
+                    shift = (0, 0)
                     if self.config.augment:
-                        x, y = self._augment(x, y)
+                        x, y, shift = self._augment(x, y)
                     x = x.to(self.device)
                     y = y.to(self.device)
                     x.requires_grad_(self.track_input_grad)
@@ -231,7 +234,8 @@ class Trainer:
                     seen += len(idx)
                     total += float(losses.detach().sum())
                     self._emit("on_batch_end", BatchResult(idx, losses.detach().cpu(),
-                                                           logits.detach(), x, epoch, self.step))
+                                                           logits.detach(), x, epoch, self.step,
+                                                           shift))
                 train_s = time.perf_counter() - t0
                 score = self.validate()
                 logs = {"epoch": epoch + 1, "train_loss": total / max(seen, 1),

@@ -1,0 +1,52 @@
+"""Label-error detection during training.
+
+Public API: detectors (:class:`LossDetector`, :class:`VOGDetector`,
+:class:`OnlineVOGDetector`, :class:`CleanlabDetector`, :func:`make_detector`), the score
+functions (:func:`vog_scores`, :class:`RunningMoments`, :func:`input_gradients`), flag rules
+(:func:`flag`, :func:`flag_mixture`, :func:`flag_top_fraction`, :func:`flag_percentile`)
+and :func:`detection_metrics`.
+"""
+
+from noisyseg.detect.detectors import (
+    DETECTORS,
+    CleanlabDetector,
+    Detector,
+    LossDetector,
+    OnlineVOGDetector,
+    VOGDetector,
+    input_gradients,
+    make_detector,
+    vog_schedule,
+)
+from noisyseg.detect.scores import (
+    DetectionMetrics,
+    RunningMoments,
+    boundary_band,
+    detection_metrics,
+    flag,
+    flag_mixture,
+    flag_percentile,
+    flag_top_fraction,
+    vog_scores,
+)
+
+__all__ = [
+    "DETECTORS",
+    "CleanlabDetector",
+    "DetectionMetrics",
+    "Detector",
+    "LossDetector",
+    "OnlineVOGDetector",
+    "RunningMoments",
+    "VOGDetector",
+    "boundary_band",
+    "detection_metrics",
+    "flag",
+    "flag_mixture",
+    "flag_percentile",
+    "flag_top_fraction",
+    "input_gradients",
+    "make_detector",
+    "vog_schedule",
+    "vog_scores",
+]

@@ -1,0 +1,320 @@
+"""Detectors: trainer callbacks that score every training sample (higher = more suspect).
+
+Each keeps ``history``, a list of ``(epoch, scores)`` pairs, so one can see how early the
+corrupted samples become separable. ``scores()`` returns the latest scores, ordered like
+``trainer.train_idx`` (``sample_ids()`` names them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from noisyseg.detect.scores import RunningMoments, boundary_band, vog_scores
+from noisyseg.errors import ConfigError
+from noisyseg.train import BatchResult, Callback, Trainer
+
+__all__ = ["DETECTORS", "CleanlabDetector", "Detector", "LossDetector", "OnlineVOGDetector",
+           "VOGDetector", "input_gradients", "make_detector", "vog_schedule"]
+
+log = logging.getLogger(__name__)
+
+
+class Detector(Callback):
+    """Base class: maps dataset indices to positions among the training samples."""
+
+    name = "detector"
+
+    def __init__(self) -> None:
+        self.history: list[tuple[int, np.ndarray]] = []
+        self.train_idx = np.empty(0, dtype=np.int64)
+        self._pos = np.empty(0, dtype=np.int64)
+        self._ids: tuple[str, ...] = ()
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.train_idx = trainer.train_idx.numpy()
+        self._pos = np.full(len(trainer.dataset), -1, dtype=np.int64)
+        self._pos[self.train_idx] = np.arange(len(self.train_idx))
+        self._ids = tuple(trainer.sample_ids[i] for i in self.train_idx)
+
+    def positions(self, indices: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Positions among the training samples of dataset ``indices``."""
+        return self._pos[np.asarray(indices)]
+
+    def sample_ids(self) -> tuple[str, ...]:
+        """Ids of the scored samples, in score order."""
+        return self._ids
+
+    def scores(self) -> np.ndarray | None:
+        """Latest scores (n_train,), or None before the first score exists."""
+        return self.history[-1][1] if self.history else None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": [(e, s.tolist()) for e, s in self.history]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = [(e, np.asarray(s)) for e, s in state["history"]]
+
+
+class LossDetector(Detector):
+    """Per-sample training loss: mean over the last ``window`` epochs, or an EMA.
+
+    Parameters
+    ----------
+    window : int
+        Epochs averaged (ignored when ``ema`` is set).
+    ema : float, optional
+        Exponential moving average factor in (0, 1] applied per epoch instead.
+    """
+
+    name = "loss"
+
+    def __init__(self, *, window: int = 5, ema: float | None = None) -> None:
+        super().__init__()
+        if window < 1:
+            raise ConfigError(f"loss window: must be >= 1, got {window}")
+        if ema is not None and not 0 < ema <= 1:
+            raise ConfigError(f"loss ema: expected (0, 1], got {ema}")
+        self.window, self.ema = window, ema
+        self.epoch_losses: list[np.ndarray] = []
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        self._sum = np.zeros(len(self.train_idx))
+        self._cnt = np.zeros(len(self.train_idx))
+
+    def on_batch_end(self, trainer: Trainer, batch: BatchResult) -> None:
+        pos = self.positions(batch.indices)
+        np.add.at(self._sum, pos, batch.losses.numpy().astype(np.float64))
+        np.add.at(self._cnt, pos, 1)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        with np.errstate(invalid="ignore"):
+            cur = np.where(self._cnt > 0, self._sum / np.maximum(self._cnt, 1), np.nan)
+        self.epoch_losses.append(cur)
+        if self.ema is not None and self.history:
+            prev = self.history[-1][1]
+            score = np.where(np.isnan(cur), prev, self.ema * cur + (1 - self.ema) * prev)
+        else:
+            stack = np.stack(self.epoch_losses[-self.window:])
+            with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
+                sup.filter(RuntimeWarning)
+                score = np.nanmean(stack, axis=0)
+        self.history.append((epoch + 1, np.nan_to_num(score, nan=0.0)))
+
+
+def vog_schedule(epochs: int, checkpoints: int, schedule: str = "even") -> list[int]:
+    """1-based epochs at whose end VOG takes gradients.
+
+    ``even``: ``checkpoints`` epochs evenly spaced over training (the last one included);
+    ``windows``: three windows (early, middle, late) of consecutive epochs.
+    """
+    k = max(2, min(checkpoints, epochs))
+    if schedule == "even":
+        return sorted({int(round(e)) for e in np.linspace(epochs / k, epochs, k)})
+    if schedule == "windows":
+        per = max(1, k // 3)
+        starts = [max(1, epochs // 6), max(1, epochs // 2 - per // 2), epochs - per + 1]
+        return sorted({min(epochs, s + i) for s in starts for i in range(per)})
+    raise ConfigError(f"vog schedule: expected even or windows, got {schedule!r}")
+
+
+def input_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+                    target: str = "given") -> torch.Tensor:
+    """Gradient of a per-sample segmentation score with respect to the input image.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Put in eval mode by the caller (batch norm then treats samples independently).
+    x : (B, 1, H, W) float tensor
+    y : (B, H, W) int64 tensor
+        The given labels.
+    target : {'given', 'predicted', 'foreground'}
+        The score: mean over pixels of the logit of each pixel's given label (default),
+        of its predicted label, or of the given label over foreground pixels only.
+
+    Returns
+    -------
+    (B, H, W) float tensor
+    """
+    x = x.detach().clone().requires_grad_(True)
+    logits = model(x)
+    if target == "given":
+        score = logits.gather(1, y[:, None]).squeeze(1).mean(dim=(1, 2))
+    elif target == "predicted":
+        score = logits.max(dim=1).values.mean(dim=(1, 2))
+    elif target == "loss":  # minus the per-sample cross-entropy against the given labels
+        score = -torch.nn.functional.cross_entropy(logits, y, reduction="none").mean(dim=(1, 2))
+    elif target == "foreground":
+        sel = logits.gather(1, y[:, None]).squeeze(1)
+        fg = (y > 0).to(sel.dtype)
+        score = (sel * fg).sum(dim=(1, 2)) / fg.sum(dim=(1, 2)).clamp_min(1)
+    else:
+        raise ConfigError(f"vog target: expected given, predicted, foreground or loss, "
+                          f"got {target!r}")
+    (grad,) = torch.autograd.grad(score.sum(), x)
+    return grad[:, 0]
+
+
+class VOGDetector(Detector):
+    """Variance of Gradients (Agarwal et al., 2022) adapted to segmentation.
+
+    At the end of the scheduled epochs, the gradient of a segmentation score (see
+    :func:`input_gradients`) with respect to every training image is taken with the model in
+    eval mode; running moments give the per-pixel variance across checkpoints, averaged over
+    pixels (or a band around the given mask's boundaries).
+
+    Parameters
+    ----------
+    checkpoints : int
+        Number of checkpoints K (default 5).
+    schedule : {'even', 'windows'}
+    target : {'given', 'predicted', 'foreground'}
+    region : {'all', 'boundary'}
+    normalise : {'none', 'mean'}
+    batch_size : int
+    """
+
+    name = "vog"
+
+    def __init__(self, *, checkpoints: int = 5, schedule: str = "even", target: str = "given",
+                 region: str = "all", normalise: str = "none", batch_size: int = 32) -> None:
+        super().__init__()
+        if region not in ("all", "boundary"):
+            raise ConfigError(f"vog region: expected all or boundary, got {region!r}")
+        self.checkpoints, self.schedule_name = checkpoints, schedule
+        self.target, self.region, self.normalise = target, region, normalise
+        self.batch_size = batch_size
+        self.moments: RunningMoments | None = None
+        self.epochs: list[int] = []
+        self.seconds = 0.0
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        super().on_train_start(trainer)
+        self.epochs = vog_schedule(trainer.config.epochs, self.checkpoints, self.schedule_name)
+        self.moments = RunningMoments((len(self.train_idx), *trainer.dataset.shape))
+        self._given = torch.as_tensor(trainer.dataset.masks[self.train_idx].astype(np.int64))
+        self._band = (boundary_band(trainer.dataset.masks[self.train_idx])
+                      if self.region == "boundary" else None)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        if epoch + 1 not in self.epochs or self.moments is None:
+            return
+        import time
+
+        t0 = time.perf_counter()
+        model = trainer.model
+        was_training = model.training
+        model.eval()
+        params = [p for p in model.parameters() if p.requires_grad]
+        for p in params:  # only the input gradient is needed
+            p.requires_grad_(False)
+        try:
+            for i in range(0, len(self.train_idx), self.batch_size):
+                sel = torch.arange(i, min(i + self.batch_size, len(self.train_idx)))
+                x = trainer.images[torch.as_tensor(self.train_idx[sel.numpy()])].to(trainer.device)
+                g = input_gradients(model, x, self._given[sel].to(trainer.device),
+                                    target=self.target)
+                self.moments.update(sel, g.detach().cpu())
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+            model.train(was_training)
+        self.seconds += time.perf_counter() - t0
+        if int(self.moments.count.max()) >= 2:
+            self.history.append((epoch + 1, self._score()))
+
+    def _score(self) -> np.ndarray:
+        assert self.moments is not None
+        return vog_scores(self.moments.variance(), region=self._band, normalise=self.normalise,
+                          mean_grad=self.moments.mean.numpy())
+
+
+class OnlineVOGDetector(VOGDetector):
+    """VOG from the input gradients of the ordinary training steps (no extra passes).
+
+    The gradient is that of the training loss (not of a logit score), taken in training
+    mode; augmentation shifts are undone before accumulating. Every epoch from
+    ``start_epoch`` on contributes one observation per sample seen.
+    """
+
+    name = "vog-online"
+
+    def __init__(self, *, start_epoch: int = 1, region: str = "all",
+                 normalise: str = "none") -> None:
+        super().__init__(region=region, normalise=normalise)
+        self.start_epoch = start_epoch
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        super().on_train_start(trainer)
+        self.epochs = []
+        trainer.track_input_grad = True
+
+    def on_batch_end(self, trainer: Trainer, batch: BatchResult) -> None:
+        if batch.epoch + 1 < self.start_epoch or batch.inputs.grad is None or self.moments is None:
+            return
+        g = batch.inputs.grad[:, 0].detach() * len(batch.indices)  # undo the batch mean
+        dy, dx = batch.shift
+        if dy or dx:
+            g = torch.roll(g, (-dy, -dx), dims=(1, 2))
+        pos = self.positions(batch.indices)
+        _, first = np.unique(pos, return_index=True)  # a sample drawn twice counts once
+        self.moments.update(torch.as_tensor(pos[first]), g[torch.as_tensor(first)].cpu())
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        if self.moments is not None and int(self.moments.count.max()) >= 2:
+            self.history.append((epoch + 1, self._score()))
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        trainer.track_input_grad = False
+
+
+class CleanlabDetector(Detector):
+    """cleanlab's segmentation label-quality score (confident learning) as a detector.
+
+    Uses the model's softmax probabilities on the training images themselves
+    (*in-sample*: the model has fitted these labels, so scores are optimistic compared with
+    cleanlab's recommended out-of-sample, cross-validated probabilities, which would need K
+    trainings). Scored at the end of training with the best weights and, with ``every``,
+    every that many epochs for the history. Score = 1 - cleanlab's image quality.
+    """
+
+    name = "cleanlab"
+
+    def __init__(self, *, every: int | None = None, method: str = "softmin") -> None:
+        super().__init__()
+        self.every, self.method = every, method
+
+    def _compute(self, trainer: Trainer) -> np.ndarray:
+        from cleanlab.segmentation.rank import get_label_quality_scores
+
+        probs = torch.softmax(trainer.predict_logits(self.train_idx), dim=1).numpy()
+        labels = trainer.dataset.masks[self.train_idx].astype(np.int64)
+        quality, _ = get_label_quality_scores(labels, probs, method=self.method, verbose=False)
+        return 1.0 - np.asarray(quality, dtype=np.float64)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        if self.every and (epoch + 1) % self.every == 0:
+            self.history.append((epoch + 1, self._compute(trainer)))
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self.history.append((trainer.best_epoch, self._compute(trainer)))
+
+
+#: Detector names (``--detector``) and their constructors.
+DETECTORS: dict[str, Callable[..., Detector]] = {
+    "loss": LossDetector, "vog": VOGDetector, "vog-online": OnlineVOGDetector,
+    "cleanlab": CleanlabDetector,
+}
+
+
+def make_detector(name: str, **options: Any) -> Detector:
+    """Build a detector by name; :class:`ConfigError` lists the known names."""
+    if name not in DETECTORS:
+        raise ConfigError(f"--detector: unknown detector {name!r}; expected one of "
+                          f"{sorted(DETECTORS)}")
+    return DETECTORS[name](**options)

@@ -1,0 +1,212 @@
+"""Per-sample suspicion scores and the rules that turn them into flags (arrays in, arrays out).
+
+Vocabulary: ``grads`` are input gradients ``(K, N, H, W)`` (K checkpoints, N samples);
+``scores`` are ``(N,)`` with higher = more suspect; ``flags`` are ``(N,)`` bool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from noisyseg.errors import ConfigError
+
+__all__ = [
+    "RunningMoments",
+    "boundary_band",
+    "detection_metrics",
+    "flag",
+    "flag_mixture",
+    "flag_percentile",
+    "flag_top_fraction",
+    "vog_scores",
+    "DetectionMetrics",
+]
+
+
+class RunningMoments:
+    """Per-element running mean and variance (Welford), memory independent of the count.
+
+    Holds ``count`` (N,), ``mean`` and ``m2`` of shape ``(N, H, W)`` as float64 tensors, so
+    the variance across K updates costs O(N x H x W) memory, not O(K x N x H x W).
+    """
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.count = torch.zeros(shape[0], dtype=torch.float64)
+        self.mean = torch.zeros(shape, dtype=torch.float64)
+        self.m2 = torch.zeros(shape, dtype=torch.float64)
+
+    def update(self, index: torch.Tensor, values: torch.Tensor) -> None:
+        """Add one observation ``values`` (B, H, W) for the samples at ``index`` (B,)."""
+        v = values.to(torch.float64)
+        n = self.count[index] + 1
+        delta = v - self.mean[index]
+        mean = self.mean[index] + delta / n[:, None, None]
+        self.m2[index] += delta * (v - mean)
+        self.mean[index] = mean
+        self.count[index] = n
+
+    def variance(self) -> torch.Tensor:
+        """Population variance per element (0 where fewer than 2 observations)."""
+        c = self.count.clamp_min(1)[:, None, None]
+        return torch.where(self.count[:, None, None] > 1, self.m2 / c, torch.zeros_like(self.m2))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """State for checkpoints."""
+        return {"count": self.count, "mean": self.mean, "m2": self.m2}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.count, self.mean, self.m2 = state["count"], state["mean"], state["m2"]
+
+
+def boundary_band(masks: np.ndarray, width: int = 3) -> np.ndarray:
+    """Pixels within ``width`` of any label boundary, (N, H, W) bool."""
+    from scipy import ndimage as ndi
+
+    m = np.asarray(masks)
+    edge = np.zeros(m.shape, dtype=bool)
+    edge[:, 1:, :] |= m[:, 1:, :] != m[:, :-1, :]
+    edge[:, :, 1:] |= m[:, :, 1:] != m[:, :, :-1]
+    st = np.zeros((1, 2 * width + 1, 2 * width + 1), dtype=bool)
+    st[0] = True
+    return ndi.binary_dilation(edge, structure=st)
+
+
+def vog_scores(variance: np.ndarray | torch.Tensor, *, region: np.ndarray | None = None,
+               normalise: str = "none", mean_grad: np.ndarray | None = None) -> np.ndarray:
+    """Variance of Gradients per sample from a per-pixel variance map.
+
+    Parameters
+    ----------
+    variance : (N, H, W) array
+        Per-pixel variance of the input gradient across checkpoints (see
+        :class:`RunningMoments`), or ``(K, N, H, W)`` gradients, whose variance over K is
+        taken here (the direct computation the running moments must equal).
+    region : (N, H, W) bool ndarray, optional
+        Average only over these pixels (e.g. :func:`boundary_band`); all pixels otherwise.
+    normalise : {'none', 'mean'}
+        ``'mean'`` divides each sample's score by its mean squared gradient, making it
+        invariant to the gradient's scale (which varies with image contrast).
+    mean_grad : (N, H, W) array, optional
+        Mean gradient across checkpoints, needed for ``normalise='mean'``.
+
+    Returns
+    -------
+    (N,) float64 ndarray
+    """
+    v = torch.as_tensor(variance, dtype=torch.float64)
+    if v.ndim == 4:
+        mean_grad = v.mean(0).numpy() if mean_grad is None else mean_grad
+        v = v.var(0, unbiased=False)
+    if normalise not in ("none", "mean"):
+        raise ConfigError(f"vog normalise: expected none or mean, got {normalise!r}")
+    w = torch.ones_like(v) if region is None else torch.as_tensor(region, dtype=torch.float64)
+    denom = w.sum(dim=(1, 2)).clamp_min(1)
+    score = (v * w).sum(dim=(1, 2)) / denom
+    if normalise == "mean":
+        if mean_grad is None:
+            raise ConfigError("vog normalise='mean' needs mean_grad")
+        g2 = (torch.as_tensor(mean_grad, dtype=torch.float64) ** 2 * w).sum(dim=(1, 2)) / denom
+        score = score / (g2 + score).clamp_min(1e-30)
+    return score.numpy()
+
+
+# ------------------------------------------------------------------------------ flags
+def flag_top_fraction(scores: np.ndarray, fraction: float) -> np.ndarray:
+    """Flag the ``round(fraction * N)`` highest scores (known or assumed error level)."""
+    s = np.asarray(scores, dtype=np.float64)
+    if not 0 <= fraction <= 1:
+        raise ConfigError(f"flag fraction: expected a value in [0, 1], got {fraction}")
+    k = int(round(fraction * len(s)))
+    flags = np.zeros(len(s), dtype=bool)
+    if k:
+        flags[np.argsort(-s, kind="stable")[:k]] = True
+    return flags
+
+
+def flag_percentile(scores: np.ndarray, q: float) -> np.ndarray:
+    """Flag scores strictly above their ``q``-th percentile (0..100)."""
+    if not 0 <= q <= 100:
+        raise ConfigError(f"flag percentile: expected 0..100, got {q}")
+    s = np.asarray(scores, dtype=np.float64)
+    return s > np.percentile(s, q)
+
+
+def flag_mixture(scores: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """Unsupervised rule: a two-component Gaussian mixture on log-scores.
+
+    Scores are put on a log scale when all positive (losses and VOG are right-skewed) and
+    standardised. A sample is flagged when the component with the higher mean is the more
+    probable one.
+    No error level is needed. When one component explains the scores (BIC of one component
+    is lower), nothing is flagged.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    s = np.asarray(scores, dtype=np.float64)
+    if len(s) < 4 or np.ptp(s) == 0:
+        return np.zeros(len(s), dtype=bool)
+    x = np.log(s) if s.min() > 0 else s  # positive, skewed scores (loss, VOG): log scale
+    x = ((x - x.mean()) / (x.std() + 1e-12))[:, None]
+    one = GaussianMixture(1, random_state=seed).fit(x)
+    two = GaussianMixture(2, random_state=seed, n_init=3).fit(x)
+    if two.bic(x) >= one.bic(x):
+        return np.zeros(len(s), dtype=bool)
+    hi = int(np.argmax(two.means_.ravel()))
+    return two.predict_proba(x)[:, hi] > 0.5
+
+
+def flag(scores: np.ndarray, rule: str = "mixture", *, value: float | None = None,
+         seed: int = 0) -> np.ndarray:
+    """Apply a flag rule by name: ``mixture`` (default), ``top`` (fraction) or ``percentile``."""
+    if rule == "mixture":
+        return flag_mixture(scores, seed=seed)
+    if rule == "top":
+        if value is None:
+            raise ConfigError("flag rule 'top' needs a fraction (e.g. --flag-value 0.3)")
+        return flag_top_fraction(scores, value)
+    if rule == "percentile":
+        return flag_percentile(scores, 90.0 if value is None else value)
+    raise ConfigError(f"--flag-rule: expected mixture, top or percentile, got {rule!r}")
+
+
+# -------------------------------------------------------------------------- metrics
+@dataclass(frozen=True)
+class DetectionMetrics:
+    """Quality of flags and scores against the known corrupted set."""
+
+    precision: float
+    recall: float
+    f1: float
+    average_precision: float
+    auroc: float
+    n_flagged: int
+    n_corrupted: int
+    n: int
+
+    def to_dict(self) -> dict[str, float]:
+        """JSON-serialisable form."""
+        return asdict(self)
+
+
+def detection_metrics(scores: np.ndarray, flags: np.ndarray, truth: np.ndarray) -> DetectionMetrics:
+    """Precision, recall and F1 of ``flags``; average precision and AUROC of ``scores``.
+
+    AP and AUROC are NaN when ``truth`` is all one class.
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    t = np.asarray(truth, dtype=bool)
+    f = np.asarray(flags, dtype=bool)
+    tp = int(np.sum(t & f))
+    precision = tp / f.sum() if f.sum() else 0.0
+    recall = tp / t.sum() if t.sum() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    both = 0 < t.sum() < len(t)
+    ap = float(average_precision_score(t, scores)) if both else float("nan")
+    auc = float(roc_auc_score(t, scores)) if both else float("nan")
+    return DetectionMetrics(float(precision), float(recall), float(f1), ap, auc, int(f.sum()),
+                            int(t.sum()), len(t))

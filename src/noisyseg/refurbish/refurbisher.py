@@ -1,0 +1,117 @@
+"""Refurbishment: replace flagged training masks by the model's own predictions."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from noisyseg.detect import Detector, flag
+from noisyseg.errors import ConfigError
+from noisyseg.train import Callback, Trainer
+
+__all__ = ["Refurbisher", "pseudo_labels"]
+
+log = logging.getLogger(__name__)
+
+
+def pseudo_labels(probs: torch.Tensor | np.ndarray, given: np.ndarray, *,
+                  confidence: float = 0.0) -> np.ndarray:
+    """Pseudo-labels from class probabilities, keeping the given label where unsure.
+
+    Parameters
+    ----------
+    probs : (N, C, H, W) float
+        Softmax probabilities.
+    given : (N, H, W) integer ndarray
+        The given (possibly wrong) labels.
+    confidence : float
+        A pixel takes the predicted label only where its top probability is at least this;
+        elsewhere it keeps the given label. 0 replaces every pixel.
+
+    Returns
+    -------
+    (N, H, W) uint8 ndarray
+    """
+    p = torch.as_tensor(probs)
+    top, pred = p.max(dim=1)
+    out = np.where(top.numpy() >= confidence, pred.numpy(), np.asarray(given))
+    return out.astype(np.uint8)
+
+
+class Refurbisher(Callback):
+    """Flag suspects with a detector's scores and train on pseudo-labels for them.
+
+    From epoch ``warmup`` on, every ``every`` epochs: flag with ``rule`` (see
+    :func:`noisyseg.detect.flag`), replace the flagged samples' training masks by the current
+    model's prediction (only where it is at least ``confidence`` sure), and, with
+    ``unflag``, give samples no longer flagged their given masks back. Only training
+    samples are ever touched. ``events`` records every replacement.
+
+    Parameters
+    ----------
+    detector : Detector
+        Must come before this callback in the trainer's list.
+    rule : {'mixture', 'top', 'percentile'}
+    value : float, optional
+        The fraction for ``top`` or the percentile for ``percentile``.
+    warmup : int
+        First epoch (1-based) at which refurbishment may happen.
+    every : int
+        Re-flag every this many epochs.
+    confidence : float
+    unflag : bool
+    """
+
+    def __init__(self, detector: Detector, *, rule: str = "mixture", value: float | None = None,
+                 warmup: int = 10, every: int = 5, confidence: float = 0.0,
+                 unflag: bool = False, seed: int = 0) -> None:
+        if warmup < 1 or every < 1:
+            raise ConfigError(f"refurbish: warmup and every must be >= 1, got {warmup}, {every}")
+        if not 0 <= confidence <= 1:
+            raise ConfigError(f"refurbish confidence: expected [0, 1], got {confidence}")
+        self.detector, self.rule, self.value = detector, rule, value
+        self.warmup, self.every, self.confidence, self.unflag = warmup, every, confidence, unflag
+        self.seed = seed
+        self.flagged = np.empty(0, dtype=bool)
+        self.events: list[dict[str, Any]] = []
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.flagged = np.zeros(len(trainer.train_idx), dtype=bool)
+        self._given = trainer.dataset.masks[trainer.train_idx.numpy()]
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        e = epoch + 1
+        if e < self.warmup or (e - self.warmup) % self.every:
+            return
+        scores = self.detector.scores()
+        if scores is None:
+            return
+        flags = flag(scores, self.rule, value=self.value, seed=self.seed)
+        if not self.unflag:
+            flags |= self.flagged
+        idx = trainer.train_idx.numpy()
+        new = np.flatnonzero(flags)
+        if new.size:
+            probs = torch.softmax(trainer.predict_logits(idx[new]), dim=1)
+            trainer.replace_masks(idx[new], pseudo_labels(probs, self._given[new],
+                                                          confidence=self.confidence))
+            self.events += [{"epoch": e, "sample_id": trainer.sample_ids[idx[i]],
+                             "action": "refurbished"} for i in new]
+        back = np.flatnonzero(self.flagged & ~flags)
+        if back.size:
+            trainer.replace_masks(idx[back], self._given[back])
+            self.events += [{"epoch": e, "sample_id": trainer.sample_ids[idx[i]],
+                             "action": "restored"} for i in back]
+        self.flagged = flags
+        logs["n_flagged"] = float(flags.sum())
+        log.info("epoch %d: %d samples refurbished", e, int(flags.sum()))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"flagged": self.flagged.tolist(), "events": self.events}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.flagged = np.asarray(state["flagged"], dtype=bool)
+        self.events = list(state["events"])

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from noisyseg.detect import (
+    RunningMoments,
+    boundary_band,
+    detection_metrics,
+    flag,
+    flag_mixture,
+    flag_percentile,
+    flag_top_fraction,
+    vog_schedule,
+    vog_scores,
+)
+from noisyseg.errors import ConfigError
+
+
+@given(st.integers(2, 6), st.integers(1, 5), st.integers(0, 2**31))
+def test_running_moments_equal_direct_computation(k, n, seed):
+    rng = np.random.default_rng(seed)
+    grads = rng.normal(size=(k, n, 4, 5)) * rng.uniform(0.1, 10)
+    mom = RunningMoments((n, 4, 5))
+    for g in grads:  # each checkpoint, in two batches in random order
+        order = rng.permutation(n)
+        for part in np.array_split(order, 2):
+            if len(part):
+                mom.update(torch.as_tensor(part), torch.as_tensor(g[part]))
+    np.testing.assert_allclose(mom.variance().numpy(), grads.var(axis=0), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(vog_scores(mom.variance()), vog_scores(grads), rtol=1e-9)
+    np.testing.assert_allclose(vog_scores(grads), grads.var(axis=0).mean(axis=(1, 2)), rtol=1e-9)
+
+
+def test_vog_region_and_normalisation():
+    grads = np.zeros((2, 2, 3, 3))
+    grads[1, 0, 0, 0] = 2.0  # sample 0: one pixel varies (variance 1 there)
+    region = np.zeros((2, 3, 3), bool)
+    region[:, 0, :] = True
+    np.testing.assert_allclose(vog_scores(grads), [1 / 9, 0])
+    np.testing.assert_allclose(vog_scores(grads, region=region), [1 / 3, 0])
+    norm = vog_scores(grads, normalise="mean")
+    assert 0 < norm[0] <= 1 and norm[1] == 0
+    with pytest.raises(ConfigError):
+        vog_scores(grads, normalise="zz")
+
+
+def test_boundary_band():
+    m = np.zeros((1, 9, 9), np.uint8)
+    m[0, 3:6, 3:6] = 1
+    band = boundary_band(m, width=1)
+    assert band[0, 4, 4] and band[0, 2, 4] and not band[0, 0, 0]
+
+
+def test_flag_rules():
+    s = np.array([0.1, 0.9, 0.5, 0.7, 0.2])
+    assert flag_top_fraction(s, 0.4).tolist() == [False, True, False, True, False]
+    assert flag_percentile(s, 50).tolist() == [False, True, False, True, False]
+    rng = np.random.default_rng(0)
+    bimodal = np.concatenate([rng.lognormal(0, 0.2, 70), rng.lognormal(2, 0.2, 30)])
+    f = flag_mixture(bimodal)
+    assert f[70:].all() and not f[:70].any()
+    assert flag_mixture(rng.lognormal(0, 0.2, 100)).sum() <= 5
+    with pytest.raises(ConfigError, match="needs a fraction"):
+        flag(s, "top")
+    with pytest.raises(ConfigError, match="flag-rule"):
+        flag(s, "magic")
+
+
+def test_detection_metrics_by_hand():
+    scores = np.array([0.9, 0.8, 0.3, 0.2])
+    truth = np.array([True, False, True, False])
+    flags = np.array([True, True, False, False])
+    m = detection_metrics(scores, flags, truth)
+    assert m.precision == 0.5 and m.recall == 0.5 and m.f1 == 0.5
+    assert np.isclose(m.average_precision, (1 + 2 / 3) / 2)
+    assert np.isclose(m.auroc, 0.75)
+
+
+def test_vog_schedule():
+    assert vog_schedule(40, 5) == [8, 16, 24, 32, 40]
+    assert vog_schedule(3, 5) == [1, 2, 3]
+    w = vog_schedule(30, 6, "windows")
+    assert len(w) == 6 and w[-1] == 30 and w[0] < 10
