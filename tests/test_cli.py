@@ -92,3 +92,30 @@ def test_demo(tmp_path):
     assert "natural" in summary and (out / "examples_natural.png").exists()
     table = pd.read_csv(out / "summary.csv")
     assert (abs(table["mean_dice"] - 0.9) <= 0.006).all()
+
+
+@pytest.mark.parametrize("args,match", [
+    (["train", "--epochs", "0"], "--epochs"),
+    (["train", "--model", "resnet"], "unknown network"),
+    (["train", "--loss", "focal"], "--loss"),
+    (["audit", "--detector", "magic"], "unknown detector 'magic'"),
+    (["audit", "--flag-rule", "vibes"], "--flag-rule"),
+])
+def test_train_and_audit_bad_options(tmp_path, args, match):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "noisyseg.cli", *args, "--data",
+                           "synthetic-echo:n=12,size=32", "--epochs" if "--epochs" not in args
+                           else "--seed", "1", "--width", "4", "--model-option", "depth=2",
+                           "--no-progress", "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert match in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_train_cli_writes_a_run(tmp_path):
+    out = tmp_path / "run"
+    code = _run(["train", "--data", "synthetic-echo:n=16,size=32", "--epochs", "1",
+                 "--width", "4", "--model-option", "depth=2", "--no-progress", "--out", str(out)])
+    assert code in (0, None)
+    assert json.loads((out / "metrics.json").read_text())["config"]["epochs"] == 1

@@ -153,7 +153,7 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
     import torch
 
     from noisyseg.data.io import FORMATS, split_suffix, write_array
-    from noisyseg.detect import detection_metrics, flag, make_detector
+    from noisyseg.detect import check_flag_rule, detection_metrics, flag, make_detector
     from noisyseg.evaluate import evaluate_masks
     from noisyseg.metrics import dice
     from noisyseg.refurbish import Refurbisher
@@ -164,9 +164,10 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
         raise ConfigError("--detector: give at least one (vog, vog-online, loss, cleanlab)")
     if len(set(detectors)) != len(detectors):
         raise ConfigError(f"--detector: repeated detector in {list(detectors)}")
+    check_flag_rule(flag_rule, flag_value)
+    dets = {name: make_detector(name) for name in detectors}
     check_out_dir(out, overwrite=overwrite)
     ds = load_dataset(data)
-    dets = {name: make_detector(name) for name in detectors}
     callbacks: list = list(dets.values())
     refurbisher = None
     if refurbish:

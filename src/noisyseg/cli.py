@@ -106,14 +106,19 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace a non-e
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
 
 
-def _train_config(*, model: str, width: int | None, model_option: list[str] | None,
-                  **kwargs: Any) -> Any:
+_TRAIN_OPTIONS = ("epochs", "steps_per_epoch", "batch_size", "lr", "loss", "balanced", "augment",
+                  "seed", "device", "threads")
+
+
+def _train_config(options: dict[str, Any]) -> Any:
+    """Build a TrainConfig from a command's parsed options (shared by train and audit)."""
     from noisyseg.train import TrainConfig
 
-    opts = _parse_options(model_option)
-    if width is not None:
-        opts["width"] = width
-    return TrainConfig(model=model, model_options=opts, **kwargs)
+    net_opts = _parse_options(options["model_option"])
+    if options["width"] is not None:
+        net_opts["width"] = options["width"]
+    return TrainConfig(model=options["model"], model_options=net_opts,
+                       **{k: options[k] for k in _TRAIN_OPTIONS})
 
 
 @app.command()
@@ -129,10 +134,7 @@ def train(
     """Train a network on (possibly noisy) training masks; evaluate on clean test masks."""
     from noisyseg.api import run_train
 
-    cfg = _train_config(model=model, width=width, model_option=model_option, epochs=epochs,
-                        steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr, loss=loss,
-                        balanced=balanced, augment=augment, seed=seed, device=device,
-                        threads=threads)
+    cfg = _train_config(locals())
     res = run_train(data=data, out=out, config=cfg, overwrite=overwrite, progress=progress)
     m = res["test"]["mean"]
     console.print(f"[green]wrote[/] {out}: test Dice {m['dice']:.4f}, IoU {m['iou']:.4f}, "
@@ -167,10 +169,7 @@ def audit(
     """Score every training sample during training, flag suspects, optionally refurbish them."""
     from noisyseg.api import run_audit
 
-    cfg = _train_config(model=model, width=width, model_option=model_option, epochs=epochs,
-                        steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr, loss=loss,
-                        balanced=balanced, augment=augment, seed=seed, device=device,
-                        threads=threads)
+    cfg = _train_config(locals())
     res = run_audit(data=data, out=out, config=cfg, detectors=detector or ["loss", "vog"],
                     refurbish=refurbish, refurbish_with=refurbish_with, flag_rule=flag_rule,
                     flag_value=flag_value, warmup=warmup, every=every, confidence=confidence,

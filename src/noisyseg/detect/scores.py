@@ -16,6 +16,7 @@ from noisyseg.errors import ConfigError
 __all__ = [
     "RunningMoments",
     "boundary_band",
+    "check_flag_rule",
     "detection_metrics",
     "flag",
     "flag_mixture",
@@ -159,18 +160,25 @@ def flag_mixture(scores: np.ndarray, *, seed: int = 0) -> np.ndarray:
     return two.predict_proba(x)[:, hi] > 0.5
 
 
+def check_flag_rule(rule: str, value: float | None) -> None:
+    """Raise :class:`ConfigError` unless ``rule`` and ``value`` make a valid flag rule."""
+    if rule not in ("mixture", "top", "percentile"):
+        raise ConfigError(f"--flag-rule: expected mixture, top or percentile, got {rule!r}")
+    if rule == "top" and (value is None or not 0 <= value <= 1):
+        raise ConfigError(f"--flag-value: rule 'top' needs a fraction in [0, 1], got {value}")
+    if rule == "percentile" and value is not None and not 0 <= value <= 100:
+        raise ConfigError(f"--flag-value: rule 'percentile' needs 0..100, got {value}")
+
+
 def flag(scores: np.ndarray, rule: str = "mixture", *, value: float | None = None,
          seed: int = 0) -> np.ndarray:
     """Apply a flag rule by name: ``mixture`` (default), ``top`` (fraction) or ``percentile``."""
+    check_flag_rule(rule, value)
     if rule == "mixture":
         return flag_mixture(scores, seed=seed)
     if rule == "top":
-        if value is None:
-            raise ConfigError("flag rule 'top' needs a fraction (e.g. --flag-value 0.3)")
-        return flag_top_fraction(scores, value)
-    if rule == "percentile":
-        return flag_percentile(scores, 90.0 if value is None else value)
-    raise ConfigError(f"--flag-rule: expected mixture, top or percentile, got {rule!r}")
+        return flag_top_fraction(scores, float(value))  # type: ignore[arg-type]
+    return flag_percentile(scores, 90.0 if value is None else value)
 
 
 # -------------------------------------------------------------------------- metrics

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from noisyseg.detect import Detector, flag
+from noisyseg.detect import Detector, check_flag_rule, flag
 from noisyseg.errors import ConfigError
 from noisyseg.train import Callback, Trainer
 
@@ -70,6 +70,7 @@ class Refurbisher(Callback):
                  unflag: bool = False, seed: int = 0) -> None:
         if warmup < 1 or every < 1:
             raise ConfigError(f"refurbish: warmup and every must be >= 1, got {warmup}, {every}")
+        check_flag_rule(rule, value)
         if not 0 <= confidence <= 1:
             raise ConfigError(f"refurbish confidence: expected [0, 1], got {confidence}")
         self.detector, self.rule, self.value = detector, rule, value
