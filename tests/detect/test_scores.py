@@ -83,3 +83,19 @@ def test_vog_schedule():
     assert vog_schedule(3, 5) == [1, 2, 3]
     w = vog_schedule(30, 6, "windows")
     assert len(w) == 6 and w[-1] == 30 and w[0] < 10
+
+
+def test_vog_rms_normalisation_ignores_gradient_scale():
+    """With 'rms', a sample whose gradient only grows in scale has zero VOG."""
+    from noisyseg.detect import VOGDetector
+
+    det = VOGDetector(normalise="rms")
+    assert det.normalise == "rms"
+    with pytest.raises(ConfigError, match="normalise"):
+        VOGDetector(normalise="zscore")
+    g = torch.ones(1, 4, 4)
+    mom = RunningMoments((1, 4, 4))
+    for scale in (1.0, 5.0, 9.0):
+        x = g * scale
+        mom.update(torch.tensor([0]), x / x.pow(2).mean(dim=(1, 2), keepdim=True).sqrt())
+    assert float(vog_scores(mom.variance())[0]) == 0.0
