@@ -119,3 +119,11 @@ def test_train_cli_writes_a_run(tmp_path):
                  "--width", "4", "--model-option", "depth=2", "--no-progress", "--out", str(out)])
     assert code in (0, None)
     assert json.loads((out / "metrics.json").read_text())["config"]["epochs"] == 1
+
+
+def test_markdown_table():
+    from noisyseg.report import markdown_table
+
+    df = pd.DataFrame({"model": ["natural", "choppy"], "dice": [0.9, 0.85]})
+    assert markdown_table(df).splitlines() == [
+        "| model | dice |", "|---|---|", "| natural | 0.9 |", "| choppy | 0.85 |"]

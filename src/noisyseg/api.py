@@ -12,7 +12,7 @@ from noisyseg.corrupt import CorruptionResult, corrupt_dataset
 from noisyseg.data import load_dataset, write_folder
 from noisyseg.data.io import atomic_dir, check_out_dir
 from noisyseg.errors import ConfigError
-from noisyseg.report import corruption_figure, corruption_summary
+from noisyseg.report import corruption_figure, corruption_summary, markdown_table
 from noisyseg.train import TrainConfig
 
 __all__ = ["run_audit", "run_corrupt", "run_demo", "run_train"]
@@ -64,20 +64,12 @@ def run_demo(*, out: str | Path = "noisyseg-demo", overwrite: bool = True,
         table.to_csv(tmp / "summary.csv", index=False)
         lines = [f"# noisyseg demo: simulated label errors at mean Dice {target_dice}", "",
                  f"Data: `{data}` ({len(ds)} samples; training masks corrupted).", "",
-                 table.to_markdown(index=False) if _has_tabulate() else table.to_string(),
+                 markdown_table(table),
                  "", *[f"![{m}](examples_{m}.png)" for m in DEMO_MODELS], ""]
         (tmp / "summary.md").write_text("\n".join(lines))
         (tmp / "config.json").write_text(json.dumps(
             {"data": data, "target_dice": target_dice, "models": list(DEMO_MODELS)}, indent=2))
     return Path(out) / "summary.md"
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: bool = False,
