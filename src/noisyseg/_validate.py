@@ -12,7 +12,6 @@ __all__ = [
     "check_fraction",
     "check_image",
     "check_label_mask",
-    "check_positive",
     "check_rng",
 ]
 
@@ -52,15 +51,6 @@ def check_fraction(value: float, *, name: str) -> float:
     if not (0.0 <= float(value) <= 1.0):
         raise ConfigError(f"{name}: expected a value in [0, 1], got {value}")
     return float(value)
-
-
-def check_positive(value: float, *, name: str, strict: bool = True) -> float:
-    """Return ``value`` if it is > 0 (``>= 0`` with ``strict=False``)."""
-    v = float(value)
-    if not np.isfinite(v) or (v <= 0 if strict else v < 0):
-        raise ConfigError(f"{name}: expected a {'positive' if strict else 'non-negative'} "
-                          f"number, got {value}")
-    return v
 
 
 def check_rng(rng: object) -> np.random.Generator:

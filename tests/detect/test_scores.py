@@ -93,9 +93,15 @@ def test_vog_rms_normalisation_ignores_gradient_scale():
     assert det.normalise == "rms"
     with pytest.raises(ConfigError, match="normalise"):
         VOGDetector(normalise="zscore")
-    g = torch.ones(1, 4, 4)
-    mom = RunningMoments((1, 4, 4))
+    from noisyseg.detect import rms_normalise
+
+    g = torch.tensor([[[3.0, -4.0], [0.0, 0.0]]])  # RMS = sqrt(25 / 4) = 2.5
+    torch.testing.assert_close(rms_normalise(g), g / 2.5)
+    mom = RunningMoments((1, 2, 2))
+    for scale in (1.0, 5.0, 9.0):  # only the scale changes: zero VOG after normalising
+        mom.update(torch.tensor([0]), rms_normalise(g * scale))
+    assert float(vog_scores(mom.variance())[0]) < 1e-12
+    raw = RunningMoments((1, 2, 2))
     for scale in (1.0, 5.0, 9.0):
-        x = g * scale
-        mom.update(torch.tensor([0]), x / x.pow(2).mean(dim=(1, 2), keepdim=True).sqrt())
-    assert float(vog_scores(mom.variance())[0]) == 0.0
+        raw.update(torch.tensor([0]), g * scale)
+    assert float(vog_scores(raw.variance())[0]) > 1.0

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from noisyseg.errors import ConfigError
-from noisyseg.models import MODELS, SegNet, build_model
+from noisyseg.models import MODELS, build_model
 
 
 @pytest.mark.parametrize("name", sorted(MODELS) + ["monai:BasicUNet", "monai:UNet"])
@@ -17,14 +17,6 @@ def test_width_doubles_per_downsampling():
     m = build_model("unet", n_classes=2, width=6, depth=3)
     widths = [blk[0].out_channels for blk in m.down]
     assert widths == [6, 12, 24, 48]
-
-
-def test_segnet_unpools_with_encoder_indices():
-    m = SegNet(1, 2, width=4, depth=2).eval()
-    # a single bright pixel: unpooling must put activity back where the max came from
-    x = torch.zeros(1, 1, 16, 16)
-    x[0, 0, 5, 9] = 10.0
-    assert m(x).shape == (1, 2, 16, 16)
 
 
 def test_bad_model_names():

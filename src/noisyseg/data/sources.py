@@ -73,8 +73,6 @@ def parse_source(spec: str) -> tuple[str, str | None, dict[str, Any]]:
     for p in parts:
         key, eq, value = p.partition("=")
         if not eq:
-            if src.takes_path and name == "folder" and not opts:
-                raise ConfigError(f"--data {spec}: cannot parse {p!r}; options look like key=value")
             raise ConfigError(f"--data {spec}: option {p!r} should look like key=value")
         key = key.strip()
         if key not in src.options:

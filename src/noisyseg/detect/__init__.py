@@ -28,6 +28,7 @@ from noisyseg.detect.scores import (
     flag_mixture,
     flag_percentile,
     flag_top_fraction,
+    rms_normalise,
     vog_scores,
 )
 
@@ -49,6 +50,7 @@ __all__ = [
     "flag_top_fraction",
     "input_gradients",
     "make_detector",
+    "rms_normalise",
     "vog_schedule",
     "vog_scores",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from noisyseg.detect.scores import RunningMoments, boundary_band, vog_scores
+from noisyseg.detect.scores import RunningMoments, boundary_band, rms_normalise, vog_scores
 from noisyseg.errors import ConfigError
 from noisyseg.train import BatchResult, Callback, Trainer
 
@@ -100,9 +100,8 @@ class LossDetector(Detector):
             score = np.where(np.isnan(cur), prev, self.ema * cur + (1 - self.ema) * prev)
         else:
             stack = np.stack(self.epoch_losses[-self.window:])
-            with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
-                sup.filter(RuntimeWarning)
-                score = np.nanmean(stack, axis=0)
+            seen = np.sum(~np.isnan(stack), axis=0)
+            score = np.where(seen > 0, np.nansum(stack, axis=0) / np.maximum(seen, 1), np.nan)
         self.history.append((epoch + 1, np.nan_to_num(score, nan=0.0)))
 
 
@@ -225,8 +224,8 @@ class VOGDetector(Detector):
                 x = trainer.images[torch.as_tensor(self.train_idx[sel.numpy()])].to(trainer.device)
                 g = input_gradients(model, x, self._given[sel].to(trainer.device),
                                     target=self.target).detach().cpu()
-                if self.normalise == "rms":  # each checkpoint's map to unit RMS per sample
-                    g = g / g.pow(2).mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-30)
+                if self.normalise == "rms":
+                    g = rms_normalise(g)
                 self.moments.update(sel, g)
         finally:
             for p in params:
@@ -269,7 +268,7 @@ class OnlineVOGDetector(VOGDetector):
             return
         g = batch.inputs.grad[:, 0].detach() * len(batch.indices)  # undo the batch mean
         if self.normalise == "rms":
-            g = g / g.pow(2).mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-30)
+            g = rms_normalise(g)
         dy, dx = batch.shift
         if dy or dx:
             g = torch.roll(g, (-dy, -dx), dims=(1, 2))

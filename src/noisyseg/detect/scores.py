@@ -22,6 +22,7 @@ __all__ = [
     "flag_mixture",
     "flag_percentile",
     "flag_top_fraction",
+    "rms_normalise",
     "vog_scores",
     "DetectionMetrics",
 ]
@@ -74,6 +75,15 @@ def boundary_band(masks: np.ndarray, width: int = 3) -> np.ndarray:
     st = np.zeros((1, 2 * width + 1, 2 * width + 1), dtype=bool)
     st[0] = True
     return ndi.binary_dilation(edge, structure=st)
+
+
+def rms_normalise(grads: torch.Tensor) -> torch.Tensor:
+    """Scale each (H, W) gradient map of a (B, H, W) batch to unit root-mean-square.
+
+    Used by VOG's ``normalise='rms'``: only changes of a gradient's *pattern* across
+    checkpoints then count, not changes of its overall scale.
+    """
+    return grads / grads.pow(2).mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-30)
 
 
 def vog_scores(variance: np.ndarray | torch.Tensor, *, region: np.ndarray | None = None,
