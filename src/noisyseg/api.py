@@ -81,37 +81,22 @@ def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: boo
     (weights + config; loads with ``weights_only=True``), ``config.json`` and
     ``predictions.png`` (test images, true vs predicted contours). Returns the metrics dict.
     """
-    import time
-
     import pandas as pd
-    import torch
 
-    from noisyseg.evaluate import evaluate_masks
+    from noisyseg.evaluate import run_session, session_summary
     from noisyseg.report import plot_contour_grid, save_figure
-    from noisyseg.train import ProgressBar, Trainer
+    from noisyseg.train import ProgressBar
 
     check_out_dir(out, overwrite=overwrite)
     ds = load_dataset(data)
-    test = ds.indices("test")
-    if len(test) == 0:
-        test = ds.indices("val")
-    t0 = time.perf_counter()
-    trainer = Trainer(config, ds, [ProgressBar(enabled=progress)])
-    trainer.fit()
-    train_s = time.perf_counter() - t0
-    pred = trainer.predict(test)
-    metrics = evaluate_masks(pred, ds.truth[test], ds.class_names)
-    result = {"data": data, "dataset": ds.summary(), "config": config.to_dict(),
-              "test": metrics.to_dict() | {"n": int(len(test))},
-              "best_epoch": trainer.best_epoch, "best_val_dice": trainer.best_score,
-              "interrupted": trainer.interrupted, "train_seconds": round(train_s, 2),
-              "device": str(trainer.device), "torch": torch.__version__,
-              "threads": torch.get_num_threads()}
+    session = run_session(ds, config, callbacks=[ProgressBar(enabled=progress)])
+    result = {"data": data, "dataset": ds.summary(), **session_summary(session)}
+    test, pred, metrics = session.test_idx, session.test_pred, session.test
     with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2))
         (tmp / "config.json").write_text(json.dumps({"data": data, **config.to_dict()}, indent=2))
-        pd.DataFrame(trainer.history).to_csv(tmp / "history.csv", index=False)
-        trainer.save(tmp / "model.pt")
+        pd.DataFrame(session.trainer.history).to_csv(tmp / "history.csv", index=False)
+        session.trainer.save(tmp / "model.pt")
         k = test[:8]
         fig = plot_contour_grid(
             ds.images[k], [ds.truth[k], pred[:8]], labels=("truth", "prediction"),
@@ -138,104 +123,54 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
     refurbishment, ``refurbished/`` (final training masks) and ``refurbish_events.csv``.
     Returns the metrics dict.
     """
-    import time
-
     import numpy as np
     import pandas as pd
-    import torch
 
     from noisyseg.data.io import FORMATS, split_suffix, write_array
-    from noisyseg.detect import check_flag_rule, detection_metrics, flag, make_detector
-    from noisyseg.evaluate import evaluate_masks
-    from noisyseg.metrics import dice
-    from noisyseg.refurbish import Refurbisher
+    from noisyseg.detect import check_flag_rule, score_ranks
+    from noisyseg.evaluate import RefurbishConfig, check_detectors, run_session, session_summary
     from noisyseg.report import plot_contour_grid, save_figure
-    from noisyseg.train import ProgressBar, Trainer
+    from noisyseg.train import ProgressBar
 
     if not detectors:
         raise ConfigError("--detector: give at least one (vog, vog-online, loss, cleanlab)")
-    if len(set(detectors)) != len(detectors):
-        raise ConfigError(f"--detector: repeated detector in {list(detectors)}")
+    rcfg = RefurbishConfig(with_detector=refurbish_with, warmup=warmup, every=every,
+                           confidence=confidence, unflag=unflag) if refurbish else None
+    check_detectors(detectors, rcfg)
     check_flag_rule(flag_rule, flag_value)
-    dets = {name: make_detector(name) for name in detectors}
     check_out_dir(out, overwrite=overwrite)
     ds = load_dataset(data)
-    callbacks: list = list(dets.values())
-    refurbisher = None
-    if refurbish:
-        driver = refurbish_with or detectors[0]
-        if driver not in dets:
-            raise ConfigError(f"--refurbish-with {driver}: not among --detector {list(dets)}")
-        refurbisher = Refurbisher(dets[driver], rule=flag_rule, value=flag_value, warmup=warmup,
-                                  every=every, confidence=confidence, unflag=unflag,
-                                  seed=config.seed)
-        callbacks.append(refurbisher)
-    t0 = time.perf_counter()
-    trainer = Trainer(config, ds, [*callbacks, ProgressBar(enabled=progress)])
-    trainer.fit()
-    train_s = time.perf_counter() - t0
-    idx = trainer.train_idx.numpy()
-    truth = ds.corrupted[idx] if ds.corrupted is not None else None
-
-    rows, detection, hist_rows = [], {}, []
-    for name, det in dets.items():
-        s = det.scores()
-        if s is None:
-            raise ConfigError(f"--detector {name}: produced no scores (train for more epochs)")
-        f = flag(s, flag_rule, value=flag_value, seed=config.seed)
-        rank = np.empty(len(s), dtype=np.int64)
-        rank[np.argsort(-s, kind="stable")] = np.arange(1, len(s) + 1)
+    session = run_session(ds, config, detectors=detectors, refurbish=rcfg, flag_rule=flag_rule,
+                          flag_value=flag_value, callbacks=[ProgressBar(enabled=progress)])
+    trainer, idx, truth = session.trainer, session.train_idx, session.truth
+    rows = []
+    for name, s in session.scores.items():
+        rank = score_ranks(s)
         rows += [{"sample_id": sid, "detector": name, "score": float(v), "rank": int(r),
-                  "flagged": bool(fl)} for sid, v, r, fl in zip(det.sample_ids(), s, rank, f,
-                                                                 strict=True)]
-        for epoch, hs in det.history:
-            per = {"detector": name, "epoch": epoch}
-            if truth is not None:
-                m = detection_metrics(hs, flag(hs, flag_rule, value=flag_value), truth)
-                per |= {"average_precision": m.average_precision, "auroc": m.auroc}
-            hist_rows.append(per)
-        if truth is not None:
-            detection[name] = detection_metrics(s, f, truth).to_dict()
-    test = ds.indices("test")
-    pred_test = trainer.predict(test)
-    metrics = evaluate_masks(pred_test, ds.truth[test], ds.class_names)
-    result: dict[str, Any] = {
-        "data": data, "config": config.to_dict(), "detectors": list(detectors),
-        "flag_rule": flag_rule, "flag_value": flag_value, "refurbish": refurbish,
-        "test": metrics.to_dict(), "best_epoch": trainer.best_epoch,
-        "train_seconds": round(train_s, 2), "truth_known": truth is not None,
-        "detector_seconds": {n: round(getattr(d, "seconds", 0.0), 2) for n, d in dets.items()}}
-    final = trainer.train_targets[torch.as_tensor(idx)].numpy().astype(np.uint8)
-    if refurbisher is not None:
-        result["refurbish_config"] = {"with": refurbish_with or detectors[0], "warmup": warmup,
-                                      "every": every, "confidence": confidence, "unflag": unflag}
-        result["n_refurbished"] = int(refurbisher.flagged.sum())
-        if ds.clean_masks is not None:
-            clean = ds.clean_masks[idx]
-            before = dice(ds.masks[idx], clean, ds.n_classes)
-            after = dice(final, clean, ds.n_classes)
-            sel = refurbisher.flagged
-            result["refurbish_dice"] = {
-                "all_train_before": float(before.mean()), "all_train_after": float(after.mean()),
-                "refurbished_before": float(before[sel].mean()) if sel.any() else None,
-                "refurbished_after": float(after[sel].mean()) if sel.any() else None}
+                  "flagged": bool(fl)}
+                 for sid, v, r, fl in zip([ds.sample_ids[i] for i in idx], s, rank,
+                                          session.flags[name], strict=True)]
+    result: dict[str, Any] = {"data": data, "flag_rule": flag_rule, "flag_value": flag_value,
+                              "refurbish": refurbish, **session_summary(session)}
+    if rcfg is not None:
+        result["refurbish_config"] = rcfg.to_dict() | {"with": refurbish_with or detectors[0]}
+    final = session.final_masks()
 
     # suspects: the top of the first detector's ranking
-    lead = dets[detectors[0]].scores()
-    top = np.argsort(-lead, kind="stable")[:n_suspects]
+    top = np.argsort(-session.scores[detectors[0]], kind="stable")[:n_suspects]
     pred_top = trainer.predict(idx[top])
     with atomic_dir(out, overwrite=overwrite) as tmp:
         pd.DataFrame(rows).to_csv(tmp / "scores.csv", index=False)
-        pd.DataFrame(hist_rows).to_csv(tmp / "score_history.csv", index=False)
+        pd.DataFrame(session.history).to_csv(tmp / "score_history.csv", index=False)
         if truth is not None:
             (tmp / "detection.json").write_text(json.dumps(
-                {"flag_rule": flag_rule, "flag_value": flag_value, "detectors": detection},
-                indent=2))
+                {"flag_rule": flag_rule, "flag_value": flag_value,
+                 "detectors": {k: v.to_dict() for k, v in session.detection.items()}}, indent=2))
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2))
         (tmp / "suspects").mkdir()
         titles = []
         for r, j in enumerate(top):
-            sid = trainer.sample_ids[idx[j]]
+            sid = ds.sample_ids[idx[j]]
             tag = "" if truth is None else (" (corrupted)" if truth[j] else " (clean)")
             titles.append(f"#{r + 1} {sid}{tag}")
             fig = plot_contour_grid(ds.images[idx[j]][None].repeat(2, 0),
@@ -249,7 +184,7 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
                                 class_names=ds.class_names,
                                 caption=f"top suspects by {detectors[0]}")
         save_figure(fig, tmp / "suspects.png")
-        if refurbisher is not None:
+        if session.refurbisher is not None:
             suf = ".nii.gz"
             mask_dir = Path(ds.source) / "masks"
             if mask_dir.is_dir():
@@ -259,6 +194,8 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
             (tmp / "refurbished").mkdir()
             for j, m in zip(idx, final, strict=True):
                 write_array(tmp / "refurbished" / f"{ds.sample_ids[j]}{suf}", m)
-            pd.DataFrame(refurbisher.events, columns=["epoch", "sample_id", "action"]).to_csv(
+            pd.DataFrame(session.refurbisher.events,
+                         columns=["epoch", "sample_id", "action"]).to_csv(
                 tmp / "refurbish_events.csv", index=False)
     return result
+

@@ -29,6 +29,7 @@ from noisyseg.detect.scores import (
     flag_percentile,
     flag_top_fraction,
     rms_normalise,
+    score_ranks,
     vog_scores,
 )
 
@@ -51,6 +52,7 @@ __all__ = [
     "input_gradients",
     "make_detector",
     "rms_normalise",
+    "score_ranks",
     "vog_schedule",
     "vog_scores",
 ]

@@ -23,6 +23,7 @@ __all__ = [
     "flag_percentile",
     "flag_top_fraction",
     "rms_normalise",
+    "score_ranks",
     "vog_scores",
     "DetectionMetrics",
 ]
@@ -189,6 +190,20 @@ def flag(scores: np.ndarray, rule: str = "mixture", *, value: float | None = Non
     if rule == "top":
         return flag_top_fraction(scores, float(value))  # type: ignore[arg-type]
     return flag_percentile(scores, 90.0 if value is None else value)
+
+
+def score_ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based rank of each score, highest first (ties keep their order).
+
+    Examples
+    --------
+    >>> score_ranks(np.array([0.2, 0.9, 0.5])).tolist()
+    [3, 1, 2]
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    rank = np.empty(len(s), dtype=np.int64)
+    rank[np.argsort(-s, kind="stable")] = np.arange(1, len(s) + 1)
+    return rank
 
 
 # -------------------------------------------------------------------------- metrics

@@ -1,0 +1,236 @@
+"""One training run with detectors and refurbishment attached, measured on clean test masks.
+
+This is the unit of every experiment: ``noisyseg train``, ``noisyseg audit`` and each trial of
+a study call :func:`run_session` and only differ in what they write. Masks are ``(N, H, W)``
+uint8, images ``(N, H, W)`` float32, scores one float per training sample (higher = more
+suspect), in the order of ``trainer.train_idx``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from noisyseg.data import SegDataset
+from noisyseg.detect import (
+    DETECTORS,
+    DetectionMetrics,
+    Detector,
+    check_flag_rule,
+    detection_metrics,
+    flag,
+    make_detector,
+)
+from noisyseg.errors import ConfigError
+from noisyseg.evaluate.metrics import SegmentationMetrics, evaluate_masks
+from noisyseg.metrics import dice
+from noisyseg.refurbish import Refurbisher
+from noisyseg.train import Callback, TrainConfig, Trainer
+
+__all__ = ["RefurbishConfig", "Session", "check_detectors", "run_session", "session_summary"]
+
+
+@dataclass(frozen=True)
+class RefurbishConfig:
+    """When and how flagged training masks are replaced by pseudo-labels.
+
+    Attributes
+    ----------
+    with_detector : str or None
+        Detector whose flags drive refurbishment (default: the first detector).
+    warmup : int
+        First epoch (1-based) that may refurbish.
+    every : int
+        Re-flag every this many epochs.
+    confidence : float
+        Pseudo-label only pixels predicted with at least this probability.
+    unflag : bool
+        Give samples that are no longer flagged their given masks back.
+    """
+
+    with_detector: str | None = None
+    warmup: int = 10
+    every: int = 5
+    confidence: float = 0.0
+    unflag: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return {"with": self.with_detector, "warmup": self.warmup, "every": self.every,
+                "confidence": self.confidence, "unflag": self.unflag}
+
+
+@dataclass
+class Session:
+    """Everything one run measured.
+
+    Attributes
+    ----------
+    trainer : Trainer
+        The fitted trainer (best-on-validation weights loaded).
+    test_idx : (T,) int ndarray
+        Dataset indices of the test samples (the validation split when there is no test).
+    test : SegmentationMetrics
+        Test metrics against the clean masks.
+    test_pred : (T, H, W) uint8 ndarray
+    scores, flags : dict of str to (M,) ndarray
+        Per detector, one score / flag per training sample (order of ``train_idx``).
+    detection : dict of str to DetectionMetrics
+        Empty when the dataset does not say which samples were corrupted.
+    history : list of dict
+        Per detector and epoch: AP and AUROC of that epoch's scores (when truth is known).
+    refurbisher : Refurbisher or None
+    refurbish_dice : dict or None
+        Mean Dice of the training masks to the clean ones before and after refurbishment.
+    train_seconds : float
+    detector_seconds : dict of str to float
+    """
+
+    trainer: Trainer
+    test_idx: np.ndarray
+    test: SegmentationMetrics
+    test_pred: np.ndarray
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    flags: dict[str, np.ndarray] = field(default_factory=dict)
+    detection: dict[str, DetectionMetrics] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    refurbisher: Refurbisher | None = None
+    refurbish_dice: dict[str, float | None] | None = None
+    train_seconds: float = 0.0
+    detector_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def train_idx(self) -> np.ndarray:
+        """Dataset indices of the training samples."""
+        return self.trainer.train_idx.numpy()
+
+    @property
+    def truth(self) -> np.ndarray | None:
+        """Which training samples were corrupted, when the dataset says so."""
+        ds = self.trainer.dataset
+        return None if ds.corrupted is None else ds.corrupted[self.train_idx]
+
+    def final_masks(self) -> np.ndarray:
+        """The training masks at the end of training (refurbished where flagged)."""
+        return self.trainer.train_targets[self.trainer.train_idx].numpy().astype(np.uint8)
+
+
+def check_detectors(detectors: Sequence[str], refurbish: RefurbishConfig | None) -> None:
+    """Raise :class:`ConfigError` for unknown or repeated detectors or a bad refurbish driver."""
+    if len(set(detectors)) != len(detectors):
+        raise ConfigError(f"--detector: repeated detector in {list(detectors)}")
+    for d in detectors:
+        if d not in DETECTORS:
+            raise ConfigError(f"--detector: unknown detector {d!r}; expected one of "
+                              f"{', '.join(DETECTORS)}")
+    if refurbish is not None:
+        if not detectors:
+            raise ConfigError("--refurbish: needs at least one --detector to flag suspects")
+        driver = refurbish.with_detector or detectors[0]
+        if driver not in detectors:
+            raise ConfigError(f"--refurbish-with {driver}: not among --detector {list(detectors)}")
+
+
+def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str] = (),
+                refurbish: RefurbishConfig | None = None, flag_rule: str = "mixture",
+                flag_value: float | None = None, callbacks: Sequence[Callback] = ()) -> Session:
+    """Train on ``ds``'s training masks with detectors attached; evaluate on clean test masks.
+
+    Parameters
+    ----------
+    ds : SegDataset
+        Training masks may be noisy; validation and test use ``ds.truth``.
+    config : TrainConfig
+    detectors : sequence of {'vog', 'vog-online', 'loss', 'cleanlab'}
+    refurbish : RefurbishConfig, optional
+        Turn refurbishment on (needs a detector).
+    flag_rule : {'mixture', 'top', 'percentile'}
+    flag_value : float, optional
+        Fraction for ``top``, percentile for ``percentile``.
+    callbacks : sequence of Callback
+        Extra callbacks (e.g. a progress bar), run after the detectors.
+
+    Returns
+    -------
+    Session
+
+    Raises
+    ------
+    ConfigError
+        Unknown or repeated detector, bad flag rule, refurbishment without a detector, or a
+        detector that produced no scores.
+    """
+    check_detectors(detectors, refurbish)
+    check_flag_rule(flag_rule, flag_value)
+    dets: dict[str, Detector] = {name: make_detector(name) for name in detectors}
+    cbs: list[Callback] = list(dets.values())
+    refurbisher = None
+    if refurbish is not None:
+        refurbisher = Refurbisher(dets[refurbish.with_detector or detectors[0]], rule=flag_rule,
+                                  value=flag_value, warmup=refurbish.warmup, every=refurbish.every,
+                                  confidence=refurbish.confidence, unflag=refurbish.unflag,
+                                  seed=config.seed)
+        cbs.append(refurbisher)
+    t0 = time.perf_counter()
+    trainer = Trainer(config, ds, [*cbs, *callbacks])
+    trainer.fit()
+    train_s = time.perf_counter() - t0
+
+    test = ds.indices("test")
+    if len(test) == 0:
+        test = ds.indices("val")
+    pred = trainer.predict(test)
+    session = Session(trainer=trainer, test_idx=test, test_pred=pred,
+                      test=evaluate_masks(pred, ds.truth[test], ds.class_names),
+                      refurbisher=refurbisher, train_seconds=train_s,
+                      detector_seconds={n: float(getattr(d, "seconds", 0.0)) for n, d in dets.items()})
+    truth = session.truth
+    for name, det in dets.items():
+        s = det.scores()
+        if s is None:
+            raise ConfigError(f"--detector {name}: produced no scores (train for more epochs)")
+        session.scores[name] = s
+        session.flags[name] = flag(s, flag_rule, value=flag_value, seed=config.seed)
+        for epoch, hs in det.history:
+            row: dict[str, Any] = {"detector": name, "epoch": epoch}
+            if truth is not None:
+                m = detection_metrics(hs, flag(hs, flag_rule, value=flag_value), truth)
+                row |= {"average_precision": m.average_precision, "auroc": m.auroc}
+            session.history.append(row)
+        if truth is not None:
+            session.detection[name] = detection_metrics(s, session.flags[name], truth)
+    if refurbisher is not None and ds.clean_masks is not None:
+        idx = session.train_idx
+        clean = ds.clean_masks[idx]
+        before = dice(ds.masks[idx], clean, ds.n_classes)
+        after = dice(session.final_masks(), clean, ds.n_classes)
+        sel = refurbisher.flagged
+        session.refurbish_dice = {
+            "all_train_before": float(before.mean()), "all_train_after": float(after.mean()),
+            "refurbished_before": float(before[sel].mean()) if sel.any() else None,
+            "refurbished_after": float(after[sel].mean()) if sel.any() else None}
+    return session
+
+
+def session_summary(session: Session) -> dict[str, Any]:
+    """The JSON-serialisable measurements of a session (what ``metrics.json`` holds)."""
+    tr = session.trainer
+    out: dict[str, Any] = {
+        "config": tr.config.to_dict(), "test": session.test.to_dict() | {"n": int(len(session.test_idx))},
+        "best_epoch": tr.best_epoch, "best_val_dice": tr.best_score, "interrupted": tr.interrupted,
+        "train_seconds": round(session.train_seconds, 2), "device": str(tr.device),
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "truth_known": session.truth is not None}
+    if session.scores:
+        out["detectors"] = list(session.scores)
+        out["detector_seconds"] = {k: round(v, 2) for k, v in session.detector_seconds.items()}
+        out["detection"] = {k: v.to_dict() for k, v in session.detection.items()}
+    if session.refurbisher is not None:
+        out["n_refurbished"] = int(session.refurbisher.flagged.sum())
+        out["refurbish_dice"] = session.refurbish_dice
+    return out
