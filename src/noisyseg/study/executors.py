@@ -1,0 +1,229 @@
+"""Where trials run: in this process, in N pinned worker processes, or as Ray tasks.
+
+An executor takes trial configs and yields ``(config, (result, files))`` as trials finish, in
+any order. Trials never raise (see :func:`~noisyseg.study.trial.execute_trial`); a worker
+that dies (killed, out of memory) becomes a failed result too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from noisyseg.errors import ConfigError
+from noisyseg.study.trial import TrialOutput, execute_trial
+
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "core_shares",
+           "failed_output", "make_executor"]
+
+log = logging.getLogger(__name__)
+EXECUTORS = ("local", "ray")
+
+
+def failed_output(config: dict[str, Any], error: BaseException | str) -> TrialOutput:
+    """The result of a trial whose worker died before it could report."""
+    from noisyseg.study.spec import TrialConfig
+    from noisyseg.study.trial import result_row
+
+    trial = TrialConfig.from_dict({k: v for k, v in config.items() if k != "labels"},
+                                  config.get("labels", {}))
+    msg = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    tb = "" if isinstance(error, str) else "".join(traceback.format_exception(error))
+    summary = {"status": "failed", "error": msg}
+    return ({"trial_id": trial.trial_id, "status": "failed", "name": trial.describe(),
+             "config": trial.to_dict(), "labels": trial.labels,
+             "row": result_row(trial, summary), "error": msg, "traceback": tb}, {})
+
+
+def core_shares(workers: int, cores: Sequence[int] | None = None) -> list[list[int]]:
+    """Split the cores this process may use into ``workers`` disjoint shares.
+
+    With more workers than cores, shares are single cores used round-robin.
+
+    Examples
+    --------
+    >>> core_shares(2, [0, 1, 2, 3])
+    [[0, 1], [2, 3]]
+    >>> core_shares(3, [0, 1])
+    [[0], [1], [0]]
+    """
+    cores = sorted(os.sched_getaffinity(0) if cores is None else cores)
+    if workers >= len(cores):
+        return [[cores[i % len(cores)]] for i in range(workers)]
+    base, extra = divmod(len(cores), workers)
+    out, start = [], 0
+    for i in range(workers):
+        n = base + (i < extra)
+        out.append(cores[start:start + n])
+        start += n
+    return out
+
+
+def _pin_worker(queue: Any) -> None:
+    """Process-pool initializer: take a core share, pin to it, size PyTorch's thread pool."""
+    cores = queue.get()
+    os.environ["OMP_NUM_THREADS"] = str(len(cores))
+    try:
+        os.sched_setaffinity(0, cores)
+    except (AttributeError, OSError):  # not Linux, or cores not allowed: run unpinned
+        pass
+    import torch
+
+    torch.set_num_threads(len(cores))
+    global _WORKER_NAME
+    _WORKER_NAME = f"cores{','.join(map(str, cores))}"
+
+
+_WORKER_NAME = "main"
+
+
+def _run_pinned(config: dict[str, Any]) -> TrialOutput:
+    return execute_trial(config, worker=_WORKER_NAME)
+
+
+class Executor:
+    """Base class: ``run(configs)`` yields ``(config, output)`` as trials finish."""
+
+    name = "executor"
+    workers = 1
+
+    def run(self, configs: Sequence[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], TrialOutput]]:
+        """Run every config; yield each as it finishes."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One line for the progress view."""
+        return f"{self.name} x{self.workers}"
+
+
+class LocalExecutor(Executor):
+    """Trials on this machine: sequentially in this process, or in ``workers`` processes.
+
+    Each worker process is pinned to its own share of the cores (:func:`core_shares`) and
+    runs PyTorch with that many threads, so workers do not fight over cores.
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise ConfigError(f"--workers: must be >= 1, got {workers}")
+        self.workers = workers
+
+    def run(self, configs: Sequence[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], TrialOutput]]:
+        if self.workers == 1 or len(configs) <= 1:
+            for cfg in configs:
+                yield cfg, execute_trial(cfg, worker="main")
+            return
+        import multiprocessing as mp
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        ctx = mp.get_context("spawn")  # fork after torch has started threads is unsafe
+        n = min(self.workers, len(configs))
+        queue = ctx.Queue()
+        for share in core_shares(n):
+            queue.put(share)
+        pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_pin_worker, initargs=(queue,))
+        try:
+            pending = {pool.submit(_run_pinned, cfg): cfg for cfg in configs}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    cfg = pending.pop(fut)
+                    try:
+                        out = fut.result()
+                    except BrokenProcessPool as exc:
+                        out = failed_output(cfg, f"worker process died ({exc})")
+                    except Exception as exc:  # noqa: BLE001 - recorded as a failed trial
+                        out = failed_output(cfg, exc)
+                    yield cfg, out
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+class RayExecutor(Executor):
+    """Trials as Ray tasks, on an existing cluster (``address``) or a local Ray instance.
+
+    Each task asks for ``cpus_per_trial`` CPUs and runs PyTorch with that many threads. The
+    cluster's nodes need noisyseg installed (same version); results travel back to this
+    process, which alone writes the study folder, so nodes need no shared file system. Data
+    sources are read where the task runs: a folder or CAMUS path must exist on every node
+    (``synthetic-echo`` needs nothing).
+    """
+
+    name = "ray"
+
+    def __init__(self, workers: int | None = None, *, address: str | None = None,
+                 cpus_per_trial: int = 1) -> None:
+        if workers is not None and workers < 1:
+            raise ConfigError(f"--workers: must be >= 1, got {workers}")
+        if cpus_per_trial < 1:
+            raise ConfigError(f"--cpus-per-trial: must be >= 1, got {cpus_per_trial}")
+        self.address, self.cpus_per_trial = address, cpus_per_trial
+        self.workers = workers or len(os.sched_getaffinity(0))
+
+    def describe(self) -> str:
+        where = self.address or "local Ray"
+        return f"ray ({where}, {self.cpus_per_trial} CPU/trial)"
+
+    def run(self, configs: Sequence[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], TrialOutput]]:
+        try:
+            import ray
+        except ImportError:  # pragma: no cover - ray is a dependency
+            raise ConfigError("--executor ray: Ray is not installed (pip install ray)") from None
+        started = False
+        if not ray.is_initialized():
+            kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                  "logging_level": logging.WARNING}
+            if self.address is None:
+                kw["num_cpus"] = self.workers * self.cpus_per_trial
+            try:
+                ray.init(address=self.address, **kw)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                raise ConfigError(f"--address {self.address}: cannot connect to Ray "
+                                  f"({str(exc).splitlines()[0]})") from None
+            started = True
+        task = ray.remote(num_cpus=self.cpus_per_trial, max_retries=0)(_ray_trial)
+        try:
+            refs = {task.remote(cfg, self.cpus_per_trial): cfg for cfg in configs}
+            while refs:
+                done, _ = ray.wait(list(refs), num_returns=1)
+                for ref in done:
+                    cfg = refs.pop(ref)
+                    try:
+                        out = ray.get(ref)
+                    except Exception as exc:  # noqa: BLE001 - worker crash: a failed trial
+                        out = failed_output(cfg, f"Ray task failed: {str(exc).splitlines()[0]}")
+                    yield cfg, out
+        finally:
+            if started:
+                ray.shutdown()
+
+
+def _ray_trial(config: dict[str, Any], threads: int) -> TrialOutput:
+    import socket
+
+    import torch
+
+    torch.set_num_threads(threads)
+    return execute_trial(config, worker=f"ray:{socket.gethostname()}:{os.getpid()}")
+
+
+def make_executor(name: str, *, workers: int | None = None, address: str | None = None,
+                  cpus_per_trial: int = 1) -> Executor:
+    """An executor by name (``local`` or ``ray``).
+
+    ``workers`` defaults to 1 for ``local`` (one trial at a time using every core) and to the
+    number of cores for a local Ray instance.
+    """
+    if name == "local":
+        if address is not None:
+            raise ConfigError("--address: only with --executor ray")
+        return LocalExecutor(workers or 1)
+    if name == "ray":
+        return RayExecutor(workers, address=address, cpus_per_trial=cpus_per_trial)
+    raise ConfigError(f"--executor: expected one of {', '.join(EXECUTORS)}, got {name!r}")

@@ -1,0 +1,208 @@
+"""Run one trial: corrupt the training masks, train with detectors attached, measure.
+
+:func:`execute_trial` is what every executor runs (in-process, in a worker process or as a Ray
+task). It never raises: a crash becomes a result with ``status: failed`` and the error, so one
+bad trial does not stop a study. It returns the result row and the run folder's files as bytes,
+so the process that owns the study folder writes them, wherever the trial ran.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import os
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+from noisyseg.study.spec import TrialConfig
+
+__all__ = ["TrialOutput", "execute_trial", "result_row"]
+
+TrialOutput = tuple[dict[str, Any], dict[str, bytes]]
+
+
+@functools.lru_cache(maxsize=4)
+def _dataset(source: str) -> Any:
+    from noisyseg.data import load_dataset
+
+    return load_dataset(source)
+
+
+def _npz(**arrays: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def _csv(rows: list[dict[str, Any]]) -> bytes:
+    import pandas as pd
+
+    return pd.DataFrame(rows).to_csv(index=False).encode()
+
+
+def result_row(trial: TrialConfig, summary: dict[str, Any]) -> dict[str, Any]:
+    """Flatten a trial's measurements into one row of ``results.parquet``.
+
+    Columns: ``trial_id, status, name, arch, error_model, target_dice, strength,
+    error_level, detector, refurbish, seed``, then the grid fields (``grid.<field>``), test
+    metrics ``{dice,iou,hd95}_{mean,<class>}``, ``train_label_dice`` (mean Dice of all
+    training masks to the clean ones), detection ``{ap,auroc,precision,recall,f1}_<detector>``,
+    refurbishment ``refurb_dice_{before,after,gain}``, ``n_refurbished`` and timings.
+    """
+    c = trial.corrupt
+    row: dict[str, Any] = {
+        "trial_id": trial.trial_id, "status": summary.get("status", "ok"),
+        "name": trial.describe(), "arch": trial.train.model,
+        "error_model": "none" if c is None else c.model,
+        "target_dice": np.nan if c is None or c.target_dice is None else c.target_dice,
+        "error_level": 0.0 if c is None else c.fraction,
+        "detector": "+".join(trial.audit.detectors) or "none",
+        "refurbish": trial.audit.refurbish, "seed": trial.seed}
+    row |= {f"grid.{k}": json.dumps(v) if isinstance(v, dict | list) else v
+            for k, v in trial.labels.items()}
+    row["strength"] = summary.get("corruption", {}).get("strength", 0.0 if c is None else np.nan)
+    row["train_label_dice"] = summary.get("train_label_dice", np.nan)
+    row["corrupted_label_dice"] = summary.get("corruption", {}).get("mean_dice_corrupted", np.nan)
+    test = summary.get("test")
+    if test:
+        for metric, v in test["mean"].items():
+            row[f"{metric}_mean"] = v
+        for cls, vals in test["per_class"].items():
+            for metric in ("dice", "iou", "hd95"):
+                row[f"{metric}_{cls}"] = vals.get(metric, np.nan)
+    for det, m in summary.get("detection", {}).items():
+        for key, col in (("average_precision", "ap"), ("auroc", "auroc"), ("precision", "precision"),
+                         ("recall", "recall"), ("f1", "f1"), ("n_flagged", "n_flagged")):
+            row[f"{col}_{det}"] = m[key]
+    rd = summary.get("refurbish_dice")
+    if rd:
+        row["refurb_dice_before"] = rd["all_train_before"]
+        row["refurb_dice_after"] = rd["all_train_after"]
+        row["refurb_dice_gain"] = rd["all_train_after"] - rd["all_train_before"]
+    if "n_refurbished" in summary:
+        row["n_refurbished"] = summary["n_refurbished"]
+    for key in ("best_epoch", "train_seconds", "corrupt_seconds", "trial_seconds", "threads",
+                "worker"):
+        if key in summary:
+            row[key] = summary[key]
+    for det, s in summary.get("detector_seconds", {}).items():
+        row[f"seconds_{det}"] = s
+    if summary.get("error"):
+        row["error"] = summary["error"]
+    # JSON has no NaN: missing values are None (NaN again in the parquet table)
+    return {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()}
+
+
+def _run(trial: TrialConfig, files: dict[str, bytes], summary: dict[str, Any]) -> None:
+    import torch
+
+    from noisyseg.corrupt import corrupt_dataset
+    from noisyseg.detect import score_ranks
+    from noisyseg.evaluate import RefurbishConfig, run_session, session_summary
+    from noisyseg.metrics import dice
+
+    ds = _dataset(trial.data)
+    t0 = time.perf_counter()
+    if trial.corrupt is not None:
+        c = trial.corrupt
+        cls = None
+        if c.classes:
+            from noisyseg._validate import parse_classes
+
+            cls = parse_classes(c.classes, ds.class_names)
+        res = corrupt_dataset(ds, c.model, strength=c.strength, target_dice=c.target_dice,
+                              fraction=c.fraction, classes=cls, seed=trial.seed, **c.options)
+        ds = res.dataset
+        summary["corruption"] = res.config | {"source": trial.data}
+    summary["corrupt_seconds"] = round(time.perf_counter() - t0, 3)
+    train = ds.indices("train")
+    summary["train_label_dice"] = float(dice(ds.masks[train], ds.truth[train], ds.n_classes).mean())
+    a = trial.audit
+    rcfg = RefurbishConfig(warmup=a.warmup, every=a.every, confidence=a.confidence,
+                           unflag=a.unflag) if a.refurbish else None
+    cfg = trial.train
+    if cfg.threads is None:  # respect the share of cores the executor gave this worker
+        cfg = type(cfg).from_dict(cfg.to_dict() | {"threads": torch.get_num_threads()})
+    session = run_session(ds, cfg, detectors=a.detectors, refurbish=rcfg, flag_rule=a.flag_rule,
+                          flag_value=a.flag_value)
+    summary |= session_summary(session)
+    idx, truth = session.train_idx, session.truth
+    ids = [ds.sample_ids[i] for i in idx]
+
+    import pandas as pd
+
+    files["history.csv"] = pd.DataFrame(session.trainer.history).to_csv(index=False).encode()
+    if session.scores:
+        rows = []
+        for det, s in session.scores.items():
+            rows += [{"sample_id": sid, "detector": det, "score": float(v), "rank": int(r),
+                      "flagged": bool(f), "corrupted": None if truth is None else bool(t)}
+                     for sid, v, r, f, t in zip(ids, s, score_ranks(s), session.flags[det],
+                                                truth if truth is not None else [None] * len(s),
+                                                strict=True)]
+        files["scores.csv"] = _csv(rows)
+        files["score_history.csv"] = _csv(session.history)
+        lead = session.scores[a.detectors[0]]
+        top = np.argsort(-lead, kind="stable")[:6]
+        files["suspects.npz"] = _npz(
+            images=ds.images[idx[top]], given=ds.masks[idx[top]],
+            predicted=session.trainer.predict(idx[top]), clean=ds.truth[idx[top]],
+            sample_ids=np.array([ids[j] for j in top]),
+            corrupted=np.zeros(len(top), bool) if truth is None else truth[top],
+            scores=lead[top], detector=np.array(a.detectors[0]))
+    if ds.corrupted is not None and ds.corrupted[train].any():
+        bad = train[ds.corrupted[train]][:3]
+        files["examples.npz"] = _npz(images=ds.images[bad], clean=ds.truth[bad],
+                                     noisy=ds.masks[bad], sample_ids=np.array(
+                                         [ds.sample_ids[i] for i in bad]))
+    files["test_examples.npz"] = _npz(images=ds.images[session.test_idx[:3]],
+                                      truth=ds.truth[session.test_idx[:3]],
+                                      predicted=session.test_pred[:3])
+    if session.refurbisher is not None:
+        files["refurbish_events.csv"] = _csv(session.refurbisher.events or
+                                             [{"epoch": None, "sample_id": None, "action": None}])
+    summary["class_names"] = list(ds.class_names)
+
+
+def execute_trial(config: dict[str, Any], worker: str | None = None) -> TrialOutput:
+    """Run one trial from its normalised config dict; never raises.
+
+    Parameters
+    ----------
+    config : dict
+        :meth:`TrialConfig.to_dict` plus ``labels``.
+    worker : str, optional
+        Recorded in the result (which worker ran it).
+
+    Returns
+    -------
+    (result, files)
+        ``result`` holds ``trial_id, status ('ok' | 'failed'), config, row`` (the flat row of
+        ``results.parquet``) and, when failed, ``error`` and ``traceback``; ``files`` maps a
+        run-folder file name to its bytes (``metrics.json``, ``history.csv``, ``scores.csv``,
+        ``suspects.npz``, ...).
+    """
+    t0 = time.perf_counter()
+    labels = config.get("labels", {})
+    trial = TrialConfig.from_dict({k: v for k, v in config.items() if k != "labels"}, labels)
+    summary: dict[str, Any] = {"status": "ok", "worker": worker or f"pid{os.getpid()}"}
+    files: dict[str, bytes] = {}
+    try:
+        _run(trial, files, summary)
+    except BaseException as exc:  # noqa: BLE001 - a crashed trial is recorded, not raised
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        summary |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc()}
+        files = {}
+    summary["trial_seconds"] = round(time.perf_counter() - t0, 2)
+    files["metrics.json"] = json.dumps(summary, indent=2, default=float).encode()
+    result = {"trial_id": trial.trial_id, "status": summary["status"], "name": trial.describe(),
+              "config": trial.to_dict(), "labels": trial.labels, "row": result_row(trial, summary)}
+    if summary["status"] == "failed":
+        result |= {"error": summary["error"], "traceback": summary["traceback"]}
+    return result, files
