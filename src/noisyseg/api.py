@@ -12,10 +12,10 @@ from noisyseg.corrupt import CorruptionResult, corrupt_dataset
 from noisyseg.data import load_dataset, write_folder
 from noisyseg.data.io import atomic_dir, check_out_dir
 from noisyseg.errors import ConfigError
-from noisyseg.report import corruption_figure, corruption_summary, markdown_table
+from noisyseg.report import corruption_figure
 from noisyseg.train import TrainConfig
 
-__all__ = ["run_audit", "run_corrupt", "run_demo", "run_train"]
+__all__ = ["run_audit", "run_corrupt", "run_demo", "run_study", "run_train"]
 
 
 def run_corrupt(*, data: str, model: str, out: str | Path, target_dice: float | None = None,
@@ -44,32 +44,36 @@ def run_corrupt(*, data: str, model: str, out: str | Path, target_dice: float | 
     return res
 
 
-DEMO_MODELS = ("natural", "choppy", "random_flip", "boundary", "merge")
+def run_study(*, spec: str | Path, out: str | Path, executor: str = "local",
+              workers: int | None = None, address: str | None = None, cpus_per_trial: int = 1,
+              retry_failed: bool = True, report: bool = True, progress: bool = True) -> Any:
+    """Run (or resume) a study spec into ``out``, then write its report.
 
-
-def run_demo(*, out: str | Path = "noisyseg-demo", overwrite: bool = True,
-             data: str = "synthetic-echo:n=60,size=128,seed=0",
-             target_dice: float = 0.90) -> Path:
-    """Corrupt the built-in data with several error models at one target Dice; summarise.
-
-    Writes ``summary.md``, ``summary.csv`` and one ``examples_<model>.png`` per model.
-    Returns the path of ``summary.md``.
+    Returns the :class:`~noisyseg.study.StudyOutcome`.
     """
-    ds = load_dataset(data)
-    results = {m: corrupt_dataset(ds, m, target_dice=target_dice, seed=0) for m in DEMO_MODELS}
-    table = corruption_summary(results)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        for m, r in results.items():
-            corruption_figure(r, tmp / f"examples_{m}.png", n=4)
-        table.to_csv(tmp / "summary.csv", index=False)
-        lines = [f"# noisyseg demo: simulated label errors at mean Dice {target_dice}", "",
-                 f"Data: `{data}` ({len(ds)} samples; training masks corrupted).", "",
-                 markdown_table(table),
-                 "", *[f"![{m}](examples_{m}.png)" for m in DEMO_MODELS], ""]
-        (tmp / "summary.md").write_text("\n".join(lines))
-        (tmp / "config.json").write_text(json.dumps(
-            {"data": data, "target_dice": target_dice, "models": list(DEMO_MODELS)}, indent=2))
-    return Path(out) / "summary.md"
+    from noisyseg.report import write_study_report
+    from noisyseg.study import StudyRunner
+
+    runner = StudyRunner(spec, out, executor=executor, workers=workers, address=address,
+                         cpus_per_trial=cpus_per_trial, retry_failed=retry_failed,
+                         progress=progress)
+    outcome = runner.run()
+    if report:
+        write_study_report(out)
+    return outcome
+
+
+def run_demo(*, out: str | Path = "noisyseg-demo", workers: int | None = None,
+             progress: bool = True) -> Path:
+    """Run the shipped ``quick`` study on synthetic-echo into ``out``; return the report path.
+
+    Uses one worker process per core (at most 2: the grid is small). Re-running resumes.
+    """
+    import os
+
+    n = workers or max(1, min(2, len(os.sched_getaffinity(0))))
+    run_study(spec="quick", out=out, workers=n, progress=progress)
+    return Path(out) / "report.html"
 
 
 def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: bool = False,

@@ -199,16 +199,80 @@ def models_cmd() -> None:
     Console().print(table)
 
 
+study_app = typer.Typer(no_args_is_help=True, help="Experiment grids from a YAML spec: run, resume, report.")
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("run")
+def study_run(
+    spec: Annotated[str, typer.Argument(help="Spec file, or a shipped spec: quick, heller2018, "
+                                        "islam2026 (see noisyseg study list).")],
+    out: Annotated[Path, typer.Option(help="Study folder (an existing one is resumed).")],
+    executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
+    workers: Annotated[int | None, typer.Option(
+        help="Parallel trials (local: worker processes pinned to a share of the cores; ray: "
+             "CPUs of a local Ray instance). Default: local 1, ray all cores.")] = None,
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster address, e.g. ray://head:10001 or auto (with --executor ray).")] = None,
+    cpus_per_trial: Annotated[int, typer.Option(help="CPUs per Ray task.")] = 1,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed/--no-retry-failed", help="Run trials that failed last time again.")] = True,
+    report: Annotated[bool, typer.Option("--report/--no-report",
+                                         help="Write the report at the end.")] = True,
+    progress: ProgressOpt = True,
+) -> None:
+    """Run every unfinished trial of a study spec; write results.parquet (and the report)."""
+    from noisyseg.api import run_study
+
+    o = run_study(spec=spec, out=out, executor=executor, workers=workers, address=address,
+                  cpus_per_trial=cpus_per_trial, retry_failed=retry_failed, report=report,
+                  progress=progress)
+    console.print(f"[green]{o.out}[/]: {o.total} trials: {o.skipped} already finished, {o.ran} run "
+                  f"now ({o.failed} failed) in {o.seconds:.0f} s; results: {o.results}")
+    if o.stale:
+        console.print(f"{len(o.stale)} stale trial folder(s) from an earlier spec kept aside")
+    if report:
+        console.print(f"report: {out / 'report.html'}")
+    if o.failed:
+        console.print(f"[red]failed:[/] {', '.join(o.failed_ids)} (see trials/<id>/result.json)")
+
+
+@study_app.command("report")
+def study_report_cmd(
+    out: Annotated[Path, typer.Argument(help="Study folder.")],
+) -> None:
+    """Write DIR/report.md and a self-contained DIR/report.html from a study folder."""
+    from noisyseg.report import write_study_report
+
+    md, html = write_study_report(out)
+    console.print(f"[green]wrote[/] {md} and {html}")
+
+
+@study_app.command("list")
+def study_list() -> None:
+    """List the shipped study specs."""
+    from noisyseg.study import SPEC_DIR, load_spec
+
+    table = Table(title="shipped study specs")
+    for col in ("name", "trials", "description"):
+        table.add_column(col)
+    for p in sorted(SPEC_DIR.glob("*.yaml")):
+        s = load_spec(p)
+        table.add_row(p.stem, str(len(s.trials())), s.description)
+    Console().print(table)
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("noisyseg-demo"),
-    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = True,
+    workers: Annotated[int | None, typer.Option(help="Parallel trials (default: up to 2).")] = None,
+    progress: ProgressOpt = True,
 ) -> None:
-    """Run the demo on the built-in synthetic-echo data and write a summary with figures."""
+    """Run the quick study (both studies in miniature) on synthetic-echo; write its report."""
     from noisyseg.api import run_demo
 
-    summary = run_demo(out=out, overwrite=overwrite)
-    console.print(f"[green]demo written[/]: {summary}")
+    report = run_demo(out=out, workers=workers, progress=progress)
+    console.print(f"[green]demo report[/]: {report} (and {report.with_suffix('.md')})")
 
 
 def main(argv: list[str] | None = None) -> None:

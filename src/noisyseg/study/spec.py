@@ -69,7 +69,12 @@ class CorruptSpec:
     def __post_init__(self) -> None:
         from noisyseg.corrupt import get_model
 
-        get_model(self.model)
+        m = get_model(self.model)
+        for key in self.options:
+            if key not in m.options or key == "classes":
+                raise ConfigError(f"corrupt.options.{key}: not an option of {self.model} "
+                                  f"(options: {', '.join(k for k in m.options if k != 'classes')}; "
+                                  "structures go in corrupt.classes)")
         if (self.target_dice is None) == (self.strength is None):
             raise ConfigError(f"corrupt: give exactly one of target_dice and strength for "
                               f"{self.model} (got target_dice={self.target_dice}, "
@@ -175,7 +180,10 @@ class TrialConfig:
             raise ConfigError(f"train.model: unknown network {train.model!r}; expected one of "
                               f"{', '.join(MODELS)} or monai:NAME")
         cor = d.get("corrupt")
-        if isinstance(cor, Mapping) and (cor.get("model") in _CONTROL or cor.get("fraction") == 0):
+        if isinstance(cor, str) and cor in _CONTROL:
+            cor = None
+        if isinstance(cor, Mapping) and set(cor) <= {f.name for f in fields(CorruptSpec)} and (
+                ("model" in cor and cor["model"] in _CONTROL) or cor.get("fraction") == 0):
             cor = None
         corrupt = None if cor is None else _build(CorruptSpec, "corrupt", cor)
         aud = dict(d.get("audit") or {})
