@@ -33,3 +33,19 @@ def test_paired_test_is_antisymmetric(a, shift):
     ab, ba = paired_test(a, b), paired_test(b, a)
     assert ab.mean_diff == pytest.approx(-ba.mean_diff)
     assert np.isnan(ab.t_p) and np.isnan(ba.t_p) or ab.t_p == pytest.approx(ba.t_p)
+
+
+def test_interpolated_precision_by_hand():
+    from noisyseg.report import interpolated_precision
+
+    # ranked: hit, miss, hit, miss -> precision 1 up to recall 0.5, then 2/3 up to recall 1
+    p = interpolated_precision(np.array([1, 0, 1, 0]), np.array([0.9, 0.8, 0.7, 0.1]),
+                               np.array([0.0, 0.25, 0.5, 0.51, 1.0]))
+    np.testing.assert_allclose(p, [1, 1, 1, 2 / 3, 2 / 3])
+    # a perfect ranking is precision 1 at every recall; a reversed one falls to the base rate
+    perfect = interpolated_precision(np.array([1, 1, 0, 0]), np.array([4, 3, 2, 1]),
+                                     np.linspace(0, 1, 11))
+    assert (perfect == 1).all()
+    worst = interpolated_precision(np.array([0, 0, 1, 1]), np.array([4, 3, 2, 1]),
+                                   np.array([1.0]))
+    assert worst[0] == 0.5

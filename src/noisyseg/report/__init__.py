@@ -8,10 +8,10 @@ Public API: :func:`plot_contour_grid`, :func:`save_figure`, :func:`corruption_fi
 from noisyseg.report.corruption import corruption_figure, corruption_summary
 from noisyseg.report.document import Document
 from noisyseg.report.figures import CLASS_COLOURS, plot_contour_grid, save_figure
-from noisyseg.report.stats import PairedTest, paired_test
+from noisyseg.report.stats import PairedTest, interpolated_precision, paired_test
 from noisyseg.report.study import study_report, write_study_report
 from noisyseg.report.tables import markdown_table
 
 __all__ = ["CLASS_COLOURS", "Document", "PairedTest", "corruption_figure", "corruption_summary",
-           "markdown_table", "paired_test", "plot_contour_grid", "save_figure", "study_report",
-           "write_study_report"]
+           "interpolated_precision", "markdown_table", "paired_test", "plot_contour_grid",
+           "save_figure", "study_report", "write_study_report"]

@@ -1,4 +1,4 @@
-"""Paired comparisons of two arms across repeats (seeds): paired t-test and Wilcoxon."""
+"""Statistics for reports: paired tests of two arms across seeds, precision-recall curves."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["PairedTest", "paired_test"]
+__all__ = ["PairedTest", "interpolated_precision", "paired_test"]
 
 
 @dataclass(frozen=True)
@@ -82,3 +82,32 @@ def paired_test(a: np.ndarray, b: np.ndarray) -> PairedTest:
                 except ValueError:
                     w_p = nan
     return PairedTest(n, float(a.mean()), float(b.mean()), float(d.mean()), t_p, w_p)
+
+
+def interpolated_precision(truth: np.ndarray, scores: np.ndarray, recall: np.ndarray) -> np.ndarray:
+    """Interpolated precision of ``scores`` at each ``recall``: the best precision reached at
+    any recall at least that large (the usual step-shaped PR curve, averageable across runs).
+
+    Parameters
+    ----------
+    truth : (n,) bool ndarray
+        Which samples are really corrupted.
+    scores : (n,) float ndarray
+        Higher = more suspect.
+    recall : (m,) float ndarray
+        Recall values in [0, 1].
+
+    Examples
+    --------
+    Ranked: hit, miss, hit, miss. Precision is 1 up to recall 0.5, then 2/3.
+
+    >>> interpolated_precision(np.array([1, 0, 1, 0]), np.array([.9, .8, .7, .1]),
+    ...                        np.array([0.0, 0.5, 0.75, 1.0])).round(3).tolist()
+    [1.0, 1.0, 0.667, 0.667]
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    p, r, _ = precision_recall_curve(np.asarray(truth, dtype=bool), np.asarray(scores, float))
+    best = np.maximum.accumulate(p)  # r runs from 1 down to 0: best precision at recall >= r[i]
+    i = np.searchsorted(-r, -np.asarray(recall, float), side="right") - 1
+    return best[np.clip(i, 0, len(best) - 1)]

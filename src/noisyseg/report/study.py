@@ -28,7 +28,7 @@ import pandas as pd  # noqa: E402
 from noisyseg.errors import ConfigError  # noqa: E402
 from noisyseg.report.document import Document  # noqa: E402
 from noisyseg.report.figures import CLASS_COLOURS, plot_contour_grid  # noqa: E402
-from noisyseg.report.stats import paired_test  # noqa: E402
+from noisyseg.report.stats import interpolated_precision, paired_test  # noqa: E402
 
 __all__ = ["study_report", "write_study_report"]
 
@@ -252,8 +252,10 @@ def _scores(out: Path, trial_id: str) -> pd.DataFrame | None:
 
 
 def _pr_figure(doc: Document, noisy: pd.DataFrame, dets: list[str], out: Path) -> None:
-    from sklearn.metrics import precision_recall_curve
-
+    has = noisy[noisy[[f"ap_{d}" for d in dets]].notna().any(axis=1)]
+    if (~has["refurbish"].astype(bool)).any():
+        has = has[~has["refurbish"].astype(bool)]
+    noisy = has
     conds = _conditions(noisy)[:8]
     if not conds:
         return
@@ -273,10 +275,8 @@ def _pr_figure(doc: Document, noisy: pd.DataFrame, dets: list[str], out: Path) -
                 s = s[s["detector"] == det]
                 if s.empty or s["corrupted"].nunique() < 2:
                     continue
-                p, r, _ = precision_recall_curve(s["corrupted"].astype(bool), s["score"])
-                # interpolated precision (max precision at recall >= r), averaged over runs
-                p_int = np.maximum.accumulate(p[::-1])[::-1]
-                curves.append(np.interp(grid, r[::-1], p_int[::-1]))
+                curves.append(interpolated_precision(s["corrupted"].astype(bool).to_numpy(),
+                                                     s["score"].to_numpy(), grid))
             if curves:
                 ax.plot(grid, np.mean(curves, axis=0), color=colours[det],
                         label=f"{det} (n={len(curves)})")
