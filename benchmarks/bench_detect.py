@@ -21,7 +21,7 @@ from scipy.stats import spearmanr
 from noisyseg.corrupt import corrupt_dataset
 from noisyseg.data import synthetic_echo
 from noisyseg.detect import detection_metrics, make_detector
-from noisyseg.train import Trainer, TrainConfig
+from noisyseg.train import TrainConfig, Trainer
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from noisyseg.data import synthetic_echo
 from noisyseg.models import build_model
-from noisyseg.train import Trainer, TrainConfig, normalise_images
+from noisyseg.train import TrainConfig, Trainer, normalise_images
 
 
 def flops_per_image(model: torch.nn.Module, size: int, n_classes: int) -> float:
