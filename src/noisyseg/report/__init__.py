@@ -1,17 +1,17 @@
 """Reports: figures, tables, paired tests and the study report.
 
 Public API: :func:`plot_contour_grid`, :func:`save_figure`, :func:`corruption_figure`,
-:func:`corruption_summary`, :func:`markdown_table`, :func:`paired_test`, :class:`Document`,
-:func:`study_report`, :func:`write_study_report`.
+:func:`markdown_table`, :func:`paired_test`, :func:`interpolated_precision`,
+:class:`Document`, :func:`study_report`, :func:`write_study_report`.
 """
 
-from noisyseg.report.corruption import corruption_figure, corruption_summary
+from noisyseg.report.corruption import corruption_figure
 from noisyseg.report.document import Document
 from noisyseg.report.figures import CLASS_COLOURS, plot_contour_grid, save_figure
 from noisyseg.report.stats import PairedTest, interpolated_precision, paired_test
 from noisyseg.report.study import study_report, write_study_report
 from noisyseg.report.tables import markdown_table
 
-__all__ = ["CLASS_COLOURS", "Document", "PairedTest", "corruption_figure", "corruption_summary",
+__all__ = ["CLASS_COLOURS", "Document", "PairedTest", "corruption_figure",
            "interpolated_precision", "markdown_table", "paired_test", "plot_contour_grid",
            "save_figure", "study_report", "write_study_report"]

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from noisyseg.corrupt import CorruptionResult
 from noisyseg.report.figures import plot_contour_grid, save_figure
 
-__all__ = ["corruption_figure", "corruption_summary"]
+__all__ = ["corruption_figure"]
 
 
 def corruption_figure(result: CorruptionResult, path: str | Path, *, n: int = 8) -> Path:
@@ -30,17 +29,3 @@ def corruption_figure(result: CorruptionResult, path: str | Path, *, n: int = 8)
                 f"mean Dice {cfg['mean_dice_corrupted']:.3f}")
     return save_figure(fig, path)
 
-
-def corruption_summary(results: dict[str, CorruptionResult]) -> pd.DataFrame:
-    """One row per error model: strength, target and achieved Dice, count corrupted."""
-    rows = []
-    for name, r in results.items():
-        m = r.manifest[r.manifest["corrupted"]]
-        rows.append({"model": name, "kind": r.config["kind"],
-                     "strength": round(r.config["strength"], 4),
-                     "unit": r.config["strength_unit"],
-                     "target_dice": r.config["target_dice"],
-                     "mean_dice": round(float(m["dice_to_clean"].mean()), 4) if len(m) else 1.0,
-                     "sd_dice": round(float(m["dice_to_clean"].std()), 4) if len(m) > 1 else 0.0,
-                     "n_corrupted": len(m)})
-    return pd.DataFrame(rows)

@@ -163,8 +163,9 @@ def _run(trial: TrialConfig, files: dict[str, bytes], summary: dict[str, Any]) -
                                       truth=ds.truth[session.test_idx[:3]],
                                       predicted=session.test_pred[:3])
     if session.refurbisher is not None:
-        files["refurbish_events.csv"] = _csv(session.refurbisher.events or
-                                             [{"epoch": None, "sample_id": None, "action": None}])
+        files["refurbish_events.csv"] = pd.DataFrame(
+            session.refurbisher.events, columns=["epoch", "sample_id", "action"]
+        ).to_csv(index=False).encode()
     summary["class_names"] = list(ds.class_names)
 
 
