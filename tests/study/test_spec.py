@@ -70,6 +70,19 @@ def test_shipped_specs_are_valid_and_sized_as_documented():
     assert sizes["quick"] == 4 * 3 + 3 * 3
 
 
+def test_nested_grid_fields_and_train_seed(tiny_spec):
+    text = tiny_spec.read_text().replace("    seed: [0, 1]\n  - corrupt",
+                                         "    seed: [0, 1]\n    train.model_options.width: [4, 8]"
+                                         "\n  - corrupt", 1)
+    tiny_spec.write_text(text)
+    trials = load_spec(tiny_spec).trials()
+    widths = {t.train.model_options["width"] for t in trials if t.labels.get("seed") is not None}
+    assert widths == {4, 8} and len(trials) == 8 + 6
+    tiny_spec.write_text(text.replace("train: {", "train: {seed: 3, "))
+    with pytest.raises(ConfigError, match="train.seed: set the trial's seed at the top level"):
+        load_spec(tiny_spec)
+
+
 def test_unknown_spec_name_lists_the_shipped_ones():
     with pytest.raises(ConfigError, match="quick"):
         load_spec("no-such-spec")

@@ -173,6 +173,9 @@ class TrialConfig:
         seed = d.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError(f"seed: expected an integer, got {seed!r}")
+        if "seed" in (d.get("train") or {}):
+            raise ConfigError("train.seed: set the trial's seed at the top level (seed: ...), "
+                              "it seeds both the corruption and the training")
         train = _build(TrainConfig, "train", {**(d.get("train") or {}), "seed": seed})
         from noisyseg.models import MODELS
 
@@ -235,7 +238,13 @@ def _set(d: dict[str, Any], path: str, value: Any) -> None:
     if head in ("data", "seed"):
         raise ConfigError(f"grid.{path}: {head} has no sub-fields")
     section = dict(d.get(head) or {})
-    section[rest] = value
+    keys = rest.split(".")
+    node = section
+    for k in keys[:-1]:  # e.g. corrupt.options.source or train.model_options.width
+        child = node.get(k)
+        node[k] = dict(child) if isinstance(child, Mapping) else {}
+        node = node[k]
+    node[keys[-1]] = value
     d[head] = section
 
 
