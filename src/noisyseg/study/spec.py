@@ -173,7 +173,7 @@ class TrialConfig:
         seed = d.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError(f"seed: expected an integer, got {seed!r}")
-        if "seed" in (d.get("train") or {}):
+        if (d.get("train") or {}).get("seed", seed) != seed:
             raise ConfigError("train.seed: set the trial's seed at the top level (seed: ...), "
                               "it seeds both the corruption and the training")
         train = _build(TrainConfig, "train", {**(d.get("train") or {}), "seed": seed})
