@@ -163,6 +163,9 @@ def audit(
     confidence: Annotated[float, typer.Option(
         help="Pseudo-label only pixels predicted with at least this probability.")] = 0.0,
     unflag: Annotated[bool, typer.Option(help="Restore samples no longer flagged.")] = False,
+    pseudo_from: Annotated[str, typer.Option(
+        help="Pseudo-labels from the current model or the best-on-validation weights so far "
+             "(current or best).")] = "current",
     out: Annotated[Path, typer.Option(help="Audit folder.")] = Path("runs/audit"),
     overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
 ) -> None:
@@ -173,7 +176,8 @@ def audit(
     res = run_audit(data=data, out=out, config=cfg, detectors=detector or ["loss", "vog"],
                     refurbish=refurbish, refurbish_with=refurbish_with, flag_rule=flag_rule,
                     flag_value=flag_value, warmup=warmup, every=every, confidence=confidence,
-                    unflag=unflag, overwrite=overwrite, progress=progress)
+                    unflag=unflag, pseudo_from=pseudo_from, overwrite=overwrite,
+                    progress=progress)
     if not res["truth_known"]:
         console.print("no ground truth of which samples are corrupted: scores and flags only, "
                       "no detection.json")

@@ -39,3 +39,16 @@ def test_document_escapes_html_and_renders_markdown():
     html = doc.html()
     assert "t &lt;1&gt;" in html and "a &amp; b" in html and "&lt;y&gt;" in html
     assert "<code>code</code>" in html and "<b>bold</b>" in html
+
+
+def test_a_grid_field_without_a_column_makes_separate_arms(tiny_spec, tmp_path):
+    text = tiny_spec.read_text().replace("    audit.refurbish: [false, true]\n",
+                                         "    audit.refurbish: [false, true]\n"
+                                         "    audit.pseudo_from: [current, best]\n")
+    tiny_spec.write_text(text)
+    out = tmp_path / "study"
+    StudyRunner(load_spec(tiny_spec), out, progress=False).run()
+    md = write_study_report(out)[0].read_text()
+    refurb = md.split("## Refurbishment")[1]
+    assert "unet [audit.pseudo_from=best]" in refurb
+    assert "unet [audit.pseudo_from=current]" in refurb

@@ -51,6 +51,8 @@ class RefurbishConfig:
         Pseudo-label only pixels predicted with at least this probability.
     unflag : bool
         Give samples that are no longer flagged their given masks back.
+    pseudo_from : {'current', 'best'}
+        Pseudo-labels from the current model or from the best-on-validation weights so far.
     """
 
     with_detector: str | None = None
@@ -58,11 +60,13 @@ class RefurbishConfig:
     every: int = 5
     confidence: float = 0.0
     unflag: bool = False
+    pseudo_from: str = "current"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
         return {"with": self.with_detector, "warmup": self.warmup, "every": self.every,
-                "confidence": self.confidence, "unflag": self.unflag}
+                "confidence": self.confidence, "unflag": self.unflag,
+                "pseudo_from": self.pseudo_from}
 
 
 @dataclass
@@ -174,7 +178,7 @@ def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str]
         refurbisher = Refurbisher(dets[refurbish.with_detector or detectors[0]], rule=flag_rule,
                                   value=flag_value, warmup=refurbish.warmup, every=refurbish.every,
                                   confidence=refurbish.confidence, unflag=refurbish.unflag,
-                                  seed=config.seed)
+                                  seed=config.seed, pseudo_from=refurbish.pseudo_from)
         cbs.append(refurbisher)
     t0 = time.perf_counter()
     trainer = Trainer(config, ds, [*cbs, *callbacks])

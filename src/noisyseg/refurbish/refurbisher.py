@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -63,16 +64,23 @@ class Refurbisher(Callback):
         Re-flag every this many epochs.
     confidence : float
     unflag : bool
+    pseudo_from : {'current', 'best'}
+        Which weights make the pseudo-labels: the current model, or the best-on-validation
+        weights so far (validation masks are clean, so under heavy systematic errors this is
+        an early-learning model that has not yet fitted the bias).
     """
 
     def __init__(self, detector: Detector, *, rule: str = "mixture", value: float | None = None,
                  warmup: int = 10, every: int = 5, confidence: float = 0.0,
-                 unflag: bool = False, seed: int = 0) -> None:
+                 unflag: bool = False, seed: int = 0, pseudo_from: str = "current") -> None:
         if warmup < 1 or every < 1:
             raise ConfigError(f"refurbish: warmup and every must be >= 1, got {warmup}, {every}")
         check_flag_rule(rule, value)
         if not 0 <= confidence <= 1:
             raise ConfigError(f"refurbish confidence: expected [0, 1], got {confidence}")
+        if pseudo_from not in ("current", "best"):
+            raise ConfigError(f"refurbish pseudo_from: expected current or best, got {pseudo_from!r}")
+        self.pseudo_from = pseudo_from
         self.detector, self.rule, self.value = detector, rule, value
         self.warmup, self.every, self.confidence, self.unflag = warmup, every, confidence, unflag
         self.seed = seed
@@ -96,7 +104,7 @@ class Refurbisher(Callback):
         idx = trainer.train_idx.numpy()
         new = np.flatnonzero(flags)
         if new.size:
-            probs = torch.softmax(trainer.predict_logits(idx[new]), dim=1)
+            probs = torch.softmax(self._logits(trainer, idx[new]), dim=1)
             trainer.replace_masks(idx[new], pseudo_labels(probs, self._given[new],
                                                           confidence=self.confidence))
             self.events += [{"epoch": e, "sample_id": trainer.sample_ids[idx[i]],
@@ -109,6 +117,16 @@ class Refurbisher(Callback):
         self.flagged = flags
         logs["n_flagged"] = float(flags.sum())
         log.info("epoch %d: %d samples refurbished", e, int(flags.sum()))
+
+    def _logits(self, trainer: Trainer, indices: np.ndarray) -> torch.Tensor:
+        if self.pseudo_from == "current" or trainer.best_state is None:
+            return trainer.predict_logits(indices)
+        current = copy.deepcopy(trainer.model.state_dict())
+        trainer.model.load_state_dict(trainer.best_state)
+        try:
+            return trainer.predict_logits(indices)
+        finally:
+            trainer.model.load_state_dict(current)
 
     def state_dict(self) -> dict[str, Any]:
         return {"flagged": self.flagged.tolist(), "events": self.events}

@@ -32,7 +32,8 @@ from noisyseg.report.stats import interpolated_precision, paired_test  # noqa: E
 
 __all__ = ["study_report", "write_study_report"]
 
-_COND_KEYS = ["error_model", "target_dice", "strength_key", "error_level"]
+_COVERED = ("grid.seed", "grid.corrupt", "grid.train.model", "grid.audit.detectors",
+            "grid.audit.refurbish")
 _MODE_COLOURS = {"none": "#000000", "natural": "#E69F00", "choppy": "#56B4E9",
                  "random_flip": "#009E73", "boundary": "#CC79A7", "dilate": "#D55E00",
                  "erode": "#0072B2", "shift": "#F0E442", "merge": "#882255", "omit": "#999999"}
@@ -76,6 +77,13 @@ def _prepare(df: pd.DataFrame) -> pd.DataFrame:
             df[col] = pd.to_numeric(df[col], errors="coerce")
     df["strength_key"] = np.where(df["target_dice"].notna(), np.nan, df["strength"])
     df["condition"] = df.apply(_condition, axis=1)
+    # grid fields that the standard columns do not show (e.g. audit.pseudo_from, lr) make
+    # arms of their own: keep them apart in every table
+    extra = [c for c in df.columns if c.startswith("grid.") and not c.startswith(_COVERED)]
+    df["variant"] = df.apply(lambda r: ", ".join(
+        f"{c[5:]}={r[c]}" for c in extra if pd.notna(r[c])), axis=1) if extra else ""
+    df["arm"] = np.where(df["variant"] != "", df["arch"] + " [" + df["variant"] + "]",
+                         df["arch"])
     # sort key: control first, then error model, then severity
     sev = np.where(df["target_dice"].notna(), 1 - df["target_dice"], df["strength"].fillna(0))
     df["_order"] = list(zip(df["error_model"] != "none", df["error_model"], df["error_level"],
@@ -93,7 +101,7 @@ def _training_runs(ok: pd.DataFrame) -> pd.DataFrame:
     plain = base[base["detector"] == "none"]
     if not plain.empty:
         return plain
-    return base.drop_duplicates(["arch", "condition", "seed"])
+    return base.drop_duplicates(["arm", "condition", "seed"])
 
 
 # ------------------------------------------------------------------ sections
@@ -135,7 +143,7 @@ def _class_names(out: Path, trial_id: str) -> list[str]:
 def _effect_section(doc: Document, ok: pd.DataFrame) -> None:
     runs = _training_runs(ok)
     conds = _conditions(runs)
-    archs = list(dict.fromkeys(runs["arch"]))
+    archs = list(dict.fromkeys(runs["arm"]))
     if len(conds) < 2 and len(archs) < 2:
         return
     doc.heading("Test Dice by error condition")
@@ -147,7 +155,7 @@ def _effect_section(doc: Document, ok: pd.DataFrame) -> None:
         g = runs[runs["condition"] == c]
         row = {"condition": c, "label Dice": _msd(g["train_label_dice"])}
         for a in archs:
-            ga = g[g["arch"] == a]["dice_mean"]
+            ga = g[g["arm"] == a]["dice_mean"]
             row[a] = f"{_msd(ga)} ({ga.notna().sum()})" if len(ga) else ""
         rows.append(row)
     doc.table(pd.DataFrame(rows), "Test Dice (mean ± sd) per architecture and error condition.")
@@ -158,7 +166,7 @@ def _effect_section(doc: Document, ok: pd.DataFrame) -> None:
     lo = float(np.nanmin([runs["train_label_dice"].min(), runs["dice_mean"].min()]))
     lo = max(0.0, min(lo, 0.8) - 0.03)
     for ax, a in zip(axes[0], archs, strict=True):
-        ga = runs[runs["arch"] == a]
+        ga = runs[runs["arm"] == a]
         for model, gm in ga.groupby("error_model", sort=False):
             col = _MODE_COLOURS.get(model, "#444444")
             ax.scatter(gm["train_label_dice"], gm["dice_mean"], s=10, color=col, alpha=0.35)
@@ -181,16 +189,16 @@ def _effect_section(doc: Document, ok: pd.DataFrame) -> None:
     # per class
     cls_cols = [c for c in runs.columns if c.startswith("dice_") and c != "dice_mean"]
     if cls_cols:
-        per = runs.groupby(["arch", "condition"], sort=False)[cls_cols].mean().reset_index()
+        per = runs.groupby(["arm", "condition"], sort=False)[cls_cols].mean().reset_index()
         per["_k"] = per["condition"].map({c: i for i, c in enumerate(conds)})
-        per = per.sort_values(["arch", "_k"]).drop(columns="_k")
+        per = per.sort_values(["arm", "_k"]).drop(columns="_k")
         per.columns = [c.removeprefix("dice_") for c in per.columns]
         doc.table(per.round(3), "Mean test Dice per class.")
 
     # paired tests against the control
     tests = []
     for a in archs:
-        ga = runs[runs["arch"] == a]
+        ga = runs[runs["arm"] == a]
         ctrl = ga[ga["condition"] == "control"].set_index("seed")["dice_mean"]
         if ctrl.empty:
             continue
@@ -229,7 +237,7 @@ def _detection_section(doc: Document, ok: pd.DataFrame, out: Path) -> None:
         g = noisy[noisy[f"ap_{det}"].notna()]
         if (~g["refurbish"].astype(bool)).any():
             g = g[~g["refurbish"].astype(bool)]
-        for (cond, arch), gc in g.groupby(["condition", "arch"], sort=False):
+        for (cond, arch), gc in g.groupby(["condition", "arm"], sort=False):
             rows.append({"condition": cond, "architecture": arch, "detector": det,
                          "chance AP": _fmt(float(gc["error_level"].iloc[0]), 2),
                          "AP": _msd(gc[f"ap_{det}"]), "AUROC": _msd(gc[f"auroc_{det}"]),
@@ -359,15 +367,22 @@ def _refurbish_section(doc: Document, ok: pd.DataFrame) -> None:
              "*recovered*: (refurbished − noisy) / (clean − noisy), the share of the Dice lost "
              "to the errors that refurbishment wins back. Tests pair runs by seed.")
     rows = []
-    for (cond, arch, det), g in ref.groupby(["condition", "arch", "detector"], sort=False):
+    def _pick(rows: pd.DataFrame, variant: str) -> pd.DataFrame:
+        """The rows of the same variant when there are any, else those of no variant."""
+        same = rows[rows["variant"] == variant]
+        return same if not same.empty else rows[rows["variant"] == ""]
+
+    for (cond, arm, det), g in ref.groupby(["condition", "arm", "detector"], sort=False):
+        arch, var = g["arch"].iloc[0], g["variant"].iloc[0]
         same = base_all[(base_all["condition"] == cond) & (base_all["arch"] == arch)]
-        base = same[same["detector"] == "none"]
+        base = _pick(same[same["detector"] == "none"], var)
         if base.empty:
-            base = same[same["detector"] == det]
-        ctrl = base_all[(base_all["condition"] == "control") & (base_all["arch"] == arch)]
-        ctrl = ctrl.drop_duplicates("seed").set_index("seed")["dice_mean"]
-        b = base.drop_duplicates("seed").set_index("seed")["dice_mean"]
-        a = g.set_index("seed")["dice_mean"]
+            base = _pick(same[same["detector"] == det], var)
+        ctrl = _pick(base_all[(base_all["condition"] == "control") & (base_all["arch"] == arch)],
+                     var)
+        ctrl = ctrl.groupby("seed")["dice_mean"].mean()
+        b = base.groupby("seed")["dice_mean"].mean()
+        a = g.groupby("seed")["dice_mean"].mean()
         seeds = sorted(set(a.index) & set(b.index))
         r = paired_test(b.loc[seeds].to_numpy(), a.loc[seeds].to_numpy()) if seeds else None
         cs = sorted(set(seeds) & set(ctrl.index))
@@ -376,7 +391,7 @@ def _refurbish_section(doc: Document, ok: pd.DataFrame) -> None:
             lost = float((ctrl.loc[cs] - b.loc[cs]).mean())
             won = float((a.loc[cs] - b.loc[cs]).mean())
             rec = f"{won / lost:.0%}" if lost > 0.005 else "(no loss)"
-        rows.append({"condition": cond, "architecture": arch, "detector": det,
+        rows.append({"condition": cond, "architecture": arm, "detector": det,
                      "clean": _fmt(float(ctrl.mean())) if len(ctrl) else "",
                      "noisy": _fmt(r.mean_a) if r else "", "refurbished": _fmt(float(a.mean())),
                      "Δ Dice": _fmt(r.mean_diff) if r else "", "recovered": rec,

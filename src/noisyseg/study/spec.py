@@ -95,7 +95,7 @@ class AuditSpec:
         Any of ``vog``, ``vog-online``, ``loss``, ``cleanlab``; empty for none.
     refurbish : bool
         Replace flagged training masks by pseudo-labels (driven by the first detector).
-    flag_rule, flag_value, warmup, every, confidence, unflag
+    flag_rule, flag_value, warmup, every, confidence, unflag, pseudo_from
         As for ``noisyseg audit``.
     """
 
@@ -107,8 +107,11 @@ class AuditSpec:
     every: int = 5
     confidence: float = 0.0
     unflag: bool = False
+    pseudo_from: str = "current"
 
     def __post_init__(self) -> None:
+        if self.pseudo_from not in ("current", "best"):
+            raise ConfigError(f"audit.pseudo_from: expected current or best, got {self.pseudo_from!r}")
         for d in self.detectors:
             if d not in DETECTORS:
                 raise ConfigError(f"audit.detectors: unknown detector {d!r}; expected one of "

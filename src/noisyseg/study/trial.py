@@ -123,7 +123,7 @@ def _run(trial: TrialConfig, files: dict[str, bytes], summary: dict[str, Any]) -
     summary["train_label_dice"] = float(dice(ds.masks[train], ds.truth[train], ds.n_classes).mean())
     a = trial.audit
     rcfg = RefurbishConfig(warmup=a.warmup, every=a.every, confidence=a.confidence,
-                           unflag=a.unflag) if a.refurbish else None
+                           unflag=a.unflag, pseudo_from=a.pseudo_from) if a.refurbish else None
     cfg = trial.train
     if cfg.threads is None:  # respect the share of cores the executor gave this worker
         cfg = type(cfg).from_dict(cfg.to_dict() | {"threads": torch.get_num_threads()})
