@@ -29,7 +29,7 @@ from noisyseg.detect import (
 from noisyseg.errors import ConfigError
 from noisyseg.evaluate.metrics import SegmentationMetrics, evaluate_masks
 from noisyseg.metrics import dice
-from noisyseg.refurbish import Refurbisher
+from noisyseg.refurbish import Refurbisher, check_refurbish_options
 from noisyseg.train import Callback, TrainConfig, Trainer
 
 __all__ = ["RefurbishConfig", "Session", "check_detectors", "run_session", "session_summary"]
@@ -61,6 +61,10 @@ class RefurbishConfig:
     confidence: float = 0.0
     unflag: bool = False
     pseudo_from: str = "current"
+
+    def __post_init__(self) -> None:
+        check_refurbish_options(warmup=self.warmup, every=self.every, confidence=self.confidence,
+                                pseudo_from=self.pseudo_from)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""

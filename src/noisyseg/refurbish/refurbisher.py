@@ -13,7 +13,7 @@ from noisyseg.detect import Detector, check_flag_rule, flag
 from noisyseg.errors import ConfigError
 from noisyseg.train import Callback, Trainer
 
-__all__ = ["Refurbisher", "pseudo_labels"]
+__all__ = ["Refurbisher", "check_refurbish_options", "pseudo_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,16 @@ def pseudo_labels(probs: torch.Tensor | np.ndarray, given: np.ndarray, *,
     top, pred = p.max(dim=1)
     out = np.where(top.numpy() >= confidence, pred.numpy(), np.asarray(given))
     return out.astype(np.uint8)
+
+
+def check_refurbish_options(*, warmup: int, every: int, confidence: float, pseudo_from: str) -> None:
+    """Raise :class:`ConfigError` naming the refurbishment option that is out of range."""
+    if warmup < 1 or every < 1:
+        raise ConfigError(f"refurbish: warmup and every must be >= 1, got {warmup}, {every}")
+    if not 0 <= confidence <= 1:
+        raise ConfigError(f"refurbish confidence: expected [0, 1], got {confidence}")
+    if pseudo_from not in ("current", "best"):
+        raise ConfigError(f"refurbish pseudo_from: expected current or best, got {pseudo_from!r}")
 
 
 class Refurbisher(Callback):
@@ -73,13 +83,9 @@ class Refurbisher(Callback):
     def __init__(self, detector: Detector, *, rule: str = "mixture", value: float | None = None,
                  warmup: int = 10, every: int = 5, confidence: float = 0.0,
                  unflag: bool = False, seed: int = 0, pseudo_from: str = "current") -> None:
-        if warmup < 1 or every < 1:
-            raise ConfigError(f"refurbish: warmup and every must be >= 1, got {warmup}, {every}")
+        check_refurbish_options(warmup=warmup, every=every, confidence=confidence,
+                                pseudo_from=pseudo_from)
         check_flag_rule(rule, value)
-        if not 0 <= confidence <= 1:
-            raise ConfigError(f"refurbish confidence: expected [0, 1], got {confidence}")
-        if pseudo_from not in ("current", "best"):
-            raise ConfigError(f"refurbish pseudo_from: expected current or best, got {pseudo_from!r}")
         self.pseudo_from = pseudo_from
         self.detector, self.rule, self.value = detector, rule, value
         self.warmup, self.every, self.confidence, self.unflag = warmup, every, confidence, unflag

@@ -25,7 +25,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from noisyseg.errors import ConfigError  # noqa: E402
 from noisyseg.report.document import Document  # noqa: E402
 from noisyseg.report.figures import CLASS_COLOURS, plot_contour_grid  # noqa: E402
 from noisyseg.report.stats import interpolated_precision, paired_test  # noqa: E402
@@ -37,6 +36,11 @@ _COVERED = ("grid.seed", "grid.corrupt", "grid.train.model", "grid.audit.detecto
 _MODE_COLOURS = {"none": "#000000", "natural": "#E69F00", "choppy": "#56B4E9",
                  "random_flip": "#009E73", "boundary": "#CC79A7", "dilate": "#D55E00",
                  "erode": "#0072B2", "shift": "#F0E442", "merge": "#882255", "omit": "#999999"}
+
+
+def _run_file(out: Path, trial_id: str, name: str) -> Path:
+    """A file of a trial's run folder (``DIR/trials/<id>/run/<name>``)."""
+    return out / "trials" / trial_id / "run" / name
 
 
 def _fmt(x: Any, nd: int = 3) -> str:
@@ -110,7 +114,7 @@ def _errors_section(doc: Document, ok: pd.DataFrame, out: Path) -> None:
     for _model, g in ok[ok["error_model"] != "none"].groupby("error_model", sort=True):
         g = g.sort_values("_order").iloc[::-1]
         for _, r in g.iterrows():
-            p = out / "trials" / r["trial_id"] / "run" / "examples.npz"
+            p = _run_file(out, r["trial_id"], "examples.npz")
             if p.is_file():
                 picks.append((r, p))
                 break
@@ -134,7 +138,7 @@ def _errors_section(doc: Document, ok: pd.DataFrame, out: Path) -> None:
 
 def _class_names(out: Path, trial_id: str) -> list[str]:
     try:
-        m = json.loads((out / "trials" / trial_id / "run" / "metrics.json").read_text())
+        m = json.loads(_run_file(out, trial_id, "metrics.json").read_text())
         return list(m.get("class_names") or [])
     except (OSError, json.JSONDecodeError):
         return []
@@ -252,7 +256,7 @@ def _detection_section(doc: Document, ok: pd.DataFrame, out: Path) -> None:
 
 
 def _scores(out: Path, trial_id: str) -> pd.DataFrame | None:
-    p = out / "trials" / trial_id / "run" / "scores.csv"
+    p = _run_file(out, trial_id, "scores.csv")
     if not p.is_file():
         return None
     s = pd.read_csv(p)
@@ -307,7 +311,7 @@ def _pr_figure(doc: Document, noisy: pd.DataFrame, dets: list[str], out: Path) -
 def _epoch_figure(doc: Document, noisy: pd.DataFrame, dets: list[str], out: Path) -> None:
     frames = []
     for _, r in noisy.iterrows():
-        p = out / "trials" / r["trial_id"] / "run" / "score_history.csv"
+        p = _run_file(out, r["trial_id"], "score_history.csv")
         if p.is_file():
             h = pd.read_csv(p)
             if "average_precision" in h:
@@ -339,7 +343,7 @@ def _suspects_figure(doc: Document, noisy: pd.DataFrame, dets: list[str], out: P
     cand = noisy[noisy[f"ap_{lead}"].notna()].sort_values(["seed", "error_level"],
                                                           ascending=[True, False])
     for _, r in cand.iterrows():
-        p = out / "trials" / r["trial_id"] / "run" / "suspects.npz"
+        p = _run_file(out, r["trial_id"], "suspects.npz")
         if not p.is_file():
             continue
         z = np.load(p)
@@ -412,13 +416,10 @@ def study_report(out: str | Path) -> Document:
     ConfigError
         ``out`` is not a study folder.
     """
-    from noisyseg.study import collect_results, stale_trials
+    from noisyseg.study import collect_results, read_study, stale_trials
 
     out = Path(out)
-    study = out / "study.json"
-    if not study.is_file():
-        raise ConfigError(f"{out}: not a study folder (no study.json); run noisyseg study run first")
-    meta = json.loads(study.read_text())
+    meta = read_study(out)
     df = collect_results(out)
     stale = stale_trials(out)
     doc = Document(f"noisyseg study: {meta.get('name', out.name)}")

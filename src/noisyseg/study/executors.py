@@ -26,16 +26,13 @@ EXECUTORS = ("local", "ray")
 def failed_output(config: dict[str, Any], error: BaseException | str) -> TrialOutput:
     """The result of a trial whose worker died before it could report."""
     from noisyseg.study.spec import TrialConfig
-    from noisyseg.study.trial import result_row
+    from noisyseg.study.trial import trial_result
 
     trial = TrialConfig.from_dict({k: v for k, v in config.items() if k != "labels"},
                                   config.get("labels", {}))
     msg = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     tb = "" if isinstance(error, str) else "".join(traceback.format_exception(error))
-    summary = {"status": "failed", "error": msg}
-    return ({"trial_id": trial.trial_id, "status": "failed", "name": trial.describe(),
-             "config": trial.to_dict(), "labels": trial.labels,
-             "row": result_row(trial, summary), "error": msg, "traceback": tb}, {})
+    return trial_result(trial, {"status": "failed", "error": msg, "traceback": tb}), {}
 
 
 def core_shares(workers: int, cores: Sequence[int] | None = None) -> list[list[int]]:

@@ -33,7 +33,8 @@ from noisyseg.study.executors import Executor, make_executor
 from noisyseg.study.spec import StudySpec, TrialConfig, load_spec
 from noisyseg.study.trial import TrialOutput
 
-__all__ = ["StudyOutcome", "StudyRunner", "collect_results", "read_trial", "stale_trials"]
+__all__ = ["StudyOutcome", "StudyRunner", "collect_results", "read_study", "read_trial",
+           "stale_trials"]
 
 
 @dataclass
@@ -91,7 +92,7 @@ def collect_results(out: str | Path, trial_ids: Iterable[str] | None = None) -> 
     """One row per finished trial (of ``trial_ids``, default: the study's current trials)."""
     out = Path(out)
     if trial_ids is None:
-        trial_ids = [t["id"] for t in _read_study(out).get("trials", [])]
+        trial_ids = [t["id"] for t in read_study(out).get("trials", [])]
     rows = []
     for tid in trial_ids:
         r = read_trial(out / "trials" / tid)
@@ -100,7 +101,9 @@ def collect_results(out: str | Path, trial_ids: Iterable[str] | None = None) -> 
     return pd.DataFrame(rows)
 
 
-def _read_study(out: Path) -> dict[str, Any]:
+def read_study(out: str | Path) -> dict[str, Any]:
+    """A study folder's ``study.json``; :class:`ConfigError` when ``out`` is not a study folder."""
+    out = Path(out)
     p = out / "study.json"
     if not p.is_file():
         raise ConfigError(f"{out}: not a study folder (no study.json); run noisyseg study run first")
@@ -110,7 +113,7 @@ def _read_study(out: Path) -> dict[str, Any]:
 def stale_trials(out: str | Path) -> list[dict[str, Any]]:
     """Finished trial folders whose id is not in the study's current spec."""
     out = Path(out)
-    current = {t["id"] for t in _read_study(out).get("trials", [])}
+    current = {t["id"] for t in read_study(out).get("trials", [])}
     stale = []
     tdir = out / "trials"
     for d in sorted(tdir.iterdir()) if tdir.is_dir() else []:

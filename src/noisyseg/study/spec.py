@@ -27,8 +27,9 @@ from typing import Any
 import yaml
 
 from noisyseg.data import parse_source
-from noisyseg.detect import DETECTORS, check_flag_rule
+from noisyseg.detect import check_flag_rule
 from noisyseg.errors import ConfigError, NoisysegError
+from noisyseg.evaluate import RefurbishConfig, check_detectors
 from noisyseg.train import TrainConfig
 
 __all__ = ["SPEC_DIR", "AuditSpec", "CorruptSpec", "StudySpec", "TrialConfig", "find_spec",
@@ -110,18 +111,14 @@ class AuditSpec:
     pseudo_from: str = "current"
 
     def __post_init__(self) -> None:
-        if self.pseudo_from not in ("current", "best"):
-            raise ConfigError(f"audit.pseudo_from: expected current or best, got {self.pseudo_from!r}")
-        for d in self.detectors:
-            if d not in DETECTORS:
-                raise ConfigError(f"audit.detectors: unknown detector {d!r}; expected one of "
-                                  f"{', '.join(DETECTORS)}")
-        if len(set(self.detectors)) != len(self.detectors):
-            raise ConfigError(f"audit.detectors: repeated detector in {self.detectors}")
+        check_detectors(self.detectors, None)
         check_flag_rule(self.flag_rule, self.flag_value)
-        if self.warmup < 1 or self.every < 1:
-            raise ConfigError(f"audit.warmup / audit.every: must be >= 1, got {self.warmup}, "
-                              f"{self.every}")
+        self.refurbish_config()  # validates warmup, every, confidence, pseudo_from
+
+    def refurbish_config(self) -> RefurbishConfig:
+        """The refurbishment settings (driven by the first detector)."""
+        return RefurbishConfig(warmup=self.warmup, every=self.every, confidence=self.confidence,
+                               unflag=self.unflag, pseudo_from=self.pseudo_from)
 
 
 def _build(cls: type, section: str, value: Any) -> Any:

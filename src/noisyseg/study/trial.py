@@ -20,7 +20,7 @@ import numpy as np
 
 from noisyseg.study.spec import TrialConfig
 
-__all__ = ["TrialOutput", "execute_trial", "result_row"]
+__all__ = ["TrialOutput", "execute_trial", "result_row", "trial_result"]
 
 TrialOutput = tuple[dict[str, Any], dict[str, bytes]]
 
@@ -102,7 +102,7 @@ def _run(trial: TrialConfig, files: dict[str, bytes], summary: dict[str, Any]) -
 
     from noisyseg.corrupt import corrupt_dataset
     from noisyseg.detect import score_ranks
-    from noisyseg.evaluate import RefurbishConfig, run_session, session_summary
+    from noisyseg.evaluate import run_session, session_summary
     from noisyseg.metrics import dice
 
     ds = _dataset(trial.data)
@@ -122,8 +122,7 @@ def _run(trial: TrialConfig, files: dict[str, bytes], summary: dict[str, Any]) -
     train = ds.indices("train")
     summary["train_label_dice"] = float(dice(ds.masks[train], ds.truth[train], ds.n_classes).mean())
     a = trial.audit
-    rcfg = RefurbishConfig(warmup=a.warmup, every=a.every, confidence=a.confidence,
-                           unflag=a.unflag, pseudo_from=a.pseudo_from) if a.refurbish else None
+    rcfg = a.refurbish_config() if a.refurbish else None
     cfg = trial.train
     if cfg.threads is None:  # respect the share of cores the executor gave this worker
         cfg = type(cfg).from_dict(cfg.to_dict() | {"threads": torch.get_num_threads()})
@@ -202,8 +201,14 @@ def execute_trial(config: dict[str, Any], worker: str | None = None) -> TrialOut
         files = {}
     summary["trial_seconds"] = round(time.perf_counter() - t0, 2)
     files["metrics.json"] = json.dumps(summary, indent=2, default=float).encode()
+    return trial_result(trial, summary), files
+
+
+def trial_result(trial: TrialConfig, summary: dict[str, Any]) -> dict[str, Any]:
+    """The ``result.json`` of a trial: id, status, name, config, grid labels, result row and,
+    when failed, the error and traceback."""
     result = {"trial_id": trial.trial_id, "status": summary["status"], "name": trial.describe(),
               "config": trial.to_dict(), "labels": trial.labels, "row": result_row(trial, summary)}
     if summary["status"] == "failed":
-        result |= {"error": summary["error"], "traceback": summary["traceback"]}
-    return result, files
+        result |= {"error": summary["error"], "traceback": summary.get("traceback", "")}
+    return result
