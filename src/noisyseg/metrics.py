@@ -9,6 +9,7 @@ it runs thousands of times (see ``benchmarks/bench_corrupt.py``).
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 __all__ = ["confusion_counts", "dice", "dice_per_class"]
@@ -37,6 +38,12 @@ def confusion_counts(y_pred: np.ndarray, y: np.ndarray, n_classes: int) -> np.nd
         a, b = a[None], b[None]
     n = a.shape[0]
     k = int(n_classes)
+    if k * k <= 256 and a[0].size < 2**24 and a.dtype == b.dtype == np.uint8:
+        # the common case (uint8 masks, <= 16 classes): joint labels fit in a byte and
+        # OpenCV's histogram counts them ~4x faster than a 64-bit bincount
+        joint = a * np.uint8(k) + b
+        return np.stack([cv2.calcHist([np.ascontiguousarray(j)], [0], None, [k * k], [0, k * k])
+                         for j in joint]).astype(np.int64).reshape(n, k, k)
     idx = a.reshape(n, -1).astype(np.int64) * k + b.reshape(n, -1)
     idx += (np.arange(n, dtype=np.int64) * k * k)[:, None]
     return np.bincount(idx.ravel(), minlength=n * k * k).reshape(n, k, k)

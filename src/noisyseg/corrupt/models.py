@@ -150,8 +150,11 @@ def _class_counts(mask: np.ndarray) -> np.ndarray:
     return np.bincount(mask.ravel(), minlength=1)
 
 
-def _targets(mask: np.ndarray, classes: Sequence[int] | None) -> list[int]:
-    present = (np.flatnonzero(_class_counts(mask)[1:]) + 1).tolist()
+def _targets(mask: np.ndarray, classes: Sequence[int] | None,
+             counts: np.ndarray | None = None) -> list[int]:
+    if counts is None:
+        counts = _class_counts(mask)
+    present = (np.flatnonzero(counts[1:]) + 1).tolist()
     if classes is None:
         return present
     return [c for c in present if c in set(int(k) for k in classes)]
@@ -187,40 +190,54 @@ def natural(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     basis = _periodic_basis(int(points))
     n_fine = basis.shape[0]
     h, w = mask.shape
-    regions: dict[int, np.ndarray] = {}
-    reach = 0
+    # 1) components and their random curves (drawn class by class, component by component)
+    comps = []  # (class, labels of the class crop, crop, component, stats, centroid, curve, phase)
     for c in _targets(mask, classes):
         full = mask == c
         crop = bbox(full, 0)
-        if crop is None:
-            continue
-        n, lab_c, stats, centroids = cv2.connectedComponentsWithStats(
+        n, lab, stats, centroids = cv2.connectedComponentsWithStats(
             full[crop].view(np.uint8), connectivity=8)
-        lab = np.zeros(mask.shape, dtype=lab_c.dtype)
-        lab[crop] = lab_c
-        stats[:, 0] += crop[1].start
-        stats[:, 1] += crop[0].start
-        centroids += (crop[1].start, crop[0].start)
-        new = full.copy()
         for k in range(1, n):
             curve = basis @ rng.standard_normal(points) * strength
-            phase = rng.uniform(0, 2 * np.pi)
-            m_off = float(np.abs(curve).max())
-            reach = max(reach, int(np.ceil(m_off)) + 1)
-            x0, y0, bw, bh = (int(v) for v in stats[k, :4])
-            g = int(np.ceil(m_off)) + 2
-            box = (slice(max(y0 - g, 0), min(y0 + bh + g, h)),
-                   slice(max(x0 - g, 0), min(x0 + bw + g, w)))
-            sub_lab = lab[box]
-            sdf = signed_distance(sub_lab == k)
-            yy, xx = np.nonzero(np.abs(sdf) <= m_off + 0.5)
-            ang = np.arctan2(yy + box[0].start - centroids[k, 1],
-                             xx + box[1].start - centroids[k, 0])
-            idx = np.rint((ang - phase) * (n_fine / (2 * np.pi))).astype(np.int64) % n_fine
-            others = sub_lab[yy, xx]
-            new[box][yy, xx] = (sdf[yy, xx] < curve[idx]) | ((others != k) & (others > 0))
-        regions[c] = new
-    return compose(mask, regions, reach=reach) if regions else mask.copy()
+            comps.append((c, lab, crop, k, stats[k], centroids[k], curve,
+                          rng.uniform(0, 2 * np.pi)))
+    if not comps:
+        return mask.copy()
+    # 2) one working box holding every component grown by its largest offset (+ margin)
+    reach = max(int(np.ceil(np.abs(cp[6]).max())) + 1 for cp in comps)
+    g = reach + 3
+    y0 = min(cp[2][0].start + int(cp[4][1]) for cp in comps)
+    x0 = min(cp[2][1].start + int(cp[4][0]) for cp in comps)
+    y1 = max(cp[2][0].start + int(cp[4][1] + cp[4][3]) for cp in comps)
+    x1 = max(cp[2][1].start + int(cp[4][0] + cp[4][2]) for cp in comps)
+    work = (slice(max(y0 - g, 0), min(y1 + g, h)), slice(max(x0 - g, 0), min(x1 + g, w)))
+    oy, ox = work[0].start, work[1].start
+    mw = mask[work]
+    regions = {c: mw == c for c in dict.fromkeys(cp[0] for cp in comps)}
+    # 3) each component's boundary moves along its normal by the curve at each pixel's angle
+    for c, lab, crop, k, st, cen, curve, phase in comps:
+        m_off = float(np.abs(curve).max())
+        gk = int(np.ceil(m_off)) + 2
+        cy, cx = crop[0].start, crop[1].start
+        by0, bx0 = max(cy + int(st[1]) - gk, 0), max(cx + int(st[0]) - gk, 0)
+        by1, bx1 = min(cy + int(st[1] + st[3]) + gk, h), min(cx + int(st[0] + st[2]) + gk, w)
+        # the class's component labels in the component's grown box (0 outside the crop)
+        sub_lab = np.zeros((by1 - by0, bx1 - bx0), dtype=lab.dtype)
+        iy0, ix0 = max(by0, cy), max(bx0, cx)
+        iy1, ix1 = min(by1, cy + lab.shape[0]), min(bx1, cx + lab.shape[1])
+        sub_lab[iy0 - by0:iy1 - by0, ix0 - bx0:ix1 - bx0] = lab[iy0 - cy:iy1 - cy, ix0 - cx:ix1 - cx]
+        sdf = signed_distance(sub_lab == k, precise=False)
+        yy, xx = np.nonzero(np.abs(sdf) <= m_off + 0.5)
+        if yy.size == 0:  # the component fills its whole box (e.g. a full mask)
+            continue
+        # angle around the centroid (OpenCV's phase: 30x numpy's arctan2, within 0.01 deg)
+        ang = cv2.phase((xx + (bx0 - cx - cen[0])).astype(np.float32),
+                        (yy + (by0 - cy - cen[1])).astype(np.float32)).ravel()
+        idx = np.rint((ang - phase) * (n_fine / (2 * np.pi))).astype(np.int64) % n_fine
+        others = sub_lab[yy, xx]
+        regions[c][yy + (by0 - oy), xx + (bx0 - ox)] = (
+            (sdf[yy, xx] < curve[idx]) | ((others != k) & (others > 0)))
+    return compose(mask, regions, reach=reach, box=work)
 
 
 @lru_cache(maxsize=16)
@@ -257,7 +274,8 @@ def choppy(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
         raise ConfigError(f"choppy: axis must be 0 or 1, got {axis}")
     m = mask if axis == 1 else mask.T
     h, w = m.shape
-    regions: dict[int, np.ndarray] = {}
+    reach = int(np.ceil(4 * strength)) + 1
+    runs = {}
     for c in _targets(m, classes):
         full = m == c
         rows = np.flatnonzero(full.any(axis=1))
@@ -267,19 +285,26 @@ def choppy(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
         d = np.diff(b, axis=1)
         rs, s = np.nonzero(d == 1)
         _, e = np.nonzero(d == -1)
-        rs += r0
         z = rng.standard_normal((2, rs.size))
         s2 = np.clip(s + np.rint(z[0] * strength).astype(np.int64), 0, w)
         e2 = np.clip(e + np.rint(z[1] * strength).astype(np.int64), 0, w)
         ok = e2 > s2
-        row0 = rs[ok] * (w + 1)
-        acc = (np.bincount(row0 + s2[ok], minlength=h * (w + 1))
-               - np.bincount(row0 + e2[ok], minlength=h * (w + 1)))
-        new = np.cumsum(acc.reshape(h, w + 1), axis=1)[:, :w] > 0
-        regions[c] = new if axis == 1 else new.T
-    if not regions:
+        runs[c] = (rs[ok] + r0, s2[ok], e2[ok])
+    if not runs:
         return mask.copy()
-    return compose(mask, regions, reach=int(np.ceil(4 * strength)) + 1)
+    # rows keep their runs: every change lies in the rows the classes occupy
+    lo = max(min(int(r[0].min(initial=h)) for r in runs.values()) - reach - 2, 0)
+    hi = min(max(int(r[0].max(initial=-1)) for r in runs.values()) + reach + 3, h)
+    hi = max(hi, lo + 1)
+    n = (hi - lo) * (w + 1)
+    regions = {}
+    for c, (rs, s2, e2) in runs.items():
+        row0 = (rs - lo) * (w + 1)
+        acc = np.bincount(row0 + s2, minlength=n) - np.bincount(row0 + e2, minlength=n)
+        new = np.cumsum(acc.reshape(hi - lo, w + 1), axis=1)[:, :w] > 0
+        regions[c] = new if axis == 1 else new.T
+    box = (slice(lo, hi), slice(0, w)) if axis == 1 else (slice(0, w), slice(lo, hi))
+    return compose(mask, regions, reach=reach, box=box)
 
 
 @register("random_flip", unit="probability that a foreground pixel flips", kind="random",
@@ -302,7 +327,7 @@ def random_flip(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     # one uniform draw per pixel, as 16-bit integers: probabilities resolve to 1/65536
     u = rng.integers(0, 65536, size=mask.shape, dtype=np.uint16)
     counts = _class_counts(mask)
-    targets = _targets(mask, classes)
+    targets = _targets(mask, classes, counts)
     n_bg = int(counts[0])
     out = mask.copy()
     fg = mask > 0 if len(targets) == np.count_nonzero(counts[1:]) else np.isin(mask, targets)
@@ -356,21 +381,43 @@ def boundary(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
 
 
 # ----------------------------------------------------------------------- systematic models
+def _compose_boxes(mask: np.ndarray, parts: dict[int, tuple[tuple[slice, slice], np.ndarray]],
+                   reach: int) -> np.ndarray:
+    """:func:`compose` for new regions given as ``{class: (box, region inside box)}``.
+
+    The regions are pasted into one box holding them all, grown by ``reach + 2`` (room for
+    the nearest-label search), so no full-size array is built.
+    """
+    if not parts:
+        return mask.copy()
+    h, w = mask.shape
+    g = reach + 2
+    y0 = max(min(b[0].start for b, _ in parts.values()) - g, 0)
+    y1 = min(max(b[0].stop for b, _ in parts.values()) + g, h)
+    x0 = max(min(b[1].start for b, _ in parts.values()) - g, 0)
+    x1 = min(max(b[1].stop for b, _ in parts.values()) + g, w)
+    work = (slice(y0, y1), slice(x0, x1))
+    mw = mask[work]
+    regions = {}
+    for c, (b, r) in parts.items():
+        new = mw == c  # outside the class's own box nothing changes
+        new[b[0].start - y0:b[0].stop - y0, b[1].start - x0:b[1].stop - x0] = r
+        regions[c] = new
+    return compose(mask, regions, reach=reach, box=work)
+
+
 def _grow(mask: np.ndarray, distance: float, classes: Sequence[int] | None) -> np.ndarray:
     """Move the chosen classes' boundaries outwards by ``distance`` pixels (< 0: inwards)."""
-    regions = {}
+    parts = {}
     margin = int(np.ceil(max(distance, 0.0))) + 2
     for c in _targets(mask, classes):
-        b = mask == c
-        box = bbox(b, margin)
-        new = np.zeros_like(b)
-        sub = b[box]
+        box = bbox(mask == c, margin)
+        sub = mask[box] == c
         if distance >= 0:  # outside distance - 0.5 < distance
-            new[box] = sub | (distance_inside(~sub) < distance + 0.5)
+            parts[c] = (box, sub | (distance_inside(~sub) < distance + 0.5))
         else:  # inside distance > |distance| + 0.5
-            new[box] = distance_inside(sub) > 0.5 - distance
-        regions[c] = new
-    return compose(mask, regions, reach=int(np.ceil(abs(distance))) + 1) if regions else mask.copy()
+            parts[c] = (box, distance_inside(sub) > 0.5 - distance)
+    return _compose_boxes(mask, parts, int(np.ceil(abs(distance))) + 1)
 
 
 @register("dilate", unit="pixels (Euclidean dilation radius)", kind="systematic",
@@ -426,31 +473,45 @@ def shift(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     """
     a = np.deg2rad(rng.uniform(0, 360) if angle is None else float(angle))
     dy, dx = -np.sin(a) * strength, np.cos(a) * strength
-    regions = {}
+    parts = {}
     affine = np.float32([[1, 0, dx], [0, 1, dy]])
     for c in _targets(mask, classes):
-        b = mask == c
-        box = bbox(b, int(np.ceil(strength)) + 2)
-        if box is None:
-            continue
-        sdf = np.clip(signed_distance(b[box]), -4.0 * max(mask.shape), 4.0 * max(mask.shape))
+        box = bbox(mask == c, int(np.ceil(strength)) + 2)
+        sdf = np.clip(signed_distance(mask[box] == c), -4.0 * max(mask.shape), 4.0 * max(mask.shape))
         moved = cv2.warpAffine(sdf, affine, (sdf.shape[1], sdf.shape[0]),
                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        new = np.zeros_like(b)
-        new[box] = moved < 0
-        regions[c] = new
-    if not regions:
-        return mask.copy()
-    return compose(mask, regions, reach=int(np.ceil(strength)) + 1)
+        parts[c] = (box, moved < 0)
+    return _compose_boxes(mask, parts, int(np.ceil(strength)) + 1)
 
 
 def _neighbour(mask: np.ndarray, source: int) -> int:
     """The foreground label sharing the longest boundary with ``source`` (0 if none)."""
-    src = (mask == source).view(np.uint8)
-    ring = cv2.dilate(src, np.ones((3, 3), np.uint8)).astype(bool) & (mask != source)
-    counts = np.bincount(mask[ring].ravel(), minlength=int(mask.max()) + 1)
+    box = bbox(mask == source, 1)
+    if box is None:
+        return 0
+    m = mask[box]
+    src = (m == source).view(np.uint8)
+    ring = cv2.dilate(src, np.ones((3, 3), np.uint8)).astype(bool) & (m != source)
+    counts = np.bincount(m[ring].ravel(), minlength=int(mask.max()) + 1)
     counts[0] = 0
     return int(counts.argmax()) if counts.any() else 0
+
+
+def _distance_from(binary: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """Exact distance of each ``src`` pixel (raster order) to the nearest False of ``binary``.
+
+    Computed in ``src``'s bounding box grown by r pixels (half its smaller side) when that
+    is exact: a pixel outside the box lies more than r from every source pixel, so when each
+    source pixel finds a False pixel within r + 1 inside the box, the box's answer is the
+    image's. Otherwise the whole image is searched.
+    """
+    tight = bbox(src, 0)
+    r = min(s.stop - s.start for s in tight) // 2 + 2
+    box = bbox(src, r)
+    d = distance_inside(binary[box])[src[box]]
+    if d.size and float(d.max()) <= r + 1:
+        return d
+    return distance_inside(binary)[src]
 
 
 def _relabel_from(mask: np.ndarray, strength: float, source: int, target: int) -> np.ndarray:
@@ -458,9 +519,13 @@ def _relabel_from(mask: np.ndarray, strength: float, source: int, target: int) -
     if not src.any():
         return mask.copy()
     tgt = mask == target
-    # distance from the target (or, with no target pixels, from the source's own boundary)
-    dist = distance_inside(~tgt) if tgt.any() else distance_inside(src)
-    d = dist[src]
+    if not tgt.any():  # no target: distance from the source's own boundary
+        d = _distance_from(src, src)
+    elif target != 0:  # every target pixel lies in the box holding both: exact there
+        box = bbox(src | tgt, 0)
+        d = distance_inside(~tgt[box])[src[box]]
+    else:
+        d = _distance_from(~tgt, src)
     limit = strength * float(d.max())
     out = mask.copy()
     sel = np.zeros_like(src)
@@ -491,9 +556,10 @@ def merge(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     """
     if strength > 1:
         raise ConfigError(f"merge: strength is a fraction in [0, 1], got {strength}")
-    present = _targets(mask, None)
+    counts = _class_counts(mask)
+    present = _targets(mask, None, counts)
     if source is None:
-        cand = _targets(mask, classes)
+        cand = _targets(mask, classes, counts)
         if not cand:
             return mask.copy()
         source = cand[0] if classes is not None else max(cand)
