@@ -105,6 +105,8 @@ def test_demo_runs_the_quick_study_and_writes_its_report(tmp_path, monkeypatch):
     (["train", "--model", "resnet"], "unknown network"),
     (["train", "--loss", "focal"], "--loss"),
     (["audit", "--detector", "magic"], "unknown detector 'magic'"),
+    (["audit", "--detector", "vog:target=nope"], "--detector vog:target=nope: vog target"),
+    (["audit", "--detector", "vog:speed=9"], "expected key=value options"),
     (["audit", "--flag-rule", "vibes"], "--flag-rule"),
 ])
 def test_train_and_audit_bad_options(tmp_path, args, match):

@@ -149,7 +149,8 @@ def audit(
     balanced: BalancedOpt = False, augment: AugmentOpt = True, seed: SeedOpt = 0,
     device: DeviceOpt = "auto", threads: ThreadsOpt = None,
     detector: Annotated[list[str] | None, typer.Option(
-        help="Detector (repeatable): vog, vog-online, loss, cleanlab. Default: loss, vog.")] = None,
+        help="Detector (repeatable): vog, vog-online, loss, cleanlab, with options as "
+             "NAME:key=value,... (e.g. vog:normalise=rms,target=boundary). Default: loss, vog.")] = None,
     refurbish: Annotated[bool, typer.Option(
         help="Replace flagged training masks by pseudo-labels during training.")] = False,
     refurbish_with: Annotated[str | None, typer.Option(

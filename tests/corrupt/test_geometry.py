@@ -101,3 +101,20 @@ def test_cropped_distances_equal_whole_image_distances(seed):
                 want = m.copy()
                 want[src & (d <= s * d[src].max())] = tgt
                 np.testing.assert_array_equal(got, want)
+
+
+@given(binaries(min_side=3), st.floats(0.1, 7.9))
+def test_disk_kernels_give_exactly_the_euclidean_dilation_and_erosion(b, radius):
+    from noisyseg.corrupt import models
+
+    m = b.astype(np.uint8)
+    if not m.any():
+        return
+    for sign in (1, -1):
+        fast = models._grow(m, sign * radius, None)
+        try:
+            models._DISK_MAX = -1.0  # force the distance-transform path
+            slow = models._grow(m, sign * radius, None)
+        finally:
+            models._DISK_MAX = 8.0
+        np.testing.assert_array_equal(fast, slow)

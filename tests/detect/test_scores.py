@@ -83,6 +83,11 @@ def test_vog_schedule():
     assert vog_schedule(3, 5) == [1, 2, 3]
     w = vog_schedule(30, 6, "windows")
     assert len(w) == 6 and w[-1] == 30 and w[0] < 10
+    assert vog_schedule(40, 5, "late") == [24, 28, 32, 36, 40]  # second half, evenly
+    assert vog_schedule(15, 5, "late") == [9, 10, 12, 14, 15]
+    assert vog_schedule(3, 5, "late") == [2, 3]
+    with pytest.raises(ConfigError, match="even, late or windows"):
+        vog_schedule(10, 3, "sometimes")
 
 
 def test_vog_rms_normalisation_ignores_gradient_scale():
@@ -105,3 +110,21 @@ def test_vog_rms_normalisation_ignores_gradient_scale():
     for scale in (1.0, 5.0, 9.0):
         raw.update(torch.tensor([0]), g * scale)
     assert float(vog_scores(raw.variance())[0]) > 1.0
+
+
+def test_detector_specs_parse_typed_options_and_reject_bad_ones():
+    from noisyseg.detect import VOGDetector, make_detector, parse_detector
+
+    assert parse_detector("vog:normalise=rms,checkpoints=8") == (
+        "vog", {"normalise": "rms", "checkpoints": 8})
+    assert parse_detector("loss:ema=0.5") == ("loss", {"ema": 0.5})
+    assert parse_detector("cleanlab") == ("cleanlab", {})
+    det = make_detector("vog:target=boundary,schedule=late")
+    assert isinstance(det, VOGDetector) and (det.target, det.schedule_name) == ("boundary", "late")
+    for bad, msg in [("vog:target=x", "vog:target=x: vog target"),
+                     ("vog:foo=1", "expected key=value options"),
+                     ("vog:checkpoints=a", "not a valid int"),
+                     ("vogg", "unknown detector"),
+                     ("vog:checkpoints=1", "at least 2")]:
+        with pytest.raises(ConfigError, match=msg):
+            make_detector(bad)

@@ -16,6 +16,7 @@ from noisyseg.detect.detectors import (
     VOGDetector,
     input_gradients,
     make_detector,
+    parse_detector,
     vog_schedule,
 )
 from noisyseg.detect.scores import (
@@ -51,6 +52,7 @@ __all__ = [
     "flag_top_fraction",
     "input_gradients",
     "make_detector",
+    "parse_detector",
     "rms_normalise",
     "score_ranks",
     "vog_schedule",

@@ -7,6 +7,7 @@ corrupted samples become separable. ``scores()`` returns the latest scores, orde
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -18,8 +19,9 @@ from noisyseg.detect.scores import RunningMoments, boundary_band, rms_normalise,
 from noisyseg.errors import ConfigError
 from noisyseg.train import BatchResult, Callback, Trainer
 
-__all__ = ["DETECTORS", "CleanlabDetector", "Detector", "LossDetector", "OnlineVOGDetector",
-           "VOGDetector", "input_gradients", "make_detector", "vog_schedule"]
+__all__ = ["DETECTORS", "VOG_TARGETS", "CleanlabDetector", "Detector", "LossDetector",
+           "OnlineVOGDetector", "VOGDetector", "input_gradients", "make_detector",
+           "parse_detector", "vog_schedule"]
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +111,25 @@ def vog_schedule(epochs: int, checkpoints: int, schedule: str = "even") -> list[
     """1-based epochs at whose end VOG takes gradients.
 
     ``even``: ``checkpoints`` epochs evenly spaced over training (the last one included);
+    ``late``: evenly spaced over the second half of training (the memorisation phase, when
+    clean samples' gradients have settled and fitted errors still move);
     ``windows``: three windows (early, middle, late) of consecutive epochs.
     """
     k = max(2, min(checkpoints, epochs))
     if schedule == "even":
         return sorted({int(round(e)) for e in np.linspace(epochs / k, epochs, k)})
+    if schedule == "late":
+        k = max(2, min(checkpoints, epochs - epochs // 2))
+        return sorted({int(round(e)) for e in np.linspace(epochs / 2 + (epochs / 2) / k, epochs, k)})
     if schedule == "windows":
         per = max(1, k // 3)
         starts = [max(1, epochs // 6), max(1, epochs // 2 - per // 2), epochs - per + 1]
         return sorted({min(epochs, s + i) for s in starts for i in range(per)})
-    raise ConfigError(f"vog schedule: expected even or windows, got {schedule!r}")
+    raise ConfigError(f"vog schedule: expected even, late or windows, got {schedule!r}")
+
+
+#: Scores VOG can differentiate (see :func:`input_gradients`).
+VOG_TARGETS = ("given", "predicted", "foreground", "boundary", "loss")
 
 
 def input_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
@@ -132,9 +143,11 @@ def input_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     x : (B, 1, H, W) float tensor
     y : (B, H, W) int64 tensor
         The given labels.
-    target : {'given', 'predicted', 'foreground'}
+    target : {'given', 'predicted', 'foreground', 'boundary', 'loss'}
         The score: mean over pixels of the logit of each pixel's given label (default),
-        of its predicted label, or of the given label over foreground pixels only.
+        of its predicted label, of the given label over foreground pixels only or over
+        pixels within 3 px of the given mask's label changes (where boundary errors live),
+        or minus the per-sample cross-entropy.
 
     Returns
     -------
@@ -148,13 +161,19 @@ def input_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
         score = logits.max(dim=1).values.mean(dim=(1, 2))
     elif target == "loss":  # minus the per-sample cross-entropy against the given labels
         score = -torch.nn.functional.cross_entropy(logits, y, reduction="none").mean(dim=(1, 2))
-    elif target == "foreground":
+    elif target in ("foreground", "boundary"):
         sel = logits.gather(1, y[:, None]).squeeze(1)
-        fg = (y > 0).to(sel.dtype)
-        score = (sel * fg).sum(dim=(1, 2)) / fg.sum(dim=(1, 2)).clamp_min(1)
+        if target == "foreground":
+            w = (y > 0).to(sel.dtype)
+        else:  # pixels within 3 px of a label change of the given mask
+            yf = y[:, None].to(sel.dtype)
+            hi = torch.nn.functional.max_pool2d(yf, 7, stride=1, padding=3)
+            lo = -torch.nn.functional.max_pool2d(-yf, 7, stride=1, padding=3)
+            w = (hi != lo)[:, 0].to(sel.dtype)
+        score = (sel * w).sum(dim=(1, 2)) / w.sum(dim=(1, 2)).clamp_min(1)
     else:
-        raise ConfigError(f"vog target: expected given, predicted, foreground or loss, "
-                          f"got {target!r}")
+        raise ConfigError(f"vog target: expected given, predicted, foreground, boundary or "
+                          f"loss, got {target!r}")
     (grad,) = torch.autograd.grad(score.sum(), x)
     return grad[:, 0]
 
@@ -171,8 +190,8 @@ class VOGDetector(Detector):
     ----------
     checkpoints : int
         Number of checkpoints K (default 5).
-    schedule : {'even', 'windows'}
-    target : {'given', 'predicted', 'foreground'}
+    schedule : {'even', 'late', 'windows'}
+    target : {'given', 'predicted', 'foreground', 'boundary', 'loss'}
     region : {'all', 'boundary'}
     normalise : {'none', 'mean', 'rms'}
         ``mean``: divide the score by the mean squared gradient; ``rms``: scale each
@@ -189,6 +208,13 @@ class VOGDetector(Detector):
         super().__init__()
         if region not in ("all", "boundary"):
             raise ConfigError(f"vog region: expected all or boundary, got {region!r}")
+        if target not in VOG_TARGETS:
+            raise ConfigError(f"vog target: expected one of {', '.join(VOG_TARGETS)}, "
+                              f"got {target!r}")
+        if schedule not in ("even", "late", "windows"):
+            raise ConfigError(f"vog schedule: expected even, late or windows, got {schedule!r}")
+        if checkpoints < 2:
+            raise ConfigError(f"vog checkpoints: need at least 2, got {checkpoints}")
         if normalise not in ("none", "mean", "rms"):
             raise ConfigError(f"vog normalise: expected none, mean or rms, got {normalise!r}")
         self.checkpoints, self.schedule_name = checkpoints, schedule
@@ -323,9 +349,54 @@ DETECTORS: dict[str, Callable[..., Detector]] = {
 }
 
 
-def make_detector(name: str, **options: Any) -> Detector:
-    """Build a detector by name; :class:`ConfigError` lists the known names."""
+def parse_detector(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split ``NAME[:key=value,...]`` into the detector name and typed options.
+
+    Values take the type of the option's default (int, float or str; an option whose
+    default is None takes an int or a float).
+
+    Examples
+    --------
+    >>> parse_detector("vog:normalise=rms,checkpoints=8")
+    ('vog', {'normalise': 'rms', 'checkpoints': 8})
+    """
+    name, _, body = spec.strip().partition(":")
     if name not in DETECTORS:
-        raise ConfigError(f"--detector: unknown detector {name!r}; expected one of "
+        raise ConfigError(f"--detector {spec}: unknown detector {name!r}; expected one of "
                           f"{sorted(DETECTORS)}")
-    return DETECTORS[name](**options)
+    params = {k: p.default for k, p in inspect.signature(DETECTORS[name]).parameters.items()
+              if p.kind is p.KEYWORD_ONLY}
+    opts: dict[str, Any] = {}
+    for part in filter(None, (q.strip() for q in body.split(","))):
+        key, eq, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq or key not in params:
+            raise ConfigError(f"--detector {spec}: expected key=value options among "
+                              f"{sorted(params)}, got {part!r}")
+        default = params[key]
+        try:
+            if isinstance(default, bool):
+                raise ValueError
+            if isinstance(default, int):
+                opts[key] = int(value)
+            elif isinstance(default, float) or default is None:
+                opts[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+            else:
+                opts[key] = value
+        except ValueError:
+            raise ConfigError(f"--detector {spec}: {key}={value!r} is not a valid "
+                              f"{type(default).__name__ if default is not None else 'number'}"
+                              ) from None
+    return name, opts
+
+
+def make_detector(spec: str, **options: Any) -> Detector:
+    """Build a detector from ``NAME[:key=value,...]`` (e.g. ``vog:normalise=rms``).
+
+    Raises :class:`ConfigError` for unknown names, options or option values.
+    """
+    name, parsed = parse_detector(spec)
+    try:
+        return DETECTORS[name](**(parsed | options))
+    except ConfigError as exc:
+        raise ConfigError(f"--detector {spec}: {exc}") from None

@@ -18,7 +18,6 @@ import torch
 
 from noisyseg.data import SegDataset
 from noisyseg.detect import (
-    DETECTORS,
     DetectionMetrics,
     Detector,
     check_flag_rule,
@@ -133,9 +132,7 @@ def check_detectors(detectors: Sequence[str], refurbish: RefurbishConfig | None)
     if len(set(detectors)) != len(detectors):
         raise ConfigError(f"--detector: repeated detector in {list(detectors)}")
     for d in detectors:
-        if d not in DETECTORS:
-            raise ConfigError(f"--detector: unknown detector {d!r}; expected one of "
-                              f"{', '.join(DETECTORS)}")
+        make_detector(d)  # unknown names, options or values raise ConfigError
     if refurbish is not None:
         if not detectors:
             raise ConfigError("--refurbish: needs at least one --detector to flag suspects")
@@ -154,7 +151,9 @@ def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str]
     ds : SegDataset
         Training masks may be noisy; validation and test use ``ds.truth``.
     config : TrainConfig
-    detectors : sequence of {'vog', 'vog-online', 'loss', 'cleanlab'}
+    detectors : sequence of str
+        ``NAME[:key=value,...]`` with NAME in {'vog', 'vog-online', 'loss', 'cleanlab'},
+        e.g. ``vog:normalise=rms``; results are keyed by the string as given.
     refurbish : RefurbishConfig, optional
         Turn refurbishment on (needs a detector).
     flag_rule : {'mixture', 'top', 'percentile'}
