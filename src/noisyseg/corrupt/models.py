@@ -24,6 +24,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -191,7 +192,7 @@ def natural(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     n_fine = basis.shape[0]
     h, w = mask.shape
     # 1) components and their random curves (drawn class by class, component by component)
-    comps = []  # (class, labels of the class crop, crop, component, stats, centroid, curve, phase)
+    comps: list[_Component] = []
     for c in _targets(mask, classes):
         full = mask == c
         crop = bbox(full, 0)
@@ -199,21 +200,21 @@ def natural(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
             full[crop].view(np.uint8), connectivity=8)
         for k in range(1, n):
             curve = basis @ rng.standard_normal(points) * strength
-            comps.append((c, lab, crop, k, stats[k], centroids[k], curve,
+            comps.append(_Component(c, lab, crop, k, stats[k], centroids[k], curve,
                           rng.uniform(0, 2 * np.pi)))
     if not comps:
         return mask.copy()
     # 2) one working box holding every component grown by its largest offset (+ margin)
-    reach = max(int(np.ceil(np.abs(cp[6]).max())) + 1 for cp in comps)
+    reach = max(int(np.ceil(np.abs(cp.curve).max())) + 1 for cp in comps)
     g = reach + 3
-    y0 = min(cp[2][0].start + int(cp[4][1]) for cp in comps)
-    x0 = min(cp[2][1].start + int(cp[4][0]) for cp in comps)
-    y1 = max(cp[2][0].start + int(cp[4][1] + cp[4][3]) for cp in comps)
-    x1 = max(cp[2][1].start + int(cp[4][0] + cp[4][2]) for cp in comps)
+    y0 = min(cp.crop[0].start + int(cp.stats[1]) for cp in comps)
+    x0 = min(cp.crop[1].start + int(cp.stats[0]) for cp in comps)
+    y1 = max(cp.crop[0].start + int(cp.stats[1] + cp.stats[3]) for cp in comps)
+    x1 = max(cp.crop[1].start + int(cp.stats[0] + cp.stats[2]) for cp in comps)
     work = (slice(max(y0 - g, 0), min(y1 + g, h)), slice(max(x0 - g, 0), min(x1 + g, w)))
     oy, ox = work[0].start, work[1].start
     mw = mask[work]
-    regions = {c: mw == c for c in dict.fromkeys(cp[0] for cp in comps)}
+    regions = {c: mw == c for c in dict.fromkeys(cp.cls for cp in comps)}
     # 3) each component's boundary moves along its normal by the curve at each pixel's angle
     for c, lab, crop, k, st, cen, curve, phase in comps:
         m_off = float(np.abs(curve).max())
@@ -238,6 +239,19 @@ def natural(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
         regions[c][yy + (by0 - oy), xx + (bx0 - ox)] = (
             (sdf[yy, xx] < curve[idx]) | ((others != k) & (others > 0)))
     return compose(mask, regions, reach=reach, box=work)
+
+
+class _Component(NamedTuple):
+    """One connected component of a class, with its random contour offsets (``natural``)."""
+
+    cls: int
+    lab: np.ndarray  # component labels of the class's crop
+    crop: tuple[slice, slice]
+    k: int  # this component's label in ``lab``
+    stats: np.ndarray  # OpenCV's x, y, width, height, area (crop coordinates)
+    centroid: np.ndarray  # x, y (crop coordinates)
+    curve: np.ndarray  # boundary offset (pixels) at n_fine angles
+    phase: float
 
 
 @lru_cache(maxsize=16)

@@ -211,8 +211,7 @@ class VOGDetector(Detector):
         if target not in VOG_TARGETS:
             raise ConfigError(f"vog target: expected one of {', '.join(VOG_TARGETS)}, "
                               f"got {target!r}")
-        if schedule not in ("even", "late", "windows"):
-            raise ConfigError(f"vog schedule: expected even, late or windows, got {schedule!r}")
+        vog_schedule(2, 2, schedule)  # unknown schedules raise here, not at training start
         if checkpoints < 2:
             raise ConfigError(f"vog checkpoints: need at least 2, got {checkpoints}")
         if normalise not in ("none", "mean", "rms"):
