@@ -5,7 +5,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from noisyseg.corrupt._geometry import bbox, compose, distance_inside, nearest_fill
+from noisyseg.corrupt._geometry import (
+    bbox,
+    compose,
+    distance_inside,
+    nearest_fill,
+    signed_distance,
+    signed_distance_near,
+)
 from noisyseg.corrupt.models import _distance_from, merge, omit
 
 
@@ -34,6 +41,28 @@ def test_distance_inside_is_exact_euclidean(b):
     if b.all():
         return
     np.testing.assert_allclose(distance_inside(b), ndimage.distance_transform_edt(b), atol=1e-4)
+
+
+@given(binaries())
+def test_signed_distance_near_is_exact_next_to_the_boundary_and_clipped_beyond(b):
+    exact, near = signed_distance(b), signed_distance_near(b)
+    assert near.dtype == np.float32 and near.shape == b.shape
+    close = np.abs(exact) <= np.sqrt(2.0) - 0.5 + 1e-4
+    np.testing.assert_allclose(near[close], exact[close], atol=1e-4)
+    np.testing.assert_array_equal(near[~close], np.where(b[~close], -1.5, 1.5))
+
+
+@given(binaries(min_side=2), st.floats(-1.0, 1.0), st.floats(-1.0, 1.0))
+def test_signed_distance_near_interpolates_to_the_exact_sign(b, dy, dx):
+    """Sub-pixel warps (what ``shift`` does) give the same region as the exact distances."""
+    import cv2
+
+    aff = np.float32([[1, 0, dx], [0, 1, dy]])
+    size = (b.shape[1], b.shape[0])
+    exact = np.clip(signed_distance(b), -100, 100)
+    warp = [cv2.warpAffine(d, aff, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) < 0
+            for d in (exact, signed_distance_near(b))]
+    np.testing.assert_array_equal(warp[0], warp[1])
 
 
 @given(binaries(min_side=2))
