@@ -172,20 +172,18 @@ def compose(mask: np.ndarray, regions: dict[int, np.ndarray], *, reach: int,
     box = tuple(slice(o.start + i.start, o.start + i.stop) for o, i in zip(outer, inner, strict=True))
     # all changes lie inside ``box``: work on views of the crop
     sub, m = out[box], mask[box]
-    was = {c: m == c for c in regs}
-    lost = {c: was[c] & ~r for c, r in regs.items()}
-    for c in sorted(regs, key=lambda k: -int(np.count_nonzero(was[k]))):
+    for c in sorted(regs, key=lambda k: -int(np.count_nonzero(m == k))):
         sub[regs[c]] = c
-    claimed = np.zeros(m.shape, dtype=bool)
-    for r in regs.values():
-        claimed |= r
+    # a pixel still labelled c that c's new region leaves out was given up by c and claimed
+    # by no other new region
+    lost = {}
     freed = np.zeros(m.shape, dtype=bool)
-    for c in regs:
-        lost[c] &= ~claimed
-        freed |= lost[c]
+    for c, r in regs.items():
+        todo = (sub == c) > r
+        if todo.any():
+            lost[c] = todo
+            freed |= todo
     for c, todo in lost.items():
-        if not todo.any():
-            continue
         # first look near the pixels to fill (a free pixel outside that box is farther than
         # ``within``; lost rings of width ``reach`` of two or three classes may lie between
         # a pixel and its label), then in the whole crop, then in the whole image

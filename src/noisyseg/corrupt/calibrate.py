@@ -189,7 +189,8 @@ def calibrate(model: ErrorModel | str, masks: np.ndarray, target_dice: float, *,
             if side == 1:
                 d_lo = target + (d_lo - target) * 0.5
             side = 1
-        if hi - lo <= 1e-9 * max(s_max, 1.0):
+        # a bracket narrower than 1e-5 of the range (6e-4 px on 256x256) holds a step
+        if hi - lo <= 1e-5 * max(s_max, 1.0):
             break
     best = min(evals, key=lambda e: abs(e[1] - target))
     raise CalibrationError(

@@ -255,17 +255,21 @@ def natural(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
         iy0, ix0 = max(by0, cy), max(bx0, cx)
         iy1, ix1 = min(by1, cy + lab.shape[0]), min(bx1, cx + lab.shape[1])
         sub_lab[iy0 - by0:iy1 - by0, ix0 - bx0:ix1 - bx0] = lab[iy0 - cy:iy1 - cy, ix0 - cx:ix1 - cx]
-        sdf = signed_distance(sub_lab == k, precise=False)
-        yy, xx = np.nonzero(np.abs(sdf) <= m_off + 0.5)
-        if yy.size == 0:  # the component fills its whole box (e.g. a full mask)
-            continue
-        # angle around the centroid (OpenCV's phase: 30x numpy's arctan2, within 0.01 deg)
-        ang = cv2.phase((xx + (bx0 - cx - cen[0])).astype(np.float32),
-                        (yy + (by0 - cy - cen[1])).astype(np.float32)).ravel()
-        idx = np.rint((ang - phase) * (n_fine / (2 * np.pi))).astype(np.int64) % n_fine
-        others = sub_lab[yy, xx]
-        regions[c][yy + (by0 - oy), xx + (bx0 - ox)] = (
-            (sdf[yy, xx] < curve[idx]) | ((others != k) & (others > 0)))
+        own = sub_lab == k
+        sdf = signed_distance(own, precise=False)
+        # angle of every box pixel around the centroid (OpenCV's phase: 30x numpy's arctan2,
+        # within 0.01 deg), as an index into the curve's n_fine (a power of two) samples
+        gx = np.arange(bx0 - cx, bx1 - cx, dtype=np.float32) - np.float32(cen[0])
+        gy = np.arange(by0 - cy, by1 - cy, dtype=np.float32) - np.float32(cen[1])
+        ang = cv2.phase(np.repeat(gx[None, :], gy.size, axis=0), np.repeat(gy[:, None], gx.size, axis=1))
+        t = ang * np.float32(n_fine / (2 * np.pi)) + np.float32(n_fine + 0.5 - phase * n_fine / (2 * np.pi))
+        inside = sdf < curve[t.astype(np.int32) & (n_fine - 1)]
+        # the component gains the pixels now inside and loses its own pixels now outside;
+        # other components' pixels stay as they are (the whole box: far from the boundary
+        # ``inside`` is ``own``, so only a band around it changes)
+        reg = regions[c][by0 - oy:by1 - oy, bx0 - ox:bx1 - ox]
+        reg |= inside
+        reg &= inside | ~own
     return compose(mask, regions, reach=reach, box=work)
 
 
