@@ -35,28 +35,33 @@ def main() -> None:
     ap.add_argument("--calib-n", type=int, default=1000, help="masks for calibration timing")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=5,
-                    help="throughput runs per model; 'rate' is the best (a shared VM's speed "
-                         "drifts by up to 1.5x between minutes), 'median' the median")
+                    help="throughput runs per model, round robin over the models; 'rate' is the "
+                         "best (a shared VM's speed drifts by up to 1.5x between minutes), "
+                         "'median' the median")
     args = ap.parse_args()
     masks = synthetic_echo_masks(n=max(args.n, args.calib_n), size=args.size, seed=0)
     out: dict = {"machine": {"cpu": platform.processor() or platform.machine(),
                              "cores_used": 1, "python": platform.python_version()},
                  "mask": f"{args.size}x{args.size}, 4 classes (synthetic-echo)",
                  "throughput_masks_per_s": {}, "calibration": {}}
-    for name, model in ERROR_MODELS.items():
-        s = STRENGTH.get(name, 3.0)
+    # round robin: every repeat runs every model once, so a slow minute of the shared VM
+    # costs each model one repeat instead of all of one model's repeats
+    rates: dict[str, list[float]] = {name: [] for name in ERROR_MODELS}
+    for name, model in ERROR_MODELS.items():  # warm-up
         rng = np.random.default_rng(0)
         for m in masks[:10]:
-            model(m, s, rng=rng)
-        rates = []
-        for _ in range(args.repeats):
+            model(m, STRENGTH.get(name, 3.0), rng=rng)
+    for _ in range(args.repeats):
+        for name, model in ERROR_MODELS.items():
+            s, rng = STRENGTH.get(name, 3.0), np.random.default_rng(0)
             t = time.perf_counter()
             for m in masks[: args.n]:
                 model(m, s, rng=rng)
-            rates.append(args.n / (time.perf_counter() - t))
+            rates[name].append(args.n / (time.perf_counter() - t))
+    for name, r in rates.items():
         out["throughput_masks_per_s"][name] = {
-            "rate": round(max(rates), 1), "median": round(float(np.median(rates)), 1),
-            "target": TARGETS[name], "strength": s}
+            "rate": round(max(r), 1), "median": round(float(np.median(r)), 1),
+            "target": TARGETS[name], "strength": STRENGTH.get(name, 3.0)}
     for name in ERROR_MODELS:
         # deterministic models change in steps (a disk radius, a pixel of shift); a target
         # between two steps cannot be met to +-0.005 (CalibrationError): the next is tried

@@ -320,14 +320,13 @@ def choppy(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
         raise ConfigError(f"choppy: axis must be 0 or 1, got {axis}")
     m = mask if axis == 1 else mask.T
     h, w = m.shape
-    targets = _targets(m, classes)
-    rows = np.flatnonzero(cv2.reduce(np.ascontiguousarray(m), 1, cv2.REDUCE_MAX).ravel()
-                          if m.dtype == np.uint8 else m.any(axis=1))
-    if not targets or rows.size == 0:
+    fg = bbox(m, 0)
+    targets = [] if fg is None else _targets(m[fg], classes)
+    if not targets:
         return mask.copy()
     # every label change along a row ends a run of the left label and starts one of the
     # right label: one pass over the rows holding structures finds every run of every class
-    r0, r1 = int(rows[0]), int(rows[-1]) + 1
+    r0, r1 = fg[0].start, fg[0].stop
     pad = np.full((r1 - r0, w + 2), -1, dtype=np.int16)
     pad[:, 1:-1] = m[r0:r1]
     at = np.flatnonzero(pad[:, 1:] != pad[:, :-1])
