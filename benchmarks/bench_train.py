@@ -7,7 +7,10 @@ process on the same data (synthetic-echo 128x128, batch 16, all cores):
 - ``plain``: a textbook loop (``DataLoader`` over a ``TensorDataset``, per-sample
   indexing, cross-entropy) over MONAI's BasicUNet with features chosen so its FLOPs per
   image are close to the U-Net's;
-- ``ceiling``: FLOP/s of a 2048x2048 fp32 matmul on the same machine.
+- ``ceiling``: FLOP/s of a 2048x2048 fp32 matmul on the same machine;
+- ``width_sweep``: the same optimisation step (Adam, cross-entropy, batch 16) for U-Nets of
+  other base widths, as a fraction of the ceiling: how far the shortfall at width 6 is the
+  network's shape (memory-bound convolutions with few channels) rather than the loop.
 FLOPs are counted with ``torch.utils.flop_counter`` (forward + backward).
 """
 
@@ -46,10 +49,36 @@ def matmul_flops(n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t)
 
 
+def width_point(width: int, size: int, bs: int, ceiling: float, steps: int = 5) -> dict:
+    """Images/s and fraction of the matmul ceiling of a U-Net of base ``width``."""
+    torch.manual_seed(0)
+    net = build_model("unet", n_classes=4, width=width)
+    fl = flops_per_image(net, size, 4)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x, y = torch.randn(bs, 1, size, size), torch.randint(0, 4, (bs, size, size))
+
+    def step() -> None:
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step()
+    best = 0.0
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        best = max(best, steps * bs / (time.perf_counter() - t))
+    return {"width": width, "images_per_s": round(best, 1), "gflop_per_image": round(fl / 1e9, 3),
+            "fraction_of_ceiling": round(best * fl / ceiling, 3)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--widths", default="6,16,32", help="U-Net base widths for the sweep ('' skips it)")
     args = ap.parse_args()
     bs = 16
     ds = synthetic_echo(n=200, size=args.size, seed=0)
@@ -107,6 +136,8 @@ def main() -> None:
         "speedup_flop_per_s": round(ours_ips * ours_flops / (plain_ips * plain_flops), 2),
         "matmul_ceiling_gflop_per_s": round(ceiling / 1e9, 1),
         "fraction_of_ceiling": round(ours_ips * ours_flops / ceiling, 3),
+        "width_sweep": [width_point(w, args.size, bs, ceiling)
+                        for w in (int(v) for v in args.widths.split(",") if v.strip())],
     }
     print(json.dumps(out, indent=2))
 
