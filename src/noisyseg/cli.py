@@ -149,7 +149,7 @@ def audit(
     balanced: BalancedOpt = False, augment: AugmentOpt = True, seed: SeedOpt = 0,
     device: DeviceOpt = "auto", threads: ThreadsOpt = None,
     detector: Annotated[list[str] | None, typer.Option(
-        help="Detector (repeatable): vog, vog-online, loss, cleanlab, with options as "
+        help="Detector (repeatable): vog, vog-online, loss, cleanlab, disagree, with options as "
              "NAME:key=value,... (e.g. vog:normalise=rms,target=boundary). Default: loss, vog.")] = None,
     refurbish: Annotated[bool, typer.Option(
         help="Replace flagged training masks by pseudo-labels during training.")] = False,
@@ -167,6 +167,9 @@ def audit(
     pseudo_from: Annotated[str, typer.Option(
         help="Pseudo-labels from the current model or the best-on-validation weights so far "
              "(current or best).")] = "current",
+    refurbish_calibrate: Annotated[bool, typer.Option(
+        help="Pseudo-labels with class boundaries calibrated on the clean validation masks "
+             "(undoes a learnt systematic bias).")] = False,
     out: Annotated[Path, typer.Option(help="Audit folder.")] = Path("runs/audit"),
     overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
 ) -> None:
@@ -177,7 +180,8 @@ def audit(
     res = run_audit(data=data, out=out, config=cfg, detectors=detector or ["loss", "vog"],
                     refurbish=refurbish, refurbish_with=refurbish_with, flag_rule=flag_rule,
                     flag_value=flag_value, warmup=warmup, every=every, confidence=confidence,
-                    unflag=unflag, pseudo_from=pseudo_from, overwrite=overwrite,
+                    unflag=unflag, pseudo_from=pseudo_from, calibrate=refurbish_calibrate,
+                    overwrite=overwrite,
                     progress=progress)
     if not res["truth_known"]:
         console.print("no ground truth of which samples are corrupted: scores and flags only, "

@@ -32,12 +32,12 @@ def planted():
 
 @pytest.fixture(scope="module")
 def trained(planted):
-    dets = [make_detector(n) for n in ("loss", "vog", "vog-online", "cleanlab")]
+    dets = [make_detector(n) for n in ("loss", "vog", "vog-online", "cleanlab", "disagree")]
     tr = Trainer(_cfg(), planted, dets).fit()
     return tr, dets
 
 
-@pytest.mark.parametrize("k", range(4))
+@pytest.mark.parametrize("k", range(5))
 def test_every_detector_ranks_planted_errors_above_chance(planted, trained, k):
     tr, dets = trained
     det = dets[k]

@@ -128,3 +128,30 @@ def test_detector_specs_parse_typed_options_and_reject_bad_ones():
                      ("vog:checkpoints=1", "at least 2")]:
         with pytest.raises(ConfigError, match=msg):
             make_detector(bad)
+
+
+def test_class_bias_moves_a_learnt_boundary_back_to_the_truth():
+    """Logits of class 1 cross class 0's at x = 13; the truth's boundary lies after x = 10."""
+    from noisyseg.detect import apply_bias, class_bias
+
+    x = torch.arange(32, dtype=torch.float32)
+    logits = torch.zeros(2, 3, 4, 32)
+    logits[:, 1] = 13 - x  # class 1 left of 13: three pixels too large
+    logits[:, 2] = x - 28  # class 2 right of 28: exactly right
+    truth = np.zeros((2, 4, 32), np.uint8)
+    truth[:, :, :11] = 1
+    truth[:, :, 29:] = 2
+    assert (apply_bias(logits, None) == 1).sum() == 2 * 4 * 13
+    bias = class_bias(logits, truth)
+    assert bias[0] == 0 and bias[2] == 0  # nothing to gain: offsets stay 0
+    assert -3 < bias[1] <= -2  # 13 - x + b > 0 exactly for x <= 10
+    np.testing.assert_array_equal(apply_bias(logits, bias), truth)
+
+
+def test_class_bias_is_zero_for_a_right_model():
+    from noisyseg.detect import class_bias
+
+    truth = np.zeros((1, 8, 8), np.uint8)
+    truth[0, 2:6, 2:6] = 1
+    logits = torch.as_tensor(np.stack([truth == 0, truth == 1], axis=1).astype(np.float32))
+    np.testing.assert_array_equal(class_bias(logits, truth), [0.0, 0.0])

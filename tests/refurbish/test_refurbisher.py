@@ -29,3 +29,28 @@ def test_pseudo_labels_from_the_best_weights_not_the_current_ones(echo_small):
 def test_pseudo_from_is_validated():
     with pytest.raises(ConfigError, match="pseudo_from"):
         Refurbisher(LossDetector(), pseudo_from="oracle")
+
+
+def test_calibrated_pseudo_labels_use_the_validation_offsets(echo_small):
+    import numpy as np
+
+    from noisyseg.detect import apply_bias, validation_bias
+
+    trainer = Trainer(TrainConfig(epochs=1, batch_size=8, threads=1,
+                                  model_options={"width": 4}), echo_small)
+    trainer.fit()
+    det = LossDetector()
+    n = len(trainer.train_idx)
+    det.history = [(1, np.arange(n, dtype=float))]  # the upper half is "suspect"
+    r = Refurbisher(det, rule="top", value=0.5, warmup=1, every=1, calibrate=True)
+    r.on_train_start(trainer)
+    r.on_epoch_end(trainer, 0, {})
+    idx = trainer.train_idx.numpy()[r.flagged]
+    assert r.flagged.sum() == n // 2 and r.flagged[-1] and not r.flagged[0]
+    bias = validation_bias(trainer)
+    assert r.biases == [{"epoch": 1, "bias": bias.tolist()}]
+    np.testing.assert_array_equal(trainer.train_targets[idx].numpy(),
+                                  apply_bias(trainer.predict_logits(idx), bias))
+    # samples not flagged keep their given masks
+    rest = trainer.train_idx.numpy()[~r.flagged]
+    np.testing.assert_array_equal(trainer.train_targets[rest].numpy(), echo_small.masks[rest])

@@ -1,7 +1,8 @@
 """Label-error detection during training.
 
 Public API: detectors (:class:`LossDetector`, :class:`VOGDetector`,
-:class:`OnlineVOGDetector`, :class:`CleanlabDetector`, :func:`make_detector`), the score
+:class:`OnlineVOGDetector`, :class:`CleanlabDetector`, :class:`DisagreeDetector`,
+:func:`make_detector`), the score
 functions (:func:`vog_scores`, :class:`RunningMoments`, :func:`input_gradients`), flag rules
 (:func:`flag`, :func:`flag_mixture`, :func:`flag_top_fraction`, :func:`flag_percentile`)
 and :func:`detection_metrics`.
@@ -11,19 +12,23 @@ from noisyseg.detect.detectors import (
     DETECTORS,
     CleanlabDetector,
     Detector,
+    DisagreeDetector,
     LossDetector,
     OnlineVOGDetector,
     VOGDetector,
     input_gradients,
     make_detector,
     parse_detector,
+    validation_bias,
     vog_schedule,
 )
 from noisyseg.detect.scores import (
     DetectionMetrics,
     RunningMoments,
+    apply_bias,
     boundary_band,
     check_flag_rule,
+    class_bias,
     detection_metrics,
     flag,
     flag_mixture,
@@ -39,12 +44,15 @@ __all__ = [
     "CleanlabDetector",
     "DetectionMetrics",
     "Detector",
+    "DisagreeDetector",
     "LossDetector",
     "OnlineVOGDetector",
     "RunningMoments",
     "VOGDetector",
+    "apply_bias",
     "boundary_band",
     "check_flag_rule",
+    "class_bias",
     "detection_metrics",
     "flag",
     "flag_mixture",
@@ -55,6 +63,7 @@ __all__ = [
     "parse_detector",
     "rms_normalise",
     "score_ranks",
+    "validation_bias",
     "vog_schedule",
     "vog_scores",
 ]

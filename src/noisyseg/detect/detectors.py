@@ -15,13 +15,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from noisyseg.detect.scores import RunningMoments, boundary_band, rms_normalise, vog_scores
+from noisyseg.detect.scores import (
+    RunningMoments,
+    apply_bias,
+    boundary_band,
+    class_bias,
+    rms_normalise,
+    vog_scores,
+)
 from noisyseg.errors import ConfigError
+from noisyseg.metrics import dice
 from noisyseg.train import BatchResult, Callback, Trainer
 
-__all__ = ["DETECTORS", "VOG_TARGETS", "CleanlabDetector", "Detector", "LossDetector",
-           "OnlineVOGDetector", "VOGDetector", "input_gradients", "make_detector",
-           "parse_detector", "vog_schedule"]
+__all__ = ["DETECTORS", "VOG_TARGETS", "CleanlabDetector", "Detector", "DisagreeDetector",
+           "LossDetector", "OnlineVOGDetector", "VOGDetector", "input_gradients", "make_detector",
+           "parse_detector", "validation_bias", "vog_schedule"]
 
 log = logging.getLogger(__name__)
 
@@ -341,10 +349,72 @@ class CleanlabDetector(Detector):
         self.history.append((trainer.best_epoch, self._compute(trainer)))
 
 
+def validation_bias(trainer: Trainer, *, max_val: int = 32) -> np.ndarray:
+    """Per-class logit offsets fitted on (at most ``max_val``) validation samples' truth.
+
+    See :func:`noisyseg.detect.class_bias`. Validation masks are the clean ones when the
+    dataset knows them; the samples are spread evenly over the validation split.
+    """
+    val = np.asarray(trainer.val_idx)
+    if len(val) > max_val:
+        val = val[np.linspace(0, len(val) - 1, max_val).round().astype(np.int64)]
+    return class_bias(trainer.predict_logits(val), trainer.dataset.truth[val])
+
+
+class DisagreeDetector(Detector):
+    """Disagreement of each given mask with the model, boundaries calibrated on validation.
+
+    Score = 1 - Dice(given mask, prediction), where the prediction is
+    ``argmax(logits + offsets)`` with per-class offsets fitted on the clean validation masks
+    (:func:`noisyseg.detect.class_bias`). A model trained on systematically biased masks
+    (most samples' LV drawn too large) reproduces the bias, so the plain prediction agrees
+    with the wrong masks; the offsets move its boundaries back to where the validation masks
+    put them, and then the wrong masks are the ones that disagree, at any error level.
+    Scored every ``every`` epochs and at the end (best weights). Needs a validation split
+    with right masks (otherwise it calibrates on training masks, and ``calibrate=False`` is
+    the honest choice).
+
+    Parameters
+    ----------
+    every : int
+        Epochs between scorings (one prediction of every training sample each time).
+    calibrate : bool
+        Fit the offsets (default); False scores against the plain prediction.
+    max_val : int
+        Validation samples used to fit the offsets.
+    """
+
+    name = "disagree"
+
+    def __init__(self, *, every: int = 5, calibrate: bool = True, max_val: int = 32) -> None:
+        super().__init__()
+        if every < 1 or max_val < 1:
+            raise ConfigError(f"disagree: every and max_val must be >= 1, got {every}, {max_val}")
+        self.every, self.calibrate, self.max_val = every, calibrate, max_val
+        self.bias: np.ndarray | None = None
+
+    def _compute(self, trainer: Trainer) -> np.ndarray:
+        self.bias = validation_bias(trainer, max_val=self.max_val) if self.calibrate else None
+        given = trainer.dataset.masks
+        out = np.empty(len(self.train_idx))
+        for i in range(0, len(self.train_idx), 64):
+            idx = self.train_idx[i:i + 64]
+            pred = apply_bias(trainer.predict_logits(idx), self.bias)
+            out[i:i + 64] = 1.0 - dice(pred, given[idx], trainer.dataset.n_classes)
+        return out
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        if (epoch + 1) % self.every == 0:
+            self.history.append((epoch + 1, self._compute(trainer)))
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self.history.append((trainer.best_epoch, self._compute(trainer)))
+
+
 #: Detector names (``--detector``) and their constructors.
 DETECTORS: dict[str, Callable[..., Detector]] = {
     "loss": LossDetector, "vog": VOGDetector, "vog-online": OnlineVOGDetector,
-    "cleanlab": CleanlabDetector,
+    "cleanlab": CleanlabDetector, "disagree": DisagreeDetector,
 }
 
 

@@ -52,6 +52,8 @@ class RefurbishConfig:
         Give samples that are no longer flagged their given masks back.
     pseudo_from : {'current', 'best'}
         Pseudo-labels from the current model or from the best-on-validation weights so far.
+    calibrate : bool
+        Pseudo-labels with class boundaries calibrated on the clean validation masks.
     """
 
     with_detector: str | None = None
@@ -60,6 +62,7 @@ class RefurbishConfig:
     confidence: float = 0.0
     unflag: bool = False
     pseudo_from: str = "current"
+    calibrate: bool = False
 
     def __post_init__(self) -> None:
         check_refurbish_options(warmup=self.warmup, every=self.every, confidence=self.confidence,
@@ -69,7 +72,7 @@ class RefurbishConfig:
         """JSON-serialisable form."""
         return {"with": self.with_detector, "warmup": self.warmup, "every": self.every,
                 "confidence": self.confidence, "unflag": self.unflag,
-                "pseudo_from": self.pseudo_from}
+                "pseudo_from": self.pseudo_from, "calibrate": self.calibrate}
 
 
 @dataclass
@@ -152,7 +155,8 @@ def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str]
         Training masks may be noisy; validation and test use ``ds.truth``.
     config : TrainConfig
     detectors : sequence of str
-        ``NAME[:key=value,...]`` with NAME in {'vog', 'vog-online', 'loss', 'cleanlab'},
+        ``NAME[:key=value,...]`` with NAME in {'vog', 'vog-online', 'loss', 'cleanlab',
+        'disagree'},
         e.g. ``vog:normalise=rms``; results are keyed by the string as given.
     refurbish : RefurbishConfig, optional
         Turn refurbishment on (needs a detector).
@@ -181,7 +185,8 @@ def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str]
         refurbisher = Refurbisher(dets[refurbish.with_detector or detectors[0]], rule=flag_rule,
                                   value=flag_value, warmup=refurbish.warmup, every=refurbish.every,
                                   confidence=refurbish.confidence, unflag=refurbish.unflag,
-                                  seed=config.seed, pseudo_from=refurbish.pseudo_from)
+                                  seed=config.seed, pseudo_from=refurbish.pseudo_from,
+                                  calibrate=refurbish.calibrate)
         cbs.append(refurbisher)
     t0 = time.perf_counter()
     trainer = Trainer(config, ds, [*cbs, *callbacks])
@@ -239,5 +244,7 @@ def session_summary(session: Session) -> dict[str, Any]:
         out["detection"] = {k: v.to_dict() for k, v in session.detection.items()}
     if session.refurbisher is not None:
         out["n_refurbished"] = int(session.refurbisher.flagged.sum())
+        if session.refurbisher.biases:
+            out["refurbish_biases"] = session.refurbisher.biases
         out["refurbish_dice"] = session.refurbish_dice
     return out

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from noisyseg.detect import Detector, check_flag_rule, flag
+from noisyseg.detect import Detector, check_flag_rule, flag, validation_bias
 from noisyseg.errors import ConfigError
 from noisyseg.train import Callback, Trainer
 
@@ -78,15 +78,22 @@ class Refurbisher(Callback):
         Which weights make the pseudo-labels: the current model, or the best-on-validation
         weights so far (validation masks are clean, so under heavy systematic errors this is
         an early-learning model that has not yet fitted the bias).
+    calibrate : bool
+        Make the pseudo-labels with per-class logit offsets fitted, with the same weights,
+        on the clean validation masks (:func:`noisyseg.detect.class_bias`): a model that
+        learnt a systematic bias from the noisy masks then labels with the validation
+        masks' boundaries instead of copying the bias into its own training masks.
     """
 
     def __init__(self, detector: Detector, *, rule: str = "mixture", value: float | None = None,
                  warmup: int = 10, every: int = 5, confidence: float = 0.0,
-                 unflag: bool = False, seed: int = 0, pseudo_from: str = "current") -> None:
+                 unflag: bool = False, seed: int = 0, pseudo_from: str = "current",
+                 calibrate: bool = False) -> None:
         check_refurbish_options(warmup=warmup, every=every, confidence=confidence,
                                 pseudo_from=pseudo_from)
         check_flag_rule(rule, value)
-        self.pseudo_from = pseudo_from
+        self.pseudo_from, self.calibrate = pseudo_from, calibrate
+        self.biases: list[dict[str, Any]] = []
         self.detector, self.rule, self.value = detector, rule, value
         self.warmup, self.every, self.confidence, self.unflag = warmup, every, confidence, unflag
         self.seed = seed
@@ -110,7 +117,12 @@ class Refurbisher(Callback):
         idx = trainer.train_idx.numpy()
         new = np.flatnonzero(flags)
         if new.size:
-            probs = torch.softmax(self._logits(trainer, idx[new]), dim=1)
+            logits = self._logits(trainer, idx[new])
+            if self.calibrate:
+                bias = self._with_weights(trainer, lambda: validation_bias(trainer))
+                self.biases.append({"epoch": e, "bias": bias.tolist()})
+                logits = logits + torch.as_tensor(bias, dtype=logits.dtype)[None, :, None, None]
+            probs = torch.softmax(logits, dim=1)
             trainer.replace_masks(idx[new], pseudo_labels(probs, self._given[new],
                                                           confidence=self.confidence))
             self.events += [{"epoch": e, "sample_id": trainer.sample_ids[idx[i]],
@@ -125,18 +137,23 @@ class Refurbisher(Callback):
         log.info("epoch %d: %d samples refurbished", e, int(flags.sum()))
 
     def _logits(self, trainer: Trainer, indices: np.ndarray) -> torch.Tensor:
+        return self._with_weights(trainer, lambda: trainer.predict_logits(indices))
+
+    def _with_weights(self, trainer: Trainer, fn: Any) -> Any:
+        """``fn()`` with the weights that make the pseudo-labels loaded."""
         if self.pseudo_from == "current" or trainer.best_state is None:
-            return trainer.predict_logits(indices)
+            return fn()
         current = copy.deepcopy(trainer.model.state_dict())
         trainer.model.load_state_dict(trainer.best_state)
         try:
-            return trainer.predict_logits(indices)
+            return fn()
         finally:
             trainer.model.load_state_dict(current)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"flagged": self.flagged.tolist(), "events": self.events}
+        return {"flagged": self.flagged.tolist(), "events": self.events, "biases": self.biases}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.flagged = np.asarray(state["flagged"], dtype=bool)
         self.events = list(state["events"])
+        self.biases = list(state.get("biases", []))

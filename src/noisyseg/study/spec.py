@@ -93,11 +93,11 @@ class AuditSpec:
     Attributes
     ----------
     detectors : list of str
-        Any of ``vog``, ``vog-online``, ``loss``, ``cleanlab``; empty for none.
+        Any of ``vog``, ``vog-online``, ``loss``, ``cleanlab``, ``disagree``; empty for none.
     refurbish : bool
         Replace flagged training masks by pseudo-labels (driven by the first detector).
-    flag_rule, flag_value, warmup, every, confidence, unflag, pseudo_from
-        As for ``noisyseg audit``.
+    flag_rule, flag_value, warmup, every, confidence, unflag, pseudo_from, calibrate
+        As for ``noisyseg audit`` (``calibrate`` is ``--refurbish-calibrate``).
     """
 
     detectors: list[str] = field(default_factory=list)
@@ -109,6 +109,7 @@ class AuditSpec:
     confidence: float = 0.0
     unflag: bool = False
     pseudo_from: str = "current"
+    calibrate: bool = False
 
     def __post_init__(self) -> None:
         check_detectors(self.detectors, None)
@@ -118,7 +119,8 @@ class AuditSpec:
     def refurbish_config(self) -> RefurbishConfig:
         """The refurbishment settings (driven by the first detector)."""
         return RefurbishConfig(warmup=self.warmup, every=self.every, confidence=self.confidence,
-                               unflag=self.unflag, pseudo_from=self.pseudo_from)
+                               unflag=self.unflag, pseudo_from=self.pseudo_from,
+                               calibrate=self.calibrate)
 
 
 def _build(cls: type, section: str, value: Any) -> Any:
