@@ -179,7 +179,7 @@ def compose(mask: np.ndarray, regions: dict[int, np.ndarray], *, reach: int,
     lost = {}
     freed = np.zeros(m.shape, dtype=bool)
     for c, r in regs.items():
-        todo = (sub == c) > r
+        todo = (sub == c) & ~r
         if todo.any():
             lost[c] = todo
             freed |= todo

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
@@ -164,7 +164,8 @@ def _targets(mask: np.ndarray, classes: Sequence[int] | None,
     present = (np.flatnonzero(counts[1:]) + 1).tolist()
     if classes is None:
         return present
-    return [c for c in present if c in set(int(k) for k in classes)]
+    wanted = {int(k) for k in classes}
+    return [c for c in present if c in wanted]
 
 
 def _class_boxes(mask: np.ndarray, classes: Sequence[int] | None) -> dict[int, tuple[slice, slice]]:
@@ -183,6 +184,13 @@ def _class_boxes(mask: np.ndarray, classes: Sequence[int] | None) -> dict[int, t
         out[c] = (slice(fg[0].start + y.start, fg[0].start + y.stop),
                   slice(fg[1].start + x.start, fg[1].start + x.stop))
     return out
+
+
+def _union(boxes: Iterable[tuple[slice, slice]]) -> tuple[slice, slice]:
+    """The smallest box holding all ``boxes``."""
+    bs = list(boxes)
+    return (slice(min(b[0].start for b in bs), max(b[0].stop for b in bs)),
+            slice(min(b[1].start for b in bs), max(b[1].stop for b in bs)))
 
 
 def _grown(box: tuple[slice, slice], margin: int, shape: tuple[int, ...]) -> tuple[slice, slice]:
@@ -220,7 +228,6 @@ def natural(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
         raise ConfigError(f"natural: points must be >= 3, got {points}")
     basis = _periodic_basis(int(points))
     n_fine = basis.shape[0]
-    h, w = mask.shape
     # 1) components and their random curves (drawn class by class, component by component)
     comps: list[_Component] = []
     for c, crop in _class_boxes(mask, classes).items():
@@ -234,22 +241,17 @@ def natural(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
         return mask.copy()
     # 2) one working box holding every component grown by its largest offset (+ margin)
     reach = max(int(np.ceil(np.abs(cp.curve).max())) + 1 for cp in comps)
-    g = reach + 3
-    y0 = min(cp.crop[0].start + int(cp.stats[1]) for cp in comps)
-    x0 = min(cp.crop[1].start + int(cp.stats[0]) for cp in comps)
-    y1 = max(cp.crop[0].start + int(cp.stats[1] + cp.stats[3]) for cp in comps)
-    x1 = max(cp.crop[1].start + int(cp.stats[0] + cp.stats[2]) for cp in comps)
-    work = (slice(max(y0 - g, 0), min(y1 + g, h)), slice(max(x0 - g, 0), min(x1 + g, w)))
+    work = _grown(_union(cp.box for cp in comps), reach + 3, mask.shape)
     oy, ox = work[0].start, work[1].start
     mw = mask[work]
     regions = {c: mw == c for c in dict.fromkeys(cp.cls for cp in comps)}
     # 3) each component's boundary moves along its normal by the curve at each pixel's angle
-    for c, lab, crop, k, st, cen, curve, phase in comps:
+    for cp in comps:
+        c, lab, k, cen, curve = cp.cls, cp.lab, cp.k, cp.centroid, cp.curve
         m_off = float(np.abs(curve).max())
-        gk = int(np.ceil(m_off)) + 2
-        cy, cx = crop[0].start, crop[1].start
-        by0, bx0 = max(cy + int(st[1]) - gk, 0), max(cx + int(st[0]) - gk, 0)
-        by1, bx1 = min(cy + int(st[1] + st[3]) + gk, h), min(cx + int(st[0] + st[2]) + gk, w)
+        cy, cx = cp.crop[0].start, cp.crop[1].start
+        by, bx = _grown(cp.box, int(np.ceil(m_off)) + 2, mask.shape)
+        by0, by1, bx0, bx1 = by.start, by.stop, bx.start, bx.stop
         # the class's component labels in the component's grown box (0 outside the crop)
         sub_lab = np.zeros((by1 - by0, bx1 - bx0), dtype=lab.dtype)
         iy0, ix0 = max(by0, cy), max(bx0, cx)
@@ -262,7 +264,8 @@ def natural(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
         gx = np.arange(bx0 - cx, bx1 - cx, dtype=np.float32) - np.float32(cen[0])
         gy = np.arange(by0 - cy, by1 - cy, dtype=np.float32) - np.float32(cen[1])
         ang = cv2.phase(np.repeat(gx[None, :], gy.size, axis=0), np.repeat(gy[:, None], gx.size, axis=1))
-        t = ang * np.float32(n_fine / (2 * np.pi)) + np.float32(n_fine + 0.5 - phase * n_fine / (2 * np.pi))
+        per_rad = n_fine / (2 * np.pi)
+        t = ang * np.float32(per_rad) + np.float32(n_fine + 0.5 - cp.phase * per_rad)
         inside = sdf < curve[t.astype(np.int32) & (n_fine - 1)]
         # the component gains the pixels now inside and loses its own pixels now outside;
         # other components' pixels stay as they are (the whole box: far from the boundary
@@ -284,6 +287,13 @@ class _Component(NamedTuple):
     centroid: np.ndarray  # x, y (crop coordinates)
     curve: np.ndarray  # boundary offset (pixels) at n_fine angles
     phase: float
+
+    @property
+    def box(self) -> tuple[slice, slice]:
+        """The component's tight bounding box in image coordinates."""
+        x, y, bw, bh = (int(v) for v in self.stats[:4])
+        return (slice(self.crop[0].start + y, self.crop[0].start + y + bh),
+                slice(self.crop[1].start + x, self.crop[1].start + x + bw))
 
 
 @lru_cache(maxsize=16)
@@ -439,13 +449,8 @@ def _compose_boxes(mask: np.ndarray, parts: dict[int, tuple[tuple[slice, slice],
     """
     if not parts:
         return mask.copy()
-    h, w = mask.shape
-    g = reach + 2
-    y0 = max(min(b[0].start for b, _ in parts.values()) - g, 0)
-    y1 = min(max(b[0].stop for b, _ in parts.values()) + g, h)
-    x0 = max(min(b[1].start for b, _ in parts.values()) - g, 0)
-    x1 = min(max(b[1].stop for b, _ in parts.values()) + g, w)
-    work = (slice(y0, y1), slice(x0, x1))
+    work = _grown(_union(b for b, _ in parts.values()), reach + 2, mask.shape)
+    y0, x0 = work[0].start, work[1].start
     mw = mask[work]
     regions = {}
     for c, (b, r) in parts.items():

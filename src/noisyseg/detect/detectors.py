@@ -317,7 +317,27 @@ class OnlineVOGDetector(VOGDetector):
         trainer.track_input_grad = False
 
 
-class CleanlabDetector(Detector):
+class _PredictionDetector(Detector):
+    """A detector scored from the model's predictions of the training samples.
+
+    Subclasses implement ``_compute(trainer) -> scores``; it runs every ``every`` epochs
+    (never when ``every`` is None) and at the end of training, with the best weights.
+    """
+
+    every: int | None = None
+
+    def _compute(self, trainer: Trainer) -> np.ndarray:
+        raise NotImplementedError
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        if self.every and (epoch + 1) % self.every == 0:
+            self.history.append((epoch + 1, self._compute(trainer)))
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self.history.append((trainer.best_epoch, self._compute(trainer)))
+
+
+class CleanlabDetector(_PredictionDetector):
     """cleanlab's segmentation label-quality score (confident learning) as a detector.
 
     Uses the model's softmax probabilities on the training images themselves
@@ -341,13 +361,6 @@ class CleanlabDetector(Detector):
         quality, _ = get_label_quality_scores(labels, probs, method=self.method, verbose=False)
         return 1.0 - np.asarray(quality, dtype=np.float64)
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        if self.every and (epoch + 1) % self.every == 0:
-            self.history.append((epoch + 1, self._compute(trainer)))
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        self.history.append((trainer.best_epoch, self._compute(trainer)))
-
 
 def validation_bias(trainer: Trainer, *, max_val: int = 32) -> np.ndarray:
     """Per-class logit offsets fitted on (at most ``max_val``) validation samples' truth.
@@ -361,7 +374,7 @@ def validation_bias(trainer: Trainer, *, max_val: int = 32) -> np.ndarray:
     return class_bias(trainer.predict_logits(val), trainer.dataset.truth[val])
 
 
-class DisagreeDetector(Detector):
+class DisagreeDetector(_PredictionDetector):
     """Disagreement of each given mask with the model, boundaries calibrated on validation.
 
     Score = 1 - Dice(given mask, prediction), where the prediction is
@@ -402,13 +415,6 @@ class DisagreeDetector(Detector):
             pred = apply_bias(trainer.predict_logits(idx), self.bias)
             out[i:i + 64] = 1.0 - dice(pred, given[idx], trainer.dataset.n_classes)
         return out
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        if (epoch + 1) % self.every == 0:
-            self.history.append((epoch + 1, self._compute(trainer)))
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        self.history.append((trainer.best_epoch, self._compute(trainer)))
 
 
 #: Detector names (``--detector``) and their constructors.
