@@ -30,6 +30,13 @@ def test_running_moments_equal_direct_computation(k, n, seed):
                 mom.update(torch.as_tensor(part), torch.as_tensor(g[part]))
     np.testing.assert_allclose(mom.variance().numpy(), grads.var(axis=0), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(vog_scores(mom.variance()), vog_scores(grads), rtol=1e-9)
+    region = rng.random((n, 4, 5)) < 0.5
+    for norm in ("none", "mean"):  # the detectors' path: scores straight from the moments
+        np.testing.assert_allclose(vog_scores(mom, region=region, normalise=norm),
+                                   vog_scores(grads, region=region, normalise=norm),
+                                   rtol=1e-9, atol=1e-300)
+        np.testing.assert_allclose(vog_scores(mom, normalise=norm),
+                                   vog_scores(grads, normalise=norm), rtol=1e-9, atol=1e-300)
     np.testing.assert_allclose(vog_scores(grads), grads.var(axis=0).mean(axis=(1, 2)), rtol=1e-9)
 
 
@@ -119,11 +126,15 @@ def test_detector_specs_parse_typed_options_and_reject_bad_ones():
         "vog", {"normalise": "rms", "checkpoints": 8})
     assert parse_detector("loss:ema=0.5") == ("loss", {"ema": 0.5})
     assert parse_detector("cleanlab") == ("cleanlab", {})
+    assert parse_detector("disagree:calibrate=false") == ("disagree", {"calibrate": False})
+    assert parse_detector("disagree:calibrate=Yes") == ("disagree", {"calibrate": True})
+    assert make_detector("disagree:calibrate=0").calibrate is False
     det = make_detector("vog:target=boundary,schedule=late")
     assert isinstance(det, VOGDetector) and (det.target, det.schedule_name) == ("boundary", "late")
     for bad, msg in [("vog:target=x", "vog:target=x: vog target"),
                      ("vog:foo=1", "expected key=value options"),
                      ("vog:checkpoints=a", "not a valid int"),
+                     ("disagree:calibrate=maybe", "not a valid bool"),
                      ("vogg", "unknown detector"),
                      ("vog:checkpoints=1", "at least 2")]:
         with pytest.raises(ConfigError, match=msg):

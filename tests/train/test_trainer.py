@@ -113,3 +113,42 @@ def test_bad_config_and_size(tiny):
     with pytest.raises(ConfigError, match="divisible by 32"):
         Trainer(_cfg(model="fcn32", model_options={"width": 4}),
                 synthetic_echo(n=6, size=40))
+
+
+class _Scaled(torch.nn.Module):
+    """A model whose first convolution does not see the input itself (forces the fallback)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(2 * x)
+
+
+@pytest.mark.parametrize("name", ["unet", "segnet", "fcn32", "scaled", "strided"])
+def test_input_gradient_capture_equals_autograd(name):
+    """The training step's input gradient, captured from the first convolution, is autograd's."""
+    from noisyseg.models import build_model
+    from noisyseg.train.trainer import _InputGradient
+
+    torch.manual_seed(0)
+    if name == "scaled":
+        model = _Scaled()
+    elif name == "strided":  # first convolution's adjoint is not a convolution: fallback
+        model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, stride=2, padding=1),
+                                    torch.nn.Upsample(scale_factor=2))
+    else:
+        model = build_model(name, n_classes=4, width=4)
+    grab = _InputGradient(model, (1, 32, 32), torch.device("cpu"))
+    assert (grab.handle is not None) == (name in ("unet", "segnet", "fcn32"))
+    x = torch.randn(3, 1, 32, 32)
+    y = torch.randint(0, 4, (3, 32, 32))
+    ref = x.clone().requires_grad_(True)
+    torch.nn.functional.cross_entropy(model(ref), y).backward()
+    grab.prepare(x)
+    (torch.nn.functional.cross_entropy(model(x), y) * 8).backward()  # a loss scale of 8
+    grab.finish(8.0)
+    assert x.grad is not None and float(ref.grad.abs().max()) > 0
+    torch.testing.assert_close(x.grad, ref.grad, rtol=1e-4, atol=1e-6 * float(ref.grad.abs().max()))
+    grab.close()

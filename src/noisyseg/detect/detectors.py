@@ -272,8 +272,7 @@ class VOGDetector(Detector):
         if self.moments is None:
             raise RuntimeError("VOG scores requested before training started")
         norm = "none" if self.normalise == "rms" else self.normalise
-        return vog_scores(self.moments.variance(), region=self._band, normalise=norm,
-                          mean_grad=self.moments.mean.numpy())
+        return vog_scores(self.moments, region=self._band, normalise=norm)
 
 
 class OnlineVOGDetector(VOGDetector):
@@ -424,11 +423,15 @@ DETECTORS: dict[str, Callable[..., Detector]] = {
 }
 
 
+_BOOLS = {"true": True, "1": True, "yes": True, "on": True,
+          "false": False, "0": False, "no": False, "off": False}
+
+
 def parse_detector(spec: str) -> tuple[str, dict[str, Any]]:
     """Split ``NAME[:key=value,...]`` into the detector name and typed options.
 
-    Values take the type of the option's default (int, float or str; an option whose
-    default is None takes an int or a float).
+    Values take the type of the option's default (bool as true/false, yes/no, on/off or
+    1/0; int, float or str; an option whose default is None takes an int or a float).
 
     Examples
     --------
@@ -451,8 +454,10 @@ def parse_detector(spec: str) -> tuple[str, dict[str, Any]]:
         default = params[key]
         try:
             if isinstance(default, bool):
-                raise ValueError
-            if isinstance(default, int):
+                if value.lower() not in _BOOLS:
+                    raise ValueError
+                opts[key] = _BOOLS[value.lower()]
+            elif isinstance(default, int):
                 opts[key] = int(value)
             elif isinstance(default, float) or default is None:
                 opts[key] = int(value) if value.lstrip("-").isdigit() else float(value)

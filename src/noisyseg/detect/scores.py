@@ -48,10 +48,13 @@ class RunningMoments:
         """Add one observation ``values`` (B, H, W) for the samples at ``index`` (B,)."""
         v = values.to(torch.float64)
         n = self.count[index] + 1
-        delta = v - self.mean[index]
-        mean = self.mean[index] + delta / n[:, None, None]
-        self.m2[index] += delta * (v - mean)
+        mean = self.mean[index]  # gathered copies, updated in place, scattered back
+        delta = v - mean
+        mean.addcdiv_(delta, n[:, None, None])
+        m2 = self.m2[index]
+        m2.addcmul_(delta, v - mean)
         self.mean[index] = mean
+        self.m2[index] = m2
         self.count[index] = n
 
     def variance(self) -> torch.Tensor:
@@ -90,16 +93,18 @@ def rms_normalise(grads: torch.Tensor) -> torch.Tensor:
     return grads / grads.pow(2).mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-30)
 
 
-def vog_scores(variance: np.ndarray | torch.Tensor, *, region: np.ndarray | None = None,
-               normalise: str = "none", mean_grad: np.ndarray | None = None) -> np.ndarray:
+def vog_scores(variance: np.ndarray | torch.Tensor | RunningMoments, *,
+               region: np.ndarray | None = None, normalise: str = "none",
+               mean_grad: np.ndarray | None = None) -> np.ndarray:
     """Variance of Gradients per sample from a per-pixel variance map.
 
     Parameters
     ----------
-    variance : (N, H, W) array
-        Per-pixel variance of the input gradient across checkpoints (see
-        :class:`RunningMoments`), or ``(K, N, H, W)`` gradients, whose variance over K is
-        taken here (the direct computation the running moments must equal).
+    variance : (N, H, W) array, (K, N, H, W) array or RunningMoments
+        Per-pixel variance of the input gradient across checkpoints; or ``(K, N, H, W)``
+        gradients, whose variance over K is taken here (the direct computation the running
+        moments must equal); or the :class:`RunningMoments` themselves (reduced without
+        building the variance map: what the detectors call every epoch).
     region : (N, H, W) bool ndarray, optional
         Average only over these pixels (e.g. :func:`boundary_band`); all pixels otherwise.
     normalise : {'none', 'mean'}
@@ -112,12 +117,14 @@ def vog_scores(variance: np.ndarray | torch.Tensor, *, region: np.ndarray | None
     -------
     (N,) float64 ndarray
     """
+    if normalise not in ("none", "mean"):
+        raise ConfigError(f"vog normalise: expected none or mean, got {normalise!r}")
+    if isinstance(variance, RunningMoments):
+        return _moment_scores(variance, region, normalise)
     v = torch.as_tensor(variance, dtype=torch.float64)
     if v.ndim == 4:
         mean_grad = v.mean(0).numpy() if mean_grad is None else mean_grad
         v = v.var(0, unbiased=False)
-    if normalise not in ("none", "mean"):
-        raise ConfigError(f"vog normalise: expected none or mean, got {normalise!r}")
     w = torch.ones_like(v) if region is None else torch.as_tensor(region, dtype=torch.float64)
     denom = w.sum(dim=(1, 2)).clamp_min(1)
     score = (v * w).sum(dim=(1, 2)) / denom
@@ -125,6 +132,27 @@ def vog_scores(variance: np.ndarray | torch.Tensor, *, region: np.ndarray | None
         if mean_grad is None:
             raise ConfigError("vog normalise='mean' needs mean_grad")
         g2 = (torch.as_tensor(mean_grad, dtype=torch.float64) ** 2 * w).sum(dim=(1, 2)) / denom
+        score = score / (g2 + score).clamp_min(1e-30)
+    return score.numpy()
+
+
+def _moment_scores(m: RunningMoments, region: np.ndarray | None, normalise: str) -> np.ndarray:
+    """:func:`vog_scores` from running moments: per-sample reductions, no (N, H, W) temporaries."""
+    w = None if region is None else torch.as_tensor(region, dtype=torch.float64).flatten(1)
+
+    def pixel_sum(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-sample sum over the region of ``a`` (times ``b``)."""
+        a = a.flatten(1)
+        if b is not None:
+            b = b.flatten(1) if w is None else b.flatten(1) * w
+        elif w is None:
+            return a.sum(1)
+        return torch.einsum("np,np->n", a, w if b is None else b)
+
+    denom = (torch.full_like(m.count, m.m2[0].numel()) if w is None else w.sum(1)).clamp_min(1)
+    score = torch.where(m.count > 1, pixel_sum(m.m2) / m.count.clamp_min(1), 0.0) / denom
+    if normalise == "mean":
+        g2 = pixel_sum(m.mean, m.mean) / denom
         score = score / (g2 + score).clamp_min(1e-30)
     return score.numpy()
 
