@@ -126,7 +126,18 @@ class _Scaled(torch.nn.Module):
         return self.conv(2 * x)
 
 
-@pytest.mark.parametrize("name", ["unet", "segnet", "fcn32", "scaled", "strided"])
+class _Skip(torch.nn.Module):
+    """The first convolution sees the input, but the input also reaches the output directly."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x) + x
+
+
+@pytest.mark.parametrize("name", ["unet", "segnet", "fcn32", "scaled", "strided", "skip"])
 def test_input_gradient_capture_equals_autograd(name):
     """The training step's input gradient, captured from the first convolution, is autograd's."""
     from noisyseg.models import build_model
@@ -135,6 +146,8 @@ def test_input_gradient_capture_equals_autograd(name):
     torch.manual_seed(0)
     if name == "scaled":
         model = _Scaled()
+    elif name == "skip":
+        model = _Skip()
     elif name == "strided":  # first convolution's adjoint is not a convolution: fallback
         model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, stride=2, padding=1),
                                     torch.nn.Upsample(scale_factor=2))
@@ -152,3 +165,27 @@ def test_input_gradient_capture_equals_autograd(name):
     assert x.grad is not None and float(ref.grad.abs().max()) > 0
     torch.testing.assert_close(x.grad, ref.grad, rtol=1e-4, atol=1e-6 * float(ref.grad.abs().max()))
     grab.close()
+
+
+def test_input_gradients_reach_callbacks_and_change_no_number(tiny):
+    """Asking for input gradients gives every batch one and leaves training bit-identical."""
+
+    class Grads(Callback):
+        def __init__(self):
+            self.grads = []
+
+        def on_train_start(self, trainer):
+            trainer.track_input_grad = True
+
+        def on_batch_end(self, trainer, batch):
+            self.grads.append(batch.inputs.grad)
+
+    rec = Grads()
+    with_grads = Trainer(_cfg(), tiny, [rec]).fit()
+    plain = Trainer(_cfg(), tiny).fit()
+    assert len(rec.grads) == 8 and all(g is not None and g.shape == (4, 1, 32, 32) for g in rec.grads)
+    assert all(float(g.abs().max()) > 0 for g in rec.grads)
+    assert [h["train_loss"] for h in with_grads.history] == [h["train_loss"] for h in plain.history]
+    for a, b in zip(with_grads.model.state_dict().values(), plain.model.state_dict().values(),
+                    strict=True):
+        assert torch.equal(a, b)
