@@ -381,7 +381,8 @@ class DisagreeDetector(_PredictionDetector):
     (:func:`noisyseg.detect.class_bias`). A model trained on systematically biased masks
     (most samples' LV drawn too large) reproduces the bias, so the plain prediction agrees
     with the wrong masks; the offsets move its boundaries back to where the validation masks
-    put them, and then the wrong masks are the ones that disagree (measured at 70%).
+    put them, and then the wrong masks are the ones that disagree (AP 0.995 at 70% LV
+    dilation, seeds 0 and 1).
     Scored every ``every`` epochs and at the end (best weights). Needs a validation split
     with right masks (otherwise it calibrates on training masks, and ``calibrate=False`` is
     the honest choice).
