@@ -30,7 +30,7 @@ from scipy.stats import spearmanr
 from noisyseg.corrupt import corrupt_dataset
 from noisyseg.data import synthetic_echo
 from noisyseg.detect import detection_metrics, make_detector
-from noisyseg.train import Callback, TrainConfig, Trainer
+from noisyseg.train import BatchResult, Callback, TrainConfig, Trainer
 from noisyseg.train import trainer as trainer_module
 
 
@@ -40,24 +40,35 @@ class _Timed(Callback):
     def __init__(self, inner: Callback) -> None:
         self.inner, self.seconds = inner, 0.0
 
-    def __getattribute__(self, name: str):  # noqa: ANN204
-        if name.startswith("on_"):
-            hook = getattr(object.__getattribute__(self, "inner"), name)
+    def _run(self, hook: str, *args: object) -> None:
+        t = time.perf_counter()
+        getattr(self.inner, hook)(*args)
+        self.seconds += time.perf_counter() - t
 
-            def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-                t = time.perf_counter()
-                try:
-                    return hook(*args, **kwargs)
-                finally:
-                    self.seconds += time.perf_counter() - t
-            return timed
-        return object.__getattribute__(self, name)
+    def on_train_start(self, trainer: Trainer) -> None:
+        self._run("on_train_start", trainer)
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        self._run("on_epoch_start", trainer, epoch)
+
+    def on_batch_end(self, trainer: Trainer, batch: BatchResult) -> None:
+        self._run("on_batch_end", trainer, batch)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        self._run("on_epoch_end", trainer, epoch, logs)
+
+    def on_checkpoint(self, trainer: Trainer, epoch: int, score: float) -> None:
+        self._run("on_checkpoint", trainer, epoch, score)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self._run("on_train_end", trainer)
 
 
 class _TimedFinish:
     """Adds up the seconds the trainer spends turning captured gradients into input gradients."""
 
-    seconds = 0.0
+    def __init__(self) -> None:
+        self.seconds = 0.0
 
     def __enter__(self) -> _TimedFinish:
         cls = trainer_module._InputGradient
