@@ -18,8 +18,8 @@ def test_pseudo_labels_from_the_best_weights_not_the_current_ones(echo_small):
             p.add_(0.5)
     current = trainer.predict_logits(idx)
     assert not torch.allclose(best, current)
-    from_best = Refurbisher(LossDetector(), pseudo_from="best")._logits(trainer, idx)
-    from_current = Refurbisher(LossDetector())._logits(trainer, idx)
+    from_best = Refurbisher(LossDetector(), pseudo_from="best")._pseudo_logits(trainer, idx, 1)
+    from_current = Refurbisher(LossDetector())._pseudo_logits(trainer, idx, 1)
     torch.testing.assert_close(from_best, best)
     torch.testing.assert_close(from_current, current)
     # and the trainer keeps training from its current weights

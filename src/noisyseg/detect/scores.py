@@ -138,21 +138,19 @@ def vog_scores(variance: np.ndarray | torch.Tensor | RunningMoments, *,
 
 def _moment_scores(m: RunningMoments, region: np.ndarray | None, normalise: str) -> np.ndarray:
     """:func:`vog_scores` from running moments: per-sample reductions, no (N, H, W) temporaries."""
-    w = None if region is None else torch.as_tensor(region, dtype=torch.float64).flatten(1)
-
-    def pixel_sum(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-sample sum over the region of ``a`` (times ``b``)."""
-        a = a.flatten(1)
-        if b is not None:
-            b = b.flatten(1) if w is None else b.flatten(1) * w
-        elif w is None:
-            return a.sum(1)
-        return torch.einsum("np,np->n", a, w if b is None else b)
-
-    denom = (torch.full_like(m.count, m.m2[0].numel()) if w is None else w.sum(1)).clamp_min(1)
-    score = torch.where(m.count > 1, pixel_sum(m.m2) / m.count.clamp_min(1), 0.0) / denom
-    if normalise == "mean":
-        g2 = pixel_sum(m.mean, m.mean) / denom
+    m2, mean = m.m2.flatten(1), m.mean.flatten(1)
+    if region is None:
+        denom = torch.full_like(m.count, m2.shape[1])
+        var_sum = m2.sum(1)
+        g2_sum = torch.einsum("np,np->n", mean, mean) if normalise == "mean" else None
+    else:
+        w = torch.as_tensor(region, dtype=torch.float64).flatten(1)
+        denom = w.sum(1).clamp_min(1)
+        var_sum = torch.einsum("np,np->n", m2, w)
+        g2_sum = torch.einsum("np,np->n", mean * w, mean) if normalise == "mean" else None
+    score = torch.where(m.count > 1, var_sum / m.count.clamp_min(1), 0.0) / denom
+    if g2_sum is not None:
+        g2 = g2_sum / denom
         score = score / (g2 + score).clamp_min(1e-30)
     return score.numpy()
 

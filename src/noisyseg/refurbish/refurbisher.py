@@ -117,12 +117,7 @@ class Refurbisher(Callback):
         idx = trainer.train_idx.numpy()
         new = np.flatnonzero(flags)
         if new.size:
-            logits = self._logits(trainer, idx[new])
-            if self.calibrate:
-                bias = self._with_weights(trainer, lambda: validation_bias(trainer))
-                self.biases.append({"epoch": e, "bias": bias.tolist()})
-                logits = logits + torch.as_tensor(bias, dtype=logits.dtype)[None, :, None, None]
-            probs = torch.softmax(logits, dim=1)
+            probs = torch.softmax(self._pseudo_logits(trainer, idx[new], e), dim=1)
             trainer.replace_masks(idx[new], pseudo_labels(probs, self._given[new],
                                                           confidence=self.confidence))
             self.events += [{"epoch": e, "sample_id": trainer.sample_ids[idx[i]],
@@ -136,19 +131,23 @@ class Refurbisher(Callback):
         logs["n_flagged"] = float(flags.sum())
         log.info("epoch %d: %d samples refurbished", e, int(flags.sum()))
 
-    def _logits(self, trainer: Trainer, indices: np.ndarray) -> torch.Tensor:
-        return self._with_weights(trainer, lambda: trainer.predict_logits(indices))
-
-    def _with_weights(self, trainer: Trainer, fn: Any) -> Any:
-        """``fn()`` with the weights that make the pseudo-labels loaded."""
-        if self.pseudo_from == "current" or trainer.best_state is None:
-            return fn()
-        current = copy.deepcopy(trainer.model.state_dict())
-        trainer.model.load_state_dict(trainer.best_state)
+    def _pseudo_logits(self, trainer: Trainer, indices: np.ndarray, epoch: int) -> torch.Tensor:
+        """Logits that make the pseudo-labels: from the chosen weights (one swap of the
+        weights when they are the best ones), plus the validation offsets when calibrating."""
+        restore = None
+        if self.pseudo_from == "best" and trainer.best_state is not None:
+            restore = copy.deepcopy(trainer.model.state_dict())
+            trainer.model.load_state_dict(trainer.best_state)
         try:
-            return fn()
+            logits = trainer.predict_logits(indices)
+            if self.calibrate:
+                bias = validation_bias(trainer)
+                self.biases.append({"epoch": epoch, "bias": bias.tolist()})
+                logits = logits + torch.as_tensor(bias, dtype=logits.dtype)[None, :, None, None]
+            return logits
         finally:
-            trainer.model.load_state_dict(current)
+            if restore is not None:
+                trainer.model.load_state_dict(restore)
 
     def state_dict(self) -> dict[str, Any]:
         return {"flagged": self.flagged.tolist(), "events": self.events, "biases": self.biases}
