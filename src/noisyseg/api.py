@@ -117,7 +117,7 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
               refurbish_with: str | None = None, flag_rule: str = "mixture",
               flag_value: float | None = None, warmup: int = 10, every: int = 5,
               confidence: float = 0.0, unflag: bool = False, pseudo_from: str = "current",
-              calibrate: bool = False, n_suspects: int = 8,
+              calibrate: bool = False, mode: str = "replace", n_suspects: int = 8,
               overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train once with detectors (and optionally refurbishment) attached; write an audit folder.
 
@@ -141,7 +141,8 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
         raise ConfigError("--detector: give at least one (vog, vog-online, loss, cleanlab, disagree)")
     rcfg = RefurbishConfig(with_detector=refurbish_with, warmup=warmup, every=every,
                            confidence=confidence, unflag=unflag,
-                           pseudo_from=pseudo_from, calibrate=calibrate) if refurbish else None
+                           pseudo_from=pseudo_from, calibrate=calibrate,
+                           mode=mode) if refurbish else None
     check_detectors(detectors, rcfg)
     check_flag_rule(flag_rule, flag_value)
     check_out_dir(out, overwrite=overwrite)

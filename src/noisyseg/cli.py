@@ -170,6 +170,10 @@ def audit(
     refurbish_calibrate: Annotated[bool, typer.Option(
         help="Pseudo-labels with class boundaries calibrated on the clean validation masks "
              "(undoes a learnt systematic bias).")] = False,
+    refurbish_mode: Annotated[str, typer.Option(
+        help="What a flagged mask trains on: replace (pseudo-label, given label where unsure), "
+             "ignore (pseudo-label, unsure pixels left out of the loss) or drop (left out "
+             "of the loss).")] = "replace",
     out: Annotated[Path, typer.Option(help="Audit folder.")] = Path("runs/audit"),
     overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
 ) -> None:
@@ -181,6 +185,7 @@ def audit(
                     refurbish=refurbish, refurbish_with=refurbish_with, flag_rule=flag_rule,
                     flag_value=flag_value, warmup=warmup, every=every, confidence=confidence,
                     unflag=unflag, pseudo_from=pseudo_from, calibrate=refurbish_calibrate,
+                    mode=refurbish_mode,
                     overwrite=overwrite,
                     progress=progress)
     if not res["truth_known"]:

@@ -67,6 +67,9 @@ def test_pseudo_labels_keep_given_label_where_unsure():
     given = np.array([[[1, 0]]])
     np.testing.assert_array_equal(pseudo_labels(probs, given, confidence=0.7), [[[0, 0]]])
     np.testing.assert_array_equal(pseudo_labels(probs, given), [[[0, 1]]])
+    # ignore: the unsure pixel is left out of the loss instead of keeping the given label
+    np.testing.assert_array_equal(pseudo_labels(probs, given, confidence=0.7, ignore=True),
+                                  [[[0, 255]]])
 
 
 def test_refurbishment_touches_only_training_samples(planted):
@@ -92,7 +95,8 @@ def test_audit_outputs(tmp_path, planted):
     out = tmp_path / "aud"
     res = run_audit(data=str(src), out=out, config=_cfg(epochs=4),
                     detectors=("loss", "vog"), refurbish=True, warmup=2, every=1,
-                    flag_rule="top", flag_value=0.3, progress=False)
+                    flag_rule="top", flag_value=0.3, mode="ignore", confidence=0.9,
+                    progress=False)
     scores = pd.read_csv(out / "scores.csv")
     assert list(scores.columns) == ["sample_id", "detector", "score", "rank", "flagged"]
     n_train = int((planted.split == "train").sum())
@@ -104,6 +108,9 @@ def test_audit_outputs(tmp_path, planted):
     assert (out / "suspects.png").exists() and len(list((out / "suspects").glob("*.png"))) == 8
     refurbished = list((out / "refurbished").glob("*.npy"))
     assert len(refurbished) == n_train
+    # unsure pixels were left out of the loss but are exported with the model's label
+    assert max(int(np.load(f).max()) for f in refurbished) < planted.n_classes
+    assert res["refurbish_config"]["mode"] == "ignore"
     assert res["refurbish_dice"]["all_train_before"] <= 1.0
 
 

@@ -56,3 +56,64 @@ def test_calibrated_pseudo_labels_use_the_validation_offsets(echo_small):
     # samples not flagged keep their given masks
     rest = trainer.train_idx.numpy()[~r.flagged]
     np.testing.assert_array_equal(trainer.train_targets[rest].numpy(), echo_small.masks[rest])
+
+
+def test_refurbish_mode_is_validated():
+    with pytest.raises(ConfigError, match="refurbish mode: expected one of replace, ignore, drop"):
+        Refurbisher(LossDetector(), mode="erase")
+
+
+def _flag_upper_half(trainer, **kw):
+    import numpy as np
+
+    det = LossDetector()
+    n = len(trainer.train_idx)
+    det.history = [(1, np.arange(n, dtype=float))]  # the upper half is "suspect"
+    r = Refurbisher(det, rule="top", value=0.5, warmup=1, every=1, **kw)
+    r.on_train_start(trainer)
+    return r
+
+
+def test_drop_leaves_flagged_masks_out_of_the_loss_and_exports_them_unchanged(echo_small):
+    import numpy as np
+
+    from noisyseg.train import IGNORE_INDEX
+
+    trainer = Trainer(TrainConfig(epochs=1, batch_size=8, threads=1,
+                                  model_options={"width": 4}), echo_small)
+    r = _flag_upper_half(trainer, mode="drop")
+    r.on_epoch_end(trainer, 0, {})
+    r.on_epoch_end(trainer, 1, {})  # re-flagging the same samples drops nothing new
+    idx = trainer.train_idx.numpy()
+    assert (trainer.train_targets[idx[r.flagged]] == IGNORE_INDEX).all()
+    np.testing.assert_array_equal(trainer.train_targets[idx[~r.flagged]].numpy(),
+                                  echo_small.masks[idx[~r.flagged]])
+    assert [e["action"] for e in r.events] == ["dropped"] * int(r.flagged.sum())
+    np.testing.assert_array_equal(r.final_masks(trainer), echo_small.masks[idx])
+    trainer.fit()  # trains on the half that is left
+    assert np.isfinite(trainer.history[-1]["train_loss"])
+
+
+def test_ignore_leaves_unsure_pixels_out_and_exports_the_model_label(echo_small):
+    import numpy as np
+
+    from noisyseg.train import IGNORE_INDEX
+
+    trainer = Trainer(TrainConfig(epochs=1, batch_size=8, threads=1,
+                                  model_options={"width": 4}), echo_small)
+    trainer.fit()
+    # a threshold the model's top probabilities straddle (the median)
+    conf = float(torch.softmax(trainer.predict_logits(trainer.train_idx), 1).max(1).values.median())
+    r = _flag_upper_half(trainer, mode="ignore", confidence=conf)
+    r.on_epoch_end(trainer, 0, {})
+    idx = trainer.train_idx.numpy()[r.flagged]
+    probs = torch.softmax(trainer.predict_logits(idx), dim=1)
+    top, pred = probs.max(dim=1)
+    unsure = (top < conf).numpy()
+    assert unsure.any() and (~unsure).any()
+    targets = trainer.train_targets[idx].numpy()
+    np.testing.assert_array_equal(targets, np.where(unsure, IGNORE_INDEX, pred.numpy()))
+    final = r.final_masks(trainer)
+    np.testing.assert_array_equal(final[r.flagged], pred.numpy())
+    np.testing.assert_array_equal(final[~r.flagged],
+                                  echo_small.masks[trainer.train_idx.numpy()[~r.flagged]])

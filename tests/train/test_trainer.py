@@ -189,3 +189,42 @@ def test_input_gradients_reach_callbacks_and_change_no_number(tiny):
     for a, b in zip(with_grads.model.state_dict().values(), plain.model.state_dict().values(),
                     strict=True):
         assert torch.equal(a, b)
+
+
+def test_ignored_pixels_leave_the_loss(tiny):
+    from noisyseg.train import IGNORE_INDEX
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.as_tensor(tiny.masks[:3].astype(np.int64))
+    for loss in ("dicece", "ce"):
+        tr = Trainer(_cfg(loss=loss), tiny)
+        logits = torch.randn(3, tiny.n_classes, 32, 32, generator=g, requires_grad=True)
+        # the masked path with nothing masked is the plain loss
+        torch.testing.assert_close(tr._masked_loss(logits, y, torch.ones_like(y, dtype=torch.bool)),
+                                   tr.per_sample_loss(logits, y))
+        # ignoring the right half is the loss of the left half alone (hand-derivable: the
+        # zeroed pixels add nothing to the Dice overlaps or sums, and CE averages the rest)
+        half = y.clone()
+        half[..., 16:] = IGNORE_INDEX
+        half[2] = IGNORE_INDEX  # sample 2: nothing left to learn from
+        got = tr.per_sample_loss(logits, half)
+        torch.testing.assert_close(got[:2], tr.per_sample_loss(logits[:2, ..., :16], y[:2, ..., :16]))
+        assert float(got[2].detach()) == 0.0
+        got.sum().backward()
+        assert float(logits.grad[..., 16:].abs().max()) == 0.0 and logits.grad[:2, ..., :16].abs().sum() > 0
+
+
+def test_training_with_ignored_masks_is_finite(tiny):
+    from noisyseg.train import IGNORE_INDEX
+
+    tr = Trainer(_cfg(epochs=1), tiny)
+    idx = tr.train_idx.numpy()
+    masks = tiny.masks[idx].copy()
+    masks[: len(idx) // 2] = IGNORE_INDEX  # half the training masks dropped
+    masks[len(idx) // 2:, :, :8] = IGNORE_INDEX
+    tr.replace_masks(idx, masks)
+    rec = Recorder()
+    tr.callbacks.append(rec)
+    tr.fit()
+    assert all(torch.isfinite(loss).all() for loss in rec.losses)
+    assert np.isfinite(tr.history[-1]["train_loss"])

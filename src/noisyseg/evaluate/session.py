@@ -54,6 +54,9 @@ class RefurbishConfig:
         Pseudo-labels from the current model or from the best-on-validation weights so far.
     calibrate : bool
         Pseudo-labels with class boundaries calibrated on the clean validation masks.
+    mode : {'replace', 'ignore', 'drop'}
+        What unsure pixels of a flagged mask train on: the given label, nothing, or (drop)
+        no pixel of a flagged mask is trained on.
     """
 
     with_detector: str | None = None
@@ -63,16 +66,17 @@ class RefurbishConfig:
     unflag: bool = False
     pseudo_from: str = "current"
     calibrate: bool = False
+    mode: str = "replace"
 
     def __post_init__(self) -> None:
         check_refurbish_options(warmup=self.warmup, every=self.every, confidence=self.confidence,
-                                pseudo_from=self.pseudo_from)
+                                pseudo_from=self.pseudo_from, mode=self.mode)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
         return {"with": self.with_detector, "warmup": self.warmup, "every": self.every,
                 "confidence": self.confidence, "unflag": self.unflag,
-                "pseudo_from": self.pseudo_from, "calibrate": self.calibrate}
+                "pseudo_from": self.pseudo_from, "calibrate": self.calibrate, "mode": self.mode}
 
 
 @dataclass
@@ -126,7 +130,10 @@ class Session:
         return None if ds.corrupted is None else ds.corrupted[self.train_idx]
 
     def final_masks(self) -> np.ndarray:
-        """The training masks at the end of training (refurbished where flagged)."""
+        """The training masks at the end of training (refurbished where flagged; see
+        :meth:`noisyseg.refurbish.Refurbisher.final_masks`)."""
+        if self.refurbisher is not None:
+            return self.refurbisher.final_masks(self.trainer)
         return self.trainer.train_targets[self.trainer.train_idx].numpy().astype(np.uint8)
 
 
@@ -186,7 +193,7 @@ def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str]
                                   value=flag_value, warmup=refurbish.warmup, every=refurbish.every,
                                   confidence=refurbish.confidence, unflag=refurbish.unflag,
                                   seed=config.seed, pseudo_from=refurbish.pseudo_from,
-                                  calibrate=refurbish.calibrate)
+                                  calibrate=refurbish.calibrate, mode=refurbish.mode)
         cbs.append(refurbisher)
     t0 = time.perf_counter()
     trainer = Trainer(config, ds, [*cbs, *callbacks])

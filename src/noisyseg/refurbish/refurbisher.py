@@ -11,16 +11,21 @@ import torch
 
 from noisyseg.detect import Detector, check_flag_rule, flag, validation_bias
 from noisyseg.errors import ConfigError
-from noisyseg.train import Callback, Trainer
+from noisyseg.train import IGNORE_INDEX, Callback, Trainer
 
-__all__ = ["Refurbisher", "check_refurbish_options", "pseudo_labels"]
+__all__ = ["MODES", "Refurbisher", "check_refurbish_options", "pseudo_labels"]
+
+#: What a flagged mask becomes: ``replace`` (pseudo-label, the given label where the model
+#: is unsure), ``ignore`` (pseudo-label, unsure pixels left out of the loss) or ``drop``
+#: (the whole mask left out of the loss).
+MODES = ("replace", "ignore", "drop")
 
 log = logging.getLogger(__name__)
 
 
 def pseudo_labels(probs: torch.Tensor | np.ndarray, given: np.ndarray, *,
-                  confidence: float = 0.0) -> np.ndarray:
-    """Pseudo-labels from class probabilities, keeping the given label where unsure.
+                  confidence: float = 0.0, ignore: bool = False) -> np.ndarray:
+    """Pseudo-labels from class probabilities; the given label (or none) where unsure.
 
     Parameters
     ----------
@@ -31,6 +36,9 @@ def pseudo_labels(probs: torch.Tensor | np.ndarray, given: np.ndarray, *,
     confidence : float
         A pixel takes the predicted label only where its top probability is at least this;
         elsewhere it keeps the given label. 0 replaces every pixel.
+    ignore : bool
+        Unsure pixels get :data:`noisyseg.train.IGNORE_INDEX` (left out of the training
+        loss) instead of the given label.
 
     Returns
     -------
@@ -38,12 +46,16 @@ def pseudo_labels(probs: torch.Tensor | np.ndarray, given: np.ndarray, *,
     """
     p = torch.as_tensor(probs)
     top, pred = p.max(dim=1)
-    out = np.where(top.numpy() >= confidence, pred.numpy(), np.asarray(given))
+    unsure = IGNORE_INDEX if ignore else np.asarray(given)
+    out = np.where(top.numpy() >= confidence, pred.numpy(), unsure)
     return out.astype(np.uint8)
 
 
-def check_refurbish_options(*, warmup: int, every: int, confidence: float, pseudo_from: str) -> None:
+def check_refurbish_options(*, warmup: int, every: int, confidence: float, pseudo_from: str,
+                            mode: str = "replace") -> None:
     """Raise :class:`ConfigError` naming the refurbishment option that is out of range."""
+    if mode not in MODES:
+        raise ConfigError(f"refurbish mode: expected one of {', '.join(MODES)}, got {mode!r}")
     if warmup < 1 or every < 1:
         raise ConfigError(f"refurbish: warmup and every must be >= 1, got {warmup}, {every}")
     if not 0 <= confidence <= 1:
@@ -60,6 +72,10 @@ class Refurbisher(Callback):
     model's prediction (only where it is at least ``confidence`` sure), and, with
     ``unflag``, give samples no longer flagged their given masks back. Only training
     samples are ever touched. ``events`` records every replacement.
+
+    ``mode`` says what the unsure pixels train on: the given label (``replace``), nothing
+    (``ignore``: left out of the loss), or, with ``drop``, no pixel of a flagged mask is
+    trained on (the sample is removed from the loss; no pseudo-label is made).
 
     Parameters
     ----------
@@ -83,14 +99,16 @@ class Refurbisher(Callback):
         on the clean validation masks (:func:`noisyseg.detect.class_bias`): a model that
         learnt a systematic bias from the noisy masks then labels with the validation
         masks' boundaries instead of copying the bias into its own training masks.
+    mode : {'replace', 'ignore', 'drop'}
     """
 
     def __init__(self, detector: Detector, *, rule: str = "mixture", value: float | None = None,
                  warmup: int = 10, every: int = 5, confidence: float = 0.0,
                  unflag: bool = False, seed: int = 0, pseudo_from: str = "current",
-                 calibrate: bool = False) -> None:
+                 calibrate: bool = False, mode: str = "replace") -> None:
         check_refurbish_options(warmup=warmup, every=every, confidence=confidence,
-                                pseudo_from=pseudo_from)
+                                pseudo_from=pseudo_from, mode=mode)
+        self.mode = mode
         check_flag_rule(rule, value)
         self.pseudo_from, self.calibrate = pseudo_from, calibrate
         self.biases: list[dict[str, Any]] = []
@@ -103,6 +121,7 @@ class Refurbisher(Callback):
     def on_train_start(self, trainer: Trainer) -> None:
         self.flagged = np.zeros(len(trainer.train_idx), dtype=bool)
         self._given = trainer.dataset.masks[trainer.train_idx.numpy()]
+        self._guess = self._given.copy()  # the model's full label map where it was unsure
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
         e = epoch + 1
@@ -116,20 +135,33 @@ class Refurbisher(Callback):
             flags |= self.flagged
         idx = trainer.train_idx.numpy()
         new = np.flatnonzero(flags)
-        if new.size:
+        if new.size and self.mode == "drop":
+            trainer.replace_masks(idx[new], np.full_like(self._given[new], IGNORE_INDEX))
+            self.events += [{"epoch": e, "sample_id": trainer.sample_ids[idx[i]],
+                             "action": "dropped"} for i in new if not self.flagged[i]]
+        elif new.size:
             probs = torch.softmax(self._pseudo_logits(trainer, idx[new], e), dim=1)
-            trainer.replace_masks(idx[new], pseudo_labels(probs, self._given[new],
-                                                          confidence=self.confidence))
+            trainer.replace_masks(idx[new], pseudo_labels(
+                probs, self._given[new], confidence=self.confidence, ignore=self.mode == "ignore"))
+            self._guess[new] = probs.argmax(dim=1).numpy()
             self.events += [{"epoch": e, "sample_id": trainer.sample_ids[idx[i]],
                              "action": "refurbished"} for i in new]
         back = np.flatnonzero(self.flagged & ~flags)
         if back.size:
             trainer.replace_masks(idx[back], self._given[back])
+            self._guess[back] = self._given[back]
             self.events += [{"epoch": e, "sample_id": trainer.sample_ids[idx[i]],
                              "action": "restored"} for i in back]
         self.flagged = flags
         logs["n_flagged"] = float(flags.sum())
         log.info("epoch %d: %d samples refurbished", e, int(flags.sum()))
+
+    def final_masks(self, trainer: Trainer) -> np.ndarray:
+        """The training masks of the training split as they end: refurbished where flagged;
+        pixels left out of the loss (``ignore``) hold the model's label for them, and
+        dropped masks their given label. (M, H, W) uint8 in the order of ``train_idx``."""
+        masks = trainer.train_targets[trainer.train_idx].numpy()
+        return np.where(masks == IGNORE_INDEX, self._guess, masks).astype(np.uint8)
 
     def _pseudo_logits(self, trainer: Trainer, indices: np.ndarray, epoch: int) -> torch.Tensor:
         """Logits that make the pseudo-labels: from the chosen weights (one swap of the

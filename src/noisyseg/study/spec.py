@@ -96,8 +96,9 @@ class AuditSpec:
         Any of ``vog``, ``vog-online``, ``loss``, ``cleanlab``, ``disagree``; empty for none.
     refurbish : bool
         Replace flagged training masks by pseudo-labels (driven by the first detector).
-    flag_rule, flag_value, warmup, every, confidence, unflag, pseudo_from, calibrate
-        As for ``noisyseg audit`` (``calibrate`` is ``--refurbish-calibrate``).
+    flag_rule, flag_value, warmup, every, confidence, unflag, pseudo_from, calibrate, mode
+        As for ``noisyseg audit`` (``calibrate`` is ``--refurbish-calibrate``, ``mode``
+        ``--refurbish-mode``).
     """
 
     detectors: list[str] = field(default_factory=list)
@@ -110,17 +111,18 @@ class AuditSpec:
     unflag: bool = False
     pseudo_from: str = "current"
     calibrate: bool = False
+    mode: str = "replace"
 
     def __post_init__(self) -> None:
         check_detectors(self.detectors, None)
         check_flag_rule(self.flag_rule, self.flag_value)
-        self.refurbish_config()  # validates warmup, every, confidence, pseudo_from
+        self.refurbish_config()  # validates warmup, every, confidence, pseudo_from, mode
 
     def refurbish_config(self) -> RefurbishConfig:
         """The refurbishment settings (driven by the first detector)."""
         return RefurbishConfig(warmup=self.warmup, every=self.every, confidence=self.confidence,
                                unflag=self.unflag, pseudo_from=self.pseudo_from,
-                               calibrate=self.calibrate)
+                               calibrate=self.calibrate, mode=self.mode)
 
 
 def _build(cls: type, section: str, value: Any) -> Any:

@@ -22,9 +22,12 @@ from noisyseg.models import build_model
 from noisyseg.train.callbacks import BatchResult, Callback
 from noisyseg.train.config import TrainConfig
 
-__all__ = ["Trainer", "load_checkpoint", "normalise_images", "select_device"]
+__all__ = ["IGNORE_INDEX", "Trainer", "load_checkpoint", "normalise_images", "select_device"]
 
 log = logging.getLogger(__name__)
+
+#: A training-mask value that leaves the pixel out of the loss (refurbishment's unsure pixels).
+IGNORE_INDEX = 255
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -148,7 +151,8 @@ class Trainer:
     model : torch.nn.Module
     train_targets : (N, H, W) int64 tensor
         Current training masks of every sample (only training samples are used); change
-        them with :meth:`replace_masks`.
+        them with :meth:`replace_masks`. Pixels equal to :data:`IGNORE_INDEX` are left out
+        of the loss.
     history : list of dict
         One row per epoch: epoch, train_loss, val_dice, images_per_s, seconds.
     best_score : float
@@ -183,6 +187,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.dice_loss = DiceLoss(include_background=False, to_onehot_y=True, softmax=True,
                                   reduction="none")
+        self._masked_dice = DiceLoss(include_background=False, reduction="none")
         self.generator = torch.Generator().manual_seed(config.seed)
         self.history: list[dict[str, float]] = []
         self.best_score = -1.0
@@ -241,12 +246,34 @@ class Trainer:
                 (dy, dx))
 
     def per_sample_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-sample loss, shape (B,): mean pixel cross-entropy (+ mean foreground Dice loss)."""
+        """Per-sample loss, shape (B,): mean pixel cross-entropy (+ mean foreground Dice loss).
+
+        Pixels labelled :data:`IGNORE_INDEX` are left out of both terms (a sample with no
+        other pixel has loss 0); batches without them take the plain path.
+        """
+        ignored = y == IGNORE_INDEX
+        if bool(ignored.any()):
+            return self._masked_loss(logits, y, ~ignored)
         ce = F.cross_entropy(logits.float(), y, reduction="none").mean(dim=(1, 2))
         if self.config.loss == "ce":
             return ce
         dl = self.dice_loss(logits.float(), y[:, None]).reshape(len(y), -1).mean(dim=1)
         return ce + dl
+
+    def _masked_loss(self, logits: torch.Tensor, y: torch.Tensor, valid: torch.Tensor
+                     ) -> torch.Tensor:
+        """The loss over the ``valid`` pixels only: cross-entropy averaged over them, and the
+        Dice loss of the softmax and one-hot maps with every other pixel zeroed in both."""
+        logits = logits.float()
+        v = valid.to(logits.dtype)
+        n_valid = v.sum(dim=(1, 2))
+        ce = F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX, reduction="none")
+        ce = ce.sum(dim=(1, 2)) / n_valid.clamp_min(1)
+        if self.config.loss == "ce":
+            return ce
+        onehot = F.one_hot(torch.where(valid, y, 0), logits.shape[1]).permute(0, 3, 1, 2)
+        dl = self._masked_dice(torch.softmax(logits, dim=1) * v[:, None], onehot * v[:, None])
+        return ce + dl.reshape(len(y), -1).mean(dim=1)
 
     def _emit(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
