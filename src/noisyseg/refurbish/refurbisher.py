@@ -135,10 +135,11 @@ class Refurbisher(Callback):
             flags |= self.flagged
         idx = trainer.train_idx.numpy()
         new = np.flatnonzero(flags)
-        if new.size and self.mode == "drop":
-            trainer.replace_masks(idx[new], np.full_like(self._given[new], IGNORE_INDEX))
+        if self.mode == "drop":  # a dropped mask stays dropped: only the newly flagged change
+            fresh = new[~self.flagged[new]]
+            trainer.replace_masks(idx[fresh], np.full_like(self._given[fresh], IGNORE_INDEX))
             self.events += [{"epoch": e, "sample_id": trainer.sample_ids[idx[i]],
-                             "action": "dropped"} for i in new if not self.flagged[i]]
+                             "action": "dropped"} for i in fresh]
         elif new.size:
             probs = torch.softmax(self._pseudo_logits(trainer, idx[new], e), dim=1)
             trainer.replace_masks(idx[new], pseudo_labels(
