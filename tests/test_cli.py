@@ -109,7 +109,7 @@ def test_demo_runs_the_quick_study_and_writes_its_report(tmp_path, monkeypatch):
     (["audit", "--detector", "vog:speed=9"], "expected key=value options"),
     (["audit", "--detector", "disagree:every=0"], "disagree: every and max_val must be >= 1"),
     (["audit", "--flag-rule", "vibes"], "--flag-rule"),
-    (["audit", "--refurbish", "--refurbish-mode", "erase"], "refurbish mode: expected one of"),
+    (["audit", "--refurbish", "--refurbish-mode", "erase"], "--refurbish-mode: expected one of"),
 ])
 def test_train_and_audit_bad_options(tmp_path, args, match):
     out = tmp_path / "run"

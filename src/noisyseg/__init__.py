@@ -2,7 +2,9 @@
 
 Pipeline stages, each a subpackage that imports only from the stages before it::
 
-    data -> corrupt -> models / train -> evaluate -> report -> cli
+    data -> corrupt -> models / train -> detect -> refurbish -> run -> study -> report -> cli
+
+``evaluate`` holds pure metrics (used from ``run`` on).
 
 Conventions used everywhere: images ``(N, H, W)`` float32, masks ``(N, H, W)`` uint8
 with label 0 the background, logits ``(N, C, H, W)``.

@@ -72,10 +72,10 @@ def parse_classes(values: Iterable[str | int] | None, class_names: tuple[str, ..
         elif s in class_names:
             idx = class_names.index(s)
         else:
-            raise ConfigError(f"--classes: unknown class {s!r}; expected one of {list(class_names[1:])} "
+            raise ConfigError(f"classes: unknown class {s!r}; expected one of {list(class_names[1:])} "
                               f"or an index 1..{len(class_names) - 1}")
         if not 1 <= idx < len(class_names):
-            raise ConfigError(f"--classes: class index {idx} is not a foreground class "
+            raise ConfigError(f"classes: class index {idx} is not a foreground class "
                               f"(1..{len(class_names) - 1})")
         out.append(idx)
     return tuple(sorted(set(out)))

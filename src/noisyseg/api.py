@@ -12,6 +12,7 @@ from noisyseg.corrupt import CorruptionResult, corrupt_dataset
 from noisyseg.data import load_dataset, write_folder
 from noisyseg.data.io import atomic_dir, check_out_dir
 from noisyseg.errors import ConfigError
+from noisyseg.refurbish import RefurbishConfig
 from noisyseg.report import corruption_figure
 from noisyseg.train import TrainConfig
 
@@ -85,10 +86,8 @@ def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: boo
     (weights + config; loads with ``weights_only=True``), ``config.json`` and
     ``predictions.png`` (test images, true vs predicted contours). Returns the metrics dict.
     """
-    import pandas as pd
-
-    from noisyseg.evaluate import run_session, session_summary
     from noisyseg.report import plot_contour_grid, save_figure
+    from noisyseg.run import run_session, session_summary, write_tables
     from noisyseg.train import ProgressBar
 
     check_out_dir(out, overwrite=overwrite)
@@ -99,7 +98,7 @@ def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: boo
     with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2))
         (tmp / "config.json").write_text(json.dumps({"data": data, **config.to_dict()}, indent=2))
-        pd.DataFrame(session.trainer.history).to_csv(tmp / "history.csv", index=False)
+        write_tables(session, tmp)
         session.trainer.save(tmp / "model.pt")
         k = test[:8]
         fig = plot_contour_grid(
@@ -113,11 +112,8 @@ def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: boo
 
 
 def run_audit(*, data: str, out: str | Path, config: TrainConfig,
-              detectors: Sequence[str] = ("vog", "loss"), refurbish: bool = False,
-              refurbish_with: str | None = None, flag_rule: str = "mixture",
-              flag_value: float | None = None, warmup: int = 10, every: int = 5,
-              confidence: float = 0.0, unflag: bool = False, pseudo_from: str = "current",
-              calibrate: bool = False, mode: str = "replace", n_suspects: int = 8,
+              detectors: Sequence[str] = ("vog", "loss"), refurbish: RefurbishConfig | None = None,
+              flag_rule: str = "mixture", flag_value: float | None = None, n_suspects: int = 8,
               overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train once with detectors (and optionally refurbishment) attached; write an audit folder.
 
@@ -127,48 +123,43 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
     image, given mask, prediction), ``metrics.json`` (clean-test metrics, config) and, with
     refurbishment, ``refurbished/`` (final training masks) and ``refurbish_events.csv``.
     Returns the metrics dict.
+
+    Raises
+    ------
+    ConfigError
+        No detector, an unknown or repeated one, a bad flag rule or refurbishment setting,
+        or a non-empty ``out`` without ``overwrite``.
     """
     import numpy as np
-    import pandas as pd
 
     from noisyseg.data.io import FORMATS, split_suffix, write_array
-    from noisyseg.detect import check_flag_rule, score_ranks
-    from noisyseg.evaluate import RefurbishConfig, check_detectors, run_session, session_summary
+    from noisyseg.detect import check_detectors, check_flag_rule
     from noisyseg.report import plot_contour_grid, save_figure
+    from noisyseg.run import run_session, session_summary, write_tables
     from noisyseg.train import ProgressBar
 
     if not detectors:
-        raise ConfigError("--detector: give at least one (vog, vog-online, loss, cleanlab, disagree)")
-    rcfg = RefurbishConfig(with_detector=refurbish_with, warmup=warmup, every=every,
-                           confidence=confidence, unflag=unflag,
-                           pseudo_from=pseudo_from, calibrate=calibrate,
-                           mode=mode) if refurbish else None
-    check_detectors(detectors, rcfg)
+        raise ConfigError("detectors: give at least one (vog, vog-online, loss, cleanlab, disagree)")
+    check_detectors(detectors, refurbish=refurbish is not None,
+                    refurbish_with=None if refurbish is None else refurbish.with_detector)
     check_flag_rule(flag_rule, flag_value)
     check_out_dir(out, overwrite=overwrite)
     ds = load_dataset(data)
-    session = run_session(ds, config, detectors=detectors, refurbish=rcfg, flag_rule=flag_rule,
+    session = run_session(ds, config, detectors=detectors, refurbish=refurbish, flag_rule=flag_rule,
                           flag_value=flag_value, callbacks=[ProgressBar(enabled=progress)])
     trainer, idx, truth = session.trainer, session.train_idx, session.truth
-    rows = []
-    for name, s in session.scores.items():
-        rank = score_ranks(s)
-        rows += [{"sample_id": sid, "detector": name, "score": float(v), "rank": int(r),
-                  "flagged": bool(fl)}
-                 for sid, v, r, fl in zip([ds.sample_ids[i] for i in idx], s, rank,
-                                          session.flags[name], strict=True)]
     result: dict[str, Any] = {"data": data, "flag_rule": flag_rule, "flag_value": flag_value,
-                              "refurbish": refurbish, **session_summary(session)}
-    if rcfg is not None:
-        result["refurbish_config"] = rcfg.to_dict() | {"with": refurbish_with or detectors[0]}
+                              "refurbish": refurbish is not None, **session_summary(session)}
+    if refurbish is not None:
+        result["refurbish_config"] = refurbish.to_dict() | {
+            "with": refurbish.with_detector or detectors[0]}
     final = session.final_masks()
 
     # suspects: the top of the first detector's ranking
     top = np.argsort(-session.scores[detectors[0]], kind="stable")[:n_suspects]
     pred_top = trainer.predict(idx[top])
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        pd.DataFrame(rows).to_csv(tmp / "scores.csv", index=False)
-        pd.DataFrame(session.history).to_csv(tmp / "score_history.csv", index=False)
+        write_tables(session, tmp)
         if truth is not None:
             (tmp / "detection.json").write_text(json.dumps(
                 {"flag_rule": flag_rule, "flag_value": flag_value,
@@ -201,8 +192,5 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
             (tmp / "refurbished").mkdir()
             for j, m in zip(idx, final, strict=True):
                 write_array(tmp / "refurbished" / f"{ds.sample_ids[j]}{suf}", m)
-            pd.DataFrame(session.refurbisher.events,
-                         columns=["epoch", "sample_id", "action"]).to_csv(
-                tmp / "refurbish_events.csv", index=False)
     return result
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from noisyseg.errors import ConfigError, NoisysegError
@@ -24,6 +26,31 @@ console = Console(stderr=True)
 DataOpt = Annotated[str, typer.Option("--data", help="Data source: synthetic-echo[:n=..,size=..,"
                                       "seed=..], camus:PATH[,view=..,phase=..,size=..], or a "
                                       "folder PATH[,size=..].")]
+
+
+#: Python parameter names (as library errors name them) -> the CLI's flags, where they differ
+#: from ``--`` + the name with dashes.
+PARAM_FLAGS = {"fmt": "--format", "detectors": "--detector", "mode": "--refurbish-mode",
+               "calibrate": "--refurbish-calibrate", "with_detector": "--refurbish-with"}
+_PARAMS = {"data", "out", "model", "strength", "target_dice", "fraction", "classes", "options",
+           "refurbish_with", "flag_rule", "flag_value", "warmup", "every", "confidence", "unflag",
+           "pseudo_from", "epochs", "batch_size", "steps_per_epoch", "lr", "loss", "device",
+           "threads", "seed", "workers", "cpus_per_trial", "executor", "address", *PARAM_FLAGS}
+
+
+def cli_message(message: str) -> str:
+    """A library error message with its leading Python parameter name turned into the flag.
+
+    >>> cli_message("target_dice: expected a value in (0, 1), got 2.0")
+    '--target-dice: expected a value in (0, 1), got 2.0'
+    >>> cli_message("out: runs/x exists and is not empty (overwrite=True replaces it)")
+    '--out: runs/x exists and is not empty (--overwrite replaces it)'
+    """
+    m = re.match(r"([a-z_]+)[: ]", message)
+    if m and m.group(1) in _PARAMS:
+        name = m.group(1)
+        message = PARAM_FLAGS.get(name, "--" + name.replace("_", "-")) + message[len(name):]
+    return message.replace("overwrite=True", "--overwrite").replace("executor='ray'", "--executor ray")
 
 
 def _parse_options(values: list[str] | None) -> dict[str, Any]:
@@ -179,15 +206,15 @@ def audit(
 ) -> None:
     """Score every training sample during training, flag suspects, optionally refurbish them."""
     from noisyseg.api import run_audit
+    from noisyseg.refurbish import RefurbishConfig
 
     cfg = _train_config(locals())
+    rcfg = RefurbishConfig(with_detector=refurbish_with, warmup=warmup, every=every,
+                           confidence=confidence, unflag=unflag, pseudo_from=pseudo_from,
+                           calibrate=refurbish_calibrate, mode=refurbish_mode)
     res = run_audit(data=data, out=out, config=cfg, detectors=detector or ["loss", "vog"],
-                    refurbish=refurbish, refurbish_with=refurbish_with, flag_rule=flag_rule,
-                    flag_value=flag_value, warmup=warmup, every=every, confidence=confidence,
-                    unflag=unflag, pseudo_from=pseudo_from, calibrate=refurbish_calibrate,
-                    mode=refurbish_mode,
-                    overwrite=overwrite,
-                    progress=progress)
+                    refurbish=rcfg if refurbish else None, flag_rule=flag_rule,
+                    flag_value=flag_value, overwrite=overwrite, progress=progress)
     if not res["truth_known"]:
         console.print("no ground truth of which samples are corrupted: scores and flags only, "
                       "no detection.json")
@@ -295,7 +322,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except NoisysegError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(cli_message(str(exc)))}", highlight=False,
+                      soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

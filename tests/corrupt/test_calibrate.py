@@ -24,7 +24,7 @@ def test_unreachable_target_is_a_clear_error():
     masks[:, 4:12, 4:12] = 1
     with pytest.raises(CalibrationError, match="cannot go below"):
         calibrate("dilate", masks, 0.5, rng=np.random.default_rng(0), classes=(2,))  # absent
-    with pytest.raises(ConfigError, match="target-dice"):
+    with pytest.raises(ConfigError, match="target_dice"):
         calibrate("natural", masks, 1.5, rng=np.random.default_rng(0))
 
 

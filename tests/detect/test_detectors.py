@@ -12,7 +12,7 @@ from noisyseg.corrupt import corrupt_dataset
 from noisyseg.data import synthetic_echo, write_folder
 from noisyseg.detect import detection_metrics, input_gradients, make_detector
 from noisyseg.errors import ConfigError
-from noisyseg.refurbish import Refurbisher, pseudo_labels
+from noisyseg.refurbish import RefurbishConfig, Refurbisher, pseudo_labels
 from noisyseg.train import TrainConfig, Trainer
 
 
@@ -74,7 +74,7 @@ def test_pseudo_labels_keep_given_label_where_unsure():
 
 def test_refurbishment_touches_only_training_samples(planted):
     det = make_detector("loss")
-    ref = Refurbisher(det, rule="top", value=0.3, warmup=2, every=2)
+    ref = Refurbisher(det, RefurbishConfig(warmup=2, every=2), rule="top", value=0.3)
     tr = Trainer(_cfg(epochs=4), planted, [det, ref]).fit()
     changed = (tr.train_targets.numpy() != planted.masks).any(axis=(1, 2))
     assert changed.any()
@@ -94,11 +94,15 @@ def test_audit_outputs(tmp_path, planted):
                                         "corrupted": planted.corrupted}))
     out = tmp_path / "aud"
     res = run_audit(data=str(src), out=out, config=_cfg(epochs=4),
-                    detectors=("loss", "vog"), refurbish=True, warmup=2, every=1,
-                    flag_rule="top", flag_value=0.3, mode="ignore", confidence=0.9,
+                    detectors=("loss", "vog"),
+                    refurbish=RefurbishConfig(warmup=2, every=1, mode="ignore", confidence=0.9),
+                    flag_rule="top", flag_value=0.3,
                     progress=False)
     scores = pd.read_csv(out / "scores.csv")
-    assert list(scores.columns) == ["sample_id", "detector", "score", "rank", "flagged"]
+    assert list(scores.columns) == ["sample_id", "detector", "score", "rank", "flagged", "corrupted"]
+    # the truth column agrees with the manifest the folder was written with
+    truth = dict(zip(planted.sample_ids, planted.corrupted, strict=True))
+    assert all(truth[s] == c for s, c in zip(scores["sample_id"], scores["corrupted"], strict=True))
     n_train = int((planted.split == "train").sum())
     assert len(scores) == 2 * n_train
     for _, g in scores.groupby("detector"):

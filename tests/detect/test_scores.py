@@ -71,7 +71,7 @@ def test_flag_rules():
     assert flag_mixture(rng.lognormal(0, 0.2, 100)).sum() <= 5
     with pytest.raises(ConfigError, match="needs a fraction"):
         flag(s, "top")
-    with pytest.raises(ConfigError, match="flag-rule"):
+    with pytest.raises(ConfigError, match="flag_rule"):
         flag(s, "magic")
 
 

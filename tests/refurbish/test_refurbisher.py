@@ -3,7 +3,7 @@ import torch
 
 from noisyseg.detect import LossDetector
 from noisyseg.errors import ConfigError
-from noisyseg.refurbish import Refurbisher
+from noisyseg.refurbish import RefurbishConfig, Refurbisher
 from noisyseg.train import TrainConfig, Trainer
 
 
@@ -18,7 +18,8 @@ def test_pseudo_labels_from_the_best_weights_not_the_current_ones(echo_small):
             p.add_(0.5)
     current = trainer.predict_logits(idx)
     assert not torch.allclose(best, current)
-    from_best = Refurbisher(LossDetector(), pseudo_from="best")._pseudo_logits(trainer, idx, 1)
+    best_cfg = RefurbishConfig(pseudo_from="best")
+    from_best = Refurbisher(LossDetector(), best_cfg)._pseudo_logits(trainer, idx, 1)
     from_current = Refurbisher(LossDetector())._pseudo_logits(trainer, idx, 1)
     torch.testing.assert_close(from_best, best)
     torch.testing.assert_close(from_current, current)
@@ -28,7 +29,7 @@ def test_pseudo_labels_from_the_best_weights_not_the_current_ones(echo_small):
 
 def test_pseudo_from_is_validated():
     with pytest.raises(ConfigError, match="pseudo_from"):
-        Refurbisher(LossDetector(), pseudo_from="oracle")
+        RefurbishConfig(pseudo_from="oracle")
 
 
 def test_calibrated_pseudo_labels_use_the_validation_offsets(echo_small):
@@ -42,7 +43,7 @@ def test_calibrated_pseudo_labels_use_the_validation_offsets(echo_small):
     det = LossDetector()
     n = len(trainer.train_idx)
     det.history = [(1, np.arange(n, dtype=float))]  # the upper half is "suspect"
-    r = Refurbisher(det, rule="top", value=0.5, warmup=1, every=1, calibrate=True)
+    r = Refurbisher(det, RefurbishConfig(warmup=1, every=1, calibrate=True), rule="top", value=0.5)
     r.on_train_start(trainer)
     r.on_epoch_end(trainer, 0, {})
     idx = trainer.train_idx.numpy()[r.flagged]
@@ -59,8 +60,8 @@ def test_calibrated_pseudo_labels_use_the_validation_offsets(echo_small):
 
 
 def test_refurbish_mode_is_validated():
-    with pytest.raises(ConfigError, match="refurbish mode: expected one of replace, ignore, drop"):
-        Refurbisher(LossDetector(), mode="erase")
+    with pytest.raises(ConfigError, match="mode: expected one of replace, ignore, drop"):
+        RefurbishConfig(mode="erase")
 
 
 def _flag_upper_half(trainer, **kw):
@@ -69,7 +70,7 @@ def _flag_upper_half(trainer, **kw):
     det = LossDetector()
     n = len(trainer.train_idx)
     det.history = [(1, np.arange(n, dtype=float))]  # the upper half is "suspect"
-    r = Refurbisher(det, rule="top", value=0.5, warmup=1, every=1, **kw)
+    r = Refurbisher(det, RefurbishConfig(warmup=1, every=1, **kw), rule="top", value=0.5)
     r.on_train_start(trainer)
     return r
 

@@ -52,7 +52,7 @@ def test_equivalent_configs_share_an_id():
     (("fraction: 0.5", "fraction: 1.5"), r"corrupt\.fraction"),
     (("classes: [lv_cavity]", "classes: [lv_cavity], options: {radius: 2}"),
      r"corrupt\.options\.radius: not an option of dilate"),
-    (("flag_value: 0.5}", "flag_value: 0.5, mode: erase}"), "refurbish mode: expected one of"),
+    (("flag_value: 0.5}", "flag_value: 0.5, mode: erase}"), "audit.mode: expected one of"),
 ])
 def test_bad_specs_name_the_field(tiny_spec, edit, match):
     text = tiny_spec.read_text()

@@ -75,8 +75,8 @@ def corrupt_dataset(ds: SegDataset, model: str, *, strength: float | None = None
     """
     m = get_model(model)
     if (strength is None) == (target_dice is None):
-        raise ConfigError("give exactly one of --strength and --target-dice")
-    check_fraction(fraction, name="--fraction")
+        raise ConfigError("strength: give exactly one of strength and target_dice")
+    check_fraction(fraction, name="fraction")
     if classes is not None:
         options["classes"] = tuple(int(c) for c in classes)
     train = ds.indices("train")
@@ -88,7 +88,7 @@ def corrupt_dataset(ds: SegDataset, model: str, *, strength: float | None = None
     cal = None
     if target_dice is not None:
         if n_bad == 0:
-            raise ConfigError("--target-dice: no training sample to corrupt (--fraction is 0 "
+            raise ConfigError("target_dice: no training sample to corrupt (fraction is 0 "
                               "or the dataset has no training split)")
         cal = calibrate(m, clean[chosen], target_dice, seeds=[sample_seeds[i] for i in chosen],
                         rng=np.random.default_rng([seed, 3]), tol=tol, n_classes=ds.n_classes,

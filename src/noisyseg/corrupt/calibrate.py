@@ -131,7 +131,7 @@ def calibrate(model: ErrorModel | str, masks: np.ndarray, target_dice: float, *,
     """
     m = get_model(model) if isinstance(model, str) else model
     if not 0.0 < float(target_dice) < 1.0:
-        raise ConfigError(f"--target-dice: expected a value in (0, 1), got {target_dice}")
+        raise ConfigError(f"target_dice: expected a value in (0, 1), got {target_dice}")
     masks = np.asarray(masks)
     if masks.ndim != 3 or len(masks) == 0:
         raise ConfigError(f"calibrate: expected (N, H, W) masks with N >= 1, got {masks.shape}")
@@ -166,7 +166,7 @@ def calibrate(model: ErrorModel | str, masks: np.ndarray, target_dice: float, *,
         return done(hi, d_hi)
     if d_hi > target:
         raise CalibrationError(
-            f"--target-dice {target}: {m.name} cannot go below mean Dice {d_hi:.3f} on these "
+            f"target_dice: {target}: {m.name} cannot go below mean Dice {d_hi:.3f} on these "
             f"masks (strength {hi:g} is its maximum); choose a higher target or another model")
     side = 0
     for _ in range(max_evals):
@@ -194,6 +194,6 @@ def calibrate(model: ErrorModel | str, masks: np.ndarray, target_dice: float, *,
             break
     best = min(evals, key=lambda e: abs(e[1] - target))
     raise CalibrationError(
-        f"--target-dice {target}: {m.name} jumps over the target on these masks (closest: "
+        f"target_dice: {target}: {m.name} jumps over the target on these masks (closest: "
         f"Dice {best[1]:.4f} at strength {best[0]:.4g}); the model is too coarse here, "
         f"try more masks or another model")

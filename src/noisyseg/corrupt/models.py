@@ -145,7 +145,7 @@ def get_model(name: str) -> ErrorModel:
     try:
         return ERROR_MODELS[name]
     except KeyError:
-        raise ConfigError(f"--model: unknown error model {name!r}; expected one of "
+        raise ConfigError(f"model: unknown error model {name!r}; expected one of "
                           f"{sorted(ERROR_MODELS)}") from None
 
 

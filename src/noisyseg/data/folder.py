@@ -213,7 +213,7 @@ def write_folder(ds: SegDataset, out: str | Path, *, fmt: str = "nii.gz",
         Called with the temporary folder before it is renamed, to add files (figures).
     """
     if fmt not in FORMATS:
-        raise ConfigError(f"--format: expected one of {list(FORMATS)}, got {fmt!r}")
+        raise ConfigError(f"fmt: expected one of {list(FORMATS)}, got {fmt!r}")
     suf = FORMATS[fmt]
     images = ds.images
     if fmt == "png":

@@ -130,7 +130,7 @@ def check_out_dir(out: str | Path, *, overwrite: bool = False) -> Path:
     """Raise :class:`ConfigError` if ``out`` exists, is not empty, and ``overwrite`` is false."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise ConfigError(f"--out {out}: exists and is not empty (pass --overwrite to replace it)")
+        raise ConfigError(f"out: {out} exists and is not empty (overwrite=True replaces it)")
     return out
 
 

@@ -54,7 +54,7 @@ def parse_source(spec: str) -> tuple[str, str | None, dict[str, Any]]:
     """
     spec = spec.strip()
     if not spec:
-        raise ConfigError("--data: empty source; try --data synthetic-echo")
+        raise ConfigError("data: empty source; try 'synthetic-echo'")
     head, sep, rest = spec.partition(":")
     if head in SOURCES and sep:
         name, body = head, rest
@@ -67,21 +67,21 @@ def parse_source(spec: str) -> tuple[str, str | None, dict[str, Any]]:
     path = None
     if src.takes_path:
         if not parts or "=" in parts[0]:
-            raise ConfigError(f"--data {spec}: source {name!r} needs a path, e.g. {name}:/data/DIR")
+            raise ConfigError(f"data: {spec}: source {name!r} needs a path, e.g. {name}:/data/DIR")
         path = parts.pop(0)
     opts: dict[str, Any] = {}
     for p in parts:
         key, eq, value = p.partition("=")
         if not eq:
-            raise ConfigError(f"--data {spec}: option {p!r} should look like key=value")
+            raise ConfigError(f"data: {spec}: option {p!r} should look like key=value")
         key = key.strip()
         if key not in src.options:
-            raise ConfigError(f"--data {spec}: unknown option {key!r} for {name}; "
+            raise ConfigError(f"data: {spec}: unknown option {key!r} for {name}; "
                               f"expected one of {sorted(src.options)}")
         try:
             opts[key] = src.options[key](value.strip())
         except ValueError as exc:
-            raise ConfigError(f"--data {spec}: option {key}={value!r} is not a valid "
+            raise ConfigError(f"data: {spec}: option {key}={value!r} is not a valid "
                               f"{src.options[key].__name__}") from exc
     return name, path, opts
 
@@ -90,13 +90,13 @@ def load_dataset(spec: str) -> SegDataset:
     """Load the dataset a source string names (see module docstring)."""
     name, path, opts = parse_source(spec)
     if name == "folder" and path is not None and not Path(path).exists():
-        raise ConfigError(f"--data {spec}: {path!r} is neither a known source "
+        raise ConfigError(f"data: {spec}: {path!r} is neither a known source "
                           f"({', '.join(s for s in SOURCES if s != 'folder')}) nor a folder")
     if "classes" in opts:
         opts["classes"] = tuple(c for c in opts["classes"].split("|") if c)
     for key in ("n", "size"):
         if key in opts and opts[key] < 1:
-            raise ConfigError(f"--data {spec}: option {key} must be positive, got {opts[key]}")
+            raise ConfigError(f"data: {spec}: option {key} must be positive, got {opts[key]}")
     src = SOURCES[name]
     ds = src.loader(path, **opts) if src.takes_path else src.loader(**opts)
     return ds

@@ -2,7 +2,7 @@
 
 Public API: detectors (:class:`LossDetector`, :class:`VOGDetector`,
 :class:`OnlineVOGDetector`, :class:`CleanlabDetector`, :class:`DisagreeDetector`,
-:func:`make_detector`), the score
+:func:`make_detector`, :func:`check_detectors`), the score
 functions (:func:`vog_scores`, :class:`RunningMoments`, :func:`input_gradients`), flag rules
 (:func:`flag`, :func:`flag_mixture`, :func:`flag_top_fraction`, :func:`flag_percentile`)
 and :func:`detection_metrics`.
@@ -16,6 +16,7 @@ from noisyseg.detect.detectors import (
     LossDetector,
     OnlineVOGDetector,
     VOGDetector,
+    check_detectors,
     input_gradients,
     make_detector,
     parse_detector,
@@ -51,6 +52,7 @@ __all__ = [
     "VOGDetector",
     "apply_bias",
     "boundary_band",
+    "check_detectors",
     "check_flag_rule",
     "class_bias",
     "detection_metrics",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,8 +28,8 @@ from noisyseg.metrics import dice
 from noisyseg.train import BatchResult, Callback, Trainer
 
 __all__ = ["DETECTORS", "VOG_TARGETS", "CleanlabDetector", "Detector", "DisagreeDetector",
-           "LossDetector", "OnlineVOGDetector", "VOGDetector", "input_gradients", "make_detector",
-           "parse_detector", "validation_bias", "vog_schedule"]
+           "LossDetector", "OnlineVOGDetector", "VOGDetector", "check_detectors", "input_gradients",
+           "make_detector", "parse_detector", "validation_bias", "vog_schedule"]
 
 log = logging.getLogger(__name__)
 
@@ -441,7 +441,7 @@ def parse_detector(spec: str) -> tuple[str, dict[str, Any]]:
     """
     name, _, body = spec.strip().partition(":")
     if name not in DETECTORS:
-        raise ConfigError(f"--detector {spec}: unknown detector {name!r}; expected one of "
+        raise ConfigError(f"detectors {spec}: unknown detector {name!r}; expected one of "
                           f"{sorted(DETECTORS)}")
     params = {k: p.default for k, p in inspect.signature(DETECTORS[name]).parameters.items()
               if p.kind is p.KEYWORD_ONLY}
@@ -450,7 +450,7 @@ def parse_detector(spec: str) -> tuple[str, dict[str, Any]]:
         key, eq, value = part.partition("=")
         key, value = key.strip(), value.strip()
         if not eq or key not in params:
-            raise ConfigError(f"--detector {spec}: expected key=value options among "
+            raise ConfigError(f"detectors {spec}: expected key=value options among "
                               f"{sorted(params)}, got {part!r}")
         default = params[key]
         try:
@@ -465,7 +465,7 @@ def parse_detector(spec: str) -> tuple[str, dict[str, Any]]:
             else:
                 opts[key] = value
         except ValueError:
-            raise ConfigError(f"--detector {spec}: {key}={value!r} is not a valid "
+            raise ConfigError(f"detectors {spec}: {key}={value!r} is not a valid "
                               f"{type(default).__name__ if default is not None else 'number'}"
                               ) from None
     return name, opts
@@ -480,4 +480,34 @@ def make_detector(spec: str, **options: Any) -> Detector:
     try:
         return DETECTORS[name](**(parsed | options))
     except ConfigError as exc:
-        raise ConfigError(f"--detector {spec}: {exc}") from None
+        raise ConfigError(f"detectors {spec}: {exc}") from None
+
+
+def check_detectors(detectors: Sequence[str], *, refurbish_with: str | None = None,
+                    refurbish: bool = False) -> None:
+    """Validate a list of detector specs and the detector that drives refurbishment.
+
+    Parameters
+    ----------
+    detectors : sequence of str
+        ``NAME[:key=value,...]`` specs; unknown names, options or values and repeats are refused.
+    refurbish_with : str, optional
+        The detector driving refurbishment; must be one of ``detectors`` (default: the first).
+    refurbish : bool
+        Refurbishment is on, so at least one detector is needed.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``detectors`` or ``refurbish_with``.
+    """
+    if len(set(detectors)) != len(detectors):
+        raise ConfigError(f"detectors: repeated detector in {list(detectors)}")
+    for d in detectors:
+        make_detector(d)  # unknown names, options or values raise ConfigError
+    if refurbish:
+        if not detectors:
+            raise ConfigError("detectors: refurbishment needs at least one detector to flag suspects")
+        driver = refurbish_with or detectors[0]
+        if driver not in detectors:
+            raise ConfigError(f"refurbish_with: {driver!r} is not among the detectors {list(detectors)}")

@@ -203,11 +203,11 @@ def flag_mixture(scores: np.ndarray, *, seed: int = 0) -> np.ndarray:
 def check_flag_rule(rule: str, value: float | None) -> None:
     """Raise :class:`ConfigError` unless ``rule`` and ``value`` make a valid flag rule."""
     if rule not in ("mixture", "top", "percentile"):
-        raise ConfigError(f"--flag-rule: expected mixture, top or percentile, got {rule!r}")
+        raise ConfigError(f"flag_rule: expected mixture, top or percentile, got {rule!r}")
     if rule == "top" and (value is None or not 0 <= value <= 1):
-        raise ConfigError(f"--flag-value: rule 'top' needs a fraction in [0, 1], got {value}")
+        raise ConfigError(f"flag_value: rule 'top' needs a fraction in [0, 1], got {value}")
     if rule == "percentile" and value is not None and not 0 <= value <= 100:
-        raise ConfigError(f"--flag-value: rule 'percentile' needs 0..100, got {value}")
+        raise ConfigError(f"flag_value: rule 'percentile' needs 0..100, got {value}")
 
 
 def flag(scores: np.ndarray, rule: str = "mixture", *, value: float | None = None,

@@ -1,18 +1,8 @@
-"""Evaluation on clean masks (MONAI metrics), and the measured training run.
+"""Evaluation on clean masks: pure metrics (MONAI's Dice, IoU and HD95 per class).
 
-Public API: :func:`evaluate_masks`, :class:`SegmentationMetrics`; :func:`run_session`
-(train with detectors and refurbishment attached, evaluate on clean test masks),
-:class:`Session`, :class:`RefurbishConfig`, :func:`session_summary`, :func:`check_detectors`.
+Public API: :func:`evaluate_masks`, :class:`SegmentationMetrics`.
 """
 
 from noisyseg.evaluate.metrics import SegmentationMetrics, evaluate_masks
-from noisyseg.evaluate.session import (
-    RefurbishConfig,
-    Session,
-    check_detectors,
-    run_session,
-    session_summary,
-)
 
-__all__ = ["RefurbishConfig", "SegmentationMetrics", "Session", "check_detectors", "evaluate_masks",
-           "run_session", "session_summary"]
+__all__ = ["SegmentationMetrics", "evaluate_masks"]

@@ -33,7 +33,7 @@ def build_model(name: str, *, in_channels: int = 1, n_classes: int, **options: A
 
         cls = getattr(nets, name.split(":", 1)[1], None)
         if cls is None or not isinstance(cls, type):
-            raise ConfigError(f"--model {name}: monai.networks.nets has no network "
+            raise ConfigError(f"model: {name}: monai.networks.nets has no network "
                               f"{name.split(':', 1)[1]!r}")
         kwargs = {"spatial_dims": 2, "in_channels": in_channels, "out_channels": n_classes}
         params = inspect.signature(cls).parameters
@@ -43,18 +43,18 @@ def build_model(name: str, *, in_channels: int = 1, n_classes: int, **options: A
             kwargs.update(channels=(16, 32, 64, 128), strides=(2, 2, 2))
         kwargs.update(options)
         if "pretrained" in kwargs:
-            raise ConfigError(f"--model {name}: pretrained weights are never downloaded")
+            raise ConfigError(f"model: {name}: pretrained weights are never downloaded")
         try:
             return cls(**kwargs)
         except TypeError as exc:
-            raise ConfigError(f"--model {name}: {exc}") from exc
+            raise ConfigError(f"model: {name}: {exc}") from exc
     if name not in MODELS:
-        raise ConfigError(f"--model: unknown network {name!r}; expected one of "
+        raise ConfigError(f"model: unknown network {name!r}; expected one of "
                           f"{sorted(MODELS)} or monai:NAME (e.g. monai:BasicUNet)")
     try:
         return MODELS[name](in_channels, n_classes, **options)
     except TypeError as exc:
-        raise ConfigError(f"--model {name}: {exc}") from exc
+        raise ConfigError(f"model: {name}: {exc}") from exc
 
 
 def list_models() -> dict[str, str]:

@@ -1,9 +1,10 @@
 """Refurbishment of flagged training masks with pseudo-labels.
 
-Public API: :class:`Refurbisher`, :func:`pseudo_labels`, :func:`check_refurbish_options`,
-:data:`MODES`.
+Public API: :class:`RefurbishConfig` (the settings), :class:`Refurbisher` (the training
+callback), :func:`pseudo_labels`, :data:`MODES`.
 """
 
-from noisyseg.refurbish.refurbisher import MODES, Refurbisher, check_refurbish_options, pseudo_labels
+from noisyseg.refurbish.config import MODES, PSEUDO_FROM, RefurbishConfig
+from noisyseg.refurbish.refurbisher import Refurbisher, pseudo_labels
 
-__all__ = ["MODES", "Refurbisher", "check_refurbish_options", "pseudo_labels"]
+__all__ = ["MODES", "PSEUDO_FROM", "RefurbishConfig", "Refurbisher", "pseudo_labels"]

@@ -10,15 +10,10 @@ import numpy as np
 import torch
 
 from noisyseg.detect import Detector, check_flag_rule, flag, validation_bias
-from noisyseg.errors import ConfigError
+from noisyseg.refurbish.config import RefurbishConfig
 from noisyseg.train import IGNORE_INDEX, Callback, Trainer
 
-__all__ = ["MODES", "Refurbisher", "check_refurbish_options", "pseudo_labels"]
-
-#: What a flagged mask becomes: ``replace`` (pseudo-label, the given label where the model
-#: is unsure), ``ignore`` (pseudo-label, unsure pixels left out of the loss) or ``drop``
-#: (the whole mask left out of the loss).
-MODES = ("replace", "ignore", "drop")
+__all__ = ["Refurbisher", "pseudo_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +46,6 @@ def pseudo_labels(probs: torch.Tensor | np.ndarray, given: np.ndarray, *,
     return out.astype(np.uint8)
 
 
-def check_refurbish_options(*, warmup: int, every: int, confidence: float, pseudo_from: str,
-                            mode: str = "replace") -> None:
-    """Raise :class:`ConfigError` naming the refurbishment option that is out of range."""
-    if mode not in MODES:
-        raise ConfigError(f"refurbish mode: expected one of {', '.join(MODES)}, got {mode!r}")
-    if warmup < 1 or every < 1:
-        raise ConfigError(f"refurbish: warmup and every must be >= 1, got {warmup}, {every}")
-    if not 0 <= confidence <= 1:
-        raise ConfigError(f"refurbish confidence: expected [0, 1], got {confidence}")
-    if pseudo_from not in ("current", "best"):
-        raise ConfigError(f"refurbish pseudo_from: expected current or best, got {pseudo_from!r}")
-
-
 class Refurbisher(Callback):
     """Flag suspects with a detector's scores and train on pseudo-labels for them.
 
@@ -81,39 +63,24 @@ class Refurbisher(Callback):
     ----------
     detector : Detector
         Must come before this callback in the trainer's list.
+    config : RefurbishConfig, optional
+        When and how (warm-up, period, confidence, mode, ...); defaults when omitted.
     rule : {'mixture', 'top', 'percentile'}
     value : float, optional
         The fraction for ``top`` or the percentile for ``percentile``.
-    warmup : int
-        First epoch (1-based) at which refurbishment may happen.
-    every : int
-        Re-flag every this many epochs.
-    confidence : float
-    unflag : bool
-    pseudo_from : {'current', 'best'}
-        Which weights make the pseudo-labels: the current model, or the best-on-validation
-        weights so far (validation masks are clean, so under heavy systematic errors this is
-        an early-learning model that has not yet fitted the bias).
-    calibrate : bool
-        Make the pseudo-labels with per-class logit offsets fitted, with the same weights,
-        on the clean validation masks (:func:`noisyseg.detect.class_bias`): a model that
-        learnt a systematic bias from the noisy masks then labels with the validation
-        masks' boundaries instead of copying the bias into its own training masks.
-    mode : {'replace', 'ignore', 'drop'}
+    seed : int
+        Seed of the mixture flag rule.
     """
 
-    def __init__(self, detector: Detector, *, rule: str = "mixture", value: float | None = None,
-                 warmup: int = 10, every: int = 5, confidence: float = 0.0,
-                 unflag: bool = False, seed: int = 0, pseudo_from: str = "current",
-                 calibrate: bool = False, mode: str = "replace") -> None:
-        check_refurbish_options(warmup=warmup, every=every, confidence=confidence,
-                                pseudo_from=pseudo_from, mode=mode)
-        self.mode = mode
+    def __init__(self, detector: Detector, config: RefurbishConfig | None = None, *,
+                 rule: str = "mixture", value: float | None = None, seed: int = 0) -> None:
         check_flag_rule(rule, value)
-        self.pseudo_from, self.calibrate = pseudo_from, calibrate
+        self.config = config = config or RefurbishConfig()
+        self.mode, self.pseudo_from, self.calibrate = config.mode, config.pseudo_from, config.calibrate
+        self.warmup, self.every = config.warmup, config.every
+        self.confidence, self.unflag = config.confidence, config.unflag
         self.biases: list[dict[str, Any]] = []
         self.detector, self.rule, self.value = detector, rule, value
-        self.warmup, self.every, self.confidence, self.unflag = warmup, every, confidence, unflag
         self.seed = seed
         self.flagged = np.empty(0, dtype=bool)
         self.events: list[dict[str, Any]] = []

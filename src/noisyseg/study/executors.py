@@ -107,7 +107,7 @@ class LocalExecutor(Executor):
 
     def __init__(self, workers: int = 1) -> None:
         if workers < 1:
-            raise ConfigError(f"--workers: must be >= 1, got {workers}")
+            raise ConfigError(f"workers: must be >= 1, got {workers}")
         self.workers = workers
 
     def run(self, configs: Sequence[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], TrialOutput]]:
@@ -157,9 +157,9 @@ class RayExecutor(Executor):
     def __init__(self, workers: int | None = None, *, address: str | None = None,
                  cpus_per_trial: int = 1) -> None:
         if workers is not None and workers < 1:
-            raise ConfigError(f"--workers: must be >= 1, got {workers}")
+            raise ConfigError(f"workers: must be >= 1, got {workers}")
         if cpus_per_trial < 1:
-            raise ConfigError(f"--cpus-per-trial: must be >= 1, got {cpus_per_trial}")
+            raise ConfigError(f"cpus_per_trial: must be >= 1, got {cpus_per_trial}")
         self.address, self.cpus_per_trial = address, cpus_per_trial
         self.workers = workers or len(os.sched_getaffinity(0))
 
@@ -171,7 +171,7 @@ class RayExecutor(Executor):
         try:
             import ray
         except ImportError:  # pragma: no cover - ray is a dependency
-            raise ConfigError("--executor ray: Ray is not installed (pip install ray)") from None
+            raise ConfigError("executor: ray is not installed (pip install ray)") from None
         started = False
         if not ray.is_initialized():
             kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
@@ -181,7 +181,7 @@ class RayExecutor(Executor):
             try:
                 ray.init(address=self.address, **kw)
             except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise ConfigError(f"--address {self.address}: cannot connect to Ray "
+                raise ConfigError(f"address: {self.address}: cannot connect to Ray "
                                   f"({str(exc).splitlines()[0]})") from None
             started = True
         task = ray.remote(num_cpus=self.cpus_per_trial, max_retries=0)(_ray_trial)
@@ -219,8 +219,8 @@ def make_executor(name: str, *, workers: int | None = None, address: str | None 
     """
     if name == "local":
         if address is not None:
-            raise ConfigError("--address: only with --executor ray")
+            raise ConfigError("address: only with executor='ray'")
         return LocalExecutor(workers or 1)
     if name == "ray":
         return RayExecutor(workers, address=address, cpus_per_trial=cpus_per_trial)
-    raise ConfigError(f"--executor: expected one of {', '.join(EXECUTORS)}, got {name!r}")
+    raise ConfigError(f"executor: expected one of {', '.join(EXECUTORS)}, got {name!r}")

@@ -140,7 +140,7 @@ class _Lock:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(self.fd)
-            raise ConfigError(f"--out {self.path.parent}: another study run is using this "
+            raise ConfigError(f"out: {self.path.parent}: another study run is using this "
                               "folder") from None
         return self
 
@@ -176,10 +176,10 @@ class StudyRunner:
         self.spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
         self.out = Path(out)
         if self.out.exists() and not self.out.is_dir():
-            raise ConfigError(f"--out {self.out}: exists and is not a folder")
+            raise ConfigError(f"out: {self.out}: exists and is not a folder")
         if (self.out.is_dir() and any(self.out.iterdir())
                 and not (self.out / "study.json").is_file()):
-            raise ConfigError(f"--out {self.out}: not empty and not a study folder")
+            raise ConfigError(f"out: {self.out}: not empty and not a study folder")
         self.executor = executor if isinstance(executor, Executor) else make_executor(
             executor, workers=workers, address=address, cpus_per_trial=cpus_per_trial)
         self.retry_failed, self.progress = retry_failed, progress

@@ -27,9 +27,9 @@ from typing import Any
 import yaml
 
 from noisyseg.data import parse_source
-from noisyseg.detect import check_flag_rule
+from noisyseg.detect import check_detectors, check_flag_rule
 from noisyseg.errors import ConfigError, NoisysegError
-from noisyseg.evaluate import RefurbishConfig, check_detectors
+from noisyseg.refurbish import RefurbishConfig
 from noisyseg.train import TrainConfig
 
 __all__ = ["SPEC_DIR", "AuditSpec", "CorruptSpec", "StudySpec", "TrialConfig", "find_spec",
@@ -86,6 +86,9 @@ class CorruptSpec:
             raise ConfigError(f"corrupt.fraction: expected [0, 1], got {self.fraction}")
 
 
+_REFURBISH = RefurbishConfig()
+
+
 @dataclass(frozen=True)
 class AuditSpec:
     """Detectors and refurbishment attached to a trial's training run.
@@ -105,24 +108,27 @@ class AuditSpec:
     refurbish: bool = False
     flag_rule: str = "mixture"
     flag_value: float | None = None
-    warmup: int = 10
-    every: int = 5
-    confidence: float = 0.0
-    unflag: bool = False
-    pseudo_from: str = "current"
-    calibrate: bool = False
-    mode: str = "replace"
+    # the refurbishment settings, with RefurbishConfig's defaults (declared there)
+    warmup: int = _REFURBISH.warmup
+    every: int = _REFURBISH.every
+    confidence: float = _REFURBISH.confidence
+    unflag: bool = _REFURBISH.unflag
+    pseudo_from: str = _REFURBISH.pseudo_from
+    calibrate: bool = _REFURBISH.calibrate
+    mode: str = _REFURBISH.mode
 
     def __post_init__(self) -> None:
-        check_detectors(self.detectors, None)
+        check_detectors(self.detectors)
         check_flag_rule(self.flag_rule, self.flag_value)
-        self.refurbish_config()  # validates warmup, every, confidence, pseudo_from, mode
+        try:
+            self.refurbish_config()  # validates warmup, every, confidence, pseudo_from, mode
+        except ConfigError as exc:
+            raise ConfigError(f"audit.{exc}") from None
 
     def refurbish_config(self) -> RefurbishConfig:
         """The refurbishment settings (driven by the first detector)."""
-        return RefurbishConfig(warmup=self.warmup, every=self.every, confidence=self.confidence,
-                               unflag=self.unflag, pseudo_from=self.pseudo_from,
-                               calibrate=self.calibrate, mode=self.mode)
+        names = [f.name for f in fields(RefurbishConfig) if f.name != "with_detector"]
+        return RefurbishConfig(**{k: getattr(self, k) for k in names})
 
 
 def _build(cls: type, section: str, value: Any) -> Any:

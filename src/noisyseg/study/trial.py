@@ -38,12 +38,6 @@ def _npz(**arrays: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _csv(rows: list[dict[str, Any]]) -> bytes:
-    import pandas as pd
-
-    return pd.DataFrame(rows).to_csv(index=False).encode()
-
-
 def result_row(trial: TrialConfig, summary: dict[str, Any]) -> dict[str, Any]:
     """Flatten a trial's measurements into one row of ``results.parquet``.
 
@@ -101,9 +95,8 @@ def _run(trial: TrialConfig, files: dict[str, bytes], summary: dict[str, Any]) -
     import torch
 
     from noisyseg.corrupt import corrupt_dataset
-    from noisyseg.detect import score_ranks
-    from noisyseg.evaluate import run_session, session_summary
     from noisyseg.metrics import dice
+    from noisyseg.run import run_session, session_summary, table_bytes
 
     ds = _dataset(trial.data)
     t0 = time.perf_counter()
@@ -132,19 +125,8 @@ def _run(trial: TrialConfig, files: dict[str, bytes], summary: dict[str, Any]) -
     idx, truth = session.train_idx, session.truth
     ids = [ds.sample_ids[i] for i in idx]
 
-    import pandas as pd
-
-    files["history.csv"] = pd.DataFrame(session.trainer.history).to_csv(index=False).encode()
+    files |= table_bytes(session)
     if session.scores:
-        rows = []
-        for det, s in session.scores.items():
-            rows += [{"sample_id": sid, "detector": det, "score": float(v), "rank": int(r),
-                      "flagged": bool(f), "corrupted": None if truth is None else bool(t)}
-                     for sid, v, r, f, t in zip(ids, s, score_ranks(s), session.flags[det],
-                                                truth if truth is not None else [None] * len(s),
-                                                strict=True)]
-        files["scores.csv"] = _csv(rows)
-        files["score_history.csv"] = _csv(session.history)
         lead = session.scores[a.detectors[0]]
         top = np.argsort(-lead, kind="stable")[:6]
         files["suspects.npz"] = _npz(
@@ -161,10 +143,6 @@ def _run(trial: TrialConfig, files: dict[str, bytes], summary: dict[str, Any]) -
     files["test_examples.npz"] = _npz(images=ds.images[session.test_idx[:3]],
                                       truth=ds.truth[session.test_idx[:3]],
                                       predicted=session.test_pred[:3])
-    if session.refurbisher is not None:
-        files["refurbish_events.csv"] = pd.DataFrame(
-            session.refurbisher.events, columns=["epoch", "sample_id", "action"]
-        ).to_csv(index=False).encode()
     summary["class_names"] = list(ds.class_names)
 
 

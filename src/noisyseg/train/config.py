@@ -53,17 +53,17 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
-            raise ConfigError(f"--epochs: must be >= 1, got {self.epochs}")
+            raise ConfigError(f"epochs: must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
-            raise ConfigError(f"--batch-size: must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"batch_size: must be >= 1, got {self.batch_size}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise ConfigError(f"--steps-per-epoch: must be >= 1, got {self.steps_per_epoch}")
+            raise ConfigError(f"steps_per_epoch: must be >= 1, got {self.steps_per_epoch}")
         if not self.lr > 0:
-            raise ConfigError(f"--lr: must be > 0, got {self.lr}")
+            raise ConfigError(f"lr: must be > 0, got {self.lr}")
         if self.loss not in ("dicece", "ce"):
-            raise ConfigError(f"--loss: expected dicece or ce, got {self.loss!r}")
+            raise ConfigError(f"loss: expected dicece or ce, got {self.loss!r}")
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"--device: expected auto, cpu or cuda, got {self.device!r}")
+            raise ConfigError(f"device: expected auto, cpu or cuda, got {self.device!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""

@@ -33,7 +33,7 @@ IGNORE_INDEX = 255
 def select_device(name: str = "auto") -> torch.device:
     """CUDA when available (or asked for), else CPU."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available")
+        raise ConfigError("device: cuda was asked for but no CUDA device is available")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -209,10 +209,10 @@ class Trainer:
                 self.model.eval()
                 out = self.model(torch.zeros(1, 1, h, w, device=self.device))
         except RuntimeError as exc:
-            raise ConfigError(f"--model {self.config.model}: cannot process {h}x{w} images "
+            raise ConfigError(f"model: {self.config.model} cannot process {h}x{w} images "
                               f"({str(exc).splitlines()[0]}); use a size divisible by 32") from exc
         if out.shape[-2:] != (h, w):
-            raise ConfigError(f"--model {self.config.model}: output {tuple(out.shape[-2:])} != "
+            raise ConfigError(f"model: {self.config.model} output {tuple(out.shape[-2:])} != "
                               f"input {(h, w)}; use a size divisible by 32")
 
     def _sampling_weights(self) -> torch.Tensor:

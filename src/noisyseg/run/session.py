@@ -1,4 +1,4 @@
-"""One training run with detectors and refurbishment attached, measured on clean test masks.
+"""A run: one training with its detectors and refurbishment attached, measured on clean test masks.
 
 This is the unit of every experiment: ``noisyseg train``, ``noisyseg audit`` and each trial of
 a study call :func:`run_session` and only differ in what they write. Masks are ``(N, H, W)``
@@ -20,63 +20,19 @@ from noisyseg.data import SegDataset
 from noisyseg.detect import (
     DetectionMetrics,
     Detector,
+    check_detectors,
     check_flag_rule,
     detection_metrics,
     flag,
     make_detector,
 )
 from noisyseg.errors import ConfigError
-from noisyseg.evaluate.metrics import SegmentationMetrics, evaluate_masks
+from noisyseg.evaluate import SegmentationMetrics, evaluate_masks
 from noisyseg.metrics import dice
-from noisyseg.refurbish import Refurbisher, check_refurbish_options
+from noisyseg.refurbish import RefurbishConfig, Refurbisher
 from noisyseg.train import Callback, TrainConfig, Trainer
 
-__all__ = ["RefurbishConfig", "Session", "check_detectors", "run_session", "session_summary"]
-
-
-@dataclass(frozen=True)
-class RefurbishConfig:
-    """When and how flagged training masks are replaced by pseudo-labels.
-
-    Attributes
-    ----------
-    with_detector : str or None
-        Detector whose flags drive refurbishment (default: the first detector).
-    warmup : int
-        First epoch (1-based) that may refurbish.
-    every : int
-        Re-flag every this many epochs.
-    confidence : float
-        Pseudo-label only pixels predicted with at least this probability.
-    unflag : bool
-        Give samples that are no longer flagged their given masks back.
-    pseudo_from : {'current', 'best'}
-        Pseudo-labels from the current model or from the best-on-validation weights so far.
-    calibrate : bool
-        Pseudo-labels with class boundaries calibrated on the clean validation masks.
-    mode : {'replace', 'ignore', 'drop'}
-        What unsure pixels of a flagged mask train on: the given label, nothing, or (drop)
-        no pixel of a flagged mask is trained on.
-    """
-
-    with_detector: str | None = None
-    warmup: int = 10
-    every: int = 5
-    confidence: float = 0.0
-    unflag: bool = False
-    pseudo_from: str = "current"
-    calibrate: bool = False
-    mode: str = "replace"
-
-    def __post_init__(self) -> None:
-        check_refurbish_options(warmup=self.warmup, every=self.every, confidence=self.confidence,
-                                pseudo_from=self.pseudo_from, mode=self.mode)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
-        return {"with": self.with_detector, "warmup": self.warmup, "every": self.every,
-                "confidence": self.confidence, "unflag": self.unflag,
-                "pseudo_from": self.pseudo_from, "calibrate": self.calibrate, "mode": self.mode}
+__all__ = ["Session", "run_session", "session_summary"]
 
 
 @dataclass
@@ -137,20 +93,6 @@ class Session:
         return self.trainer.train_targets[self.trainer.train_idx].numpy().astype(np.uint8)
 
 
-def check_detectors(detectors: Sequence[str], refurbish: RefurbishConfig | None) -> None:
-    """Raise :class:`ConfigError` for unknown or repeated detectors or a bad refurbish driver."""
-    if len(set(detectors)) != len(detectors):
-        raise ConfigError(f"--detector: repeated detector in {list(detectors)}")
-    for d in detectors:
-        make_detector(d)  # unknown names, options or values raise ConfigError
-    if refurbish is not None:
-        if not detectors:
-            raise ConfigError("--refurbish: needs at least one --detector to flag suspects")
-        driver = refurbish.with_detector or detectors[0]
-        if driver not in detectors:
-            raise ConfigError(f"--refurbish-with {driver}: not among --detector {list(detectors)}")
-
-
 def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str] = (),
                 refurbish: RefurbishConfig | None = None, flag_rule: str = "mixture",
                 flag_value: float | None = None, callbacks: Sequence[Callback] = ()) -> Session:
@@ -183,17 +125,15 @@ def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str]
         Unknown or repeated detector, bad flag rule, refurbishment without a detector, or a
         detector that produced no scores.
     """
-    check_detectors(detectors, refurbish)
+    check_detectors(detectors, refurbish=refurbish is not None,
+                    refurbish_with=None if refurbish is None else refurbish.with_detector)
     check_flag_rule(flag_rule, flag_value)
     dets: dict[str, Detector] = {name: make_detector(name) for name in detectors}
     cbs: list[Callback] = list(dets.values())
     refurbisher = None
     if refurbish is not None:
-        refurbisher = Refurbisher(dets[refurbish.with_detector or detectors[0]], rule=flag_rule,
-                                  value=flag_value, warmup=refurbish.warmup, every=refurbish.every,
-                                  confidence=refurbish.confidence, unflag=refurbish.unflag,
-                                  seed=config.seed, pseudo_from=refurbish.pseudo_from,
-                                  calibrate=refurbish.calibrate, mode=refurbish.mode)
+        refurbisher = Refurbisher(dets[refurbish.with_detector or detectors[0]], refurbish,
+                                  rule=flag_rule, value=flag_value, seed=config.seed)
         cbs.append(refurbisher)
     t0 = time.perf_counter()
     trainer = Trainer(config, ds, [*cbs, *callbacks])
@@ -212,7 +152,7 @@ def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str]
     for name, det in dets.items():
         s = det.scores()
         if s is None:
-            raise ConfigError(f"--detector {name}: produced no scores (train for more epochs)")
+            raise ConfigError(f"detectors: {name} produced no scores (train for more epochs)")
         session.scores[name] = s
         session.flags[name] = flag(s, flag_rule, value=flag_value, seed=config.seed)
         for epoch, hs in det.history:

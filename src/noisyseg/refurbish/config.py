@@ -1,0 +1,83 @@
+"""The refurbishment settings: one declaration, used by the Python API, the CLI and study specs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from noisyseg.errors import ConfigError
+
+__all__ = ["MODES", "PSEUDO_FROM", "RefurbishConfig"]
+
+#: What a flagged mask becomes: ``replace`` (pseudo-label, the given label where the model
+#: is unsure), ``ignore`` (pseudo-label, unsure pixels left out of the loss) or ``drop``
+#: (the whole mask left out of the loss).
+MODES = ("replace", "ignore", "drop")
+#: Which weights make the pseudo-labels.
+PSEUDO_FROM = ("current", "best")
+
+
+@dataclass(frozen=True)
+class RefurbishConfig:
+    """When and how flagged training masks are replaced by pseudo-labels.
+
+    Attributes
+    ----------
+    with_detector : str or None
+        Detector whose flags drive refurbishment (default: the first detector).
+    warmup : int
+        First epoch (1-based) that may refurbish.
+    every : int
+        Re-flag every this many epochs.
+    confidence : float
+        Pseudo-label only pixels predicted with at least this probability, in [0, 1].
+    unflag : bool
+        Give samples that are no longer flagged their given masks back.
+    pseudo_from : {'current', 'best'}
+        Pseudo-labels from the current model or from the best-on-validation weights so far
+        (validation masks are clean, so under heavy systematic errors this is an
+        early-learning model that has not yet fitted the bias).
+    calibrate : bool
+        Pseudo-labels with per-class logit offsets fitted on the clean validation masks
+        (:func:`noisyseg.detect.class_bias`): a model that learnt a systematic bias then
+        labels with the validation masks' boundaries instead of copying the bias.
+    mode : {'replace', 'ignore', 'drop'}
+        What unsure pixels of a flagged mask train on: the given label, nothing, or (drop)
+        no pixel of a flagged mask is trained on.
+
+    Raises
+    ------
+    ConfigError
+        A setting out of range; the message names the attribute.
+
+    Examples
+    --------
+    >>> RefurbishConfig(mode="ignore", confidence=0.9).to_dict()["mode"]
+    'ignore'
+    """
+
+    with_detector: str | None = None
+    warmup: int = 10
+    every: int = 5
+    confidence: float = 0.0
+    unflag: bool = False
+    pseudo_from: str = "current"
+    calibrate: bool = False
+    mode: str = "replace"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
+        for name in ("warmup", "every"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.confidence <= 1:
+            raise ConfigError(f"confidence: expected a probability in [0, 1], got {self.confidence}")
+        if self.pseudo_from not in PSEUDO_FROM:
+            raise ConfigError(f"pseudo_from: expected one of {', '.join(PSEUDO_FROM)}, "
+                              f"got {self.pseudo_from!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (``with_detector`` is written as ``with``)."""
+        d = asdict(self)
+        return {"with": d.pop("with_detector"), **d}
