@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from noisyseg._validate import parse_classes
-from noisyseg.corrupt import CorruptionResult, corrupt_dataset
+from noisyseg.corrupt import CaseCorruption, CorruptionResult, corrupt_dataset
 from noisyseg.data import load_dataset, write_folder
 from noisyseg.data.io import atomic_dir, check_out_dir
 from noisyseg.errors import ConfigError
@@ -22,17 +22,49 @@ __all__ = ["run_audit", "run_corrupt", "run_demo", "run_study", "run_train"]
 def run_corrupt(*, data: str, model: str, out: str | Path, target_dice: float | None = None,
                 strength: float | None = None, fraction: float = 1.0,
                 classes: Sequence[str] | None = None, options: dict[str, Any] | None = None,
-                seed: int = 0, fmt: str = "nii.gz", overwrite: bool = False,
-                figure: bool = True) -> CorruptionResult:
-    """Load ``data``, corrupt its training masks and write a folder dataset to ``out``.
+                seed: int = 0, fmt: str = "nii.gz", mode: str | None = None, slice_axis: int = 0,
+                overwrite: bool = False, figure: bool = True,
+                progress: bool = False) -> CorruptionResult | CaseCorruption:
+    """Load ``data``, corrupt its training masks and write the dataset to ``out``.
 
-    The folder holds ``images/``, ``masks/`` (noisy), ``masks_clean/``, ``split.csv``,
-    ``dataset.json``, ``manifest.csv``, ``corruption.json`` (config, calibration, seed)
-    and ``examples.png``; it is itself a valid ``--data`` source.
+    2-D sources give a folder dataset: ``images/``, ``masks/`` (noisy), ``masks_clean/``,
+    ``split.csv``, ``dataset.json``, ``manifest.csv``, ``corruption.json`` (config,
+    calibration, seed) and ``examples.png``. Masks of a folder or CAMUS source go back to
+    their source files' grid and geometry (the resizing for ``size=`` is undone).
+
+    Volume sources (nnU-Net, Decathlon, a folder of volumes, synthetic-ct) are streamed one
+    case at a time and written in their own layout (:class:`~noisyseg.data.layouts.CaseWriter`):
+    an nnU-Net dataset stays nnU-Net-trainable, with noisyseg's records in ``noisyseg/``.
+    ``mode`` / ``slice_axis`` choose slice-wise or volumetric errors. Either way ``out`` is itself
+    a valid ``--data`` source, written atomically.
     """
+    from noisyseg.corrupt import corrupt_cases
+    from noisyseg.data import CaseDataset
+    from noisyseg.report import volume_corruption_figure
+
     check_out_dir(out, overwrite=overwrite)
     ds = load_dataset(data)
     cls = parse_classes(classes, ds.class_names) if classes else None
+    if isinstance(ds, CaseDataset):
+        from rich.progress import Progress
+
+        with atomic_dir(out, overwrite=overwrite) as tmp, Progress(disable=not progress,
+                                                                   transient=True) as bar:
+            task = bar.add_task("corrupting", total=len(ds))
+            res = corrupt_cases(ds, model, tmp, strength=strength, target_dice=target_dice,
+                                fraction=fraction, classes=cls, seed=seed, mode=mode,
+                                slice_axis=slice_axis,
+                                fmt=fmt, provenance={"data": data, "format": fmt},
+                                progress=lambda i, n: bar.update(task, completed=i),
+                                **(options or {}))
+            if figure:
+                rec = tmp / "noisyseg" if ds.layout in ("nnunet", "msd") else tmp
+                res.config["channels"] = list(ds.channel_names)
+                volume_corruption_figure(res, ds.class_names, rec / "examples.png")
+        return res
+    if mode is not None:
+        raise ConfigError(f"mode: {data} holds 2-D images; slice-wise and volumetric modes "
+                          f"apply to volumes")
     res = corrupt_dataset(ds, model, strength=strength, target_dice=target_dice,
                           fraction=fraction, classes=cls, seed=seed, **(options or {}))
     record = {"config": {**res.config, "data": data, "format": fmt},
@@ -91,7 +123,7 @@ def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: boo
     from noisyseg.train import ProgressBar
 
     check_out_dir(out, overwrite=overwrite)
-    ds = load_dataset(data)
+    ds = load_dataset(data, volumes=False)
     session = run_session(ds, config, callbacks=[ProgressBar(enabled=progress)])
     result = {"data": data, "dataset": ds.summary(), **session_summary(session)}
     test, pred, metrics = session.test_idx, session.test_pred, session.test
@@ -132,7 +164,7 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
     """
     import numpy as np
 
-    from noisyseg.data.io import FORMATS, split_suffix, write_array
+    from noisyseg.data.folder import write_masks
     from noisyseg.detect import check_detectors, check_flag_rule
     from noisyseg.report import plot_contour_grid, save_figure
     from noisyseg.run import run_session, session_summary, write_tables
@@ -144,7 +176,7 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
                     refurbish_with=None if refurbish is None else refurbish.with_detector)
     check_flag_rule(flag_rule, flag_value)
     check_out_dir(out, overwrite=overwrite)
-    ds = load_dataset(data)
+    ds = load_dataset(data, volumes=False)
     session = run_session(ds, config, detectors=detectors, refurbish=refurbish, flag_rule=flag_rule,
                           flag_value=flag_value, callbacks=[ProgressBar(enabled=progress)])
     trainer, idx, truth = session.trainer, session.train_idx, session.truth
@@ -183,14 +215,6 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
                                 caption=f"top suspects by {detectors[0]}")
         save_figure(fig, tmp / "suspects.png")
         if session.refurbisher is not None:
-            suf = ".nii.gz"
-            mask_dir = Path(ds.source) / "masks"
-            if mask_dir.is_dir():
-                first = next((p for p in sorted(mask_dir.iterdir()) if p.is_file()), None)
-                if first is not None and split_suffix(first)[1] in FORMATS.values():
-                    suf = split_suffix(first)[1]
-            (tmp / "refurbished").mkdir()
-            for j, m in zip(idx, final, strict=True):
-                write_array(tmp / "refurbished" / f"{ds.sample_ids[j]}{suf}", m)
+            write_masks(tmp / "refurbished", ds, idx, final)
     return result
 

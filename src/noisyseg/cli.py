@@ -38,7 +38,7 @@ _PARAMS = {"data", "out", "model", "strength", "target_dice", "fraction", "class
            "threads", "seed", "workers", "cpus_per_trial", "executor", "address", *PARAM_FLAGS}
 
 
-def cli_message(message: str) -> str:
+def cli_message(message: str, flags: dict[str, str] | None = None) -> str:
     """A library error message with its leading Python parameter name turned into the flag.
 
     >>> cli_message("target_dice: expected a value in (0, 1), got 2.0")
@@ -49,7 +49,8 @@ def cli_message(message: str) -> str:
     m = re.match(r"([a-z_]+)[: ]", message)
     if m and m.group(1) in _PARAMS:
         name = m.group(1)
-        message = PARAM_FLAGS.get(name, "--" + name.replace("_", "-")) + message[len(name):]
+        table = {**PARAM_FLAGS, **(flags or {})}
+        message = table.get(name, "--" + name.replace("_", "-")) + message[len(name):]
     return message.replace("overwrite=True", "--overwrite").replace("executor='ray'", "--executor ray")
 
 
@@ -65,6 +66,9 @@ def _parse_options(values: list[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key.strip()] = raw
     return out
+
+
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
 
 
 @app.command()
@@ -83,19 +87,36 @@ def corrupt(
         help="Model option key=value (repeatable), e.g. --option points=6.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sample choice and the errors.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Output folder (a valid --data PATH).")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="nii.gz, nii, png or npy.")] = "nii.gz",
+    fmt: Annotated[str, typer.Option("--format", help=(
+        "2-D: nii.gz, nii, png or npy; generated volumes: nii.gz, nii, mha or nrrd (file "
+        "datasets keep their own formats)."))] = "nii.gz",
+    slicewise: Annotated[bool | None, typer.Option(
+        "--slicewise/--volumetric",
+        help="Volumes: apply the 2-D model slice by slice along --slice-axis (strength in pixels), "
+             "or its 3-D form (strength in mm); default volumetric where the model has one.",
+        show_default=False)] = None,
+    slice_axis: Annotated[int, typer.Option(
+        help="Volumes, --slicewise: slice axis in array order (0: axial slices of a z, y, x "
+             "volume).")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+    progress: ProgressOpt = True,
     list_models: Annotated[bool, typer.Option("--list", help="List error models and exit.")] = False,
 ) -> None:
-    """Simulate annotation errors on the training masks and write a folder dataset."""
+    """Simulate annotation errors on the training masks and write the dataset (same layout)."""
     from noisyseg.corrupt import ERROR_MODELS
 
     if list_models:
-        table = Table(title="error models")
-        for col in ("name", "kind", "strength", "options", "what it does"):
-            table.add_column(col)
+        table = Table(title="error models (volumes: slice-wise strength in the 2-D unit, "
+                            "volumetric strength in mm)")
+        for col in ("name", "kind", "modes", "strength: 2-D / slice-wise", "strength: volumetric",
+                    "options", "what it does"):
+            table.add_column(col, no_wrap=col in ("name", "modes"))
         for name, m in ERROR_MODELS.items():
-            table.add_row(name, m.kind, m.unit, ", ".join(f"{k}={v}" for k, v in m.options.items()),
+            vol_opts = m.options_for("volumetric", 3)
+            opts = ", ".join(f"{k}={v}" for k, v in m.options.items())
+            if m.volumetric is not None and vol_opts != m.options:
+                opts += "; volumetric: " + ", ".join(f"{k}={v}" for k, v in vol_opts.items())
+            table.add_row(name, m.kind, "\n".join(m.modes), m.unit, m.volume_unit or "-", opts,
                           m.summary)
         Console().print(table)
         return
@@ -105,12 +126,19 @@ def corrupt(
         target_dice = 0.90
     from noisyseg.api import run_corrupt
 
-    res = run_corrupt(data=data, model=model, target_dice=target_dice, strength=strength,
-                      fraction=fraction, classes=classes, options=_parse_options(option),
-                      seed=seed, out=out, fmt=fmt, overwrite=overwrite)
+    mode = None if slicewise is None else ("slicewise" if slicewise else "volumetric")
+    try:
+        res = run_corrupt(data=data, model=model, target_dice=target_dice, strength=strength,
+                          fraction=fraction, classes=classes, options=_parse_options(option),
+                          seed=seed, out=out, fmt=fmt, mode=mode, slice_axis=slice_axis,
+                          overwrite=overwrite, progress=progress)
+    except NoisysegError as exc:
+        raise type(exc)(cli_message(str(exc), {"mode": "--slicewise/--volumetric"})) from exc
     cfg = res.config
+    how = f" ({cfg['mode']})" if cfg.get("mode") else ""
     console.print(f"[green]wrote[/] {out}: {cfg['n_corrupted']}/{cfg['n_train']} training masks "
-                  f"corrupted by {cfg['model']} at strength {cfg['strength']:.4g}, mean Dice "
+                  f"corrupted by {cfg['model']}{how} at strength {cfg['strength']:.4g} "
+                  f"{cfg['strength_unit'].split(' ')[0]}, mean Dice "
                   f"{cfg['mean_dice_corrupted']:.4f}")
 
 
@@ -130,7 +158,6 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed (weights, sampling, a
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out.")]
-ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
 
 
 _TRAIN_OPTIONS = ("epochs", "steps_per_epoch", "batch_size", "lr", "loss", "balanced", "augment",

@@ -20,8 +20,9 @@ def confusion_counts(y_pred: np.ndarray, y: np.ndarray, n_classes: int) -> np.nd
 
     Parameters
     ----------
-    y_pred, y : (N, H, W) or (H, W) integer ndarray
-        Label masks of equal shape with labels in ``0..n_classes-1``.
+    y_pred, y : (N, *S) or (H, W) integer ndarray
+        Label masks of equal shape with labels in ``0..n_classes-1``: a stack of N masks
+        of any dimension (pass a single volume as ``vol[None]``), or one 2-D mask.
     n_classes : int
         Number of classes including background.
 
@@ -42,7 +43,9 @@ def confusion_counts(y_pred: np.ndarray, y: np.ndarray, n_classes: int) -> np.nd
         # the common case (uint8 masks, <= 16 classes): joint labels fit in a byte and
         # OpenCV's histogram counts them ~4x faster than a 64-bit bincount
         joint = a * np.uint8(k) + b
-        return np.stack([cv2.calcHist([np.ascontiguousarray(j)], [0], None, [k * k], [0, k * k])
+        # OpenCV takes 2-D arrays: a volume is counted as one (D * H, W) image
+        return np.stack([cv2.calcHist([np.ascontiguousarray(j).reshape(-1, j.shape[-1])], [0],
+                                      None, [k * k], [0, k * k])
                          for j in joint]).astype(np.int64).reshape(n, k, k)
     idx = a.reshape(n, -1).astype(np.int64) * k + b.reshape(n, -1)
     idx += (np.arange(n, dtype=np.int64) * k * k)[:, None]

@@ -3,7 +3,9 @@
 Public API: the error models (:func:`natural`, :func:`choppy`, :func:`random_flip`,
 :func:`boundary`, :func:`dilate`, :func:`erode`, :func:`shift`, :func:`merge`,
 :func:`omit`), the registry (:data:`ERROR_MODELS`, :func:`get_model`, :func:`register`),
-:func:`calibrate` and :func:`corrupt_dataset`.
+:func:`calibrate`, :func:`corrupt_dataset` (2-D, in memory) and :func:`corrupt_cases`
+(volumes and case layouts, streamed one case at a time). Volumes: every model applies slice
+by slice or, where it has one, in its 3-D form (:mod:`noisyseg.corrupt.volume`).
 """
 
 from noisyseg.corrupt.apply import CorruptionResult, corrupt_dataset
@@ -23,15 +25,18 @@ from noisyseg.corrupt.models import (
     register,
     shift,
 )
+from noisyseg.corrupt.stream import CaseCorruption, corrupt_cases
 
 __all__ = [
     "ERROR_MODELS",
     "Calibration",
+    "CaseCorruption",
     "CorruptionResult",
     "ErrorModel",
     "boundary",
     "calibrate",
     "choppy",
+    "corrupt_cases",
     "corrupt_dataset",
     "dilate",
     "erode",

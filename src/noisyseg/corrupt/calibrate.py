@@ -61,28 +61,37 @@ def _seeds(rng: np.random.Generator | None, seeds: Sequence[int] | None, n: int)
     return rng.integers(0, 2**63 - 1, size=n).tolist()
 
 
-def mean_dice_at(model: ErrorModel | str, masks: np.ndarray, strength: float, *,
-                 seeds: Sequence[int], n_classes: int | None = None,
+def mean_dice_at(model: ErrorModel | str, masks: np.ndarray | Sequence[np.ndarray],
+                 strength: float, *, seeds: Sequence[int], n_classes: int | None = None,
                  **options: Any) -> float:
     """Mean Dice of ``masks`` corrupted at ``strength``, mask ``i`` drawn with ``seeds[i]``.
 
     Parameters
     ----------
     model : ErrorModel or str
-    masks : (N, H, W) integer ndarray
+    masks : (N, H, W) integer ndarray, or a sequence of masks of any shape (volumes)
     strength : float
     seeds : sequence of int
         One seed per mask; the same seeds give the same random draws at every strength.
     n_classes : int, optional
         Defaults to the largest label + 1.
+    **options
+        Model options, and ``mode`` / ``slice_axis`` / ``spacing`` for volumes.
     """
     m = get_model(model) if isinstance(model, str) else model
-    out = np.stack([m(x, strength, rng=np.random.default_rng(s), **options)
-                    for x, s in zip(masks, seeds, strict=True)])
-    return float(np.mean(dice(out, masks, n_classes)))
+    if n_classes is None:
+        n_classes = max(int(np.max(x)) for x in masks) + 1
+    if isinstance(masks, np.ndarray) and masks.ndim == 3:
+        out = np.stack([m(x, strength, rng=np.random.default_rng(s), **options)
+                        for x, s in zip(masks, seeds, strict=True)])
+        return float(np.mean(dice(out, masks, n_classes)))
+    d = [float(dice(m(x, strength, rng=np.random.default_rng(s), **options)[None], x[None],
+                    n_classes)[0]) for x, s in zip(masks, seeds, strict=True)]
+    return float(np.mean(d))
 
 
-def calibrate(model: ErrorModel | str, masks: np.ndarray, target_dice: float, *,
+def calibrate(model: ErrorModel | str, masks: np.ndarray | Sequence[np.ndarray],
+              target_dice: float, *,
               rng: np.random.Generator | None = None, seeds: Sequence[int] | None = None,
               tol: float = 0.005, max_masks: int = 1000, max_evals: int = 40,
               n_classes: int | None = None, **options: Any) -> Calibration:
@@ -98,7 +107,7 @@ def calibrate(model: ErrorModel | str, masks: np.ndarray, target_dice: float, *,
     ----------
     model : str or ErrorModel
         A registered error model name (see ``noisyseg corrupt --list``).
-    masks : (N, H, W) integer ndarray
+    masks : (N, H, W) integer ndarray, or a sequence of volumes (shapes may differ)
         Clean masks; at most ``max_masks`` of them (chosen at random) are used.
     target_dice : float
         Target mean Dice in (0, 1).
@@ -109,7 +118,9 @@ def calibrate(model: ErrorModel | str, masks: np.ndarray, target_dice: float, *,
     tol : float
         Tolerance on the mean Dice.
     **options
-        Model options (e.g. ``classes=(1,)``).
+        Model options (e.g. ``classes=(1,)``), and for volumes ``mode``, ``slice_axis`` and
+        ``spacing`` (see :class:`~noisyseg.corrupt.ErrorModel`); the Dice is then the
+        volume Dice.
 
     Returns
     -------
@@ -132,16 +143,21 @@ def calibrate(model: ErrorModel | str, masks: np.ndarray, target_dice: float, *,
     m = get_model(model) if isinstance(model, str) else model
     if not 0.0 < float(target_dice) < 1.0:
         raise ConfigError(f"target_dice: expected a value in (0, 1), got {target_dice}")
-    masks = np.asarray(masks)
-    if masks.ndim != 3 or len(masks) == 0:
-        raise ConfigError(f"calibrate: expected (N, H, W) masks with N >= 1, got {masks.shape}")
+    if isinstance(masks, np.ndarray):
+        if masks.ndim != 3 or len(masks) == 0:
+            raise ConfigError(f"masks: expected (N, H, W) masks with N >= 1, got {masks.shape}")
+    else:
+        masks = [np.asarray(x) for x in masks]
+        if not masks or any(x.ndim not in (2, 3) for x in masks):
+            raise ConfigError("masks: expected at least one 2-D or 3-D mask")
     all_seeds = _seeds(rng, seeds, len(masks))
     if len(masks) > max_masks:
         pick = np.sort((rng or np.random.default_rng(all_seeds[0])).choice(
             len(masks), max_masks, replace=False))
-        masks, all_seeds = masks[pick], [all_seeds[i] for i in pick]
+        masks = masks[pick] if isinstance(masks, np.ndarray) else [masks[i] for i in pick]
+        all_seeds = [all_seeds[i] for i in pick]
     if n_classes is None:
-        n_classes = int(masks.max()) + 1
+        n_classes = max(int(np.max(x)) for x in masks) + 1
     target = float(target_dice)
     evals: list[tuple[float, float]] = []
 
@@ -152,9 +168,12 @@ def calibrate(model: ErrorModel | str, masks: np.ndarray, target_dice: float, *,
         return d
 
     def done(s: float, d: float) -> Calibration:
-        return Calibration(m.name, target, float(s), d, len(masks), evals, dict(options))
+        return Calibration(m.name, target, float(s), d, len(masks), evals,
+                           {k: list(v) if isinstance(v, tuple | np.ndarray) else v
+                            for k, v in options.items()})
 
-    s_max = float(m.max_strength(masks.shape[1:]))
+    s_max = m.max_strength_for(tuple(masks[0].shape), mode=options.get("mode"),
+                               slice_axis=int(options.get("slice_axis", 0)), spacing=options.get("spacing"))
     lo, d_lo = 0.0, 1.0
     hi = min(s_max, s_max / 64 if s_max > 1.0 else 0.05)
     d_hi = f(hi)

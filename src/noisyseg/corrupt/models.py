@@ -2,7 +2,9 @@
 
 Every model has the signature ``fn(mask, strength, *, rng, classes=None, **options)``:
 
-- ``mask`` : (H, W) integer ndarray, any number of classes (0 is the background);
+- ``mask`` : (H, W) integer ndarray, any number of classes (0 is the background); volumes
+  go through :class:`ErrorModel`, slice by slice or with the model's 3-D form
+  (:mod:`noisyseg.corrupt.volume`);
 - ``strength`` : float >= 0, the size of the error (its unit is in each docstring);
   ``strength == 0`` returns an unchanged copy;
 - ``rng`` : :class:`numpy.random.Generator`, the only source of randomness. The random
@@ -24,7 +26,7 @@ import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -38,7 +40,8 @@ from noisyseg.corrupt._geometry import (
     signed_distance,
     signed_distance_near,
 )
-from noisyseg.errors import ConfigError
+from noisyseg.corrupt.volume import VOLUMETRIC, slicewise
+from noisyseg.errors import ConfigError, DataError
 
 __all__ = [
     "ERROR_MODELS",
@@ -75,7 +78,12 @@ class ErrorModel:
         structural: a structure merged, omitted or its boundary misplaced.
     max_strength : callable
         ``max_strength(shape) -> float``: the largest strength worth trying (calibration
-        searches ``[0, max_strength]``).
+        searches ``[0, max_strength]``); ``shape`` in mm for volumetric mode.
+    volumetric : callable, optional
+        The 3-D form, ``fn(mask, strength, *, rng, spacing, classes=None, **options)``
+        (:mod:`noisyseg.corrupt.volume`); without it volumes are corrupted slice by slice.
+    volume_unit : str
+        What ``strength`` measures in volumetric mode.
     """
 
     name: str
@@ -83,6 +91,8 @@ class ErrorModel:
     unit: str
     kind: str
     max_strength: Callable[[tuple[int, ...]], float]
+    volumetric: ErrorFn | None = None
+    volume_unit: str = ""
 
     @property
     def summary(self) -> str:
@@ -94,20 +104,83 @@ class ErrorModel:
         """Model-specific keyword options and their defaults."""
         return dict(_keyword_options(self.fn))
 
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """How the model applies to a volume: ``'slicewise'`` always, ``'volumetric'`` when it
+        has a 3-D implementation."""
+        return ("slicewise", "volumetric") if self.volumetric is not None else ("slicewise",)
+
+    def default_mode(self) -> str:
+        """The mode used on a volume when none is given: volumetric where the model has one."""
+        return self.modes[-1]
+
+    def unit_for(self, mode: str | None = None, ndim: int = 2) -> str:
+        """What ``strength`` measures for a mask of ``ndim`` dimensions in ``mode``."""
+        if ndim == 2 or (mode or self.default_mode()) == "slicewise":
+            return self.unit
+        return self.volume_unit
+
+    def options_for(self, mode: str | None = None, ndim: int = 2) -> dict[str, object]:
+        """The model options accepted in ``mode`` (they differ between 2-D and volumetric)."""
+        if ndim == 2 or (mode or self.default_mode()) == "slicewise" or self.volumetric is None:
+            return self.options
+        return {k: v for k, v in _keyword_options(self.volumetric) if k != "spacing"}
+
+    def max_strength_for(self, shape: tuple[int, ...], *, mode: str | None = None, slice_axis: int = 0,
+                         spacing: Sequence[float] | None = None) -> float:
+        """The largest strength worth trying on masks of ``shape`` (calibration's bracket)."""
+        if len(shape) == 2:
+            return float(self.max_strength(shape))
+        if (mode or self.default_mode()) == "slicewise":
+            axis = slice_axis % len(shape)
+            return float(self.max_strength(tuple(n for i, n in enumerate(shape) if i != axis)))
+        sp = np.ones(len(shape)) if spacing is None else np.asarray(spacing, float)
+        return float(self.max_strength(tuple(float(n * s) for n, s in zip(shape, sp, strict=True))))
+
     def __call__(self, mask: np.ndarray, strength: float, *, rng: np.random.Generator,
+                 mode: str | None = None, slice_axis: int = 0,
+                 spacing: Sequence[float] | None = None,
                  **options: object) -> np.ndarray:
-        m = check_label_mask(mask)
+        """Corrupt ``mask`` (2-D, or a volume) at ``strength``.
+
+        Parameters
+        ----------
+        mask : (H, W) or (D, H, W) integer ndarray
+        strength : float
+            In the unit of :meth:`unit_for` (pixels in 2-D and slice-wise, mm volumetric).
+        rng : numpy.random.Generator
+        mode : {'slicewise', 'volumetric'}, optional
+            For volumes only (see :mod:`noisyseg.corrupt.volume`); default volumetric where
+            the model has a 3-D form, else slice-wise.
+        slice_axis : int
+            Slice axis for slice-wise mode (array order: 0 is z, the axial slices).
+        spacing : sequence of float, optional
+            Voxel size in mm per array axis, for volumetric mode (default 1 mm).
+        """
+        m = np.asarray(mask)
+        if m.ndim not in (2, 3):
+            raise DataError(f"mask: expected a 2-D or 3-D label mask, got shape {m.shape}")
+        m = check_label_mask(m, ndim=m.ndim)
         check_rng(rng)
         s = float(strength)
         if not np.isfinite(s) or s < 0:
             raise ConfigError(f"strength: {self.name} needs a finite strength >= 0, got {strength}")
-        unknown = set(options) - {k for k, _ in _keyword_options(self.fn)}
+        if mode is not None and mode not in self.modes:
+            raise ConfigError(f"mode: {self.name} has modes {list(self.modes)}, got {mode!r}")
+        allowed = self.options_for(mode, m.ndim)
+        unknown = set(options) - set(allowed)
         if unknown:
             raise ConfigError(f"{self.name}: unknown option(s) {sorted(unknown)}; "
-                              f"expected {sorted(self.options)}")
+                              f"expected {sorted(allowed)}")
         if s == 0:
             return m.copy()
-        out = self.fn(m, s, rng=rng, **options)
+        if m.ndim == 2:
+            out = self.fn(m, s, rng=rng, **options)
+        elif (mode or self.default_mode()) == "slicewise":
+            out = slicewise(self.fn, m, s, rng=rng, slice_axis=slice_axis, **options)
+        else:
+            assert self.volumetric is not None
+            out = self.volumetric(m, s, rng=rng, spacing=spacing, **options)
         return out.astype(m.dtype, copy=False)
 
 
@@ -132,8 +205,8 @@ def register(name: str, *, unit: str, kind: str,
 
         @functools.wraps(fn)
         def checked(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
-                    **options: object) -> np.ndarray:
-            return model(mask, strength, rng=rng, **options)
+                    **options: Any) -> np.ndarray:
+            return ERROR_MODELS[name](mask, strength, rng=rng, **options)
 
         return checked
 
@@ -151,8 +224,9 @@ def get_model(name: str) -> ErrorModel:
 
 def _class_counts(mask: np.ndarray) -> np.ndarray:
     """Pixel count per label 0..max (OpenCV's histogram is ~2x faster for uint8 masks)."""
-    if mask.dtype == np.uint8:
-        hist = cv2.calcHist([np.ascontiguousarray(mask)], [0], None, [256], [0, 256])
+    if mask.dtype == np.uint8 and mask.size < 2**31:
+        flat = np.ascontiguousarray(mask).reshape(-1, mask.shape[-1])  # OpenCV: 2-D only
+        hist = cv2.calcHist([flat], [0], None, [256], [0, 256])
         return hist.ravel()[: int(mask.max()) + 1].astype(np.int64)
     return np.bincount(mask.ravel(), minlength=1)
 
@@ -674,3 +748,29 @@ def omit(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
             return mask.copy()
         source = cand[0] if classes is not None else max(cand)
     return _relabel_from(mask, strength, int(source), 0)
+
+
+def _add_volumetric() -> None:
+    """Attach the 3-D forms of :mod:`noisyseg.corrupt.volume` (random_flip is already n-D)."""
+    from dataclasses import replace
+
+    forms = dict(VOLUMETRIC)
+    forms["random_flip"] = (random_flip.__wrapped__,  # type: ignore[attr-defined]
+                            "probability that a foreground voxel flips")
+    for name, (fn, unit) in forms.items():
+        ERROR_MODELS[name] = replace(ERROR_MODELS[name], volumetric=_with_spacing(fn), volume_unit=unit)
+
+
+def _with_spacing(fn: ErrorFn) -> ErrorFn:
+    if "spacing" in inspect.signature(fn).parameters:
+        return fn
+
+    @functools.wraps(fn)
+    def call(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
+             spacing: Sequence[float] | None = None, **options: object) -> np.ndarray:
+        return fn(mask, strength, rng=rng, **options)
+
+    return call
+
+
+_add_volumetric()

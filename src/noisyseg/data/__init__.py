@@ -1,13 +1,17 @@
 """Datasets: one in-memory representation and the sources that produce it.
 
-Public API: :class:`SegDataset`, :func:`load_dataset` (from a ``--data`` string),
-:func:`synthetic_echo`, :func:`load_camus`, :func:`load_folder`, :func:`write_folder`.
+Public API: :class:`SegDataset` (2-D, in memory), :class:`CaseDataset` (any dimension, read
+one case at a time), :func:`load_dataset` (from a ``--data`` string), the sources
+(:func:`synthetic_echo`, :func:`synthetic_ct`, :func:`load_camus`, :func:`load_folder`,
+:func:`load_nnunet`, :func:`load_msd`), geometry-preserving IO (:class:`Geometry`,
+:func:`read_image`, :func:`write_image`) and :func:`write_folder`.
 """
 
 from noisyseg.data.camus import CAMUS_CLASSES, load_camus
+from noisyseg.data.cases import Case, CaseDataset, load_folder_cases, load_msd, load_nnunet
 from noisyseg.data.dataset import SPLITS, SegDataset, random_split
 from noisyseg.data.folder import load_folder, write_folder
-from noisyseg.data.io import read_array, write_array
+from noisyseg.data.io import Geometry, read_array, read_image, write_array, write_image
 from noisyseg.data.sources import SOURCES, load_dataset, parse_source
 from noisyseg.data.synthetic import (
     ECHO_CLASSES,
@@ -15,9 +19,14 @@ from noisyseg.data.synthetic import (
     synthetic_echo,
     synthetic_echo_masks,
 )
+from noisyseg.data.synthetic_ct import CT_CLASSES, make_ct_case, synthetic_ct
 
 __all__ = [
     "CAMUS_CLASSES",
+    "CT_CLASSES",
+    "Case",
+    "CaseDataset",
+    "Geometry",
     "ECHO_CLASSES",
     "SOURCES",
     "SPLITS",
@@ -25,12 +34,19 @@ __all__ = [
     "load_camus",
     "load_dataset",
     "load_folder",
+    "load_folder_cases",
+    "load_msd",
+    "load_nnunet",
+    "make_ct_case",
     "make_echo_sample",
     "parse_source",
     "random_split",
     "read_array",
+    "read_image",
+    "synthetic_ct",
     "synthetic_echo",
     "synthetic_echo_masks",
     "write_array",
     "write_folder",
+    "write_image",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.transform import resize
 
-__all__ = ["resize_image", "resize_mask"]
+__all__ = ["resize_image", "resize_mask", "restore_mask"]
 
 
 def resize_image(image: np.ndarray, size: int | None) -> np.ndarray:
@@ -24,3 +24,11 @@ def resize_mask(mask: np.ndarray, size: int | None) -> np.ndarray:
         return m
     return resize(m, (size, size), order=0, anti_aliasing=False,
                   preserve_range=True).astype(np.uint8)
+
+
+def restore_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``mask`` put back on a grid of ``shape`` (nearest neighbour): undoes :func:`resize_mask`."""
+    m = np.asarray(mask)
+    if m.shape == tuple(shape):
+        return m
+    return resize(m, shape, order=0, anti_aliasing=False, preserve_range=True).astype(m.dtype)

@@ -14,6 +14,7 @@ random (seeded). The data is licensed for research and is never shipped with noi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import numpy as np
 from noisyseg._validate import check_image, check_labels_in
 from noisyseg.data._resize import resize_image, resize_mask
 from noisyseg.data.dataset import SegDataset
-from noisyseg.data.io import read_array
+from noisyseg.data.io import read_array, read_image
 from noisyseg.errors import ConfigError, DataError
 
 __all__ = ["CAMUS_CLASSES", "load_camus"]
@@ -91,13 +92,14 @@ def load_camus(path: str | Path, *, view: str = "4CH", phase: str = "ED", size: 
         raise DataError(f"{root}: no such folder")
     dirs, suffix = _patient_dirs(root)
     table = _official_split(root)
-    images, masks, ids = [], [], []
+    images, masks, ids, geoms = [], [], [], []
     for d in dirs:
         img_f = d / f"{d.name}_{view}_{phase}{suffix}"
         gt_f = d / f"{d.name}_{view}_{phase}_gt{suffix}"
         if not img_f.exists() or not gt_f.exists():
             continue  # e.g. the older release's testing patients have no ground truth
-        img = check_image(read_array(img_f), name=str(img_f))
+        img_raw, geom = read_image(img_f)
+        img = check_image(np.squeeze(img_raw), name=str(img_f))
         gt = read_array(gt_f)
         if gt.shape != img.shape:
             raise DataError(f"{gt_f}: mask shape {gt.shape} differs from image shape {img.shape}")
@@ -107,6 +109,7 @@ def load_camus(path: str | Path, *, view: str = "4CH", phase: str = "ED", size: 
         images.append(resize_image(img, size))
         masks.append(resize_mask(gt, size))
         ids.append(f"{d.name}_{view}_{phase}")
+        geoms.append(replace(geom, shape=img.shape, dtype=str(gt.dtype), format=suffix))
     if not ids:
         raise DataError(f"{root}: no {view} {phase} image with ground truth found")
     patients = [i.split("_")[0] for i in ids]
@@ -126,4 +129,4 @@ def load_camus(path: str | Path, *, view: str = "4CH", phase: str = "ED", size: 
     return SegDataset(images=np.stack(images), masks=np.stack(masks), class_names=CAMUS_CLASSES,
                       sample_ids=tuple(ids), split=split, source=f"camus:{root}",
                       meta={"view": view, "phase": phase, "size": size,
-                            "official_split": table is not None})
+                            "official_split": table is not None}, geometry=tuple(geoms))

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from noisyseg._validate import check_labels_in
+from noisyseg.data.io import Geometry
 from noisyseg.errors import DataError
 
 __all__ = ["SPLITS", "SegDataset", "random_split"]
@@ -40,6 +41,10 @@ class SegDataset:
         The source string the dataset was loaded from.
     meta : dict
         Free-form provenance (options used, spacing, ...), JSON-serialisable.
+    geometry : tuple of Geometry, or None
+        Per sample, the grid of its source files (path of the image file, label dtype of
+        the mask file): writers put masks back on it (undoing any resizing) with the source
+        header, so they overlay the source image. None for generated data.
     """
 
     images: np.ndarray
@@ -51,12 +56,16 @@ class SegDataset:
     corrupted: np.ndarray | None = None
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    geometry: tuple[Geometry, ...] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.sample_ids)
         if self.images.ndim != 3 or self.masks.shape != self.images.shape:
             raise DataError(f"{self.source or 'dataset'}: images {self.images.shape} and masks "
                             f"{self.masks.shape} must both be (N, H, W) of equal shape")
+        if self.geometry is not None and len(self.geometry) != n:
+            raise DataError(f"{self.source or 'dataset'}: {len(self.geometry)} geometries for {n} "
+                            f"samples")
         if self.images.shape[0] != n or len(self.split) != n:
             raise DataError(f"{self.source or 'dataset'}: {self.images.shape[0]} images, {n} ids "
                             f"and {len(self.split)} split entries do not match")
@@ -112,6 +121,7 @@ class SegDataset:
             split=self.split[idx],
             clean_masks=None if self.clean_masks is None else self.clean_masks[idx],
             corrupted=None if self.corrupted is None else self.corrupted[idx],
+            geometry=None if self.geometry is None else tuple(self.geometry[i] for i in idx),
         )
 
     def with_masks(self, masks: np.ndarray, *, corrupted: np.ndarray | None = None,

@@ -19,18 +19,29 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from noisyseg._validate import check_image, check_labels_in
-from noisyseg.data._resize import resize_image, resize_mask
+from noisyseg.data._resize import resize_image, resize_mask, restore_mask
 from noisyseg.data.dataset import SPLITS, SegDataset, random_split
-from noisyseg.data.io import FORMATS, atomic_dir, read_array, split_suffix, write_array
+from noisyseg.data.io import (
+    FORMATS,
+    Geometry,
+    atomic_dir,
+    copy_image_file,
+    read_array,
+    read_image,
+    split_suffix,
+    write_array,
+    write_image,
+)
 from noisyseg.errors import ConfigError, DataError
 
-__all__ = ["load_folder", "write_folder"]
+__all__ = ["load_folder", "write_folder", "write_masks"]
 
 log = logging.getLogger(__name__)
 
@@ -94,17 +105,24 @@ def load_folder(path: str | Path, *, size: int | None = None, seed: int = 0,
         raise DataError(f"{clean_dir}: does not hold one mask per image")
 
     ids = sorted(imgs)
-    images, ms, cms = [], [], []
+    images, ms, cms, geoms = [], [], [], []
     for sid in ids:
-        img = check_image(read_array(imgs[sid]), name=str(imgs[sid]))
+        img, geom = read_image(imgs[sid])
+        img = check_image(np.squeeze(img), name=str(imgs[sid]))
+        if img.ndim != 2:
+            raise DataError(f"{imgs[sid]}: expected a 2-D image, got shape {img.shape} (a folder "
+                            f"of volumes needs every image to be 3-D)")
         pairs = [(masks[sid], ms)] + ([] if cleans is None else [(cleans[sid], cms)])
+        mask_dtype = "uint8"
         for mask_path, store in pairs:
-            m = _read_mask(mask_path)
+            m, mask_dtype = _read_mask(mask_path)
             if m.shape != img.shape:
                 raise DataError(f"{mask_path}: mask shape {m.shape} differs from image shape "
                                 f"{img.shape} ({imgs[sid].name})")
             store.append(resize_mask(m, size))
         images.append(resize_image(img, size))
+        geoms.append(replace(geom, shape=img.shape, dtype=mask_dtype,
+                             format=split_suffix(masks[sid])[1]))
     shapes = {a.shape for a in images}
     if len(shapes) > 1:
         raise DataError(f"{img_dir}: images differ in size ({sorted(shapes)[:3]}...); "
@@ -113,6 +131,7 @@ def load_folder(path: str | Path, *, size: int | None = None, seed: int = 0,
     clean_arr = np.stack(cms) if cms else None
 
     names = classes or _read_classes(root)
+    binary_255 = False
     if names is None:
         all_masks = mask_arr if clean_arr is None else np.concatenate([mask_arr, clean_arr])
         values = np.unique(all_masks)
@@ -121,6 +140,7 @@ def load_folder(path: str | Path, *, size: int | None = None, seed: int = 0,
             mask_arr = (mask_arr == 255).astype(np.uint8)
             clean_arr = None if clean_arr is None else (clean_arr == 255).astype(np.uint8)
             values = np.array([0, 1])
+            binary_255 = True
         k = max(int(values.max()), 1)
         names = tuple(["background"] + [f"class_{i}" for i in range(1, k + 1)])
     for sid, m in zip(ids, mask_arr, strict=True):
@@ -131,17 +151,20 @@ def load_folder(path: str | Path, *, size: int | None = None, seed: int = 0,
     return SegDataset(images=np.stack(images), masks=mask_arr, class_names=tuple(names),
                       sample_ids=tuple(ids), split=split, clean_masks=clean_arr,
                       corrupted=corrupted, source=str(root),
-                      meta={"folder": str(root), "size": size, "seed": seed})
+                      meta={"folder": str(root), "size": size, "seed": seed,
+                            "mask_scale": 255 if binary_255 else 1},
+                      geometry=tuple(geoms))
 
 
-def _read_mask(path: Path) -> np.ndarray:
+def _read_mask(path: Path) -> tuple[np.ndarray, str]:
     m = read_array(path)
+    dtype = str(m.dtype)
     if np.issubdtype(m.dtype, np.floating):
         if not np.all(np.isfinite(m)) or not np.all(m == np.round(m)):
             raise DataError(f"{path}: mask holds non-integer values")
     if m.size and (m.min() < 0 or m.max() > 255):
         raise DataError(f"{path}: mask labels must lie in 0..255, found {m.min()}..{m.max()}")
-    return m.astype(np.uint8)
+    return m.astype(np.uint8), dtype
 
 
 def _read_classes(root: Path) -> tuple[str, ...] | None:
@@ -194,17 +217,44 @@ def _read_corrupted(root: Path, ids: list[str]) -> np.ndarray | None:
     return np.array([table[i] for i in ids], dtype=bool)
 
 
+def write_masks(folder: Path, ds: SegDataset, index: np.ndarray, masks: np.ndarray, *,
+                fmt: str = "nii.gz") -> None:
+    """Write ``masks`` (of samples ``index`` of ``ds``) into ``folder``, one file per sample.
+
+    The one writer of mask files from a 2-D dataset (corrupt's ``masks/``, audit's
+    ``refurbished/``). Samples with a source geometry get their source format, grid (any
+    resizing undone, nearest neighbour), header and label dtype; generated ones ``fmt``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    scale = int(ds.meta.get("mask_scale", 1))
+    for j, m in zip(np.asarray(index), masks, strict=True):
+        sid = ds.sample_ids[j]
+        geom = None if ds.geometry is None else ds.geometry[j]
+        if geom is None:
+            write_array(folder / f"{sid}{FORMATS[fmt]}", m)
+            continue
+        full = restore_mask(np.asarray(m, dtype=np.uint8), geom.shape)
+        if scale != 1:
+            full = full * np.uint8(scale)
+        write_image(folder / f"{sid}{geom.format or FORMATS[fmt]}", full, geom, dtype=geom.dtype)
+
+
 def write_folder(ds: SegDataset, out: str | Path, *, fmt: str = "nii.gz",
                  manifest: pd.DataFrame | None = None, extra_json: dict | None = None,
                  extra: Callable[[Path], None] | None = None, overwrite: bool = False) -> Path:
     """Write ``ds`` as a folder dataset that :func:`load_folder` reads back.
 
-    Written atomically: into a temporary folder renamed to ``out`` at the end.
+    Written atomically: into a temporary folder renamed to ``out`` at the end. Samples read
+    from files (a folder or CAMUS source) keep their files' formats and geometry: images
+    are copied as they are, masks are put back on the source grid with the source header
+    (:func:`write_masks`), so they overlay the images in any viewer. Generated samples are
+    written in ``fmt``.
 
     Parameters
     ----------
     fmt : {'nii.gz', 'nii', 'png', 'npy'}
-        File format. PNG images are rescaled to 0..255 over the whole dataset's range (lossy).
+        File format of generated data. PNG images are rescaled to 0..255 over the whole
+        dataset's range (lossy).
     manifest : DataFrame, optional
         Written as ``manifest.csv``.
     extra_json : dict, optional
@@ -216,17 +266,21 @@ def write_folder(ds: SegDataset, out: str | Path, *, fmt: str = "nii.gz",
         raise ConfigError(f"fmt: expected one of {list(FORMATS)}, got {fmt!r}")
     suf = FORMATS[fmt]
     images = ds.images
-    if fmt == "png":
+    if fmt == "png" and ds.geometry is None:
         lo, hi = float(images.min()), float(images.max())
         images = np.round((images - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8)
+    every = np.arange(len(ds))
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        subdirs = {"images": images, "masks": ds.masks}
+        (tmp / "images").mkdir()
+        for j, sid in enumerate(ds.sample_ids):
+            geom: Geometry | None = None if ds.geometry is None else ds.geometry[j]
+            if geom is not None and geom.path:
+                copy_image_file(geom.path, tmp / "images" / f"{sid}{split_suffix(Path(geom.path))[1]}")
+            else:
+                write_array(tmp / "images" / f"{sid}{suf}", images[j])
+        write_masks(tmp / "masks", ds, every, ds.masks, fmt=fmt)
         if ds.clean_masks is not None:
-            subdirs["masks_clean"] = ds.clean_masks
-        for name, arrs in subdirs.items():
-            (tmp / name).mkdir()
-            for sid, a in zip(ds.sample_ids, arrs, strict=True):
-                write_array(tmp / name / f"{sid}{suf}", a)
+            write_masks(tmp / "masks_clean", ds, every, ds.clean_masks, fmt=fmt)
         pd.DataFrame({"sample_id": ds.sample_ids, "split": ds.split}).to_csv(
             tmp / "split.csv", index=False)
         (tmp / "dataset.json").write_text(json.dumps(

@@ -5,8 +5,15 @@ for a folder dataset. Examples::
 
     synthetic-echo
     synthetic-echo:n=500,size=128,seed=0
+    synthetic-ct:n=24,size=128,slices=48
     camus:/data/CAMUS,view=4CH,phase=ED,size=256
+    nnunet:/data/nnUNet_raw/Dataset003_Liver
+    msd:/data/Task03_Liver,seed=1
     /data/my_dataset,size=256
+
+2-D sources (synthetic-echo, CAMUS, a folder of 2-D images) load into memory as a
+:class:`~noisyseg.data.SegDataset`; volumes (synthetic-ct, nnU-Net, Decathlon, a folder of
+3-D images) give a :class:`~noisyseg.data.CaseDataset` read one case at a time.
 """
 
 from __future__ import annotations
@@ -17,9 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from noisyseg.data.camus import load_camus
+from noisyseg.data.cases import (
+    CaseDataset,
+    folder_is_volumetric,
+    load_folder_cases,
+    load_msd,
+    load_nnunet,
+)
 from noisyseg.data.dataset import SegDataset
 from noisyseg.data.folder import load_folder
 from noisyseg.data.synthetic import synthetic_echo
+from noisyseg.data.synthetic_ct import synthetic_ct
 from noisyseg.errors import ConfigError
 
 __all__ = ["SOURCES", "load_dataset", "parse_source"]
@@ -27,14 +42,18 @@ __all__ = ["SOURCES", "load_dataset", "parse_source"]
 
 @dataclass(frozen=True)
 class _Source:
-    loader: Callable[..., SegDataset]
+    loader: Callable[..., SegDataset | CaseDataset]
     takes_path: bool
     options: dict[str, type]
 
 
 SOURCES: dict[str, _Source] = {
     "synthetic-echo": _Source(synthetic_echo, False, {"n": int, "size": int, "seed": int}),
+    "synthetic-ct": _Source(synthetic_ct, False, {"n": int, "size": int, "slices": int,
+                                                  "seed": int}),
     "camus": _Source(load_camus, True, {"view": str, "phase": str, "size": int, "seed": int}),
+    "nnunet": _Source(load_nnunet, True, {"seed": int}),
+    "msd": _Source(load_msd, True, {"seed": int}),
     "folder": _Source(load_folder, True, {"size": int, "seed": int, "classes": str}),
 }
 
@@ -86,17 +105,36 @@ def parse_source(spec: str) -> tuple[str, str | None, dict[str, Any]]:
     return name, path, opts
 
 
-def load_dataset(spec: str) -> SegDataset:
-    """Load the dataset a source string names (see module docstring)."""
+def load_dataset(spec: str, *, volumes: bool = True) -> SegDataset | CaseDataset:
+    """Load the dataset a source string names (see module docstring).
+
+    ``volumes=False`` (training, auditing, studies) refuses case datasets with a clear
+    error: those stages run on 2-D images for now.
+    """
+    ds = _load(spec)
+    if not volumes and isinstance(ds, CaseDataset):
+        raise ConfigError(f"data: {spec}: a {ds.layout} dataset of cases read one at a time; "
+                          f"training, audits and studies run on 2-D datasets (synthetic-echo, "
+                          f"CAMUS, a folder of 2-D images) for now, while `noisyseg corrupt` "
+                          f"handles this one")
+    return ds
+
+
+def _load(spec: str) -> SegDataset | CaseDataset:
     name, path, opts = parse_source(spec)
     if name == "folder" and path is not None and not Path(path).exists():
         raise ConfigError(f"data: {spec}: {path!r} is neither a known source "
                           f"({', '.join(s for s in SOURCES if s != 'folder')}) nor a folder")
     if "classes" in opts:
         opts["classes"] = tuple(c for c in opts["classes"].split("|") if c)
-    for key in ("n", "size"):
+    for key in ("n", "size", "slices"):
         if key in opts and opts[key] < 1:
             raise ConfigError(f"data: {spec}: option {key} must be positive, got {opts[key]}")
     src = SOURCES[name]
+    if name == "folder" and path is not None and folder_is_volumetric(Path(path)):
+        if opts.get("size") is not None:
+            raise ConfigError(f"data: {spec}: option size resizes 2-D images; volumes are "
+                              f"kept on their own grid")
+        return load_folder_cases(path, **opts)
     ds = src.loader(path, **opts) if src.takes_path else src.loader(**opts)
     return ds

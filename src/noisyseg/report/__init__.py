@@ -5,7 +5,11 @@ Public API: :func:`plot_contour_grid`, :func:`save_figure`, :func:`corruption_fi
 :class:`Document`, :func:`study_report`, :func:`write_study_report`.
 """
 
-from noisyseg.report.corruption import corruption_figure
+from noisyseg.report.corruption import (
+    corruption_figure,
+    plot_volume_planes,
+    volume_corruption_figure,
+)
 from noisyseg.report.document import Document
 from noisyseg.report.figures import CLASS_COLOURS, plot_contour_grid, save_figure
 from noisyseg.report.stats import PairedTest, interpolated_precision, paired_test
@@ -14,4 +18,5 @@ from noisyseg.report.tables import markdown_table
 
 __all__ = ["CLASS_COLOURS", "Document", "PairedTest", "corruption_figure",
            "interpolated_precision", "markdown_table", "paired_test", "plot_contour_grid",
-           "save_figure", "study_report", "write_study_report"]
+           "plot_volume_planes", "save_figure", "study_report", "volume_corruption_figure",
+           "write_study_report"]

@@ -29,7 +29,7 @@ TrialOutput = tuple[dict[str, Any], dict[str, bytes]]
 def _dataset(source: str) -> Any:
     from noisyseg.data import load_dataset
 
-    return load_dataset(source)
+    return load_dataset(source, volumes=False)
 
 
 def _npz(**arrays: np.ndarray) -> bytes:

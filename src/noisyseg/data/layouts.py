@@ -1,0 +1,135 @@
+"""Writing a :class:`CaseDataset` back in its own layout, one case at a time.
+
+The one writer of the dataset folders that ``noisyseg corrupt`` produces from case sources:
+
+- ``nnunet``: ``dataset.json``, ``imagesTr/``, ``labelsTr/`` (the training labels, noisy
+  where corrupted) and ``imagesTs/`` as in the source, so nnU-Net trains on the folder as it
+  is; noisyseg's records in ``noisyseg/`` (``labelsTr_clean/``, ``manifest.csv``,
+  ``split.csv``, ``corruption.json``, ``examples.png``), a folder nnU-Net does not read;
+- ``msd``: the same, with the files at the paths ``dataset.json`` lists;
+- ``folder`` (and generated data): ``images/``, ``masks/``, ``masks_clean/``, ``split.csv``,
+  ``dataset.json``, ``manifest.csv`` at the top.
+
+Image files are copied byte for byte; a label that is not changed is copied byte for byte;
+a changed label is written with its source file's header (format, affine, qform/sform
+codes, spacing, origin, direction, data type), so it overlays its image exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from noisyseg.data.cases import RECORDS, CaseDataset
+from noisyseg.data.io import FORMATS, Geometry, split_suffix, write_image
+from noisyseg.errors import ConfigError
+
+__all__ = ["CaseWriter"]
+
+
+def _rel(path: str, root: Path | None, default_dir: str) -> Path:
+    """``path`` relative to ``root`` when inside it, else ``default_dir/<name>``."""
+    p = Path(path)
+    if root is not None:
+        try:
+            return p.resolve().relative_to(root.resolve())
+        except ValueError:
+            pass
+    return Path(default_dir) / p.name
+
+
+class CaseWriter:
+    """Writes the cases of ``ds`` into ``out`` in ``ds``'s layout (see module docstring).
+
+    Parameters
+    ----------
+    ds : CaseDataset
+    out : Path
+        An existing, empty folder (the caller's temporary folder, renamed at the end).
+    fmt : str
+        File format for generated datasets (:data:`~noisyseg.data.io.FORMATS`); file
+        datasets keep their own formats.
+    """
+
+    def __init__(self, ds: CaseDataset, out: Path, *, fmt: str = "nii.gz") -> None:
+        if fmt not in FORMATS or fmt in ("png", "npy"):
+            raise ConfigError(f"fmt: volumes are written as nii.gz, nii, mha or nrrd, got {fmt!r}")
+        self.ds, self.out, self.suffix = ds, Path(out), FORMATS[fmt]
+        self.files_layout = ds.layout in ("nnunet", "msd")
+        self.records = self.out / RECORDS if self.files_layout else self.out
+        self.records.mkdir(parents=True, exist_ok=True)
+        if self.files_layout:
+            assert ds.root is not None
+            shutil.copyfile(ds.root / "dataset.json", self.out / "dataset.json")
+            for extra in ("imagesTs", "labelsTs"):
+                if (ds.root / extra).is_dir():
+                    shutil.copytree(ds.root / extra, self.out / extra,
+                                    ignore=shutil.ignore_patterns("._*"))
+
+    # ------------------------------------------------------------------ paths
+    def _paths(self, i: int) -> tuple[list[tuple[str | None, Path]], Path, Path]:
+        """(image sources and targets, label target, clean label target) of case ``i``."""
+        case, ds = self.ds.cases[i], self.ds
+        if self.files_layout:
+            assert case.label is not None
+            imgs = [(p, self.out / _rel(p, ds.root, "imagesTr")) for p in case.images]
+            lab = self.out / _rel(case.label, ds.root, "labelsTr")
+            return imgs, lab, self.records / "labelsTr_clean" / Path(case.label).name
+        if ds.generator is not None:
+            name = f"{case.case_id}{self.suffix}"
+            return [(None, self.out / "images" / name)], self.out / "masks" / name, \
+                self.out / "masks_clean" / name
+        assert case.label is not None
+        lab_name = Path(case.label).name
+        return ([(p, self.out / "images" / Path(p).name) for p in case.images],
+                self.out / "masks" / lab_name, self.out / "masks_clean" / lab_name)
+
+    # ------------------------------------------------------------------ writing
+    def write(self, i: int, mask: np.ndarray | None, geometry: Geometry,
+              image: np.ndarray | None = None) -> None:
+        """Write case ``i``: its image, its training label (``mask``, class indices, or the
+        clean label unchanged when ``mask`` is None) and its clean label.
+
+        ``image`` is needed for generated datasets only (file images are copied).
+        """
+        case = self.ds.cases[i]
+        imgs, lab, clean = self._paths(i)
+        for src, dst in imgs:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src is None:
+                if image is None:
+                    raise ConfigError(f"image: case {case.case_id} is generated; pass its image")
+                write_image(dst, image[0] if image.shape[0] == 1 else image, geometry,
+                            dtype=np.float32)
+            else:
+                shutil.copyfile(src, dst)
+        clean_src = case.clean_label or case.label
+        for dst, data in ((clean, None), (lab, mask)):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if data is None and clean_src is not None:
+                shutil.copyfile(clean_src, dst)
+                if split_suffix(Path(clean_src))[1] == ".mhd":
+                    raw = Path(clean_src).with_suffix(".raw")
+                    if raw.exists():
+                        shutil.copyfile(raw, dst.with_suffix(".raw"))
+            else:
+                arr = self.ds.read_label(i, clean=True)[0] if data is None else data
+                dtype = geometry.dtype if geometry.path else np.uint8
+                write_image(dst, self.ds.encode(arr), geometry, dtype=dtype)
+
+    def finish(self, manifest: pd.DataFrame, records: dict[str, Any]) -> None:
+        """Write ``manifest.csv``, ``split.csv``, ``dataset.json`` (folder layouts) and the
+        JSON ``records`` (``{file name: object}``)."""
+        manifest.to_csv(self.records / "manifest.csv", index=False)
+        pd.DataFrame({"sample_id": self.ds.sample_ids, "split": self.ds.split}).to_csv(
+            self.records / "split.csv", index=False)
+        if not self.files_layout:
+            (self.out / "dataset.json").write_text(json.dumps(
+                {"class_names": list(self.ds.class_names), "source": self.ds.source}, indent=2))
+        for name, obj in records.items():
+            (self.records / name).write_text(json.dumps(obj, indent=2, default=str))
