@@ -95,7 +95,9 @@ class CaseWriter:
         """Write case ``i``: its image, its training label (``mask``, class indices, or the
         clean label unchanged when ``mask`` is None) and its clean label.
 
-        ``image`` is needed for generated datasets only (file images are copied).
+        ``image`` is needed for generated datasets only (file images are copied); it is
+        stored in the dataset's ``meta["image_dtype"]`` (default float32; synthetic-ct
+        writes int16 Hounsfield units, as CT files do).
         """
         case = self.ds.cases[i]
         imgs, lab, clean = self._paths(i)
@@ -104,8 +106,11 @@ class CaseWriter:
             if src is None:
                 if image is None:
                     raise ConfigError(f"image: case {case.case_id} is generated; pass its image")
-                write_image(dst, image[0] if image.shape[0] == 1 else image, geometry,
-                            dtype=np.float32)
+                img = image[0] if image.shape[0] == 1 else image
+                dtype = np.dtype(self.ds.meta.get("image_dtype", "float32"))
+                if np.issubdtype(dtype, np.integer):
+                    img = np.rint(img)
+                write_image(dst, img, geometry, dtype=dtype)
             else:
                 shutil.copyfile(src, dst)
         clean_src = case.clean_label or case.label

@@ -138,4 +138,5 @@ def synthetic_ct(n: int = 12, size: int = 96, slices: int = 32, seed: int = 0) -
     return CaseDataset(cases, CT_CLASSES, "synthetic-ct", channel_names=("CT",),
                        source=f"synthetic-ct:n={n},size={size},slices={slices},seed={seed}",
                        meta={"n": n, "size": size, "slices": slices, "seed": seed,
-                             "spacing": list(CT_SPACING)}, generator=generate)
+                             "spacing": list(CT_SPACING), "image_dtype": "int16"},
+                       generator=generate)
