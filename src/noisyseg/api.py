@@ -115,9 +115,12 @@ def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: boo
 
     ``out`` receives ``metrics.json`` (test metrics per class and mean, config, seed,
     timing), ``history.csv`` (per epoch: train loss, val Dice, images/s), ``model.pt``
-    (weights + config; loads with ``weights_only=True``), ``config.json`` and
+    (weights + config; loads with ``weights_only=True``), ``config.json``,
+    ``predictions/`` (the test predictions, one mask file per test sample, in the source
+    files' format, grid and geometry: see :func:`~noisyseg.data.folder.write_masks`) and
     ``predictions.png`` (test images, true vs predicted contours). Returns the metrics dict.
     """
+    from noisyseg.data.folder import write_masks
     from noisyseg.report import plot_contour_grid, save_figure
     from noisyseg.run import run_session, session_summary, write_tables
     from noisyseg.train import ProgressBar
@@ -132,6 +135,7 @@ def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: boo
         (tmp / "config.json").write_text(json.dumps({"data": data, **config.to_dict()}, indent=2))
         write_tables(session, tmp)
         session.trainer.save(tmp / "model.pt")
+        write_masks(tmp / "predictions", ds, test, pred)
         k = test[:8]
         fig = plot_contour_grid(
             ds.images[k], [ds.truth[k], pred[:8]], labels=("truth", "prediction"),

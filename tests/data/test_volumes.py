@@ -330,3 +330,35 @@ def test_corrupt_synthetic_ct_to_a_target_volume_dice(tmp_path):
     img = nib.load(str(out / "images" / f"{man.sample_id[0]}.nii.gz"))
     assert np.allclose(np.abs(np.diag(img.affine))[:3], (0.8, 0.8, 2.5))
     assert Path(out / "examples.png").is_file()
+
+
+def test_train_predictions_and_refurbished_masks_overlay_their_2d_sources(tmp_path):
+    """`train`'s predictions/ and `audit --refurbish`'s refurbished/ go back to the source
+    grid and header (the oblique AFFINE), like corrupt's masks (the data were resized to
+    32 x 32 for training)."""
+    from noisyseg.api import run_audit, run_train
+    from noisyseg.refurbish import RefurbishConfig
+    from noisyseg.train import TrainConfig
+
+    root = tmp_path / "flat"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(7)
+    for i in range(12):
+        m = np.zeros((30, 26, 1), np.int16)
+        m[6 + rng.integers(0, 4):22, 5:20 + rng.integers(0, 4)] = 1
+        for data, sub in ((m.astype(np.float32) * 80 + rng.normal(0, 5, m.shape), "images"),
+                          (m, "masks")):
+            _save(data.astype(np.float32) if sub == "images" else data, root / sub / f"s{i:02d}.nii.gz")
+    cfg = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=4, model_options={"width": 4},
+                      threads=1)
+    run_train(data=f"{root},size=32", out=tmp_path / "run", config=cfg, progress=False)
+    preds = sorted((tmp_path / "run" / "predictions").iterdir())
+    run_audit(data=f"{root},size=32", out=tmp_path / "aud", config=cfg, detectors=("loss",),
+              refurbish=RefurbishConfig(warmup=1, every=1), flag_rule="top", flag_value=0.5,
+              progress=False)
+    refurbished = sorted((tmp_path / "aud" / "refurbished").iterdir())
+    assert preds and refurbished
+    for f in preds + refurbished:
+        _same_header(f, root / "masks" / f.name)
+        assert nib.load(str(f)).get_data_dtype() == np.int16

@@ -79,7 +79,9 @@ def volume_corruption_figure(result: CaseCorruption, class_names: tuple[str, ...
     if not ex:
         return None
     cfg = result.config
-    fig, axes = plt.subplots(len(ex), 3, figsize=(10, 3.4 * len(ex) + 0.8), squeeze=False)
+    # panels at their physical aspect: the axial plane sets the row height, so each row gets
+    # room for its titles above it
+    fig, axes = plt.subplots(len(ex), 3, figsize=(10, 3.9 * len(ex) + 0.9), squeeze=False)
     window = (-200.0, 250.0) if "CT" in str(cfg.get("channels", "")) else None
     for row, e in zip(axes, ex, strict=True):
         plot_volume_planes(e["image"], [e["clean"], e["noisy"]], spacing=e["spacing"],
