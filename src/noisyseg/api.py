@@ -16,7 +16,7 @@ from noisyseg.refurbish import RefurbishConfig
 from noisyseg.report import corruption_figure
 from noisyseg.train import TrainConfig
 
-__all__ = ["run_audit", "run_corrupt", "run_demo", "run_study", "run_train"]
+__all__ = ["run_audit", "run_corrupt", "run_demo", "run_rank", "run_study", "run_train"]
 
 
 def run_corrupt(*, data: str, model: str, out: str | Path, target_dice: float | None = None,
@@ -145,6 +145,130 @@ def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: boo
             caption=f"{config.model}: test mean Dice {metrics.mean['dice']:.3f}")
         save_figure(fig, tmp / "predictions.png")
     return result
+
+
+def run_rank(*, data: str, probs: Sequence[str | Path], out: str | Path, split: str = "all",
+             detector: str = "label-quality", flag_rule: str = "mixture",
+             flag_value: float | None = None, temperature: float = 0.1, slice_axis: int = 0,
+             pseudo_labels: bool = False, n_suspects: int = 8, workers: int | None = None,
+             overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Rank ``data``'s cases from a model's predictions (no training); write an audit folder.
+
+    ``probs`` are folders of per-case predictions: an nnU-Net results folder (its
+    ``fold_X/validation/`` out-of-fold probabilities), a fold or ``nnUNetv2_predict`` output
+    folder, or any folder of ``{case}.npz``/``.npy`` probabilities, probability images or
+    hard label maps (:mod:`noisyseg.data.predictions`). Cases are read, scored and dropped one
+    at a time (:func:`~noisyseg.run.rank_predictions`).
+
+    ``out`` receives what ``noisyseg audit`` writes, from the same writers: ``scores.csv``
+    (``label-quality``, ``dice``, ``expected-dice``), ``slice_scores.csv``,
+    ``class_scores.csv``, ``detection.json`` (when the dataset says which cases were
+    corrupted), ``suspects.png`` and ``suspects/`` (worst slice of volumes in three planes),
+    ``rank.json`` (config, prediction files, folds) and, with ``pseudo_labels``,
+    ``refurbished/``: the flagged cases' argmax labels in the source layout and geometry.
+    Nothing is written when any check fails.
+
+    Raises
+    ------
+    DataError
+        A case without a prediction, a prediction for an unknown case, a prediction that
+        does not fit its case (classes, shape, non-finite, not summing to one).
+    ConfigError
+        Bad split, detector, flag rule or temperature; a non-empty ``out`` without
+        ``overwrite``.
+    """
+    import numpy as np
+    from rich.progress import Progress
+
+    from noisyseg.data.layouts import write_labels
+    from noisyseg.run import rank_predictions, read_case_prediction, write_tables
+
+    check_out_dir(out, overwrite=overwrite)
+    ds = load_dataset(data, lazy=True)
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("ranking", total=None)
+        ranking = rank_predictions(ds, probs, split=split, detector=detector,
+                                   flag_rule=flag_rule, flag_value=flag_value,
+                                   temperature=temperature, slice_axis=slice_axis,
+                                   workers=workers,
+                                   progress=lambda i, n: bar.update(task, completed=i, total=n))
+    primary = ranking.primary
+    order = np.argsort(-ranking.scores[primary], kind="stable")
+    flagged = np.flatnonzero(ranking.flags[primary])
+    detection = ranking.detection()
+    result = {"data": data, "probs": [str(p) for p in probs], **ranking.config,
+              "n_flagged": {d: int(f.sum()) for d, f in ranking.flags.items()},
+              "truth_known": ranking.truth is not None,
+              "prediction_files": {c: str(p.path) for c, p in ranking.predictions.items()},
+              "pseudo_labels": bool(pseudo_labels)}
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        write_tables(ranking, tmp)
+        if detection:
+            (tmp / "detection.json").write_text(json.dumps(
+                {"flag_rule": flag_rule, "flag_value": flag_value, "detectors": detection},
+                indent=2))
+        (tmp / "rank.json").write_text(json.dumps(result, indent=2))
+        _suspect_figures(ds, ranking, order[:n_suspects], tmp)
+        if pseudo_labels:
+            masks = []
+            for j in flagged:
+                i = int(ranking.index[j])
+                labels, _ = ds.read_label(i)
+                p = read_case_prediction(ds, i, ranking.predictions[ds.sample_ids[i]], labels)
+                masks.append(np.argmax(p, axis=0).astype(np.uint8))
+            write_labels(tmp / "refurbished", ds, ranking.index[flagged], masks)
+    return {**result, "detection": detection}
+
+
+def _suspect_figures(ds: Any, ranking: Any, top: Any, folder: Path) -> None:
+    """``suspects/`` (one figure per top case) and ``suspects.png`` (2-D: a grid of them):
+    the given labels against the prediction; volumes in three planes through the worst slice."""
+    import numpy as np
+
+    from noisyseg.report import display_window, plot_contour_grid, plot_volume_planes, save_figure
+    from noisyseg.run import read_case_prediction
+
+    (folder / "suspects").mkdir()
+    primary = ranking.primary
+    sl = ranking.slices[ranking.slices["detector"] == primary]
+    truth = ranking.truth
+    imgs, given, preds, titles = [], [], [], []
+    for r, j in enumerate(top):
+        i = int(ranking.index[j])
+        sid = ds.sample_ids[i]
+        labels, geom = ds.read_label(i)
+        pred = np.argmax(read_case_prediction(ds, i, ranking.predictions[sid], labels), axis=0)
+        image = ds.read_image(i)[0][0]
+        tag = "" if truth is None else (" (corrupted)" if truth[j] else " (clean)")
+        title = f"#{r + 1} {sid}{tag}  {primary} {ranking.scores[primary][j]:.3f}"
+        if labels.ndim == 3:
+            s = sl.loc[sl["sample_id"] == sid, "score"].to_numpy()
+            worst = int(np.nanargmax(s)) if np.isfinite(s).any() else labels.shape[0] // 2
+            fg = np.argwhere(labels[worst] > 0)
+            yx = fg.mean(0) if len(fg) else np.array(labels.shape[1:]) / 2
+            centre = (worst, int(yx[0]), int(yx[1]))
+            fig = plot_volume_planes(image, [labels, pred], spacing=geom.spacing,
+                                     labels=("given labels", "prediction"),
+                                     class_names=ds.class_names, centre=centre,
+                                     window=display_window(ds.channel_names))
+            fig.suptitle(f"{title}; planes through the worst slice ({worst}, axis "
+                         f"{ranking.config['slice_axis']})", fontsize=9)
+            fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+            save_figure(fig, folder / "suspects" / f"{r + 1:02d}_{sid}.png")
+            continue
+        fig = plot_contour_grid(image[None].repeat(2, 0), [np.stack([labels, pred])],
+                                titles=["given labels", "prediction"], labels=(title,),
+                                class_names=ds.class_names)
+        save_figure(fig, folder / "suspects" / f"{r + 1:02d}_{sid}.png")
+        imgs.append(image)
+        given.append(labels)
+        preds.append(pred)
+        titles.append(title)
+    if imgs and len({a.shape for a in imgs}) == 1:
+        fig = plot_contour_grid(np.stack(imgs), [np.stack(given), np.stack(preds)], titles=titles,
+                                labels=("given labels", "prediction"), class_names=ds.class_names,
+                                caption=f"top suspects by {primary}")
+        save_figure(fig, folder / "suspects.png")
 
 
 def run_audit(*, data: str, out: str | Path, config: TrainConfig,

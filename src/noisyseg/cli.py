@@ -35,7 +35,8 @@ PARAM_FLAGS = {"fmt": "--format", "detectors": "--detector", "mode": "--refurbis
 _PARAMS = {"data", "out", "model", "strength", "target_dice", "fraction", "classes", "options",
            "refurbish_with", "flag_rule", "flag_value", "warmup", "every", "confidence", "unflag",
            "pseudo_from", "epochs", "batch_size", "steps_per_epoch", "lr", "loss", "device",
-           "threads", "seed", "workers", "cpus_per_trial", "executor", "address", *PARAM_FLAGS}
+           "threads", "seed", "workers", "cpus_per_trial", "executor", "address", "probs", "split",
+           "detector", "temperature", "slice_axis", *PARAM_FLAGS}
 
 
 def cli_message(message: str, flags: dict[str, str] | None = None) -> str:
@@ -251,6 +252,53 @@ def audit(
             console.print(f"{name}: AP {m['average_precision']:.3f}, AUROC {m['auroc']:.3f}, "
                           f"precision {m['precision']:.3f}, recall {m['recall']:.3f}")
     console.print(f"[green]wrote[/] {out}: test Dice {res['test']['mean']['dice']:.4f}")
+
+
+@app.command()
+def rank(
+    data: DataOpt = "synthetic-echo",
+    probs: Annotated[list[Path] | None, typer.Option(
+        help="Folder of predictions (repeatable): an nnU-Net results folder (its "
+             "fold_X/validation/), a fold or nnUNetv2_predict output folder, or any folder of "
+             "{case}.npz/.npy probabilities, probability images or label maps.")] = None,
+    split: Annotated[str, typer.Option(
+        help="Cases to rank: all (every labelled case, as nnU-Net's cross-validation "
+             "predicts them), train, val or test.")] = "all",
+    detector: Annotated[str, typer.Option(
+        help="Score whose flags pick suspects and pseudo-labels: label-quality (cleanlab's "
+             "softmin), dice (1 - Dice of the argmax) or expected-dice.")] = "label-quality",
+    flag_rule: Annotated[str, typer.Option(
+        help="mixture (no error level needed), top (fraction) or percentile.")] = "mixture",
+    flag_value: Annotated[float | None, typer.Option(
+        help="Fraction for 'top', percentile for 'percentile'.")] = None,
+    temperature: Annotated[float, typer.Option(help="Softmin temperature.")] = 0.1,
+    slice_axis: Annotated[int, typer.Option(
+        help="Volumes: axis of the per-slice scores (array order, 0: axial).")] = 0,
+    pseudo_labels: Annotated[bool, typer.Option(
+        "--pseudo-labels/--no-pseudo-labels",
+        help="Write the flagged cases' predicted labels to refurbished/ (source layout and "
+             "geometry).")] = False,
+    workers: Annotated[int | None, typer.Option(help="Threads reading and scoring cases.")] = None,
+    out: Annotated[Path, typer.Option(help="Audit folder.")] = Path("runs/rank"),
+    overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
+) -> None:
+    """Rank every case from a model's predicted probabilities (e.g. nnU-Net's out-of-fold
+    predictions), no training; flag suspects; write an audit folder."""
+    from noisyseg.api import run_rank
+
+    if not probs:
+        raise ConfigError("probs: give at least one folder of predictions (--probs DIR)")
+    res = run_rank(data=data, probs=probs, out=out, split=split, detector=detector,
+                   flag_rule=flag_rule, flag_value=flag_value, temperature=temperature,
+                   slice_axis=slice_axis, pseudo_labels=pseudo_labels, workers=workers,
+                   overwrite=overwrite, progress=progress)
+    folds = f" from folds {', '.join(res['folds'])}" if res["folds"] else ""
+    console.print(f"ranked {res['n_cases']} cases{folds}; flagged by {res['detector']}: "
+                  f"{res['n_flagged'][res['detector']]}")
+    for name, m in res["detection"].items():
+        console.print(f"{name}: AP {m['average_precision']:.3f}, AUROC {m['auroc']:.3f}, "
+                      f"precision {m['precision']:.3f}, recall {m['recall']:.3f}")
+    console.print(f"[green]wrote[/] {out}")
 
 
 @app.command("models")

@@ -102,6 +102,9 @@ class CaseDataset:
             raise DataError(f"{self.source}: need at least 2 classes (background and one "
                             f"structure), got {self.class_names}")
         ids = [c.case_id for c in self.cases]
+        self._ids = tuple(ids)  # cases are fixed: ids and split are looked up per case
+        self._split = np.array([c.split for c in self.cases])
+        self._split.flags.writeable = False
         if len(set(ids)) != len(ids):
             raise DataError(f"{self.source}: case ids are not unique")
         if not self.cases:
@@ -130,12 +133,12 @@ class CaseDataset:
     @property
     def sample_ids(self) -> tuple[str, ...]:
         """Case ids, in order."""
-        return tuple(c.case_id for c in self.cases)
+        return self._ids
 
     @property
     def split(self) -> np.ndarray:
         """``"train"``, ``"val"`` or ``"test"`` per case."""
-        return np.array([c.split for c in self.cases])
+        return self._split
 
     def indices(self, split: str) -> np.ndarray:
         """Integer indices of the cases in ``split``."""

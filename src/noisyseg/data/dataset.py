@@ -110,6 +110,32 @@ class SegDataset:
         """The clean masks when known, else the masks themselves."""
         return self.masks if self.clean_masks is None else self.clean_masks
 
+    @property
+    def has_clean_labels(self) -> bool:
+        """Whether the samples carry clean masks beside their (noisy) training masks."""
+        return self.clean_masks is not None
+
+    # -------------------------------------------- case access, as for a CaseDataset
+    def read_label(self, i: int, *, clean: bool = False) -> tuple[np.ndarray, Geometry]:
+        """Sample ``i``'s mask (the clean one with ``clean=True`` when known) and its grid.
+
+        The same call as :meth:`CaseDataset.read_label`, so code that goes through a dataset
+        one case at a time takes either. The geometry is the array's own grid (the source
+        file's, rescaled when the dataset was resized).
+        """
+        m = self.truth[i] if clean else self.masks[i]
+        return m, self.label_geometry(i)
+
+    def read_image(self, i: int) -> tuple[np.ndarray, Geometry]:
+        """Sample ``i``'s image as float32 ``(1, H, W)`` with its grid."""
+        return self.images[i][None].astype(np.float32, copy=False), self.label_geometry(i)
+
+    def label_geometry(self, i: int) -> Geometry:
+        """The grid of sample ``i``'s arrays (see :meth:`read_label`)."""
+        if self.geometry is None:
+            return Geometry.from_spacing(self.shape)
+        return self.geometry[i].with_shape(self.shape)
+
     def subset(self, index: np.ndarray | str) -> SegDataset:
         """A new dataset with the samples at ``index`` (or of the split named ``index``)."""
         idx = self.indices(index) if isinstance(index, str) else np.asarray(index)

@@ -177,6 +177,17 @@ def _read_error(p: Path, exc: BaseException) -> DataError:
     return DataError(f"{p}: cannot read file ({type(exc).__name__}: {first})")
 
 
+def _itk_dtype(pixel_id: int) -> str:
+    """NumPy dtype name of a SimpleITK pixel type (a vector type's component type)."""
+    import SimpleITK as sitk
+
+    for name in ("UInt8", "Int8", "UInt16", "Int16", "UInt32", "Int32", "UInt64", "Int64",
+                 "Float32", "Float64"):
+        if pixel_id in (getattr(sitk, f"sitk{name}"), getattr(sitk, f"sitkVector{name}")):
+            return name.lower()
+    raise DataError(f"unsupported ITK pixel type {sitk.GetPixelIDValueAsString(pixel_id)!r}")
+
+
 def read_header(path: str | Path) -> Geometry:
     """The :class:`Geometry` of an image file without reading its voxels (NIfTI, ITK formats).
 
@@ -205,7 +216,7 @@ def read_header(path: str | Path) -> Geometry:
             size, sp = r.GetSize(), r.GetSpacing()
             aff = _affine_from_itk(sp, r.GetOrigin(), r.GetDirection())
             return Geometry(tuple(int(v) for v in size[::-1]), tuple(float(v) for v in sp[::-1]),
-                            _tup(aff), suf, sitk.GetPixelIDValueAsString(r.GetPixelID()), str(p))
+                            _tup(aff), suf, _itk_dtype(r.GetPixelID()), str(p))
     except (OSError, ValueError, EOFError, RuntimeError, zlib.error) as exc:
         raise _read_error(p, exc) from exc
     arr = read_image(p)[0]

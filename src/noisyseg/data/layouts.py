@@ -26,10 +26,12 @@ import numpy as np
 import pandas as pd
 
 from noisyseg.data.cases import RECORDS, CaseDataset
+from noisyseg.data.dataset import SegDataset
+from noisyseg.data.folder import write_masks
 from noisyseg.data.io import FORMATS, Geometry, split_suffix, write_image
 from noisyseg.errors import ConfigError
 
-__all__ = ["CaseWriter"]
+__all__ = ["CaseWriter", "write_labels"]
 
 
 def _rel(path: str, root: Path | None, default_dir: str) -> Path:
@@ -138,3 +140,30 @@ class CaseWriter:
                 {"class_names": list(self.ds.class_names), "source": self.ds.source}, indent=2))
         for name, obj in records.items():
             (self.records / name).write_text(json.dumps(obj, indent=2, default=str))
+
+
+def write_labels(folder: str | Path, ds: SegDataset | CaseDataset, index: np.ndarray,
+                 masks: list[np.ndarray] | np.ndarray, *, fmt: str = "nii.gz") -> list[Path]:
+    """Write label maps (class indices, on the dataset's grid) of cases ``index`` of ``ds``.
+
+    The one writer of per-case label files outside a whole dataset (audit's and rank's
+    ``refurbished/``, train's ``predictions/``): a case read from a file gets that file's
+    name, format, grid, header and label dtype, with the stored label values (nnU-Net and
+    Decathlon values, a 0/255 PNG); generated cases get ``{case_id}`` + ``fmt``.
+    Returns the paths written.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    index = np.asarray(index)
+    if isinstance(ds, SegDataset):
+        write_masks(folder, ds, index, np.asarray(masks))
+        return sorted(folder.iterdir())
+    out = []
+    for i, m in zip(index, masks, strict=True):
+        case = ds.cases[int(i)]
+        geom = ds.label_geometry(int(i))
+        name = Path(case.label).name if case.label else f"{case.case_id}{FORMATS[fmt]}"
+        dst = folder / name
+        write_image(dst, ds.encode(m), geom, dtype=geom.dtype if geom.path else np.uint8)
+        out.append(dst)
+    return out

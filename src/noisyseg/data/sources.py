@@ -105,13 +105,15 @@ def parse_source(spec: str) -> tuple[str, str | None, dict[str, Any]]:
     return name, path, opts
 
 
-def load_dataset(spec: str, *, volumes: bool = True) -> SegDataset | CaseDataset:
+def load_dataset(spec: str, *, volumes: bool = True, lazy: bool = False) -> SegDataset | CaseDataset:
     """Load the dataset a source string names (see module docstring).
 
     ``volumes=False`` (training, auditing, studies) refuses case datasets with a clear
-    error: those stages run on 2-D images for now.
+    error: those stages run on 2-D images for now. ``lazy=True`` reads a folder of 2-D
+    images one case at a time too (a :class:`CaseDataset` on the files' own grid, no
+    ``size``): what streaming consumers (``noisyseg rank``) want for 10,000s of images.
     """
-    ds = _load(spec)
+    ds = _load(spec, lazy=lazy)
     if not volumes and isinstance(ds, CaseDataset):
         raise ConfigError(f"data: {spec}: a {ds.layout} dataset of cases read one at a time; "
                           f"training, audits and studies run on 2-D datasets (synthetic-echo, "
@@ -120,7 +122,7 @@ def load_dataset(spec: str, *, volumes: bool = True) -> SegDataset | CaseDataset
     return ds
 
 
-def _load(spec: str) -> SegDataset | CaseDataset:
+def _load(spec: str, *, lazy: bool = False) -> SegDataset | CaseDataset:
     name, path, opts = parse_source(spec)
     if name == "folder" and path is not None and not Path(path).exists():
         raise ConfigError(f"data: {spec}: {path!r} is neither a known source "
@@ -131,9 +133,10 @@ def _load(spec: str) -> SegDataset | CaseDataset:
         if key in opts and opts[key] < 1:
             raise ConfigError(f"data: {spec}: option {key} must be positive, got {opts[key]}")
     src = SOURCES[name]
-    if name == "folder" and path is not None and folder_is_volumetric(Path(path)):
+    if name == "folder" and path is not None and (lazy or folder_is_volumetric(Path(path))):
         if opts.get("size") is not None:
-            raise ConfigError(f"data: {spec}: option size resizes 2-D images; volumes are "
+            what = "cases read one at a time" if lazy else "volumes"
+            raise ConfigError(f"data: {spec}: option size resizes 2-D images; {what} are "
                               f"kept on their own grid")
         return load_folder_cases(path, **opts)
     ds = src.loader(path, **opts) if src.takes_path else src.loader(**opts)

@@ -7,6 +7,7 @@ Public API: :func:`plot_contour_grid`, :func:`save_figure`, :func:`corruption_fi
 
 from noisyseg.report.corruption import (
     corruption_figure,
+    display_window,
     plot_volume_planes,
     volume_corruption_figure,
 )
@@ -16,7 +17,7 @@ from noisyseg.report.stats import PairedTest, interpolated_precision, paired_tes
 from noisyseg.report.study import study_report, write_study_report
 from noisyseg.report.tables import markdown_table
 
-__all__ = ["CLASS_COLOURS", "Document", "PairedTest", "corruption_figure",
+__all__ = ["CLASS_COLOURS", "Document", "PairedTest", "corruption_figure", "display_window",
            "interpolated_precision", "markdown_table", "paired_test", "plot_contour_grid",
            "plot_volume_planes", "save_figure", "study_report", "volume_corruption_figure",
            "write_study_report"]

@@ -10,7 +10,16 @@ import numpy as np
 from noisyseg.corrupt import CaseCorruption, CorruptionResult
 from noisyseg.report.figures import CLASS_COLOURS, _contours, plot_contour_grid, save_figure
 
-__all__ = ["corruption_figure", "plot_volume_planes", "volume_corruption_figure"]
+__all__ = ["corruption_figure", "display_window", "plot_volume_planes", "volume_corruption_figure"]
+
+#: Display window (HU) for CT: the abdominal soft-tissue window of radiology reading rooms.
+CT_WINDOW = (-200.0, 250.0)
+
+
+def display_window(channel_names: tuple[str, ...] | list[str]) -> tuple[float, float] | None:
+    """A fixed window for CT (a channel named ``CT``, nnU-Net's convention for Hounsfield
+    units); None (percentiles of the image) otherwise."""
+    return CT_WINDOW if any(str(c).upper() == "CT" for c in channel_names) else None
 
 
 def corruption_figure(result: CorruptionResult, path: str | Path, *, n: int = 8) -> Path:
@@ -82,7 +91,7 @@ def volume_corruption_figure(result: CaseCorruption, class_names: tuple[str, ...
     # panels at their physical aspect: the axial plane sets the row height, so each row gets
     # room for its titles above it
     fig, axes = plt.subplots(len(ex), 3, figsize=(10, 3.9 * len(ex) + 0.9), squeeze=False)
-    window = (-200.0, 250.0) if "CT" in str(cfg.get("channels", "")) else None
+    window = display_window(cfg.get("channels", ()))
     for row, e in zip(axes, ex, strict=True):
         plot_volume_planes(e["image"], [e["clean"], e["noisy"]], spacing=e["spacing"],
                            labels=("clean", "corrupted"), class_names=class_names,

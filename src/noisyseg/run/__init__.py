@@ -1,13 +1,29 @@
-"""A run: one training with its detectors and refurbishment attached, and the files it writes.
+"""A run: one training with its detectors and refurbishment attached, or a ranking from a
+model's predictions, and the files they write.
 
 Public API: :func:`run_session` (train, score, refurbish, evaluate on clean test masks),
-:class:`Session`, :func:`session_summary` (what ``metrics.json`` holds), and the shared
-writers :func:`run_tables`, :func:`table_bytes`, :func:`write_tables` used by the CLI, the
-Python API and the study trials.
+:class:`Session`, :func:`session_summary` (what ``metrics.json`` holds),
+:func:`rank_predictions` (score every case from predicted probabilities, no training) and
+:class:`Ranking`, and the shared writers :func:`run_tables`, :func:`ranking_tables`,
+:func:`score_table`, :func:`table_bytes`, :func:`write_tables` used by the CLI, the Python
+API and the study trials.
 """
 
-from noisyseg.run.outputs import EVENT_COLUMNS, SCORE_COLUMNS, run_tables, table_bytes, write_tables
+from noisyseg.run.outputs import (
+    CLASS_COLUMNS,
+    EVENT_COLUMNS,
+    SCORE_COLUMNS,
+    SLICE_COLUMNS,
+    ranking_tables,
+    run_tables,
+    score_table,
+    table_bytes,
+    write_tables,
+)
+from noisyseg.run.rank import RANK_SPLITS, Ranking, rank_predictions, read_case_prediction
 from noisyseg.run.session import Session, run_session, session_summary
 
-__all__ = ["EVENT_COLUMNS", "SCORE_COLUMNS", "Session", "run_session", "run_tables", "session_summary",
-           "table_bytes", "write_tables"]
+__all__ = ["CLASS_COLUMNS", "EVENT_COLUMNS", "RANK_SPLITS", "SCORE_COLUMNS", "SLICE_COLUMNS",
+           "Ranking", "Session", "rank_predictions", "ranking_tables", "read_case_prediction",
+           "run_session", "run_tables", "score_table", "session_summary", "table_bytes",
+           "write_tables"]

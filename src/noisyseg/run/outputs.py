@@ -9,35 +9,62 @@ Tables (CSV):
 - ``score_history.csv``: per detector and epoch, AP and AUROC of that epoch's scores (when the
   truth is known);
 - ``refurbish_events.csv``: ``epoch, sample_id, action`` (``refurbished``, ``dropped``,
-  ``restored``), header only when nothing was refurbished.
+  ``restored``), header only when nothing was refurbished;
+- rankings from predictions (``noisyseg rank``): ``scores.csv`` as above,
+  ``slice_scores.csv`` (``sample_id, slice, detector, score``: go straight to the bad slices)
+  and ``class_scores.csv`` (per case and class: voxels given and predicted, Dice, expected
+  Dice).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from noisyseg.detect import score_ranks
+from noisyseg.run.rank import Ranking
 from noisyseg.run.session import Session
 
-__all__ = ["EVENT_COLUMNS", "SCORE_COLUMNS", "run_tables", "table_bytes", "write_tables"]
+__all__ = ["CLASS_COLUMNS", "EVENT_COLUMNS", "SCORE_COLUMNS", "SLICE_COLUMNS", "ranking_tables",
+           "run_tables", "score_table", "table_bytes", "write_tables"]
 
 SCORE_COLUMNS = ["sample_id", "detector", "score", "rank", "flagged", "corrupted"]
+SLICE_COLUMNS = ["sample_id", "slice", "detector", "score"]
+CLASS_COLUMNS = ["sample_id", "class", "given_voxels", "predicted_voxels", "dice", "expected_dice"]
 EVENT_COLUMNS = ["epoch", "sample_id", "action"]
+
+
+def score_table(ids: list[str] | tuple[str, ...], scores: dict[str, np.ndarray],
+                flags: dict[str, np.ndarray], truth: np.ndarray | None) -> pd.DataFrame:
+    """``scores.csv``: one row per sample and detector (columns :data:`SCORE_COLUMNS`).
+
+    The one builder of the table, for in-training detectors (:func:`scores_frame`) and for
+    rankings from predictions (:func:`ranking_tables`).
+    """
+    frames = []
+    for det, s in scores.items():
+        frames.append(pd.DataFrame({
+            "sample_id": list(ids), "detector": det, "score": np.asarray(s, dtype=float),
+            "rank": score_ranks(s), "flagged": np.asarray(flags[det], dtype=bool),
+            "corrupted": pd.array([None] * len(s) if truth is None else truth, dtype="boolean")}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
 
 
 def scores_frame(session: Session) -> pd.DataFrame:
     """One row per training sample and detector (columns :data:`SCORE_COLUMNS`)."""
     ids = [session.trainer.sample_ids[i] for i in session.train_idx]
-    truth = session.truth
-    frames = []
-    for det, s in session.scores.items():
-        frames.append(pd.DataFrame({
-            "sample_id": ids, "detector": det, "score": s.astype(float), "rank": score_ranks(s),
-            "flagged": session.flags[det].astype(bool),
-            "corrupted": pd.array([None] * len(s) if truth is None else truth, dtype="boolean")}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
+    return score_table(ids, session.scores, session.flags, session.truth)
+
+
+def ranking_tables(ranking: Ranking) -> dict[str, pd.DataFrame]:
+    """A ranking's tables by file name: ``scores.csv``, ``slice_scores.csv`` (columns
+    :data:`SLICE_COLUMNS`) and ``class_scores.csv`` (:data:`CLASS_COLUMNS`)."""
+    return {"scores.csv": score_table(ranking.case_ids, ranking.scores, ranking.flags,
+                                      ranking.truth),
+            "slice_scores.csv": ranking.slices[SLICE_COLUMNS],
+            "class_scores.csv": ranking.classes[CLASS_COLUMNS]}
 
 
 def run_tables(session: Session) -> dict[str, pd.DataFrame]:
@@ -58,10 +85,13 @@ def table_bytes(session: Session) -> dict[str, bytes]:
     return {name: df.to_csv(index=False).encode() for name, df in run_tables(session).items()}
 
 
-def write_tables(session: Session, folder: str | Path) -> list[Path]:
-    """Write :func:`run_tables` into ``folder``; return the paths written."""
+def write_tables(run: Session | Ranking, folder: str | Path) -> list[Path]:
+    """Write a session's :func:`run_tables` (or a ranking's :func:`ranking_tables`) into
+    ``folder``; return the paths written."""
     out = []
-    for name, data in table_bytes(session).items():
+    tables = (table_bytes(run) if isinstance(run, Session) else
+              {n: df.to_csv(index=False).encode() for n, df in ranking_tables(run).items()})
+    for name, data in tables.items():
         p = Path(folder) / name
         p.write_bytes(data)
         out.append(p)

@@ -1,0 +1,234 @@
+"""Reading a model's predictions for a dataset: nnU-Net result folders, probability maps,
+hard label maps.
+
+What :func:`find_predictions` accepts (any number of paths, mixed):
+
+- an nnU-Net v2 results folder (``{Trainer}__{Plans}__{configuration}``): its
+  ``fold_X/validation/`` folders, i.e. the out-of-fold predictions of the cross-validation
+  (``fold_all`` is not out-of-fold and is skipped with a warning);
+- one ``fold_X`` folder or its ``validation/`` folder, or the output folder of
+  ``nnUNetv2_predict --save_probabilities``;
+- any folder of per-case files named by case id: ``{case}.npz`` (key ``probabilities``, as
+  nnU-Net v2 writes them, or ``softmax``, nnU-Net v1, or a single array), ``{case}.npy``,
+  probability images (NIfTI with classes on the 4th axis, NRRD/MetaImage vector images), or
+  hard label maps (integer images, one-hot encoded on read) when that is all there is.
+
+When a case has both probabilities and a label map (nnU-Net writes ``{case}.npz`` beside
+``{case}.nii.gz``), the probabilities are used. Arrays are ``(K, *S)`` in noisyseg's axis
+order (SimpleITK's, which is also the order of nnU-Net's ``.npz`` files).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zipfile
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from noisyseg.data.io import read_image, split_suffix
+from noisyseg.errors import DataError
+
+__all__ = ["PROB_KEYS", "Prediction", "find_predictions", "read_prediction"]
+
+log = logging.getLogger(__name__)
+
+#: Keys of the probability array in an ``.npz`` file: nnU-Net v2, then v1.
+PROB_KEYS = ("probabilities", "softmax")
+_PROB_SUFFIXES = (".npz", ".npy")
+_MAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".nhdr")
+_FOLD = re.compile(r"fold_(\d+|all)$")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Where one case's prediction lies: ``path``, and the fold folder it came from."""
+
+    case_id: str
+    path: Path
+    fold: str | None = None
+
+
+def _fold_of(p: Path) -> str | None:
+    for part in (p.parent, p.parent.parent):
+        m = _FOLD.match(part.name)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _files(folder: Path) -> dict[str, Path]:
+    """Case id -> prediction file of one folder (probabilities win over label maps)."""
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or not p.is_file():
+            continue
+        stem, suf = split_suffix(p)
+        if suf not in _PROB_SUFFIXES + _MAP_SUFFIXES:
+            continue
+        old = found.get(stem)
+        if old is not None:
+            old_prob, new_prob = split_suffix(old)[1] in _PROB_SUFFIXES, suf in _PROB_SUFFIXES
+            if old_prob == new_prob:
+                raise DataError(f"{p}: two prediction files for case {stem!r} ({old.name})")
+            if old_prob:
+                continue
+        found[stem] = p
+    return found
+
+
+def _folders(path: Path) -> list[Path]:
+    """The prediction folders a given path stands for (see module docstring)."""
+    if not path.is_dir():
+        raise DataError(f"{path}: no such folder of predictions")
+    folds = sorted(p for p in path.iterdir() if p.is_dir() and _FOLD.match(p.name))
+    if folds:
+        out = []
+        for f in folds:
+            if f.name == "fold_all":
+                log.warning("%s: skipped (fold 'all' is trained on every case: not out-of-fold)", f)
+                continue
+            v = f / "validation"
+            if not v.is_dir():
+                raise DataError(f"{f}: no validation/ folder (run nnUNetv2_train ... --val --npz "
+                                f"to write the out-of-fold probabilities)")
+            out.append(v)
+        if not out:
+            raise DataError(f"{path}: only fold_all, which is not out-of-fold")
+        return out
+    if (path / "validation").is_dir():
+        return [path / "validation"]
+    return [path]
+
+
+def find_predictions(paths: Sequence[str | Path]) -> dict[str, Prediction]:
+    """Case id -> :class:`Prediction` over every folder ``paths`` stand for.
+
+    Raises
+    ------
+    DataError
+        A path that is not a folder, a fold without ``validation/``, no prediction files, or
+        one case predicted twice (in two folds or two given folders).
+    """
+    if not paths:
+        raise DataError("probs: give at least one folder of predictions")
+    found: dict[str, Prediction] = {}
+    for given in paths:
+        for folder in _folders(Path(given)):
+            files = _files(folder)
+            if not files:
+                raise DataError(f"{folder}: no prediction files (.npz, .npy, or probability / "
+                                f"label images)")
+            for cid, p in files.items():
+                if cid in found:
+                    raise DataError(f"{p}: case {cid!r} is also predicted in "
+                                    f"{found[cid].path.parent} (each case needs exactly one "
+                                    f"out-of-fold prediction)")
+                found[cid] = Prediction(cid, p, _fold_of(p))
+    return found
+
+
+def _load_npz(p: Path) -> np.ndarray:
+    with np.load(p, allow_pickle=False) as z:
+        keys = list(z.keys())
+        for key in PROB_KEYS:
+            if key in z:
+                return z[key]
+        if len(keys) == 1:
+            return z[keys[0]]
+    raise DataError(f"{p}: no 'probabilities' (nnU-Net v2) or 'softmax' (v1) array; found "
+                    f"{keys}")
+
+
+def read_prediction(path: str | Path, *, n_classes: int, shape: tuple[int, ...],
+                    label_values: Sequence[int] | None = None, tol: float = 1e-3) -> np.ndarray:
+    """Read one case's prediction as float32 probabilities ``(n_classes, *shape)``.
+
+    Parameters
+    ----------
+    path : path
+        ``.npz`` / ``.npy`` probabilities ``(K, *S)``, a probability image (classes on the
+        channel axis), or a hard label map (integers, one-hot encoded).
+    n_classes : int
+        Classes of the dataset (background included).
+    shape : tuple of int
+        The case's label shape, array order; singleton axes of the prediction are dropped to
+        match it (nnU-Net's 2-D predictions are ``(K, 1, H, W)``).
+    label_values : sequence of int, optional
+        Values a hard label map stores for classes ``0..K-1`` (default ``0..K-1``).
+    tol : float
+        Largest accepted deviation of the class sum from one (float16 files get 1e-2).
+
+    Raises
+    ------
+    DataError
+        Unreadable file, wrong class count or shape, non-finite values, probabilities that
+        do not sum to one (sigmoid / region-based outputs), labels outside the dataset's.
+    """
+    p = Path(path)
+    suf = split_suffix(p)[1]
+    try:
+        if suf == ".npz":
+            arr = _load_npz(p)
+        elif suf == ".npy":
+            arr = np.load(p, allow_pickle=False)
+        else:
+            arr = read_image(p)[0]
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"{p}: cannot read predictions ({type(exc).__name__}: {exc})") from exc
+    shape = tuple(int(v) for v in shape)
+    if np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
+        if arr.ndim > len(shape) and arr.shape[0] == 1:
+            arr = arr[0]
+        arr = _squeeze_to(arr, shape, p, channels=False)
+        values = list(range(n_classes)) if label_values is None else [int(v) for v in label_values]
+        lut = np.full(max(max(values) + 1, int(arr.max(initial=0)) + 1), -1, np.int64)
+        lut[values] = np.arange(n_classes)
+        cls = lut[np.clip(arr, 0, None)]
+        if arr.size and (int(arr.min()) < 0 or (cls < 0).any()):
+            bad = sorted(set(np.unique(arr).tolist()) - set(values))
+            raise DataError(f"{p}: label map holds values {bad[:5]} that are not the dataset's "
+                            f"labels {values}")
+        out = np.zeros((n_classes, *shape), np.float32)
+        for c in range(n_classes):
+            out[c][cls == c] = 1.0
+        return out
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise DataError(f"{p}: expected float probabilities or integer labels, got {arr.dtype}")
+    if arr.ndim != len(shape) + 1:
+        arr = _squeeze_to(arr, shape, p, channels=True)
+    if arr.shape[0] != n_classes:
+        hint = (" (one fewer: sigmoid / region-based outputs without a background channel are "
+                "not supported)" if arr.shape[0] == n_classes - 1 else "")
+        raise DataError(f"{p}: {arr.shape[0]} classes, but the dataset has {n_classes}{hint}")
+    arr = _squeeze_to(arr, shape, p, channels=True)
+    if not np.isfinite(arr).all():
+        raise DataError(f"{p}: probabilities hold NaN or infinite values")
+    total = arr.sum(axis=0, dtype=np.float32)
+    dev = float(np.max(np.abs(total - 1.0))) if total.size else 0.0
+    limit = max(tol, 1e-2) if arr.dtype == np.float16 else tol
+    if dev > limit or float(arr.min()) < -limit:
+        raise DataError(f"{p}: probabilities do not sum to one over the classes (off by up to "
+                        f"{dev:.3g}); logits, sigmoid or region-based outputs are not supported: "
+                        f"save softmax probabilities")
+    return arr.astype(np.float32, copy=False)
+
+
+def _squeeze_to(arr: np.ndarray, shape: tuple[int, ...], p: Path, *, channels: bool) -> np.ndarray:
+    """Drop singleton spatial axes of ``arr`` so its spatial shape equals ``shape``."""
+    lead = 1 if channels else 0
+    spatial = arr.shape[lead:]
+    if spatial == shape:
+        return arr
+    kept = tuple(n for n in spatial if n != 1)
+    if kept == tuple(n for n in shape if n != 1):
+        return arr.reshape(arr.shape[:lead] + shape)
+    what = f"(K, {', '.join(map(str, shape))})" if channels else str(shape)
+    raise DataError(f"{p}: prediction shape {arr.shape} does not match the case's labels: "
+                    f"expected {what} in SimpleITK's (z, y, x) axis order")

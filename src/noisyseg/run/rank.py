@@ -1,0 +1,194 @@
+"""Rank a dataset's cases from a model's predictions, without training, one case at a time.
+
+The prediction-based counterpart of :func:`~noisyseg.run.run_session`'s in-training
+detectors: each case's labels and predicted probabilities are read, scored
+(:func:`~noisyseg.detect.probs.case_scores`) and dropped, so memory does not grow with the
+number of cases, and the flag rules of the in-training detectors apply unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from noisyseg.data import CaseDataset, SegDataset
+from noisyseg.data.predictions import Prediction, find_predictions, read_prediction
+from noisyseg.detect import check_flag_rule, detection_metrics, flag
+from noisyseg.detect.probs import PROB_DETECTORS, CaseScores, case_scores
+from noisyseg.errors import ConfigError, DataError
+
+__all__ = ["RANK_SPLITS", "Ranking", "rank_predictions", "read_case_prediction"]
+
+#: Which cases :func:`rank_predictions` ranks: every labelled case, or one split.
+RANK_SPLITS = ("all", "train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """What :func:`rank_predictions` found.
+
+    Attributes
+    ----------
+    index : (N,) int ndarray
+        Dataset indices of the ranked cases.
+    case_ids : tuple of str
+    scores : dict of str -> (N,) float ndarray
+        Per detector (:data:`~noisyseg.detect.probs.PROB_DETECTORS`), higher = more suspect.
+    flags : dict of str -> (N,) bool ndarray
+    truth : (N,) bool ndarray or None
+        Which cases carry simulated errors, when the dataset says.
+    slices : DataFrame
+        ``sample_id, slice, detector, score`` (one slice per 2-D case).
+    classes : DataFrame
+        ``sample_id, class, given_voxels, predicted_voxels, dice, expected_dice``.
+    predictions : dict of str -> Prediction
+        The file each ranked case's prediction came from.
+    config : dict
+    """
+
+    index: np.ndarray
+    case_ids: tuple[str, ...]
+    scores: dict[str, np.ndarray]
+    flags: dict[str, np.ndarray]
+    truth: np.ndarray | None
+    slices: pd.DataFrame
+    classes: pd.DataFrame
+    predictions: dict[str, Prediction]
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> str:
+        """The detector whose flags and ranks pick suspects and pseudo-labels."""
+        return str(self.config["detector"])
+
+    def detection(self) -> dict[str, Any]:
+        """AP, AUROC, precision/recall of the flags per detector (empty without the truth)."""
+        if self.truth is None:
+            return {}
+        return {d: detection_metrics(s, self.flags[d], self.truth).to_dict()
+                for d, s in self.scores.items()}
+
+
+def read_case_prediction(ds: SegDataset | CaseDataset, i: int, pred: Prediction,
+                         labels: np.ndarray) -> np.ndarray:
+    """Case ``i``'s prediction as ``(K, *labels.shape)`` float32 probabilities."""
+    values = ds.label_values if isinstance(ds, CaseDataset) else None
+    return read_prediction(pred.path, n_classes=ds.n_classes, shape=labels.shape,
+                           label_values=values)
+
+
+def _match(ds: SegDataset | CaseDataset, predictions: Mapping[str, Prediction],
+           index: np.ndarray) -> None:
+    """Every ranked case has a prediction, and every prediction names a case of ``ds``."""
+    known = set(ds.sample_ids)
+    unknown = sorted(set(predictions) - known)
+    if unknown:
+        p = predictions[unknown[0]].path
+        raise DataError(f"{p}: case {unknown[0]!r} is not in the dataset ({len(unknown)} "
+                        f"prediction(s) for unknown cases; is --data the dataset that was "
+                        f"predicted?)")
+    missing = [ds.sample_ids[i] for i in index if ds.sample_ids[i] not in predictions]
+    if missing:
+        raise DataError(f"probs: no prediction for case {missing[0]!r} ({len(missing)} of "
+                        f"{len(index)} cases have none); every ranked case needs exactly one")
+
+
+def rank_predictions(ds: SegDataset | CaseDataset,
+                     probs: Sequence[str | Path] | Mapping[str, Prediction], *,
+                     split: str = "all", detector: str = "label-quality",
+                     flag_rule: str = "mixture", flag_value: float | None = None,
+                     temperature: float = 0.1, slice_axis: int = 0, workers: int | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> Ranking:
+    """Score every case of ``split`` from its predicted probabilities and flag suspects.
+
+    Parameters
+    ----------
+    ds : SegDataset or CaseDataset
+        The labelled dataset; the labels scored are its (possibly noisy) training labels.
+    probs : sequence of paths, or mapping of case id -> Prediction
+        Folders of predictions (see :func:`~noisyseg.data.predictions.find_predictions`).
+    split : {'all', 'train', 'val', 'test'}
+        Which cases to rank (nnU-Net's cross-validation predicts every labelled case).
+    detector : str
+        Whose flags pick suspects and pseudo-labels (one of ``PROB_DETECTORS``); every
+        score is computed and written either way.
+    flag_rule, flag_value
+        As for the in-training detectors (:func:`~noisyseg.detect.flag`).
+    temperature : float
+        Softmin temperature of ``label-quality``.
+    slice_axis : int
+        Axis of the per-slice scores for volumes (array order; 0 is axial).
+    workers : int, optional
+        Threads reading and scoring cases (reading and NumPy release the GIL); default: the
+        CPUs available, at most 4. Each holds one case at a time.
+    progress : callable, optional
+        ``progress(done, total)`` after each case.
+
+    Raises
+    ------
+    DataError
+        A case without a prediction, a prediction for an unknown case, or a prediction that
+        does not fit its case (see :func:`~noisyseg.data.predictions.read_prediction`).
+    ConfigError
+        Unknown split or detector, bad flag rule or temperature.
+    """
+    if split not in RANK_SPLITS:
+        raise ConfigError(f"split: expected one of {', '.join(RANK_SPLITS)}, got {split!r}")
+    if detector not in PROB_DETECTORS:
+        raise ConfigError(f"detector: expected one of {', '.join(PROB_DETECTORS)}, got "
+                          f"{detector!r}")
+    check_flag_rule(flag_rule, flag_value)
+    if not temperature > 0:
+        raise ConfigError(f"temperature: must be > 0, got {temperature}")
+    index = np.arange(len(ds)) if split == "all" else ds.indices(split)
+    if len(index) == 0:
+        raise DataError(f"split: the dataset has no {split!r} cases")
+    preds = dict(probs) if isinstance(probs, Mapping) else find_predictions(list(probs))
+    _match(ds, preds, index)
+    n_workers = workers or min(4, len(os.sched_getaffinity(0)))
+
+    def one(i: int) -> CaseScores:
+        labels, _ = ds.read_label(int(i))
+        p = read_case_prediction(ds, int(i), preds[ds.sample_ids[i]], labels)
+        return case_scores(labels, p, slice_axis=slice_axis, temperature=temperature)
+
+    results: list[CaseScores] = []
+    with ThreadPoolExecutor(max_workers=max(1, n_workers)) as pool:
+        for done, res in enumerate(pool.map(one, index), start=1):
+            results.append(res)
+            if progress is not None:
+                progress(done, len(index))
+    ids = tuple(ds.sample_ids[i] for i in index)
+    table = np.stack([r.scores for r in results])
+    scores = {d: table[:, j] for j, d in enumerate(PROB_DETECTORS)}
+    flags = {d: flag(s, flag_rule, value=flag_value) for d, s in scores.items()}
+    truth = None if ds.corrupted is None else np.asarray(ds.corrupted, dtype=bool)[index]
+    # per slice, detector-major within each case: (case, detector, slice)
+    n_sl = np.array([len(r.slice_scores) for r in results])
+    n_det = len(PROB_DETECTORS)
+    slices = pd.DataFrame({
+        "sample_id": np.repeat(np.asarray(ids, dtype=object), n_sl * n_det),
+        "slice": np.concatenate([np.tile(np.arange(m), n_det) for m in n_sl]),
+        "detector": np.concatenate([np.repeat(PROB_DETECTORS, m) for m in n_sl]),
+        "score": np.concatenate([r.slice_scores.T.ravel() for r in results])})
+    classes = pd.DataFrame({
+        "sample_id": np.repeat(ids, ds.n_classes),
+        "class": np.tile(ds.class_names, len(ids)),
+        "given_voxels": np.concatenate([r.given_voxels for r in results]),
+        "predicted_voxels": np.concatenate([r.predicted_voxels for r in results]),
+        "dice": np.concatenate([r.class_dice for r in results]),
+        "expected_dice": np.concatenate([r.class_expected_dice for r in results])})
+    folds = sorted({p.fold for p in preds.values() if p.fold is not None})
+    config = {"split": split, "detector": detector, "flag_rule": flag_rule,
+              "flag_value": flag_value, "temperature": temperature, "slice_axis": slice_axis,
+              "n_cases": len(ids), "folds": folds, "source": ds.source}
+    return Ranking(index=np.asarray(index), case_ids=ids, scores=scores, flags=flags,
+                   truth=truth, slices=slices, classes=classes,
+                   predictions={c: preds[c] for c in ids}, config=config)

@@ -1,0 +1,237 @@
+"""`noisyseg rank`: nnU-Net-shaped result folders, the checks on predictions, the outputs."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from noisyseg.api import run_rank
+from noisyseg.cli import main
+from noisyseg.data import load_dataset, synthetic_echo, write_folder
+from noisyseg.data.predictions import find_predictions, read_prediction
+from noisyseg.errors import DataError
+
+# oblique, anisotropic: x and y swapped and flipped, 0.7 x 0.8 x 2.5 mm
+AFFINE = np.array([[0.0, -0.8, 0.0, 12.5], [0.7, 0.0, 0.0, -30.0], [0.0, 0.0, 2.5, 41.0],
+                   [0.0, 0.0, 0.0, 1.0]])
+N_CASES = 6
+BAD = "case_002"  # its given label disagrees with the model
+
+
+def _run(args):
+    try:
+        main(args)
+    except SystemExit as exc:
+        return exc.code
+    return 0
+
+
+def _save(data_xyz, path, dtype=None):
+    img = nib.Nifti1Image(data_xyz, AFFINE)
+    img.set_qform(AFFINE, code=1)
+    img.set_sform(AFFINE, code=2)
+    if dtype is not None:
+        img.set_data_dtype(dtype)
+    nib.save(img, str(path))
+
+
+def _label_zyx(rng):
+    """(z, y, x) = (6, 14, 16) labels: a box of 1 with a box of 2 inside."""
+    lab = np.zeros((6, 14, 16), np.uint8)
+    oy, ox = rng.integers(0, 3, 2)
+    lab[1:5, 2 + oy:11 + oy, 3 + ox:13 + ox] = 1
+    lab[2:4, 5 + oy:8 + oy, 6 + ox:9 + ox] = 2
+    return lab
+
+
+def _soft(lab, k=3, sharp=4.0):
+    """Probabilities (K, *S) that favour ``lab``, in SimpleITK order."""
+    z = np.stack([(lab == c) * sharp for c in range(k)]).astype(np.float32)
+    p = np.exp(z)
+    return p / p.sum(0, keepdims=True)
+
+
+@pytest.fixture()
+def nnunet(tmp_path):
+    """A raw nnU-Net dataset and a results folder with two folds of validation .npz files
+    (plus their segmentations, a fold_all, and .pkl files), as nnUNetv2_train --npz writes."""
+    rng = np.random.default_rng(0)
+    raw = tmp_path / "Dataset009_Toy"
+    for d in ("imagesTr", "labelsTr"):
+        (raw / d).mkdir(parents=True)
+    res = tmp_path / "results" / "nnUNetTrainer__nnUNetPlans__3d_fullres"
+    truth = {}
+    for i in range(N_CASES):
+        cid = f"case_{i:03d}"
+        lab = _label_zyx(rng)
+        truth[cid] = lab
+        given = lab.copy()
+        if cid == BAD:
+            given[given == 2] = 0  # the annotator left structure 2 out
+        _save(given.T, raw / "labelsTr" / f"{cid}.nii.gz", dtype=np.int16)
+        _save((lab.T * 40 + rng.normal(0, 3, lab.T.shape)).astype(np.float32),
+              raw / "imagesTr" / f"{cid}_0000.nii.gz")
+        fold = res / f"fold_{i % 2}" / "validation"
+        fold.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(fold / f"{cid}.npz", probabilities=_soft(lab))
+        _save(lab.T, fold / f"{cid}.nii.gz")
+        (fold / f"{cid}.pkl").write_bytes(b"properties")
+    (res / "fold_all" / "validation").mkdir(parents=True)
+    np.savez_compressed(res / "fold_all" / "validation" / "case_000.npz",
+                        probabilities=_soft(truth["case_000"]))
+    (raw / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "CT"}, "labels": {"background": 0, "liver": 1, "tumour": 2},
+        "numTraining": N_CASES, "file_ending": ".nii.gz"}))
+    return raw, res, truth
+
+
+def test_rank_finds_the_folds_and_the_bad_case(nnunet, tmp_path):
+    raw, res, truth = nnunet
+    out = tmp_path / "aud"
+    assert _run(["rank", "--data", f"nnunet:{raw}", "--probs", str(res), "--out", str(out),
+                 "--flag-rule", "top", "--flag-value", "0.2", "--pseudo-labels",
+                 "--no-progress"]) == 0
+    info = json.loads((out / "rank.json").read_text())
+    assert info["folds"] == ["0", "1"] and info["n_cases"] == N_CASES
+    assert all(f.endswith(".npz") for f in info["prediction_files"].values())
+    scores = pd.read_csv(out / "scores.csv")
+    assert set(scores["detector"]) == {"label-quality", "dice", "expected-dice"}
+    for _, g in scores.groupby("detector"):
+        assert len(g) == N_CASES
+        assert g.sort_values("rank")["sample_id"].iloc[0] == BAD
+    flagged = scores[(scores["detector"] == "label-quality") & scores["flagged"]]
+    assert flagged["sample_id"].tolist() == [BAD]
+    # per slice: the bad case's worst slices are those holding structure 2 (z = 2, 3)
+    sl = pd.read_csv(out / "slice_scores.csv")
+    bad = sl[(sl["sample_id"] == BAD) & (sl["detector"] == "dice")]
+    assert len(bad) == 6 and set(bad.nlargest(2, "score")["slice"]) == {2, 3}
+    cls = pd.read_csv(out / "class_scores.csv")
+    row = cls[(cls["sample_id"] == BAD) & (cls["class"] == "tumour")].iloc[0]
+    assert row["given_voxels"] == 0 and row["predicted_voxels"] > 0 and row["dice"] == 0
+    assert len(list((out / "suspects").glob("*.png"))) == N_CASES
+    # the pseudo-label of the flagged case is the model's, on the source grid and header
+    written = out / "refurbished" / f"{BAD}.nii.gz"
+    src = nib.load(str(raw / "labelsTr" / f"{BAD}.nii.gz"))
+    img = nib.load(str(written))
+    assert np.allclose(img.affine, src.affine) and img.shape == src.shape
+    assert int(img.header["sform_code"]) == 2 and img.get_data_dtype() == np.int16
+    assert np.array_equal(np.asarray(img.dataobj).T, truth[BAD])
+    assert sorted(p.name for p in (out / "refurbished").iterdir()) == [f"{BAD}.nii.gz"]
+
+
+def test_hard_label_maps_when_there_are_no_probabilities(nnunet, tmp_path):
+    raw, res, _ = nnunet
+    seg = tmp_path / "segs"
+    seg.mkdir()
+    for f in (res / "fold_0" / "validation").glob("*.nii.gz"):
+        (seg / f.name).write_bytes(f.read_bytes())
+    for f in (res / "fold_1" / "validation").glob("*.nii.gz"):
+        (seg / f.name).write_bytes(f.read_bytes())
+    out = tmp_path / "aud"
+    run_rank(data=f"nnunet:{raw}", probs=[seg], out=out, flag_rule="top", flag_value=0.2,
+             progress=False)
+    scores = pd.read_csv(out / "scores.csv")
+    assert scores[scores["detector"] == "dice"].sort_values("rank")["sample_id"].iloc[0] == BAD
+
+
+def _one_line_error(args, capsys, match, out):
+    code = _run(args)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert match in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("break_it", "match"), [
+    ("missing", "no prediction for case 'case_005'"),
+    ("unknown", "case 'case_999' is not in the dataset"),
+    ("twice", "is also predicted in"),
+    ("region", "2 classes, but the dataset has 3 (one fewer: sigmoid"),
+    ("logits", "do not sum to one"),
+    ("nan", "NaN or infinite"),
+    ("shape", "does not match the case's labels"),
+])
+def test_bad_predictions_are_one_line_errors(nnunet, tmp_path, capsys, break_it, match):
+    raw, res, truth = nnunet
+    v = res / "fold_1" / "validation"
+    lab = truth["case_005"]
+    if break_it == "missing":
+        (v / "case_005.npz").unlink()
+        (v / "case_005.nii.gz").unlink()
+    elif break_it == "unknown":
+        np.savez_compressed(v / "case_999.npz", probabilities=_soft(lab))
+    elif break_it == "twice":
+        np.savez_compressed(res / "fold_0" / "validation" / "case_005.npz",
+                            probabilities=_soft(lab))
+    elif break_it == "region":
+        np.savez_compressed(v / "case_005.npz", probabilities=_soft(lab)[1:])
+    elif break_it == "logits":
+        np.savez_compressed(v / "case_005.npz", probabilities=_soft(lab) * 3)
+    elif break_it == "nan":
+        p = _soft(lab)
+        p[0, 0, 0, 0] = np.nan
+        np.savez_compressed(v / "case_005.npz", probabilities=p)
+    else:  # nibabel's (x, y, z) order instead of SimpleITK's (z, y, x)
+        np.savez_compressed(v / "case_005.npz", probabilities=_soft(lab).transpose(0, 3, 2, 1))
+    out = tmp_path / "aud"
+    _one_line_error(["rank", "--data", f"nnunet:{raw}", "--probs", str(res), "--out", str(out),
+                     "--no-progress"], capsys, match, out)
+
+
+def test_2d_folder_with_npy_probabilities_and_the_truth(tmp_path):
+    """A corrupted 2-D folder: detection.json from its manifest; probabilities from the
+    clean masks rank the corrupted samples first."""
+    from noisyseg.corrupt import corrupt_dataset
+
+    ds = synthetic_echo(n=20, size=32, seed=1)
+    res = corrupt_dataset(ds, "dilate", strength=3, fraction=0.5, seed=0, classes=(1,))
+    src = tmp_path / "noisy"
+    write_folder(res.dataset, src, fmt="npy",
+                 manifest=pd.DataFrame({"sample_id": ds.sample_ids,
+                                        "corrupted": res.dataset.corrupted}))
+    probs = tmp_path / "probs"
+    probs.mkdir()
+    for sid, m in zip(ds.sample_ids, ds.masks, strict=True):
+        np.save(probs / f"{sid}.npy", _soft(m, k=4))
+    out = tmp_path / "aud"
+    r = run_rank(data=str(src), probs=[probs], out=out, split="train", progress=False)
+    det = json.loads((out / "detection.json").read_text())["detectors"]
+    assert det["label-quality"]["average_precision"] == pytest.approx(1.0)
+    assert r["n_cases"] == int((ds.split == "train").sum())
+    assert (out / "suspects.png").exists()
+
+
+def test_find_predictions_prefers_probabilities_and_skips_fold_all(nnunet):
+    _, res, _ = nnunet
+    found = find_predictions([res])
+    assert len(found) == N_CASES
+    assert {p.fold for p in found.values()} == {"0", "1"}
+    assert all(p.path.suffix == ".npz" for p in found.values())
+
+
+def test_read_prediction_squeezes_2d_nnunet_arrays(tmp_path):
+    p = tmp_path / "c.npz"
+    probs = _soft(np.eye(4, dtype=np.uint8), k=2)[:, None]  # (K, 1, H, W)
+    np.savez(p, probabilities=probs)
+    assert read_prediction(p, n_classes=2, shape=(4, 4)).shape == (2, 4, 4)
+    np.savez(p, softmax=probs)  # nnU-Net v1's key
+    assert read_prediction(p, n_classes=2, shape=(4, 4)).shape == (2, 4, 4)
+    with pytest.raises(DataError, match="classes, but the dataset has 3"):
+        read_prediction(p, n_classes=3, shape=(4, 4))
+
+
+def test_volume_source_ranks_per_slice(tmp_path):
+    """synthetic-ct with probabilities from its own labels: nothing is flagged as wrong."""
+    ds = load_dataset("synthetic-ct:n=4,size=32,slices=8")
+    probs = tmp_path / "p"
+    probs.mkdir()
+    for i, cid in enumerate(ds.sample_ids):
+        np.savez_compressed(probs / f"{cid}.npz", probabilities=_soft(ds.read_label(i)[0], k=4))
+    out = tmp_path / "aud"
+    run_rank(data="synthetic-ct:n=4,size=32,slices=8", probs=[probs], out=out, progress=False)
+    sl = pd.read_csv(out / "slice_scores.csv")
+    assert len(sl) == 4 * 8 * 3
+    scores = pd.read_csv(out / "scores.csv")
+    assert (scores.loc[scores["detector"] == "dice", "score"] == 0).all()
