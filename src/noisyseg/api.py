@@ -16,7 +16,8 @@ from noisyseg.refurbish import RefurbishConfig
 from noisyseg.report import corruption_figure
 from noisyseg.train import TrainConfig
 
-__all__ = ["run_audit", "run_corrupt", "run_demo", "run_rank", "run_study", "run_train"]
+__all__ = ["run_audit", "run_corrupt", "run_crossval", "run_demo", "run_rank", "run_study",
+           "run_train"]
 
 
 def run_corrupt(*, data: str, model: str, out: str | Path, target_dice: float | None = None,
@@ -177,11 +178,9 @@ def run_rank(*, data: str, probs: Sequence[str | Path], out: str | Path, split: 
         Bad split, detector, flag rule or temperature; a non-empty ``out`` without
         ``overwrite``.
     """
-    import numpy as np
     from rich.progress import Progress
 
-    from noisyseg.data.layouts import write_labels
-    from noisyseg.run import rank_predictions, read_case_prediction, write_tables
+    from noisyseg.run import rank_predictions
 
     check_out_dir(out, overwrite=overwrite)
     ds = load_dataset(data, lazy=True)
@@ -192,32 +191,106 @@ def run_rank(*, data: str, probs: Sequence[str | Path], out: str | Path, split: 
                                    temperature=temperature, slice_axis=slice_axis,
                                    workers=workers,
                                    progress=lambda i, n: bar.update(task, completed=i, total=n))
+    result = {"data": data, "probs": [str(p) for p in probs]}
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        result = _write_ranking(tmp, ds, ranking, result, pseudo_labels=pseudo_labels,
+                                n_suspects=n_suspects)
+    return result
+
+
+def _write_ranking(folder: Path, ds: Any, ranking: Any, result: dict[str, Any], *,
+                   pseudo_labels: bool, n_suspects: int) -> dict[str, Any]:
+    """The audit folder of a ranking (shared by ``rank`` and ``audit --folds``): tables,
+    ``detection.json``, ``rank.json``, suspects and, with ``pseudo_labels``, ``refurbished/``.
+    Returns what ``rank.json`` holds plus the detection metrics."""
+    import numpy as np
+
+    from noisyseg.data.layouts import write_labels
+    from noisyseg.run import read_case_prediction, write_tables
+
     primary = ranking.primary
     order = np.argsort(-ranking.scores[primary], kind="stable")
     flagged = np.flatnonzero(ranking.flags[primary])
     detection = ranking.detection()
-    result = {"data": data, "probs": [str(p) for p in probs], **ranking.config,
+    result = {**result, **ranking.config,
               "n_flagged": {d: int(f.sum()) for d, f in ranking.flags.items()},
               "truth_known": ranking.truth is not None,
-              "prediction_files": {c: str(p.path) for c, p in ranking.predictions.items()},
+              "prediction_files": {c: str(p.path.relative_to(folder))
+                                   if p.path.is_relative_to(folder) else str(p.path)
+                                   for c, p in ranking.predictions.items()},
               "pseudo_labels": bool(pseudo_labels)}
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        write_tables(ranking, tmp)
-        if detection:
-            (tmp / "detection.json").write_text(json.dumps(
-                {"flag_rule": flag_rule, "flag_value": flag_value, "detectors": detection},
-                indent=2))
-        (tmp / "rank.json").write_text(json.dumps(result, indent=2))
-        _suspect_figures(ds, ranking, order[:n_suspects], tmp)
-        if pseudo_labels:
-            masks = []
-            for j in flagged:
-                i = int(ranking.index[j])
-                labels, _ = ds.read_label(i)
-                p = read_case_prediction(ds, i, ranking.predictions[ds.sample_ids[i]], labels)
-                masks.append(np.argmax(p, axis=0).astype(np.uint8))
-            write_labels(tmp / "refurbished", ds, ranking.index[flagged], masks)
+    write_tables(ranking, folder)
+    if detection:
+        (folder / "detection.json").write_text(json.dumps(
+            {"flag_rule": ranking.config["flag_rule"], "flag_value": ranking.config["flag_value"],
+             "detectors": detection}, indent=2))
+    (folder / "rank.json").write_text(json.dumps(result, indent=2))
+    _suspect_figures(ds, ranking, order[:n_suspects], folder)
+    if pseudo_labels:
+        masks = []
+        for j in flagged:
+            i = int(ranking.index[j])
+            labels, _ = ds.read_label(i)
+            p = read_case_prediction(ds, i, ranking.predictions[ds.sample_ids[i]], labels)
+            masks.append(np.argmax(p, axis=0).astype(np.uint8))
+        write_labels(folder / "refurbished", ds, ranking.index[flagged], masks)
     return {**result, "detection": detection}
+
+
+def run_crossval(*, data: str, out: str | Path, config: TrainConfig, folds: int = 5,
+                 executor: str = "local", workers: int | None = None, address: str | None = None,
+                 cpus_per_trial: int = 1, detector: str = "label-quality",
+                 flag_rule: str = "mixture", flag_value: float | None = None,
+                 pseudo_labels: bool = False, n_suspects: int = 8, overwrite: bool = False,
+                 progress: bool = True) -> dict[str, Any]:
+    """Audit by cross-validation: K networks, each predicting its held-out fold, then a ranking
+    of the training cases from those out-of-fold probabilities (``noisyseg audit --folds K``).
+
+    The folds run through the study executors (``local`` with ``workers`` pinned processes,
+    or ``ray``). ``out`` receives what :func:`run_rank` writes, plus
+    ``oof/fold_k/validation/{case}.npz`` (the out-of-fold probabilities, laid out as nnU-Net
+    writes them, so ``noisyseg rank --probs out/oof`` ranks them again with other options)
+    and ``folds.json`` (per fold: cases, best epoch, validation Dice, seconds).
+
+    Raises
+    ------
+    ConfigError
+        Fewer training cases than folds, a bad option, or a fold that failed (its error).
+    """
+    from rich.progress import Progress
+
+    from noisyseg.run import rank_predictions
+    from noisyseg.run.crossval import fold_assignment, fold_job
+    from noisyseg.study import make_executor
+
+    check_out_dir(out, overwrite=overwrite)
+    ds = load_dataset(data, volumes=False)
+    fold_assignment(len(ds.indices("train")), folds, seed=config.seed)  # validates folds
+    ex = make_executor(executor, workers=workers, address=address, cpus_per_trial=cpus_per_trial)
+    jobs = [{"data": data, "train": config.to_dict(), "fold": k, "folds": folds,
+             "seed": config.seed} for k in range(folds)]
+    summaries = []
+    with atomic_dir(out, overwrite=overwrite) as tmp, Progress(disable=not progress,
+                                                               transient=True) as bar:
+        task = bar.add_task(f"{folds} folds ({ex.describe()})", total=folds)
+        for job, (res, files) in ex.run(jobs, job=fold_job):
+            if res.get("status") != "ok":
+                raise ConfigError(f"folds: fold {job['fold']} failed: {res.get('error')}")
+            fold_dir = tmp / "oof" / f"fold_{job['fold']}" / "validation"  # nnU-Net's layout
+            fold_dir.mkdir(parents=True)
+            for name, data_bytes in files.items():
+                (fold_dir / name).write_bytes(data_bytes)
+            summaries.append(res)
+            bar.update(task, advance=1)
+        ranking = rank_predictions(ds, [tmp / "oof"], split="train", detector=detector,
+                                   flag_rule=flag_rule, flag_value=flag_value)
+        summaries.sort(key=lambda r: r["fold"])
+        (tmp / "folds.json").write_text(json.dumps(
+            {"folds": folds, "seed": config.seed, "config": config.to_dict(),
+             "executor": ex.describe(), "per_fold": summaries}, indent=2))
+        result = _write_ranking(tmp, ds, ranking, {"data": data, "folds_run": folds},
+                                pseudo_labels=pseudo_labels, n_suspects=n_suspects)
+    return result
 
 
 def _suspect_figures(ds: Any, ranking: Any, top: Any, folder: Path) -> None:

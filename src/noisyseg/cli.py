@@ -36,7 +36,7 @@ _PARAMS = {"data", "out", "model", "strength", "target_dice", "fraction", "class
            "refurbish_with", "flag_rule", "flag_value", "warmup", "every", "confidence", "unflag",
            "pseudo_from", "epochs", "batch_size", "steps_per_epoch", "lr", "loss", "device",
            "threads", "seed", "workers", "cpus_per_trial", "executor", "address", "probs", "split",
-           "detector", "temperature", "slice_axis", *PARAM_FLAGS}
+           "detector", "temperature", "slice_axis", "folds", *PARAM_FLAGS}
 
 
 def cli_message(message: str, flags: dict[str, str] | None = None) -> str:
@@ -229,14 +229,35 @@ def audit(
         help="What a flagged mask trains on: replace (pseudo-label, given label where unsure), "
              "ignore (pseudo-label, unsure pixels left out of the loss) or drop (left out "
              "of the loss).")] = "replace",
+    folds: Annotated[int | None, typer.Option(
+        help="Cross-validation instead: train K networks, each predicting its held-out fold, "
+             "and rank the training cases from those out-of-fold probabilities (detector: "
+             "label-quality, dice or expected-dice; --refurbish writes the flagged cases' "
+             "pseudo-labels).")] = None,
+    executor: Annotated[str, typer.Option(help="With --folds: local or ray.")] = "local",
+    workers: Annotated[int | None, typer.Option(
+        help="With --folds: folds trained in parallel (local: pinned processes).")] = None,
     out: Annotated[Path, typer.Option(help="Audit folder.")] = Path("runs/audit"),
     overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
 ) -> None:
     """Score every training sample during training, flag suspects, optionally refurbish them."""
-    from noisyseg.api import run_audit
+    from noisyseg.api import run_audit, run_crossval
     from noisyseg.refurbish import RefurbishConfig
 
     cfg = _train_config(locals())
+    if folds is not None:
+        if detector and len(detector) > 1:
+            raise ConfigError("detector: with --folds, one of label-quality, dice, expected-dice")
+        res = run_crossval(data=data, out=out, config=cfg, folds=folds, executor=executor,
+                           workers=workers, detector=detector[0] if detector else "label-quality",
+                           flag_rule=flag_rule, flag_value=flag_value, pseudo_labels=refurbish,
+                           overwrite=overwrite, progress=progress)
+        for name, m in res["detection"].items():
+            console.print(f"{name}: AP {m['average_precision']:.3f}, AUROC {m['auroc']:.3f}, "
+                          f"precision {m['precision']:.3f}, recall {m['recall']:.3f}")
+        console.print(f"[green]wrote[/] {out}: {res['n_cases']} training cases ranked from "
+                      f"{folds}-fold out-of-fold probabilities")
+        return
     rcfg = RefurbishConfig(with_detector=refurbish_with, warmup=warmup, every=every,
                            confidence=confidence, unflag=unflag, pseudo_from=pseudo_from,
                            calibrate=refurbish_calibrate, mode=refurbish_mode)

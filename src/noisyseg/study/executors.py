@@ -2,7 +2,10 @@
 
 An executor takes trial configs and yields ``(config, (result, files))`` as trials finish, in
 any order. Trials never raise (see :func:`~noisyseg.study.trial.execute_trial`); a worker
-that dies (killed, out of memory) becomes a failed result too.
+that dies (killed, out of memory) becomes a failed result too. Any other job with the same
+contract (``job(config, worker=...) -> (result, files)``, never raising, a top-level
+function so that worker processes can import it) runs the same way: the cross-validation
+folds of ``noisyseg audit --folds`` (:func:`~noisyseg.run.crossval.fold_job`) do.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from noisyseg.errors import ConfigError
@@ -22,9 +25,17 @@ __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "core_shares
 log = logging.getLogger(__name__)
 EXECUTORS = ("local", "ray")
 
+#: ``job(config, worker=name) -> (result, files)``; never raises.
+Job = Callable[..., TrialOutput]
 
-def failed_output(config: dict[str, Any], error: BaseException | str) -> TrialOutput:
-    """The result of a trial whose worker died before it could report."""
+
+def failed_output(config: dict[str, Any], error: BaseException | str,
+                  job: Job = execute_trial) -> TrialOutput:
+    """The result of a job whose worker died before it could report (a trial's result for
+    trials; ``{"status": "failed", "error": ...}`` for other jobs)."""
+    if job is not execute_trial:
+        return {"status": "failed", "error": error if isinstance(error, str) else
+                f"{type(error).__name__}: {error}"}, {}
     from noisyseg.study.spec import TrialConfig
     from noisyseg.study.trial import trial_result
 
@@ -77,8 +88,8 @@ def _pin_worker(queue: Any) -> None:
 _WORKER_NAME = "main"
 
 
-def _run_pinned(config: dict[str, Any]) -> TrialOutput:
-    return execute_trial(config, worker=_WORKER_NAME)
+def _run_pinned(job: Job, config: dict[str, Any]) -> TrialOutput:
+    return job(config, worker=_WORKER_NAME)
 
 
 class Executor:
@@ -87,8 +98,9 @@ class Executor:
     name = "executor"
     workers = 1
 
-    def run(self, configs: Sequence[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], TrialOutput]]:
-        """Run every config; yield each as it finishes."""
+    def run(self, configs: Sequence[dict[str, Any]], job: Job = execute_trial
+            ) -> Iterator[tuple[dict[str, Any], TrialOutput]]:
+        """Run ``job`` on every config (default: study trials); yield each as it finishes."""
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -110,10 +122,11 @@ class LocalExecutor(Executor):
             raise ConfigError(f"workers: must be >= 1, got {workers}")
         self.workers = workers
 
-    def run(self, configs: Sequence[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], TrialOutput]]:
+    def run(self, configs: Sequence[dict[str, Any]], job: Job = execute_trial
+            ) -> Iterator[tuple[dict[str, Any], TrialOutput]]:
         if self.workers == 1 or len(configs) <= 1:
             for cfg in configs:
-                yield cfg, execute_trial(cfg, worker="main")
+                yield cfg, job(cfg, worker="main")
             return
         import multiprocessing as mp
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -126,7 +139,7 @@ class LocalExecutor(Executor):
             queue.put(share)
         pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_pin_worker, initargs=(queue,))
         try:
-            pending = {pool.submit(_run_pinned, cfg): cfg for cfg in configs}
+            pending = {pool.submit(_run_pinned, job, cfg): cfg for cfg in configs}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -134,9 +147,9 @@ class LocalExecutor(Executor):
                     try:
                         out = fut.result()
                     except BrokenProcessPool as exc:
-                        out = failed_output(cfg, f"worker process died ({exc})")
+                        out = failed_output(cfg, f"worker process died ({exc})", job)
                     except Exception as exc:  # noqa: BLE001 - recorded as a failed trial
-                        out = failed_output(cfg, exc)
+                        out = failed_output(cfg, exc, job)
                     yield cfg, out
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -167,7 +180,8 @@ class RayExecutor(Executor):
         where = self.address or "local Ray"
         return f"ray ({where}, {self.cpus_per_trial} CPU/trial)"
 
-    def run(self, configs: Sequence[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], TrialOutput]]:
+    def run(self, configs: Sequence[dict[str, Any]], job: Job = execute_trial
+            ) -> Iterator[tuple[dict[str, Any], TrialOutput]]:
         try:
             import ray
         except ImportError:  # pragma: no cover - ray is a dependency
@@ -186,7 +200,7 @@ class RayExecutor(Executor):
             started = True
         task = ray.remote(num_cpus=self.cpus_per_trial, max_retries=0)(_ray_trial)
         try:
-            refs = {task.remote(cfg, self.cpus_per_trial): cfg for cfg in configs}
+            refs = {task.remote(job, cfg, self.cpus_per_trial): cfg for cfg in configs}
             while refs:
                 done, _ = ray.wait(list(refs), num_returns=1)
                 for ref in done:
@@ -194,20 +208,21 @@ class RayExecutor(Executor):
                     try:
                         out = ray.get(ref)
                     except Exception as exc:  # noqa: BLE001 - worker crash: a failed trial
-                        out = failed_output(cfg, f"Ray task failed: {str(exc).splitlines()[0]}")
+                        out = failed_output(cfg, f"Ray task failed: {str(exc).splitlines()[0]}",
+                                            job)
                     yield cfg, out
         finally:
             if started:
                 ray.shutdown()
 
 
-def _ray_trial(config: dict[str, Any], threads: int) -> TrialOutput:
+def _ray_trial(job: Job, config: dict[str, Any], threads: int) -> TrialOutput:
     import socket
 
     import torch
 
     torch.set_num_threads(threads)
-    return execute_trial(config, worker=f"ray:{socket.gethostname()}:{os.getpid()}")
+    return job(config, worker=f"ray:{socket.gethostname()}:{os.getpid()}")
 
 
 def make_executor(name: str, *, workers: int | None = None, address: str | None = None,
