@@ -4,7 +4,8 @@ Public API: :class:`SegDataset` (2-D, in memory), :class:`CaseDataset` (any dime
 one case at a time), :func:`load_dataset` (from a ``--data`` string), the sources
 (:func:`synthetic_echo`, :func:`synthetic_ct`, :func:`load_camus`, :func:`load_folder`,
 :func:`load_nnunet`, :func:`load_msd`), geometry-preserving IO (:class:`Geometry`,
-:func:`read_image`, :func:`write_image`) and :func:`write_folder`.
+:func:`read_image`, :func:`write_image`), :func:`write_folder`, and a model's predictions
+(:func:`find_predictions`, :func:`read_prediction`).
 """
 
 from noisyseg.data.camus import CAMUS_CLASSES, load_camus
@@ -12,6 +13,7 @@ from noisyseg.data.cases import Case, CaseDataset, load_folder_cases, load_msd, 
 from noisyseg.data.dataset import SPLITS, SegDataset, random_split
 from noisyseg.data.folder import load_folder, write_folder
 from noisyseg.data.io import Geometry, read_array, read_image, write_array, write_image
+from noisyseg.data.predictions import Prediction, find_predictions, read_prediction
 from noisyseg.data.sources import SOURCES, load_dataset, parse_source
 from noisyseg.data.synthetic import (
     ECHO_CLASSES,
@@ -27,10 +29,12 @@ __all__ = [
     "Case",
     "CaseDataset",
     "Geometry",
+    "Prediction",
     "ECHO_CLASSES",
     "SOURCES",
     "SPLITS",
     "SegDataset",
+    "find_predictions",
     "load_camus",
     "load_dataset",
     "load_folder",
@@ -43,6 +47,7 @@ __all__ = [
     "random_split",
     "read_array",
     "read_image",
+    "read_prediction",
     "synthetic_ct",
     "synthetic_echo",
     "synthetic_echo_masks",

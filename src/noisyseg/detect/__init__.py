@@ -4,8 +4,10 @@ Public API: detectors (:class:`LossDetector`, :class:`VOGDetector`,
 :class:`OnlineVOGDetector`, :class:`CleanlabDetector`, :class:`DisagreeDetector`,
 :func:`make_detector`, :func:`check_detectors`), the score
 functions (:func:`vog_scores`, :class:`RunningMoments`, :func:`input_gradients`), flag rules
-(:func:`flag`, :func:`flag_mixture`, :func:`flag_top_fraction`, :func:`flag_percentile`)
-and :func:`detection_metrics`.
+(:func:`flag`, :func:`flag_mixture`, :func:`flag_top_fraction`, :func:`flag_percentile`),
+:func:`detection_metrics`, and the scores from a model's predicted probabilities
+(:func:`case_scores`, :data:`PROB_DETECTORS`, :func:`given_label_probability`,
+:func:`softmin`; no training).
 """
 
 from noisyseg.detect.detectors import (
@@ -22,6 +24,13 @@ from noisyseg.detect.detectors import (
     parse_detector,
     validation_bias,
     vog_schedule,
+)
+from noisyseg.detect.probs import (
+    PROB_DETECTORS,
+    CaseScores,
+    case_scores,
+    given_label_probability,
+    softmin,
 )
 from noisyseg.detect.scores import (
     DetectionMetrics,
@@ -42,6 +51,11 @@ from noisyseg.detect.scores import (
 
 __all__ = [
     "DETECTORS",
+    "PROB_DETECTORS",
+    "CaseScores",
+    "case_scores",
+    "given_label_probability",
+    "softmin",
     "CleanlabDetector",
     "DetectionMetrics",
     "Detector",
