@@ -347,8 +347,13 @@ def _suspect_figures(ds: Any, ranking: Any, top: Any, folder: Path) -> None:
 def run_audit(*, data: str, out: str | Path, config: TrainConfig,
               detectors: Sequence[str] = ("vog", "loss"), refurbish: RefurbishConfig | None = None,
               flag_rule: str = "mixture", flag_value: float | None = None, n_suspects: int = 8,
-              overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+              trusted: str | Path | Sequence[str] | None = None, overwrite: bool = False,
+              progress: bool = True) -> dict[str, Any]:
     """Train once with detectors (and optionally refurbishment) attached; write an audit folder.
+
+    ``trusted`` names the masks known to be right (a split, a file of sample ids, or ids) for
+    ``disagree`` and calibrated refurbishment; without it they calibrate on the validation
+    split, and ``metrics.json`` (``trusted``) and the log say so.
 
     ``out`` receives ``scores.csv`` (``sample_id, detector, score, rank, flagged``),
     ``score_history.csv`` (per detector and epoch), ``detection.json`` (when the dataset
@@ -379,7 +384,8 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
     check_out_dir(out, overwrite=overwrite)
     ds = load_dataset(data, volumes=False)
     session = run_session(ds, config, detectors=detectors, refurbish=refurbish, flag_rule=flag_rule,
-                          flag_value=flag_value, callbacks=[ProgressBar(enabled=progress)])
+                          flag_value=flag_value, trusted=trusted,
+                          callbacks=[ProgressBar(enabled=progress)])
     trainer, idx, truth = session.trainer, session.train_idx, session.truth
     result: dict[str, Any] = {"data": data, "flag_rule": flag_rule, "flag_value": flag_value,
                               "refurbish": refurbish is not None, **session_summary(session)}

@@ -36,7 +36,7 @@ _PARAMS = {"data", "out", "model", "strength", "target_dice", "fraction", "class
            "refurbish_with", "flag_rule", "flag_value", "warmup", "every", "confidence", "unflag",
            "pseudo_from", "epochs", "batch_size", "steps_per_epoch", "lr", "loss", "device",
            "threads", "seed", "workers", "cpus_per_trial", "executor", "address", "probs", "split",
-           "detector", "temperature", "slice_axis", "folds", *PARAM_FLAGS}
+           "detector", "temperature", "slice_axis", "folds", "trusted", *PARAM_FLAGS}
 
 
 def cli_message(message: str, flags: dict[str, str] | None = None) -> str:
@@ -229,6 +229,10 @@ def audit(
         help="What a flagged mask trains on: replace (pseudo-label, given label where unsure), "
              "ignore (pseudo-label, unsure pixels left out of the loss) or drop (left out "
              "of the loss).")] = "replace",
+    trusted: Annotated[str | None, typer.Option(
+        help="Masks known to be right, for disagree and --refurbish-calibrate: a split (val) "
+             "or a file of sample ids (one per line, or a CSV with sample_id). Default: the "
+             "validation split, reported as taken to be right.")] = None,
     folds: Annotated[int | None, typer.Option(
         help="Cross-validation instead: train K networks, each predicting its held-out fold, "
              "and rank the training cases from those out-of-fold probabilities (detector: "
@@ -263,7 +267,12 @@ def audit(
                            calibrate=refurbish_calibrate, mode=refurbish_mode)
     res = run_audit(data=data, out=out, config=cfg, detectors=detector or ["loss", "vog"],
                     refurbish=rcfg if refurbish else None, flag_rule=flag_rule,
-                    flag_value=flag_value, overwrite=overwrite, progress=progress)
+                    flag_value=flag_value, trusted=trusted, overwrite=overwrite,
+                    progress=progress)
+    if res.get("trusted"):
+        t = res["trusted"]
+        console.print(f"{', '.join(t['used_by'])}: calibrated on {t['n']} masks taken to be "
+                      f"right ({t['source']})")
     if not res["truth_known"]:
         console.print("no ground truth of which samples are corrupted: scores and flags only, "
                       "no detection.json")

@@ -362,15 +362,17 @@ class CleanlabDetector(_PredictionDetector):
 
 
 def validation_bias(trainer: Trainer, *, max_val: int = 32) -> np.ndarray:
-    """Per-class logit offsets fitted on (at most ``max_val``) validation samples' truth.
+    """Per-class logit offsets fitted on (at most ``max_val``) trusted samples' masks.
 
-    See :func:`noisyseg.detect.class_bias`. Validation masks are the clean ones when the
-    dataset knows them; the samples are spread evenly over the validation split.
+    See :func:`noisyseg.detect.class_bias`. The trusted samples are the validation split
+    unless the user named the masks they checked (``trainer.trusted_idx``, ``--trusted``);
+    validation masks are the clean ones when the dataset knows them. The samples are spread
+    evenly over the trusted set.
     """
-    val = np.asarray(trainer.val_idx)
+    val = np.asarray(trainer.trusted_idx)
     if len(val) > max_val:
         val = val[np.linspace(0, len(val) - 1, max_val).round().astype(np.int64)]
-    return class_bias(trainer.predict_logits(val), trainer.dataset.truth[val])
+    return class_bias(trainer.predict_logits(val), trainer.trusted_masks(val))
 
 
 class DisagreeDetector(_PredictionDetector):

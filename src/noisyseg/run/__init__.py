@@ -21,9 +21,10 @@ from noisyseg.run.outputs import (
     write_tables,
 )
 from noisyseg.run.rank import RANK_SPLITS, Ranking, rank_predictions, read_case_prediction
-from noisyseg.run.session import Session, run_session, session_summary
+from noisyseg.run.session import Session, read_trusted, run_session, session_summary
 
 __all__ = ["CLASS_COLUMNS", "EVENT_COLUMNS", "RANK_SPLITS", "SCORE_COLUMNS", "SLICE_COLUMNS",
            "Ranking", "Session", "rank_predictions", "ranking_tables", "read_case_prediction",
+           "read_trusted",
            "run_session", "run_tables", "score_table", "session_summary", "table_bytes",
            "write_tables"]

@@ -8,31 +8,36 @@ suspect), in the order of ``trainer.train_idx``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from noisyseg.data import SegDataset
+from noisyseg.data import SPLITS, SegDataset
 from noisyseg.detect import (
     DetectionMetrics,
     Detector,
+    DisagreeDetector,
     check_detectors,
     check_flag_rule,
     detection_metrics,
     flag,
     make_detector,
 )
-from noisyseg.errors import ConfigError
+from noisyseg.errors import ConfigError, DataError
 from noisyseg.evaluate import SegmentationMetrics, evaluate_masks
 from noisyseg.metrics import dice
 from noisyseg.refurbish import RefurbishConfig, Refurbisher
 from noisyseg.train import Callback, TrainConfig, Trainer
 
-__all__ = ["Session", "run_session", "session_summary"]
+__all__ = ["Session", "read_trusted", "run_session", "session_summary"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,6 +64,9 @@ class Session:
         Mean Dice of the training masks to the clean ones before and after refurbishment.
     train_seconds : float
     detector_seconds : dict of str to float
+    trusted : dict or None
+        When a method took some masks as right (``disagree``'s and ``--refurbish-calibrate``'s
+        boundary calibration): ``source``, ``n``, ``used_by`` and ``sample_ids``.
     """
 
     trainer: Trainer
@@ -73,6 +81,7 @@ class Session:
     refurbish_dice: dict[str, float | None] | None = None
     train_seconds: float = 0.0
     detector_seconds: dict[str, float] = field(default_factory=dict)
+    trusted: dict[str, Any] | None = None
 
     @property
     def train_idx(self) -> np.ndarray:
@@ -93,9 +102,52 @@ class Session:
         return self.trainer.train_targets[self.trainer.train_idx].numpy().astype(np.uint8)
 
 
+def read_trusted(ds: SegDataset, trusted: str | Path | Sequence[str]) -> tuple[np.ndarray, str]:
+    """The samples named as trusted: a split name (``val``), a file of sample ids (one per
+    line, ``#`` comments, or a CSV with a ``sample_id`` column), or a sequence of ids.
+
+    Returns their dataset indices and a description of the source.
+
+    Raises
+    ------
+    DataError
+        An unreadable file, or an id that is not in the dataset.
+    """
+    if isinstance(trusted, str) and trusted in SPLITS:
+        return ds.indices(trusted), f"{trusted} split"
+    if isinstance(trusted, str | Path):
+        p = Path(trusted)
+        if not p.is_file():
+            raise DataError(f"trusted: {trusted}: neither a split ({', '.join(SPLITS)}) nor a "
+                            f"file of sample ids")
+        try:
+            lines = [ln.strip() for ln in p.read_text().splitlines()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"trusted: {p}: cannot read ({exc})") from exc
+        lines = [ln for ln in lines if ln and not ln.startswith("#")]
+        if lines and "," in lines[0]:
+            head = [c.strip() for c in lines[0].split(",")]
+            if "sample_id" not in head:
+                raise DataError(f"trusted: {p}: a CSV needs a sample_id column, found {head}")
+            col = head.index("sample_id")
+            lines = [ln.split(",")[col].strip() for ln in lines[1:]]
+        ids, source = lines, f"file {p}"
+    else:
+        ids, source = [str(t) for t in trusted], "given sample ids"
+    pos = {sid: i for i, sid in enumerate(ds.sample_ids)}
+    unknown = [t for t in ids if t not in pos]
+    if unknown:
+        raise DataError(f"trusted: {source}: sample id {unknown[0]!r} is not in the dataset "
+                        f"({len(unknown)} of {len(ids)} unknown)")
+    if not ids:
+        raise DataError(f"trusted: {source}: names no sample")
+    return np.array(sorted({pos[t] for t in ids}), dtype=np.int64), source
+
+
 def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str] = (),
                 refurbish: RefurbishConfig | None = None, flag_rule: str = "mixture",
-                flag_value: float | None = None, callbacks: Sequence[Callback] = ()) -> Session:
+                flag_value: float | None = None, trusted: str | Path | Sequence[str] | None = None,
+                callbacks: Sequence[Callback] = ()) -> Session:
     """Train on ``ds``'s training masks with detectors attached; evaluate on clean test masks.
 
     Parameters
@@ -112,6 +164,10 @@ def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str]
     flag_rule : {'mixture', 'top', 'percentile'}
     flag_value : float, optional
         Fraction for ``top``, percentile for ``percentile``.
+    trusted : split name, file of sample ids, or sequence of ids, optional
+        The masks known to be right, for the methods that calibrate on right masks
+        (``disagree``, ``refurbish.calibrate``; see :func:`read_trusted`). Default: the
+        validation split, which the session then records (and logs) as taken to be right.
     callbacks : sequence of Callback
         Extra callbacks (e.g. a progress bar), run after the detectors.
 
@@ -135,8 +191,18 @@ def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str]
         refurbisher = Refurbisher(dets[refurbish.with_detector or detectors[0]], refurbish,
                                   rule=flag_rule, value=flag_value, seed=config.seed)
         cbs.append(refurbisher)
+    needs = [n for n, d in dets.items() if isinstance(d, DisagreeDetector) and d.calibrate]
+    if refurbish is not None and refurbish.calibrate:
+        needs.append("refurbish calibrate")
+    trusted_at = None if trusted is None else read_trusted(ds, trusted)
     t0 = time.perf_counter()
     trainer = Trainer(config, ds, [*cbs, *callbacks])
+    if trusted_at is not None:
+        trainer.set_trusted(*trusted_at)
+    elif needs:
+        log.warning("%s: calibrating on the %d validation masks, taken to be right; name the "
+                    "masks you checked with trusted= (--trusted)", ", ".join(needs),
+                    len(trainer.trusted_idx))
     trainer.fit()
     train_s = time.perf_counter() - t0
 
@@ -148,6 +214,10 @@ def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str]
                       test=evaluate_masks(pred, ds.truth[test], ds.class_names),
                       refurbisher=refurbisher, train_seconds=train_s,
                       detector_seconds={n: float(getattr(d, "seconds", 0.0)) for n, d in dets.items()})
+    if needs:
+        session.trusted = {"source": trainer.trusted_source, "n": int(len(trainer.trusted_idx)),
+                           "used_by": needs,
+                           "sample_ids": [ds.sample_ids[i] for i in trainer.trusted_idx]}
     truth = session.truth
     for name, det in dets.items():
         s = det.scores()
@@ -189,6 +259,8 @@ def session_summary(session: Session) -> dict[str, Any]:
         out["detectors"] = list(session.scores)
         out["detector_seconds"] = {k: round(v, 2) for k, v in session.detector_seconds.items()}
         out["detection"] = {k: v.to_dict() for k, v in session.detection.items()}
+    if session.trusted is not None:
+        out["trusted"] = session.trusted
     if session.refurbisher is not None:
         out["n_refurbished"] = int(session.refurbisher.flagged.sum())
         if session.refurbisher.biases:

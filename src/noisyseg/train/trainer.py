@@ -179,6 +179,11 @@ class Trainer:
         if len(self.val_idx) == 0:
             self.val_idx = dataset.indices("train")
             log.warning("no validation samples: validating on the training masks")
+        #: Samples whose masks are taken as right where a method needs right masks (the
+        #: boundary calibration of ``disagree`` and ``--refurbish-calibrate``): the
+        #: validation split unless the user names them (:meth:`set_trusted`).
+        self.trusted_idx = np.asarray(self.val_idx)
+        self.trusted_source = "validation split"
         self.model = build_model(config.model, n_classes=dataset.n_classes,
                                  **config.model_options).to(self.device)
         self._check_size(h, w)
@@ -313,6 +318,20 @@ class Trainer:
                 images: np.ndarray | None = None) -> np.ndarray:
         """Predicted label masks (N, H, W) uint8."""
         return self.predict_logits(indices, images=images).argmax(1).numpy().astype(np.uint8)
+
+    def set_trusted(self, indices: Sequence[int] | np.ndarray, source: str) -> None:
+        """Name the samples whose masks are right (``source`` says where the list came from)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        if len(idx) == 0:
+            raise ConfigError("trusted: no sample named as trusted")
+        self.trusted_idx, self.trusted_source = idx, source
+
+    def trusted_masks(self, indices: np.ndarray) -> np.ndarray:
+        """The right masks of trusted samples: validation (and test) masks as the dataset reads
+        them (the clean ones when known), a trusted training sample's given mask."""
+        idx = np.asarray(indices, dtype=np.int64)
+        is_train = self.dataset.split[idx] == "train"
+        return np.where(is_train[:, None, None], self.dataset.masks[idx], self.dataset.truth[idx])
 
     def validate(self) -> float:
         """Mean foreground Dice on the validation split against the truth."""
