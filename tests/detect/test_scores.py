@@ -166,3 +166,41 @@ def test_class_bias_is_zero_for_a_right_model():
     truth[0, 2:6, 2:6] = 1
     logits = torch.as_tensor(np.stack([truth == 0, truth == 1], axis=1).astype(np.float32))
     np.testing.assert_array_equal(class_bias(logits, truth), [0.0, 0.0])
+
+
+def test_vog_std_reduction_is_the_mean_per_pixel_standard_deviation():
+    """reduce='std' (the VOG reference code): sqrt of the per-pixel variance, then the mean;
+    the running moments give the same number as the direct computation."""
+    from noisyseg.detect import RunningMoments, vog_scores
+
+    rng = np.random.default_rng(3)
+    g = rng.normal(size=(5, 3, 6, 7))  # K checkpoints, N samples
+    expect = np.sqrt(g.var(axis=0)).mean(axis=(1, 2))
+    assert np.allclose(vog_scores(g, reduce="std"), expect)
+    m = RunningMoments((3, 6, 7))
+    for k in range(5):
+        m.update(torch.arange(3), torch.as_tensor(g[k]))
+    assert np.allclose(vog_scores(m, reduce="std"), expect)
+    band = rng.random((3, 6, 7)) > 0.5
+    expect_band = np.array([np.sqrt(g[:, i].var(axis=0))[band[i]].mean() for i in range(3)])
+    assert np.allclose(vog_scores(m, reduce="std", region=band), expect_band)
+    with pytest.raises(ConfigError, match="vog reduce"):
+        vog_scores(g, reduce="median")
+
+
+def test_given_prob_target_is_the_softmax_gradient_by_hand():
+    """A 1x1 convolution with no bias: logits_c = w_c x, p = softmax; the gradient of the mean
+    over P pixels of p_y is p_y (w_y - sum_c p_c w_c) / P at each pixel."""
+    from noisyseg.detect import input_gradients
+
+    w = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    conv = torch.nn.Conv2d(1, 3, 1, bias=False).double()
+    with torch.no_grad():
+        conv.weight[:] = w.view(3, 1, 1, 1)
+    x = torch.randn(2, 1, 4, 5, dtype=torch.float64)
+    y = torch.randint(0, 3, (2, 4, 5))
+    g = input_gradients(conv, x, y, target="given-prob")
+    p = torch.softmax(w.view(1, 3, 1, 1) * x, dim=1)
+    py = p.gather(1, y[:, None])[:, 0]
+    expect = py * (w[y] - (p * w.view(1, 3, 1, 1)).sum(1)) / 20
+    assert torch.allclose(g, expect)

@@ -19,6 +19,7 @@ from noisyseg.detect.scores import (
     RunningMoments,
     apply_bias,
     boundary_band,
+    check_vog_reduce,
     class_bias,
     rms_normalise,
     vog_scores,
@@ -137,7 +138,7 @@ def vog_schedule(epochs: int, checkpoints: int, schedule: str = "even") -> list[
 
 
 #: Scores VOG can differentiate (see :func:`input_gradients`).
-VOG_TARGETS = ("given", "predicted", "foreground", "boundary", "loss")
+VOG_TARGETS = ("given", "given-prob", "predicted", "foreground", "boundary", "loss")
 
 
 def input_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
@@ -151,9 +152,10 @@ def input_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     x : (B, 1, H, W) float tensor
     y : (B, H, W) int64 tensor
         The given labels.
-    target : {'given', 'predicted', 'foreground', 'boundary', 'loss'}
-        The score: mean over pixels of the logit of each pixel's given label (default),
-        of its predicted label, of the given label over foreground pixels only or over
+    target : {'given', 'given-prob', 'predicted', 'foreground', 'boundary', 'loss'}
+        The score: mean over pixels of the logit of each pixel's given label (default), of
+        its softmax probability (``given-prob``: the VOG reference code's toy script), of
+        its predicted label, of the given label over foreground pixels only or over
         pixels within 3 px of the given mask's label changes (where boundary errors live),
         or minus the per-sample cross-entropy.
 
@@ -165,6 +167,8 @@ def input_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     logits = model(x)
     if target == "given":
         score = logits.gather(1, y[:, None]).squeeze(1).mean(dim=(1, 2))
+    elif target == "given-prob":
+        score = torch.softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1).mean(dim=(1, 2))
     elif target == "predicted":
         score = logits.max(dim=1).values.mean(dim=(1, 2))
     elif target == "loss":  # minus the per-sample cross-entropy against the given labels
@@ -199,8 +203,12 @@ class VOGDetector(Detector):
     checkpoints : int
         Number of checkpoints K (default 5).
     schedule : {'even', 'late', 'windows'}
-    target : {'given', 'predicted', 'foreground', 'boundary', 'loss'}
+    target : {'given', 'given-prob', 'predicted', 'foreground', 'boundary', 'loss'}
     region : {'all', 'boundary'}
+    reduce : {'variance', 'std'}
+        Per pixel across checkpoints: the variance (study B's description, default) or its
+        square root, the standard deviation (the VOG reference code), before the mean over
+        pixels.
     normalise : {'none', 'mean', 'rms'}
         ``mean``: divide the score by the mean squared gradient; ``rms``: scale each
         checkpoint's gradient map to unit RMS per sample before the variance, so only
@@ -212,8 +220,11 @@ class VOGDetector(Detector):
     name = "vog"
 
     def __init__(self, *, checkpoints: int = 5, schedule: str = "even", target: str = "given",
-                 region: str = "all", normalise: str = "none", batch_size: int = 32) -> None:
+                 region: str = "all", reduce: str = "variance", normalise: str = "none",
+                 batch_size: int = 32) -> None:
         super().__init__()
+        check_vog_reduce(reduce, normalise)
+        self.reduce = reduce
         if region not in ("all", "boundary"):
             raise ConfigError(f"vog region: expected all or boundary, got {region!r}")
         if target not in VOG_TARGETS:
@@ -272,7 +283,7 @@ class VOGDetector(Detector):
         if self.moments is None:
             raise RuntimeError("VOG scores requested before training started")
         norm = "none" if self.normalise == "rms" else self.normalise
-        return vog_scores(self.moments, region=self._band, normalise=norm)
+        return vog_scores(self.moments, region=self._band, normalise=norm, reduce=self.reduce)
 
 
 class OnlineVOGDetector(VOGDetector):
@@ -285,9 +296,9 @@ class OnlineVOGDetector(VOGDetector):
 
     name = "vog-online"
 
-    def __init__(self, *, start_epoch: int = 1, region: str = "all",
+    def __init__(self, *, start_epoch: int = 1, region: str = "all", reduce: str = "variance",
                  normalise: str = "none") -> None:
-        super().__init__(region=region, normalise=normalise)
+        super().__init__(region=region, reduce=reduce, normalise=normalise)
         self.start_epoch = start_epoch
 
     def on_train_start(self, trainer: Trainer) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "boundary_band",
     "apply_bias",
     "check_flag_rule",
+    "check_vog_reduce",
     "class_bias",
     "detection_metrics",
     "flag",
@@ -93,9 +94,18 @@ def rms_normalise(grads: torch.Tensor) -> torch.Tensor:
     return grads / grads.pow(2).mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-30)
 
 
+def check_vog_reduce(reduce: str, normalise: str) -> None:
+    """Raise :class:`ConfigError` unless ``reduce`` is a VOG reduction that fits ``normalise``."""
+    if reduce not in ("variance", "std"):
+        raise ConfigError(f"vog reduce: expected variance or std, got {reduce!r}")
+    if reduce == "std" and normalise == "mean":
+        raise ConfigError("vog normalise=mean divides a variance by a squared gradient; use it "
+                          "with reduce=variance (rms works with both)")
+
+
 def vog_scores(variance: np.ndarray | torch.Tensor | RunningMoments, *,
                region: np.ndarray | None = None, normalise: str = "none",
-               mean_grad: np.ndarray | None = None) -> np.ndarray:
+               mean_grad: np.ndarray | None = None, reduce: str = "variance") -> np.ndarray:
     """Variance of Gradients per sample from a per-pixel variance map.
 
     Parameters
@@ -112,6 +122,9 @@ def vog_scores(variance: np.ndarray | torch.Tensor | RunningMoments, *,
         invariant to the gradient's scale (which varies with image contrast).
     mean_grad : (N, H, W) array, optional
         Mean gradient across checkpoints, needed for ``normalise='mean'``.
+    reduce : {'variance', 'std'}
+        Average the per-pixel variance (study B) or its square root, the per-pixel standard
+        deviation (the VOG reference code, Agarwal et al.).
 
     Returns
     -------
@@ -119,12 +132,15 @@ def vog_scores(variance: np.ndarray | torch.Tensor | RunningMoments, *,
     """
     if normalise not in ("none", "mean"):
         raise ConfigError(f"vog normalise: expected none or mean, got {normalise!r}")
+    check_vog_reduce(reduce, normalise)
     if isinstance(variance, RunningMoments):
-        return _moment_scores(variance, region, normalise)
+        return _moment_scores(variance, region, normalise, reduce)
     v = torch.as_tensor(variance, dtype=torch.float64)
     if v.ndim == 4:
         mean_grad = v.mean(0).numpy() if mean_grad is None else mean_grad
         v = v.var(0, unbiased=False)
+    if reduce == "std":
+        v = v.clamp_min(0).sqrt()
     w = torch.ones_like(v) if region is None else torch.as_tensor(region, dtype=torch.float64)
     denom = w.sum(dim=(1, 2)).clamp_min(1)
     score = (v * w).sum(dim=(1, 2)) / denom
@@ -136,9 +152,17 @@ def vog_scores(variance: np.ndarray | torch.Tensor | RunningMoments, *,
     return score.numpy()
 
 
-def _moment_scores(m: RunningMoments, region: np.ndarray | None, normalise: str) -> np.ndarray:
-    """:func:`vog_scores` from running moments: per-sample reductions, no (N, H, W) temporaries."""
+def _moment_scores(m: RunningMoments, region: np.ndarray | None, normalise: str,
+                   reduce: str = "variance") -> np.ndarray:
+    """:func:`vog_scores` from running moments: per-sample reductions, no (N, H, W) temporaries
+    (but one for ``reduce='std'``, whose square root is per pixel)."""
     m2, mean = m.m2.flatten(1), m.mean.flatten(1)
+    if reduce == "std":  # mean over pixels of sqrt(m2 / count)
+        w = None if region is None else torch.as_tensor(region, dtype=torch.float64).flatten(1)
+        sd = (m2 / m.count.clamp_min(1)[:, None]).clamp_min(0).sqrt()
+        total = sd.sum(1) if w is None else torch.einsum("np,np->n", sd, w)
+        denom = torch.full_like(m.count, m2.shape[1]) if w is None else w.sum(1).clamp_min(1)
+        return torch.where(m.count > 1, total / denom, 0.0).numpy()
     if region is None:
         denom = torch.full_like(m.count, m2.shape[1])
         var_sum = m2.sum(1)
