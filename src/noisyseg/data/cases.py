@@ -31,9 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from noisyseg.data.dataset import SPLITS, random_split
+from noisyseg.data.dataset import SPLITS, read_corrupted, read_split
 from noisyseg.data.io import SUFFIXES, Geometry, read_header, read_image, split_suffix
 from noisyseg.errors import DataError
 
@@ -267,45 +266,6 @@ def _read_json(path: Path) -> dict:
     return obj
 
 
-def _splits(root: Path, ids: list[str], seed: int, *extra: Path) -> np.ndarray:
-    """Split from ``split.csv`` (root or ``extra`` folders), else random 70/15/15 (seeded)."""
-    for f in (root / "split.csv", *(e / "split.csv" for e in extra)):
-        if f.is_file():
-            try:
-                df = pd.read_csv(f, dtype=str)
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-                raise DataError(f"{f}: cannot parse CSV ({exc})") from exc
-            if not {"sample_id", "split"} <= set(df.columns):
-                raise DataError(f"{f}: needs columns sample_id and split, found {list(df.columns)}")
-            table = dict(zip(df["sample_id"].str.strip(), df["split"].str.strip(), strict=True))
-            missing = [i for i in ids if i not in table]
-            if missing:
-                raise DataError(f"{f}: no split for case {missing[0]!r} ({len(missing)} missing)")
-            bad = sorted({table[i] for i in ids} - set(SPLITS))
-            if bad:
-                raise DataError(f"{f}: unknown split {bad[0]!r}; expected one of {SPLITS}")
-            return np.array([table[i] for i in ids])
-    return random_split(len(ids), rng=np.random.default_rng(seed))
-
-
-def _corrupted(ids: list[str], *folders: Path) -> np.ndarray | None:
-    for d in folders:
-        f = d / "manifest.csv"
-        if f.is_file():
-            try:
-                df = pd.read_csv(f, dtype={"sample_id": str})
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-                raise DataError(f"{f}: cannot parse CSV ({exc})") from exc
-            if not {"sample_id", "corrupted"} <= set(df.columns):
-                return None
-            table = dict(zip(df["sample_id"], df["corrupted"].astype(str).str.lower() == "true",
-                             strict=True))
-            if any(i not in table for i in ids):
-                raise DataError(f"{f}: does not list every case")
-            return np.array([table[i] for i in ids], dtype=bool)
-    return None
-
-
 def _with_split(cases: list[Case], split: np.ndarray) -> tuple[Case, ...]:
     return tuple(Case(c.case_id, c.images, c.label, str(s), c.clean_label)
                  for c, s in zip(cases, split, strict=True))
@@ -392,10 +352,10 @@ def load_nnunet(path: str | Path, *, seed: int = 0) -> CaseDataset:
     if clean_dir.is_dir():
         cases = [Case(c.case_id, c.images, c.label, c.split, str(clean_dir / Path(c.label).name))
                  for c in cases]
-    return CaseDataset(_with_split(cases, _splits(root, ids, seed, records)),
+    return CaseDataset(_with_split(cases, read_split(ids, root, records, seed=seed)),
                        tuple(n for _, n in labels), "nnunet", root=root,
                        label_values=tuple(v for v, _ in labels), channel_names=tuple(channels),
-                       source=f"nnunet:{root}", corrupted=_corrupted(ids, records),
+                       source=f"nnunet:{root}", corrupted=read_corrupted(ids, records),
                        meta={"dataset.json": dj, "file_ending": fe, "seed": seed})
 
 
@@ -448,10 +408,10 @@ def load_msd(path: str | Path, *, seed: int = 0) -> CaseDataset:
     if clean_dir.is_dir():
         cases = [Case(c.case_id, c.images, c.label, c.split, str(clean_dir / Path(c.label).name))
                  for c in cases]
-    return CaseDataset(_with_split(cases, _splits(root, ids, seed, records)),
+    return CaseDataset(_with_split(cases, read_split(ids, root, records, seed=seed)),
                        tuple(n for _, n in labels), "msd", root=root,
                        label_values=tuple(v for v, _ in labels), channel_names=tuple(channels),
-                       source=f"msd:{root}", corrupted=_corrupted(ids, records),
+                       source=f"msd:{root}", corrupted=read_corrupted(ids, records),
                        meta={"dataset.json": dj, "seed": seed})
 
 
@@ -533,6 +493,6 @@ def load_folder_cases(path: str | Path, *, seed: int = 0,
         n_chan = int(shp[3]) if len(shp) == 4 else 1
     channels = ("image",) if n_chan == 1 else tuple(f"channel_{c}" for c in range(n_chan))
     log.debug("%s: %d volumes, first %s", root, len(ids), first.shape)
-    return CaseDataset(_with_split(cases, _splits(root, ids, seed)), tuple(names), "folder",
+    return CaseDataset(_with_split(cases, read_split(ids, root, seed=seed)), tuple(names), "folder",
                        root=root, channel_names=channels, source=str(root),
-                       corrupted=_corrupted(ids, root), meta={"seed": seed})
+                       corrupted=read_corrupted(ids, root), meta={"seed": seed})

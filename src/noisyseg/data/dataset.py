@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ from noisyseg._validate import check_labels_in
 from noisyseg.data.io import Geometry
 from noisyseg.errors import DataError
 
-__all__ = ["SPLITS", "SegDataset", "random_split"]
+__all__ = ["SPLITS", "SegDataset", "random_split", "read_corrupted", "read_split"]
 
 SPLITS = ("train", "val", "test")
 
@@ -180,3 +181,62 @@ def random_split(n: int, *, fractions: tuple[float, float, float] = (0.7, 0.15, 
     n_test = max(1, round(fractions[2] * n)) if n >= 3 else 0
     labels = np.array(["train"] * (n - n_val - n_test) + ["val"] * n_val + ["test"] * n_test)
     return labels[rng.permutation(n)]
+
+
+def read_split(ids: list[str], *folders: Path, seed: int = 0) -> np.ndarray:
+    """Split of each sample from the first ``split.csv`` (``sample_id, split``) among
+    ``folders``; without one, 70/15/15 at random (seeded).
+
+    Raises
+    ------
+    DataError
+        An unparsable file, a missing column or sample, or an unknown split name.
+    """
+    import pandas as pd
+
+    for f in (Path(d) / "split.csv" for d in folders):
+        if not f.is_file():
+            continue
+        try:
+            df = pd.read_csv(f, dtype=str)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise DataError(f"{f}: cannot parse CSV ({exc})") from exc
+        if not {"sample_id", "split"} <= set(df.columns):
+            raise DataError(f"{f}: needs columns sample_id and split, found {list(df.columns)}")
+        table = dict(zip(df["sample_id"].str.strip(), df["split"].str.strip(), strict=True))
+        missing = [i for i in ids if i not in table]
+        if missing:
+            raise DataError(f"{f}: no split for sample {missing[0]!r} ({len(missing)} missing)")
+        bad = sorted({table[i] for i in ids} - set(SPLITS))
+        if bad:
+            raise DataError(f"{f}: unknown split {bad[0]!r}; expected one of {SPLITS}")
+        return np.array([table[i] for i in ids])
+    return random_split(len(ids), rng=np.random.default_rng(seed))
+
+
+def read_corrupted(ids: list[str], *folders: Path) -> np.ndarray | None:
+    """Which samples carry simulated errors, from the first ``manifest.csv`` with a
+    ``corrupted`` column among ``folders`` (what ``noisyseg corrupt`` writes); None without.
+
+    Raises
+    ------
+    DataError
+        An unparsable file, or one that does not list every sample.
+    """
+    import pandas as pd
+
+    for f in (Path(d) / "manifest.csv" for d in folders):
+        if not f.is_file():
+            continue
+        try:
+            df = pd.read_csv(f, dtype={"sample_id": str})
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise DataError(f"{f}: cannot parse CSV ({exc})") from exc
+        if not {"sample_id", "corrupted"} <= set(df.columns):
+            return None
+        table = dict(zip(df["sample_id"], df["corrupted"].astype(str).str.lower() == "true",
+                         strict=True))
+        if any(i not in table for i in ids):
+            raise DataError(f"{f}: does not list every sample")
+        return np.array([table[i] for i in ids], dtype=bool)
+    return None

@@ -27,7 +27,7 @@ import pandas as pd
 
 from noisyseg._validate import check_image, check_labels_in
 from noisyseg.data._resize import resize_image, resize_mask, restore_mask
-from noisyseg.data.dataset import SPLITS, SegDataset, random_split
+from noisyseg.data.dataset import SegDataset, read_corrupted, read_split
 from noisyseg.data.io import (
     FORMATS,
     Geometry,
@@ -146,8 +146,8 @@ def load_folder(path: str | Path, *, size: int | None = None, seed: int = 0,
     for sid, m in zip(ids, mask_arr, strict=True):
         check_labels_in(m, len(names), name=str(masks[sid]))
 
-    split = _read_split(root, ids, seed)
-    corrupted = _read_corrupted(root, ids)
+    split = read_split(ids, root, seed=seed)
+    corrupted = read_corrupted(ids, root)
     return SegDataset(images=np.stack(images), masks=mask_arr, class_names=tuple(names),
                       sample_ids=tuple(ids), split=split, clean_masks=clean_arr,
                       corrupted=corrupted, source=str(root),
@@ -178,43 +178,6 @@ def _read_classes(root: Path) -> tuple[str, ...] | None:
     if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) for n in names):
         raise DataError(f"{meta}: 'class_names' must list at least 2 names, background first")
     return tuple(names)
-
-
-def _read_split(root: Path, ids: list[str], seed: int) -> np.ndarray:
-    f = root / "split.csv"
-    if not f.exists():
-        return random_split(len(ids), rng=np.random.default_rng(seed))
-    try:
-        df = pd.read_csv(f, dtype=str)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{f}: cannot parse CSV ({exc})") from exc
-    if not {"sample_id", "split"} <= set(df.columns):
-        raise DataError(f"{f}: needs columns sample_id and split, found {list(df.columns)}")
-    table = dict(zip(df["sample_id"].str.strip(), df["split"].str.strip(), strict=True))
-    missing = [i for i in ids if i not in table]
-    if missing:
-        raise DataError(f"{f}: no split for sample {missing[0]!r} ({len(missing)} missing)")
-    bad = sorted({table[i] for i in ids} - set(SPLITS))
-    if bad:
-        raise DataError(f"{f}: unknown split {bad[0]!r}; expected one of {SPLITS}")
-    return np.array([table[i] for i in ids])
-
-
-def _read_corrupted(root: Path, ids: list[str]) -> np.ndarray | None:
-    f = root / "manifest.csv"
-    if not f.exists():
-        return None
-    try:
-        df = pd.read_csv(f, dtype={"sample_id": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{f}: cannot parse CSV ({exc})") from exc
-    if not {"sample_id", "corrupted"} <= set(df.columns):
-        return None
-    table = dict(zip(df["sample_id"], df["corrupted"].astype(str).str.lower() == "true",
-                     strict=True))
-    if any(i not in table for i in ids):
-        raise DataError(f"{f}: does not list every sample")
-    return np.array([table[i] for i in ids], dtype=bool)
 
 
 def write_masks(folder: Path, ds: SegDataset, index: np.ndarray, masks: np.ndarray, *,
