@@ -40,6 +40,19 @@ class CorruptionResult:
     config: dict[str, Any] = field(default_factory=dict)
 
 
+def choose_samples(train: np.ndarray, n: int, fraction: float, seed: int
+                   ) -> tuple[np.ndarray, list[int]]:
+    """Which training samples to corrupt and every sample's seed: ``round(fraction * len(train))``
+    of ``train`` drawn from ``(seed, 1)``, sample ``i``'s generator seeded by the ``i``-th child
+    of ``SeedSequence((seed, 2))``. Shared by the in-memory and the streaming corruption, so a
+    2-D dataset gets the same masks either way."""
+    n_bad = int(round(fraction * len(train)))
+    chosen = np.sort(np.random.default_rng([seed, 1]).choice(train, n_bad, replace=False))
+    seeds = [int(s.generate_state(1, np.uint64)[0])
+             for s in np.random.SeedSequence([seed, 2]).spawn(n)]
+    return chosen, seeds
+
+
 def corrupt_dataset(ds: SegDataset, model: str, *, strength: float | None = None,
                     target_dice: float | None = None, fraction: float = 1.0,
                     classes: tuple[int, ...] | None = None, seed: int = 0,
@@ -80,10 +93,8 @@ def corrupt_dataset(ds: SegDataset, model: str, *, strength: float | None = None
     if classes is not None:
         options["classes"] = tuple(int(c) for c in classes)
     train = ds.indices("train")
-    n_bad = int(round(fraction * len(train)))
-    chosen = np.sort(np.random.default_rng([seed, 1]).choice(train, n_bad, replace=False))
-    sample_seeds = [int(s.generate_state(1, np.uint64)[0])
-                    for s in np.random.SeedSequence([seed, 2]).spawn(len(ds))]
+    chosen, sample_seeds = choose_samples(train, len(ds), fraction, seed)
+    n_bad = len(chosen)
     clean = ds.truth
     cal = None
     if target_dice is not None:

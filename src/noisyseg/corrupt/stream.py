@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from noisyseg._validate import check_fraction
+from noisyseg.corrupt.apply import choose_samples
 from noisyseg.corrupt.calibrate import Calibration, calibrate
 from noisyseg.corrupt.models import get_model
 from noisyseg.data.cases import CaseDataset
@@ -91,10 +92,8 @@ def corrupt_cases(ds: CaseDataset, model: str, out: str | Path, *, strength: flo
     if classes is not None:
         options["classes"] = tuple(int(c) for c in classes)
     train = ds.indices("train")
-    n_bad = int(round(fraction * len(train)))
-    chosen = np.sort(np.random.default_rng([seed, 1]).choice(train, n_bad, replace=False))
-    sample_seeds = [int(s.generate_state(1, np.uint64)[0])
-                    for s in np.random.SeedSequence([seed, 2]).spawn(len(ds))]
+    chosen, sample_seeds = choose_samples(train, len(ds), fraction, seed)
+    n_bad = len(chosen)
     first = ds.label_geometry(int(chosen[0]) if n_bad else 0)
     volume = first.ndim == 3
     eff_mode = (mode or m.default_mode()) if volume else None
