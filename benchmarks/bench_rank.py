@@ -105,19 +105,28 @@ def make_3d(root: Path, n: int, size: int, slices: int) -> dict:
             "data": f"synthetic-ct:n={n},size={size},slices={slices}"}
 
 
-_NOISYSEG = """
-import json, resource, sys, time
+# Peak RSS of a child: VmHWM of its own address space. (ru_maxrss survives fork and exec on
+# Linux, so a child would report the parent's peak at fork time when that is larger.)
+_VMHWM = """
+def vmhwm():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1e6
+"""
+
+_NOISYSEG = _VMHWM + """
+import json, sys, time
 from noisyseg.cli import main
 t = time.perf_counter()
 try:
     main(sys.argv[1:])
 except SystemExit as e:
     assert not e.code, e.code
-print(json.dumps({"seconds": time.perf_counter() - t,
-                  "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
+print(json.dumps({"seconds": time.perf_counter() - t, "peak_rss_gb": vmhwm()}))
 """
 
-_CLEANLAB = """
+_CLEANLAB = _VMHWM + """
 import json, resource, sys, time
 import numpy as np
 from PIL import Image
@@ -141,7 +150,7 @@ try:
 except MemoryError as e:
     out = {"ran": False, "error": "MemoryError (address-space limit %.0f GB)" % limit}
 out["seconds"] = time.perf_counter() - t
-out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+out["peak_rss_gb"] = vmhwm()
 print(json.dumps(out))
 """
 
@@ -158,6 +167,24 @@ def _rank(root: Path, data: str, probs: str, out: str, *extra: str) -> dict:
     r = _child(_NOISYSEG, "rank", "--data", data, "--probs", probs, "--out", out,
                "--no-progress", "--overwrite", *extra)
     return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
+
+
+def _streaming(root: Path, cleanlab_seconds: float) -> dict:
+    """:func:`noisyseg.run.rank_predictions` on the subset in this process: files read and
+    scored (every score, per slice and class), without the CLI's imports and figures."""
+    from noisyseg.data import load_dataset
+    from noisyseg.run import rank_predictions
+
+    ds = load_dataset(str(root / "data"), lazy=True)
+    out = {}
+    for workers in (1, 2):
+        t = time.perf_counter()
+        r = rank_predictions(ds, [root / "probs"], workers=workers)
+        sec = time.perf_counter() - t
+        out[f"workers_{workers}"] = {"seconds": round(sec, 2),
+                                     "cases_per_s": round(len(r.case_ids) / sec, 1),
+                                     "speedup_vs_cleanlab_end_to_end": round(cleanlab_seconds / sec, 2)}
+    return out
 
 
 def _kernels(root: Path, n: int) -> dict:
@@ -240,6 +267,7 @@ def main() -> None:
             "max_abs_score_difference": float(np.abs((1 - s.to_numpy()) - cl).max()),
             "target_speedup": 5.0}
         out["subset"]["kernel_in_memory"] = _kernels(sub, args.subset)
+        out["subset"]["streaming_in_process"] = _streaming(sub, theirs["seconds"])
         out["full_2d"] = {
             "noisyseg": _rank(root, str(root / "data"), str(root / "probs"), str(root / "aud")),
             "cleanlab": _child(_CLEANLAB, str(root), str(args.n), str(args.cleanlab_limit_gb)),
@@ -248,7 +276,14 @@ def main() -> None:
         out["full_2d"]["noisyseg"]["average_precision"] = {
             k: round(v["average_precision"], 4) for k, v in det.items()}
         if args.volumes:
-            out["data_3d"] = make_3d(root, args.volumes, args.size, args.slices)
+            p3 = root / "probs3d"
+            if not p3.is_dir() or len(list(p3.iterdir())) != args.volumes:
+                shutil.rmtree(p3, ignore_errors=True)
+                out["data_3d"] = make_3d(root, args.volumes, args.size, args.slices)
+            else:
+                out["data_3d"] = {"volumes": args.volumes, "reused": str(p3),
+                                  "data": f"synthetic-ct:n={args.volumes},size={args.size},"
+                                          f"slices={args.slices}"}
             r = _rank(root, out["data_3d"]["data"], str(root / "probs3d"), str(root / "aud3d"))
             out["full_3d"] = {"noisyseg": r, "target_peak_rss_gb": 2.0}
     finally:

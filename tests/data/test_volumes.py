@@ -362,3 +362,22 @@ def test_train_predictions_and_refurbished_masks_overlay_their_2d_sources(tmp_pa
     for f in preds + refurbished:
         _same_header(f, root / "masks" / f.name)
         assert nib.load(str(f)).get_data_dtype() == np.int16
+
+
+def test_streaming_and_in_memory_corruption_give_the_same_2d_masks(tmp_path):
+    """A 2-D folder corrupted in memory (corrupt_dataset) and case by case (corrupt_cases on the
+    same folder read lazily) gets the same samples and the same masks for the same seed."""
+    from noisyseg.corrupt import corrupt_cases, corrupt_dataset
+    from noisyseg.data import synthetic_echo
+
+    src = tmp_path / "echo"
+    write_folder(synthetic_echo(n=14, size=32, seed=5), src, fmt="npy")
+    res = corrupt_dataset(load_folder(src), "natural", strength=2.0, fraction=0.5, seed=3)
+    lazy = load_dataset(str(src), lazy=True)
+    assert isinstance(lazy, CaseDataset)
+    out = tmp_path / "o"
+    out.mkdir()
+    cc = corrupt_cases(lazy, "natural", out, strength=2.0, fraction=0.5, seed=3)
+    assert np.array_equal(cc.manifest["corrupted"].to_numpy(), res.dataset.corrupted)
+    for sid, m in zip(res.dataset.sample_ids, res.dataset.masks, strict=True):
+        assert np.array_equal(np.load(out / "masks" / f"{sid}.npy"), m)
