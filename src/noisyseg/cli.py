@@ -23,9 +23,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Simulate, detect and refurbish label errors in segmentation masks.")
 console = Console(stderr=True)
 
-DataOpt = Annotated[str, typer.Option("--data", help="Data source: synthetic-echo[:n=..,size=..,"
-                                      "seed=..], camus:PATH[,view=..,phase=..,size=..], or a "
-                                      "folder PATH[,size=..].")]
+DataOpt = Annotated[str, typer.Option("--data", help=(
+    "Data source: synthetic-echo[:n=..,size=..,seed=..], synthetic-ct[:n=..,size=..,slices=..], "
+    "camus:PATH[,view=..,phase=..,size=..], nnunet:PATH (nnU-Net v2 raw), msd:PATH "
+    "(Decathlon task), or a folder PATH[,size=..] of 2-D images or volumes. Volumes: corrupt "
+    "and rank (train, audit and studies: 2-D for now)."))]
 
 
 #: Python parameter names (as library errors name them) -> the CLI's flags, where they differ
