@@ -149,7 +149,7 @@ def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: boo
 
 
 def run_rank(*, data: str, probs: Sequence[str | Path], out: str | Path, split: str = "all",
-             detector: str = "label-quality", flag_rule: str = "mixture",
+             detector: str = "expected-dice", flag_rule: str = "mixture",
              flag_value: float | None = None, temperature: float = 0.1, slice_axis: int = 0,
              pseudo_labels: bool = False, n_suspects: int = 8, workers: int | None = None,
              overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -239,7 +239,7 @@ def _write_ranking(folder: Path, ds: Any, ranking: Any, result: dict[str, Any], 
 
 def run_crossval(*, data: str, out: str | Path, config: TrainConfig, folds: int = 5,
                  executor: str = "local", workers: int | None = None, address: str | None = None,
-                 cpus_per_trial: int = 1, detector: str = "label-quality",
+                 cpus_per_trial: int = 1, detector: str = "expected-dice",
                  flag_rule: str = "mixture", flag_value: float | None = None,
                  pseudo_labels: bool = False, n_suspects: int = 8, overwrite: bool = False,
                  progress: bool = True) -> dict[str, Any]:

@@ -238,7 +238,7 @@ def audit(
     folds: Annotated[int | None, typer.Option(
         help="Cross-validation instead: train K networks, each predicting its held-out fold, "
              "and rank the training cases from those out-of-fold probabilities (detector: "
-             "label-quality, dice or expected-dice; --refurbish writes the flagged cases' "
+             "expected-dice, dice or label-quality; --refurbish writes the flagged cases' "
              "pseudo-labels).")] = None,
     executor: Annotated[str, typer.Option(help="With --folds: local or ray.")] = "local",
     workers: Annotated[int | None, typer.Option(
@@ -255,7 +255,7 @@ def audit(
         if detector and len(detector) > 1:
             raise ConfigError("detector: with --folds, one of label-quality, dice, expected-dice")
         res = run_crossval(data=data, out=out, config=cfg, folds=folds, executor=executor,
-                           workers=workers, detector=detector[0] if detector else "label-quality",
+                           workers=workers, detector=detector[0] if detector else "expected-dice",
                            flag_rule=flag_rule, flag_value=flag_value, pseudo_labels=refurbish,
                            overwrite=overwrite, progress=progress)
         for name, m in res["detection"].items():
@@ -297,8 +297,9 @@ def rank(
         help="Cases to rank: all (every labelled case, as nnU-Net's cross-validation "
              "predicts them), train, val or test.")] = "all",
     detector: Annotated[str, typer.Option(
-        help="Score whose flags pick suspects and pseudo-labels: label-quality (cleanlab's "
-             "softmin), dice (1 - Dice of the argmax) or expected-dice.")] = "label-quality",
+        help="Score whose flags pick suspects and pseudo-labels: expected-dice (1 - Dice "
+             "expected under the probabilities), dice (1 - Dice of the argmax) or "
+             "label-quality (cleanlab's softmin); all three are written.")] = "expected-dice",
     flag_rule: Annotated[str, typer.Option(
         help="mixture (no error level needed), top (fraction) or percentile.")] = "mixture",
     flag_value: Annotated[float | None, typer.Option(

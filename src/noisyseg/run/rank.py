@@ -102,7 +102,7 @@ def _match(ds: SegDataset | CaseDataset, predictions: Mapping[str, Prediction],
 
 def rank_predictions(ds: SegDataset | CaseDataset,
                      probs: Sequence[str | Path] | Mapping[str, Prediction], *,
-                     split: str = "all", detector: str = "label-quality",
+                     split: str = "all", detector: str = "expected-dice",
                      flag_rule: str = "mixture", flag_value: float | None = None,
                      temperature: float = 0.1, slice_axis: int = 0, workers: int | None = None,
                      progress: Callable[[int, int], None] | None = None) -> Ranking:
@@ -118,7 +118,10 @@ def rank_predictions(ds: SegDataset | CaseDataset,
         Which cases to rank (nnU-Net's cross-validation predicts every labelled case).
     detector : str
         Whose flags pick suspects and pseudo-labels (one of ``PROB_DETECTORS``); every
-        score is computed and written either way.
+        score is computed and written either way. Default ``expected-dice``: on 5-fold
+        out-of-fold probabilities of synthetic-echo with 30% of the LV cavities dilated by
+        2 px it ranked the corrupted cases with AP 0.999 (``dice`` 0.999), where cleanlab's
+        ``label-quality`` reached 0.933.
     flag_rule, flag_value
         As for the in-training detectors (:func:`~noisyseg.detect.flag`).
     temperature : float
