@@ -381,3 +381,27 @@ def test_streaming_and_in_memory_corruption_give_the_same_2d_masks(tmp_path):
     assert np.array_equal(cc.manifest["corrupted"].to_numpy(), res.dataset.corrupted)
     for sid, m in zip(res.dataset.sample_ids, res.dataset.masks, strict=True):
         assert np.array_equal(np.load(out / "masks" / f"{sid}.npy"), m)
+
+
+def test_a_2d_nnunet_dataset_is_corrupted_case_by_case(tmp_path):
+    """nnU-Net also takes 2-D data (one image per case and channel): corrupt streams it,
+    keeps each label's header, and draws 2-D examples."""
+    root = tmp_path / "Dataset002_Flat"
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        lab = np.zeros((24, 20, 1), np.uint8)
+        lab[5 + rng.integers(0, 3):18, 4:15 + rng.integers(0, 3)] = 1
+        _save(lab, root / "labelsTr" / f"c{i}.nii.gz")
+        _save((lab * 60.0 + rng.normal(0, 2, lab.shape)).astype(np.float32),
+              root / "imagesTr" / f"c{i}_0000.nii.gz")
+    (root / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "MR"}, "labels": {"background": 0, "organ": 1},
+        "numTraining": 6, "file_ending": ".nii.gz"}))
+    out = tmp_path / "o"
+    assert _run(["corrupt", "--data", f"nnunet:{root}", "--model", "natural", "--strength", "1",
+                 "--fraction", "1", "--out", str(out), "--no-progress"]) == 0
+    assert (out / "noisyseg" / "examples.png").exists()
+    for f in (root / "labelsTr").iterdir():
+        _same_header(out / "labelsTr" / f.name, f)

@@ -82,12 +82,24 @@ def plot_volume_planes(image: np.ndarray, masks: list[np.ndarray], *, spacing: t
 
 def volume_corruption_figure(result: CaseCorruption, class_names: tuple[str, ...],
                              path: str | Path) -> Path | None:
-    """Save clean (solid) vs corrupted (dashed) contours in three planes for the examples kept
-    by :func:`~noisyseg.corrupt.corrupt_cases` (one row per case); None when there are none."""
+    """Save clean (solid) vs corrupted (dashed) contours for the examples kept by
+    :func:`~noisyseg.corrupt.corrupt_cases`: three planes per volume (one row per case), one
+    panel per 2-D case (a 2-D nnU-Net or folder dataset read case by case); None when there
+    are no examples."""
+    cfg = result.config
+    flat = [e for e in result.examples if e["clean"].ndim == 2]
+    if flat:
+        fig = plot_contour_grid(np.stack([e["image"] for e in flat]),
+                                [np.stack([e["clean"] for e in flat]),
+                                 np.stack([e["noisy"] for e in flat])],
+                                titles=[f"{e['case_id']} (Dice {e['dice']:.3f})" for e in flat],
+                                labels=("clean", "corrupted"), class_names=class_names,
+                                caption=f"{cfg['model']} at strength {cfg['strength']:.3g} "
+                                        f"({cfg['strength_unit']})")
+        return save_figure(fig, path)
     ex = [e for e in result.examples if e["clean"].ndim == 3]
     if not ex:
         return None
-    cfg = result.config
     # panels at their physical aspect: the axial plane sets the row height, so each row gets
     # room for its titles above it
     fig, axes = plt.subplots(len(ex), 3, figsize=(10, 3.9 * len(ex) + 0.9), squeeze=False)
