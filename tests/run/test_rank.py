@@ -235,3 +235,13 @@ def test_volume_source_ranks_per_slice(tmp_path):
     assert len(sl) == 4 * 8 * 3
     scores = pd.read_csv(out / "scores.csv")
     assert (scores.loc[scores["detector"] == "dice", "score"] == 0).all()
+
+
+def test_label_maps_stored_as_floats_are_label_maps(tmp_path):
+    p = tmp_path / "c.nii.gz"
+    lab = np.zeros((5, 6), np.float32)
+    lab[1:4, 2:5] = 2.0
+    nib.save(nib.Nifti1Image(lab.T[..., None], np.eye(4)), str(p))
+    probs = read_prediction(p, n_classes=3, shape=(5, 6))
+    assert probs.shape == (3, 5, 6) and np.array_equal(probs.argmax(0), lab.astype(int))
+    assert np.array_equal(probs.sum(0), np.ones((5, 6)))

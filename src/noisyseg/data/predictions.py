@@ -183,6 +183,9 @@ def read_prediction(path: str | Path, *, n_classes: int, shape: tuple[int, ...],
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise DataError(f"{p}: cannot read predictions ({type(exc).__name__}: {exc})") from exc
     shape = tuple(int(v) for v in shape)
+    if (np.issubdtype(arr.dtype, np.floating) and arr.size == int(np.prod(shape))
+            and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+        arr = arr.astype(np.int64)  # a label map stored as floats (CAMUS does): no class axis
     if np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
         if arr.ndim > len(shape) and arr.shape[0] == 1:
             arr = arr[0]
