@@ -163,11 +163,14 @@ def rank_predictions(ds: SegDataset | CaseDataset,
         return case_scores(labels, p, slice_axis=slice_axis, temperature=temperature)
 
     results: list[CaseScores] = []
-    with ThreadPoolExecutor(max_workers=max(1, n_workers)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, n_workers))
+    try:
         for done, res in enumerate(pool.map(one, index), start=1):
             results.append(res)
             if progress is not None:
                 progress(done, len(index))
+    finally:  # a bad case stops the ranking at once, not after every queued case
+        pool.shutdown(wait=True, cancel_futures=True)
     ids = tuple(ds.sample_ids[i] for i in index)
     table = np.stack([r.scores for r in results])
     scores = {d: table[:, j] for j, d in enumerate(PROB_DETECTORS)}
