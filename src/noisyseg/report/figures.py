@@ -46,7 +46,10 @@ def plot_contour_grid(images: np.ndarray, masks: Sequence[np.ndarray], *,
     n = len(images)
     cols = min(n, 4)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 3.1 * rows + 0.6), squeeze=False)
+    # constrained layout keeps every title clear of the row above (tight_layout let long
+    # titles of the second row slip under the first row's images)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 3.1 * rows + 0.6), squeeze=False,
+                             layout="constrained")
     styles = ("solid", "dashed", "dotted", "dashdot")
     for i, ax in enumerate(axes.ravel()):
         ax.axis("off")
@@ -60,11 +63,10 @@ def plot_contour_grid(images: np.ndarray, masks: Sequence[np.ndarray], *,
                for j, lab in enumerate(labels)]
     handles += [plt.Line2D([], [], color=CLASS_COLOURS[(c - 1) % 7], label=name)
                 for c, name in enumerate(class_names) if c > 0]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8,
-               frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6),
+               fontsize=8, frameon=False)
     if caption:
         fig.suptitle(caption, fontsize=9)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
 
