@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from noisyseg.data.dataset import SPLITS, read_corrupted, read_split
-from noisyseg.data.io import SUFFIXES, Geometry, read_header, read_image, split_suffix
+from noisyseg.data.folder import index_folder, pair_folder
+from noisyseg.data.io import Geometry, read_header, read_image, split_suffix
 from noisyseg.errors import DataError
 
 __all__ = ["Case", "CaseDataset", "load_folder_cases", "load_msd", "load_nnunet"]
@@ -416,26 +417,12 @@ def load_msd(path: str | Path, *, seed: int = 0) -> CaseDataset:
 
 
 # --------------------------------------------------------------------------- folder
-def _index(folder: Path) -> dict[str, Path]:
-    files: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if _hidden(p) or not p.is_file():
-            continue
-        stem, suf = split_suffix(p)
-        if suf not in SUFFIXES or suf == ".raw":
-            continue
-        if stem in files:
-            raise DataError(f"{p}: two files share the sample id {stem!r} ({files[stem].name})")
-        files[stem] = p
-    return files
-
-
 def folder_is_volumetric(root: Path) -> bool:
     """Whether a folder dataset holds volumes (its first image has 3 spatial dimensions)."""
     img_dir = root / "images"
     if not img_dir.is_dir():
         return False
-    files = _index(img_dir)
+    files = index_folder(img_dir)
     if not files:
         return False
     first = files[sorted(files)[0]]
@@ -453,23 +440,7 @@ def load_folder_cases(path: str | Path, *, seed: int = 0,
     the first mask.
     """
     root = Path(path)
-    img_dir, mask_dir = root / "images", root / "masks"
-    for d in (img_dir, mask_dir):
-        if not d.is_dir():
-            raise DataError(f"{root}: expected sub-folders images/ and masks/; {d.name}/ is missing")
-    imgs, masks = _index(img_dir), _index(mask_dir)
-    missing = sorted(set(imgs) - set(masks))
-    if missing:
-        raise DataError(f"{imgs[missing[0]]}: no mask with the same stem in {mask_dir} "
-                        f"({len(missing)} image(s) unpaired)")
-    extra = sorted(set(masks) - set(imgs))
-    if extra:
-        raise DataError(f"{masks[extra[0]]}: no image with the same stem in {img_dir} "
-                        f"({len(extra)} mask(s) unpaired)")
-    clean_dir = root / "masks_clean"
-    cleans = _index(clean_dir) if clean_dir.is_dir() else {}
-    if cleans and set(cleans) != set(imgs):
-        raise DataError(f"{clean_dir}: does not hold one mask per image")
+    imgs, masks, cleans = pair_folder(root)
     ids = sorted(imgs)
     cases = [Case(i, (str(imgs[i]),), str(masks[i]), "train",
                   str(cleans[i]) if cleans else None) for i in ids]

@@ -30,6 +30,7 @@ from noisyseg.data._resize import resize_image, resize_mask, restore_mask
 from noisyseg.data.dataset import SegDataset, read_corrupted, read_split
 from noisyseg.data.io import (
     FORMATS,
+    SUFFIXES,
     Geometry,
     atomic_dir,
     copy_image_file,
@@ -41,23 +42,58 @@ from noisyseg.data.io import (
 )
 from noisyseg.errors import ConfigError, DataError
 
-__all__ = ["load_folder", "write_folder", "write_masks"]
+__all__ = ["index_folder", "load_folder", "pair_folder", "write_folder", "write_masks"]
 
 log = logging.getLogger(__name__)
 
 
-def _index(folder: Path) -> dict[str, Path]:
+def index_folder(folder: Path) -> dict[str, Path]:
+    """Sample id (file stem) -> file, for the image and mask files of ``folder``."""
     files: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
         if p.name.startswith(".") or not p.is_file():
             continue
         stem, suf = split_suffix(p)
-        if suf not in (".png", ".npy", ".nii", ".nii.gz", ".mhd", ".nrrd"):
+        if suf not in SUFFIXES or suf == ".raw":
             continue
         if stem in files:
             raise DataError(f"{p}: two files share the sample id {stem!r} ({files[stem].name})")
         files[stem] = p
     return files
+
+
+def pair_folder(root: Path) -> tuple[dict[str, Path], dict[str, Path], dict[str, Path] | None]:
+    """The files of a folder dataset by sample id: images, masks, clean masks (or None).
+
+    The one place that pairs ``images/``, ``masks/`` and ``masks_clean/`` by file stem, for
+    the in-memory 2-D loader and the case-by-case loader alike.
+
+    Raises
+    ------
+    DataError
+        A missing sub-folder, no images, an image without a mask or the reverse, a
+        ``masks_clean/`` that does not hold one mask per image.
+    """
+    img_dir, mask_dir = root / "images", root / "masks"
+    for d in (img_dir, mask_dir):
+        if not d.is_dir():
+            raise DataError(f"{root}: expected sub-folders images/ and masks/; {d.name}/ is missing")
+    imgs, masks = index_folder(img_dir), index_folder(mask_dir)
+    if not imgs:
+        raise DataError(f"{img_dir}: no images ({', '.join(SUFFIXES)}) found")
+    missing = sorted(set(imgs) - set(masks))
+    if missing:
+        raise DataError(f"{imgs[missing[0]]}: no mask with the same stem in {mask_dir} "
+                        f"({len(missing)} image(s) unpaired)")
+    extra = sorted(set(masks) - set(imgs))
+    if extra:
+        raise DataError(f"{masks[extra[0]]}: no image with the same stem in {img_dir} "
+                        f"({len(extra)} mask(s) unpaired)")
+    clean_dir = root / "masks_clean"
+    cleans = index_folder(clean_dir) if clean_dir.is_dir() else None
+    if cleans is not None and set(cleans) != set(imgs):
+        raise DataError(f"{clean_dir}: does not hold one mask per image")
+    return imgs, masks, cleans
 
 
 def load_folder(path: str | Path, *, size: int | None = None, seed: int = 0,
@@ -84,26 +120,8 @@ def load_folder(path: str | Path, *, size: int | None = None, seed: int = 0,
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
-    img_dir, mask_dir = root / "images", root / "masks"
-    for d in (img_dir, mask_dir):
-        if not d.is_dir():
-            raise DataError(f"{root}: expected sub-folders images/ and masks/; {d.name}/ is missing")
-    imgs, masks = _index(img_dir), _index(mask_dir)
-    if not imgs:
-        raise DataError(f"{img_dir}: no images (.png, .npy, .nii, .nii.gz) found")
-    missing = sorted(set(imgs) - set(masks))
-    if missing:
-        raise DataError(f"{img_dir / imgs[missing[0]].name}: no mask with the same stem in "
-                        f"{mask_dir} ({len(missing)} image(s) unpaired)")
-    extra = sorted(set(masks) - set(imgs))
-    if extra:
-        raise DataError(f"{mask_dir / masks[extra[0]].name}: no image with the same stem in "
-                        f"{img_dir} ({len(extra)} mask(s) unpaired)")
-    clean_dir = root / "masks_clean"
-    cleans = _index(clean_dir) if clean_dir.is_dir() else None
-    if cleans is not None and set(cleans) != set(imgs):
-        raise DataError(f"{clean_dir}: does not hold one mask per image")
-
+    imgs, masks, cleans = pair_folder(root)
+    img_dir = root / "images"
     ids = sorted(imgs)
     images, ms, cms, geoms = [], [], [], []
     for sid in ids:
