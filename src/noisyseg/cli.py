@@ -315,8 +315,7 @@ def rank(
     out: Annotated[Path, typer.Option(help="Audit folder.")] = Path("runs/rank"),
     overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
 ) -> None:
-    """Rank every case from a model's predicted probabilities (e.g. nnU-Net's out-of-fold
-    predictions), no training; flag suspects; write an audit folder."""
+    """Rank every case from a model's predictions (e.g. nnU-Net's out-of-fold ones); no training."""
     from noisyseg.api import run_rank
 
     if not probs:
