@@ -278,6 +278,23 @@ def _with_split(cases: list[Case], split: np.ndarray) -> tuple[Case, ...]:
 RECORDS = "noisyseg"
 
 
+def _with_records(cases: list[Case], root: Path, labels: list[tuple[int, str]],
+                  channels: list[str], layout: str, seed: int, meta: dict[str, Any]) -> CaseDataset:
+    """An nnU-Net or Decathlon dataset with what ``noisyseg corrupt`` recorded in its
+    ``noisyseg/`` folder: clean labels, split and which cases were corrupted."""
+    ids = [c.case_id for c in cases]
+    records = root / RECORDS
+    clean_dir = records / "labelsTr_clean"
+    if clean_dir.is_dir():
+        cases = [Case(c.case_id, c.images, c.label, c.split, str(clean_dir / Path(c.label).name))
+                 for c in cases]
+    return CaseDataset(_with_split(cases, read_split(ids, root, records, seed=seed)),
+                       tuple(n for _, n in labels), layout, root=root,
+                       label_values=tuple(v for v, _ in labels), channel_names=tuple(channels),
+                       source=f"{layout}:{root}", corrupted=read_corrupted(ids, records),
+                       meta=meta)
+
+
 def load_nnunet(path: str | Path, *, seed: int = 0) -> CaseDataset:
     """Load an nnU-Net v2 raw dataset folder (``nnUNet_raw/DatasetXXX_Name``).
 
@@ -317,7 +334,6 @@ def load_nnunet(path: str | Path, *, seed: int = 0) -> CaseDataset:
     fe = str(dj["file_ending"])
     if not fe.startswith("."):
         raise DataError(f"{meta_f}: file_ending should start with a dot, got {fe!r}")
-    records = root / RECORDS
     cases: list[Case] = []
     if isinstance(dj.get("dataset"), dict):
         for cid, entry in sorted(dj["dataset"].items()):
@@ -348,16 +364,8 @@ def load_nnunet(path: str | Path, *, seed: int = 0) -> CaseDataset:
     if n_decl is not None and int(n_decl) != len(cases):
         raise DataError(f"{meta_f}: numTraining is {n_decl} but {len(cases)} labelled cases "
                         f"were found")
-    ids = [c.case_id for c in cases]
-    clean_dir = records / "labelsTr_clean"
-    if clean_dir.is_dir():
-        cases = [Case(c.case_id, c.images, c.label, c.split, str(clean_dir / Path(c.label).name))
-                 for c in cases]
-    return CaseDataset(_with_split(cases, read_split(ids, root, records, seed=seed)),
-                       tuple(n for _, n in labels), "nnunet", root=root,
-                       label_values=tuple(v for v, _ in labels), channel_names=tuple(channels),
-                       source=f"nnunet:{root}", corrupted=read_corrupted(ids, records),
-                       meta={"dataset.json": dj, "file_ending": fe, "seed": seed})
+    return _with_records(cases, root, labels, channels, "nnunet", seed,
+                         {"dataset.json": dj, "file_ending": fe, "seed": seed})
 
 
 # --------------------------------------------------------------------------- Decathlon
@@ -403,17 +411,8 @@ def load_msd(path: str | Path, *, seed: int = 0) -> CaseDataset:
             if not f.is_file():
                 raise DataError(f"{f}: missing (listed in {meta_f.name})")
         cases.append(Case(split_suffix(img)[0], (str(img),), str(lab)))
-    ids = [c.case_id for c in cases]
-    records = root / RECORDS
-    clean_dir = records / "labelsTr_clean"
-    if clean_dir.is_dir():
-        cases = [Case(c.case_id, c.images, c.label, c.split, str(clean_dir / Path(c.label).name))
-                 for c in cases]
-    return CaseDataset(_with_split(cases, read_split(ids, root, records, seed=seed)),
-                       tuple(n for _, n in labels), "msd", root=root,
-                       label_values=tuple(v for v, _ in labels), channel_names=tuple(channels),
-                       source=f"msd:{root}", corrupted=read_corrupted(ids, records),
-                       meta={"dataset.json": dj, "seed": seed})
+    return _with_records(cases, root, labels, channels, "msd", seed,
+                         {"dataset.json": dj, "seed": seed})
 
 
 # --------------------------------------------------------------------------- folder
