@@ -18,6 +18,17 @@ def echo_small():
     return synthetic_echo(n=24, size=48, seed=3)
 
 
+def run_cli(args):
+    """Run the real ``noisyseg`` entry point in-process; return its exit status."""
+    from noisyseg.cli import main
+
+    try:
+        main(args)
+    except SystemExit as exc:
+        return exc.code
+    return 0
+
+
 def square_mask(size=32, lo=8, hi=24, label=1):
     m = np.zeros((size, size), np.uint8)
     m[lo:hi, lo:hi] = label

@@ -7,24 +7,18 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from noisyseg.cli import app, main
+from noisyseg.cli import app
 from noisyseg.data import load_dataset
+
+from .conftest import run_cli
 
 runner = CliRunner()
 
 
-def _run(args):
-    """Run the real entry point in-process; return (exit code, stderr+stdout)."""
-    try:
-        main(args)
-    except SystemExit as exc:
-        return exc.code
-    return 0
-
 
 def test_corrupt_writes_a_folder_that_is_a_data_source(tmp_path):
     out = tmp_path / "noisy"
-    code = _run(["corrupt", "--data", "synthetic-echo:n=20,size=32", "--model", "natural",
+    code = run_cli(["corrupt", "--data", "synthetic-echo:n=20,size=32", "--model", "natural",
                  "--target-dice", "0.9", "--fraction", "0.5", "--out", str(out)])
     assert code in (0, None)
     for f in ("images", "masks", "masks_clean", "manifest.csv", "examples.png",
@@ -46,7 +40,7 @@ def test_corrupt_list_and_classes_by_name(tmp_path):
     res = runner.invoke(app, ["corrupt", "--list"])
     assert res.exit_code == 0 and "random_flip" in res.output and "dilate" in res.output
     out = tmp_path / "o"
-    code = _run(["corrupt", "--data", "synthetic-echo:n=10,size=32", "--model", "dilate",
+    code = run_cli(["corrupt", "--data", "synthetic-echo:n=10,size=32", "--model", "dilate",
                  "--strength", "2", "--classes", "lv_cavity", "--format", "npy",
                  "--out", str(out)])
     assert code in (0, None)
@@ -81,7 +75,7 @@ def test_out_not_overwritten_without_flag(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("x")
-    assert _run(["corrupt", "--data", "synthetic-echo:n=8,size=24", "--out", str(out)]) == 2
+    assert run_cli(["corrupt", "--data", "synthetic-echo:n=8,size=24", "--out", str(out)]) == 2
     assert (out / "keep.txt").exists()
 
 
@@ -94,7 +88,7 @@ def test_demo_runs_the_quick_study_and_writes_its_report(tmp_path, monkeypatch):
     (specs / "quick.yaml").write_text(TINY)  # the real quick.yaml takes minutes
     monkeypatch.setattr(spec_module, "SPEC_DIR", specs)
     out = tmp_path / "demo"
-    assert _run(["demo", "--out", str(out), "--no-progress"]) in (0, None)
+    assert run_cli(["demo", "--out", str(out), "--no-progress"]) in (0, None)
     for f in ("report.md", "report.html", "results.parquet", "study.json"):
         assert (out / f).is_file(), f
     assert "## Test Dice by error condition" in (out / "report.md").read_text()
@@ -123,9 +117,9 @@ def test_train_and_audit_bad_options(tmp_path, args, match):
     assert not out.exists()
 
 
-def test_train_cli_writes_a_run(tmp_path):
+def test_train_cli_writes_arun_cli(tmp_path):
     out = tmp_path / "run"
-    code = _run(["train", "--data", "synthetic-echo:n=16,size=32", "--epochs", "1",
+    code = run_cli(["train", "--data", "synthetic-echo:n=16,size=32", "--epochs", "1",
                  "--width", "4", "--model-option", "depth=2", "--no-progress", "--out", str(out)])
     assert code in (0, None)
     assert json.loads((out / "metrics.json").read_text())["config"]["epochs"] == 1

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from noisyseg.cli import main
 from noisyseg.data import CaseDataset, load_dataset, read_image, write_image
 from noisyseg.data.folder import load_folder, write_folder
 from noisyseg.errors import DataError
+
+from ..conftest import run_cli
 
 # an oblique, anisotropic affine (x and y swapped and flipped, 0.7 x 0.8 x 2.5 mm, an origin)
 AFFINE = np.array([[0.0, -0.8, 0.0, 12.5],
@@ -22,13 +23,6 @@ AFFINE = np.array([[0.0, -0.8, 0.0, 12.5],
                    [0.0, 0.0, 0.0, 1.0]])
 SHAPE_XYZ = (20, 18, 8)
 
-
-def _run(args):
-    try:
-        main(args)
-    except SystemExit as exc:
-        return exc.code
-    return 0
 
 
 def _label(rng, shape=SHAPE_XYZ):
@@ -136,7 +130,7 @@ def test_nnunet_layout_loads_cases_with_channels(tmp_path):
 ])
 def test_nnunet_bad_labels_are_one_line_errors(tmp_path, labels, text, capsys):
     root = _nnunet(tmp_path / "D", labels=labels)
-    code = _run(["corrupt", "--data", f"nnunet:{root}", "--strength", "1", "--out",
+    code = run_cli(["corrupt", "--data", f"nnunet:{root}", "--strength", "1", "--out",
                  str(tmp_path / "o")])
     err = capsys.readouterr().err + capsys.readouterr().out
     assert code == 2 and text in err and "Traceback" not in err
@@ -158,7 +152,7 @@ def test_nnunet_missing_channel_and_count_are_named(tmp_path):
 def test_corrupt_nnunet_writes_an_nnunet_dataset_that_overlays(tmp_path):
     root = _nnunet(tmp_path / "Dataset001_Toy")
     out = tmp_path / "noisy"
-    code = _run(["corrupt", "--data", f"nnunet:{root}", "--model", "natural", "--slicewise",
+    code = run_cli(["corrupt", "--data", f"nnunet:{root}", "--model", "natural", "--slicewise",
                  "--strength", "1.5", "--out", str(out), "--no-progress"])
     assert code == 0
     assert (out / "dataset.json").read_bytes() == (root / "dataset.json").read_bytes()
@@ -191,7 +185,7 @@ def test_corrupt_nnunet_writes_an_nnunet_dataset_that_overlays(tmp_path):
 def test_corrupt_with_strength_zero_writes_the_same_voxels(tmp_path):
     root = _nnunet(tmp_path / "D", channels=("CT",))
     out = tmp_path / "o"
-    assert _run(["corrupt", "--data", f"nnunet:{root}", "--model", "dilate", "--strength", "0",
+    assert run_cli(["corrupt", "--data", f"nnunet:{root}", "--model", "dilate", "--strength", "0",
                  "--out", str(out), "--no-progress"]) == 0
     for f in (root / "labelsTr").iterdir():
         a, b = nib.load(str(out / "labelsTr" / f.name)), nib.load(str(f))
@@ -234,7 +228,7 @@ def test_msd_layout_reads_4d_images_and_maps_label_values(tmp_path):
 def test_corrupt_msd_writes_values_back(tmp_path):
     root = _msd(tmp_path / "Task05_Toy")
     out = tmp_path / "o"
-    assert _run(["corrupt", "--data", f"msd:{root}", "--model", "erode", "--strength", "1",
+    assert run_cli(["corrupt", "--data", f"msd:{root}", "--model", "erode", "--strength", "1",
                  "--out", str(out), "--no-progress"]) == 0
     man = pd.read_csv(out / "noisyseg" / "manifest.csv")
     for sid in man.loc[man.corrupted, "sample_id"]:
@@ -258,7 +252,7 @@ def test_folder_of_volumes_is_read_lazily_and_written_in_its_formats(tmp_path):
     ds = load_dataset(str(root))
     assert isinstance(ds, CaseDataset) and ds.layout == "folder" and len(ds) == 4
     out = tmp_path / "o"
-    assert _run(["corrupt", "--data", str(root), "--model", "shift", "--strength", "2",
+    assert run_cli(["corrupt", "--data", str(root), "--model", "shift", "--strength", "2",
                  "--out", str(out), "--no-progress"]) == 0
     for i in range(4):
         a, b = sitk.ReadImage(str(out / "masks" / f"v{i}.nrrd")), sitk.ReadImage(
@@ -285,7 +279,7 @@ def test_2d_nifti_masks_go_back_to_their_grid_and_affine(tmp_path):
             img.set_sform(aff, code=1)
             nib.save(img, str(root / sub / f"s{i}.nii.gz"))
     out = tmp_path / "o"
-    assert _run(["corrupt", "--data", f"{root},size=32", "--model", "dilate", "--strength", "1",
+    assert run_cli(["corrupt", "--data", f"{root},size=32", "--model", "dilate", "--strength", "1",
                  "--out", str(out)]) == 0
     for i in range(6):
         a, b = nib.load(str(out / "masks" / f"s{i}.nii.gz")), nib.load(str(root / "masks" / f"s{i}.nii.gz"))
@@ -304,7 +298,7 @@ def test_write_folder_of_generated_data_has_no_geometry_to_keep(tmp_path):
 
 
 def test_training_on_volumes_is_refused_clearly(tmp_path, capsys):
-    code = _run(["train", "--data", "synthetic-ct:n=4,size=32,slices=8", "--out", str(tmp_path / "t"),
+    code = run_cli(["train", "--data", "synthetic-ct:n=4,size=32,slices=8", "--out", str(tmp_path / "t"),
                  "--epochs", "1"])
     assert code == 2 and "noisyseg corrupt" in capsys.readouterr().err.replace("\n", " ") + ""
 
@@ -323,7 +317,7 @@ def test_synthetic_ct_is_seeded_per_case_and_ct_like():
 
 def test_corrupt_synthetic_ct_to_a_target_volume_dice(tmp_path):
     out = tmp_path / "ct"
-    assert _run(["corrupt", "--data", "synthetic-ct:n=6,size=48,slices=12", "--model", "natural",
+    assert run_cli(["corrupt", "--data", "synthetic-ct:n=6,size=48,slices=12", "--model", "natural",
                  "--slicewise", "--target-dice", "0.85", "--out", str(out), "--no-progress"]) == 0
     man = pd.read_csv(out / "manifest.csv")
     assert abs(man.loc[man.corrupted, "dice_to_clean"].mean() - 0.85) <= 0.005
@@ -400,7 +394,7 @@ def test_a_2d_nnunet_dataset_is_corrupted_case_by_case(tmp_path):
         "channel_names": {"0": "MR"}, "labels": {"background": 0, "organ": 1},
         "numTraining": 6, "file_ending": ".nii.gz"}))
     out = tmp_path / "o"
-    assert _run(["corrupt", "--data", f"nnunet:{root}", "--model", "natural", "--strength", "1",
+    assert run_cli(["corrupt", "--data", f"nnunet:{root}", "--model", "natural", "--strength", "1",
                  "--fraction", "1", "--out", str(out), "--no-progress"]) == 0
     assert (out / "noisyseg" / "examples.png").exists()
     for f in (root / "labelsTr").iterdir():

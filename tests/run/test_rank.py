@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 
 from noisyseg.api import run_rank
-from noisyseg.cli import main
 from noisyseg.data import load_dataset, synthetic_echo, write_folder
 from noisyseg.data.predictions import find_predictions, read_prediction
 from noisyseg.errors import DataError
+
+from ..conftest import run_cli
 
 # oblique, anisotropic: x and y swapped and flipped, 0.7 x 0.8 x 2.5 mm
 AFFINE = np.array([[0.0, -0.8, 0.0, 12.5], [0.7, 0.0, 0.0, -30.0], [0.0, 0.0, 2.5, 41.0],
@@ -19,13 +20,6 @@ AFFINE = np.array([[0.0, -0.8, 0.0, 12.5], [0.7, 0.0, 0.0, -30.0], [0.0, 0.0, 2.
 N_CASES = 6
 BAD = "case_002"  # its given label disagrees with the model
 
-
-def _run(args):
-    try:
-        main(args)
-    except SystemExit as exc:
-        return exc.code
-    return 0
 
 
 def _save(data_xyz, path, dtype=None):
@@ -90,7 +84,7 @@ def nnunet(tmp_path):
 def test_rank_finds_the_folds_and_the_bad_case(nnunet, tmp_path):
     raw, res, truth = nnunet
     out = tmp_path / "aud"
-    assert _run(["rank", "--data", f"nnunet:{raw}", "--probs", str(res), "--out", str(out),
+    assert run_cli(["rank", "--data", f"nnunet:{raw}", "--probs", str(res), "--out", str(out),
                  "--flag-rule", "top", "--flag-value", "0.2", "--pseudo-labels",
                  "--no-progress"]) == 0
     info = json.loads((out / "rank.json").read_text())
@@ -137,7 +131,7 @@ def test_hard_label_maps_when_there_are_no_probabilities(nnunet, tmp_path):
 
 
 def _one_line_error(args, capsys, match, out):
-    code = _run(args)
+    code = run_cli(args)
     err = capsys.readouterr().err
     assert code == 2, err
     assert match in err and "Traceback" not in err
