@@ -1,6 +1,8 @@
+import json
 import os
 import textwrap
 
+import nibabel as nib
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
@@ -57,3 +59,70 @@ def tiny_spec(tmp_path):
     p = tmp_path / "tiny.yaml"
     p.write_text(textwrap.dedent(TINY))
     return p
+
+
+# oblique, anisotropic: x and y swapped and flipped, 0.7 x 0.8 x 2.5 mm
+AFFINE = np.array([[0.0, -0.8, 0.0, 12.5], [0.7, 0.0, 0.0, -30.0], [0.0, 0.0, 2.5, 41.0],
+                   [0.0, 0.0, 0.0, 1.0]])
+N_CASES = 6
+BAD = "case_002"  # its given label disagrees with the model
+
+
+
+def save_nifti(data_xyz, path, dtype=None):
+    img = nib.Nifti1Image(data_xyz, AFFINE)
+    img.set_qform(AFFINE, code=1)
+    img.set_sform(AFFINE, code=2)
+    if dtype is not None:
+        img.set_data_dtype(dtype)
+    nib.save(img, str(path))
+
+
+def label_zyx(rng):
+    """(z, y, x) = (6, 14, 16) labels: a box of 1 with a box of 2 inside."""
+    lab = np.zeros((6, 14, 16), np.uint8)
+    oy, ox = rng.integers(0, 3, 2)
+    lab[1:5, 2 + oy:11 + oy, 3 + ox:13 + ox] = 1
+    lab[2:4, 5 + oy:8 + oy, 6 + ox:9 + ox] = 2
+    return lab
+
+
+def soft_probs(lab, k=3, sharp=4.0):
+    """Probabilities (K, *S) that favour ``lab``, in SimpleITK order."""
+    z = np.stack([(lab == c) * sharp for c in range(k)]).astype(np.float32)
+    p = np.exp(z)
+    return p / p.sum(0, keepdims=True)
+
+
+@pytest.fixture()
+def nnunet(tmp_path):
+    """A raw nnU-Net dataset and a results folder with two folds of validation .npz files
+    (plus their segmentations, a fold_all, and .pkl files), as nnUNetv2_train --npz writes."""
+    rng = np.random.default_rng(0)
+    raw = tmp_path / "Dataset009_Toy"
+    for d in ("imagesTr", "labelsTr"):
+        (raw / d).mkdir(parents=True)
+    res = tmp_path / "results" / "nnUNetTrainer__nnUNetPlans__3d_fullres"
+    truth = {}
+    for i in range(N_CASES):
+        cid = f"case_{i:03d}"
+        lab = label_zyx(rng)
+        truth[cid] = lab
+        given = lab.copy()
+        if cid == BAD:
+            given[given == 2] = 0  # the annotator left structure 2 out
+        save_nifti(given.T, raw / "labelsTr" / f"{cid}.nii.gz", dtype=np.int16)
+        save_nifti((lab.T * 40 + rng.normal(0, 3, lab.T.shape)).astype(np.float32),
+              raw / "imagesTr" / f"{cid}_0000.nii.gz")
+        fold = res / f"fold_{i % 2}" / "validation"
+        fold.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(fold / f"{cid}.npz", probabilities=soft_probs(lab))
+        save_nifti(lab.T, fold / f"{cid}.nii.gz")
+        (fold / f"{cid}.pkl").write_bytes(b"properties")
+    (res / "fold_all" / "validation").mkdir(parents=True)
+    np.savez_compressed(res / "fold_all" / "validation" / "case_000.npz",
+                        probabilities=soft_probs(truth["case_000"]))
+    (raw / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "CT"}, "labels": {"background": 0, "liver": 1, "tumour": 2},
+        "numTraining": N_CASES, "file_ending": ".nii.gz"}))
+    return raw, res, truth

@@ -9,7 +9,7 @@ from typing import Any
 
 from noisyseg._validate import parse_classes
 from noisyseg.corrupt import CaseCorruption, CorruptionResult, corrupt_dataset
-from noisyseg.data import load_dataset, write_folder
+from noisyseg.data import absolute_source, load_dataset, write_folder
 from noisyseg.data.io import atomic_dir, check_out_dir
 from noisyseg.errors import ConfigError
 from noisyseg.refurbish import RefurbishConfig
@@ -191,7 +191,8 @@ def run_rank(*, data: str, probs: Sequence[str | Path], out: str | Path, split: 
                                    temperature=temperature, slice_axis=slice_axis,
                                    workers=workers,
                                    progress=lambda i, n: bar.update(task, completed=i, total=n))
-    result = {"data": data, "probs": [str(p) for p in probs]}
+    result = {"data": data, "data_resolved": absolute_source(data),
+              "probs": [str(p) for p in probs]}
     with atomic_dir(out, overwrite=overwrite) as tmp:
         result = _write_ranking(tmp, ds, ranking, result, pseudo_labels=pseudo_labels,
                                 n_suspects=n_suspects)
@@ -216,7 +217,7 @@ def _write_ranking(folder: Path, ds: Any, ranking: Any, result: dict[str, Any], 
               "n_flagged": {d: int(f.sum()) for d, f in ranking.flags.items()},
               "truth_known": ranking.truth is not None,
               "prediction_files": {c: str(p.path.relative_to(folder))
-                                   if p.path.is_relative_to(folder) else str(p.path)
+                                   if p.path.is_relative_to(folder) else str(p.path.resolve())
                                    for c, p in ranking.predictions.items()},
               "pseudo_labels": bool(pseudo_labels)}
     write_tables(ranking, folder)
@@ -288,7 +289,8 @@ def run_crossval(*, data: str, out: str | Path, config: TrainConfig, folds: int 
         (tmp / "folds.json").write_text(json.dumps(
             {"folds": folds, "seed": config.seed, "config": config.to_dict(),
              "executor": ex.describe(), "per_fold": summaries}, indent=2))
-        result = _write_ranking(tmp, ds, ranking, {"data": data, "folds_run": folds},
+        result = _write_ranking(tmp, ds, ranking, {"data": data, "data_resolved": absolute_source(data),
+                                                  "folds_run": folds},
                                 pseudo_labels=pseudo_labels, n_suspects=n_suspects)
     return result
 
@@ -359,7 +361,9 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
     ``score_history.csv`` (per detector and epoch), ``detection.json`` (when the dataset
     says which samples were corrupted), ``suspects.png`` and ``suspects/`` (top suspects:
     image, given mask, prediction), ``metrics.json`` (clean-test metrics, config) and, with
-    refurbishment, ``refurbished/`` (final training masks) and ``refurbish_events.csv``.
+    refurbishment, ``refurbished/`` (final training masks) and ``refurbish_events.csv``;
+    ``pseudo_labels/`` holds the final network's labels of every training sample (what
+    ``noisyseg review`` offers in place of a given mask).
     Returns the metrics dict.
 
     Raises
@@ -387,7 +391,8 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
                           flag_value=flag_value, trusted=trusted,
                           callbacks=[ProgressBar(enabled=progress)])
     trainer, idx, truth = session.trainer, session.train_idx, session.truth
-    result: dict[str, Any] = {"data": data, "flag_rule": flag_rule, "flag_value": flag_value,
+    result: dict[str, Any] = {"data": data, "data_resolved": absolute_source(data),
+                              "flag_rule": flag_rule, "flag_value": flag_value,
                               "refurbish": refurbish is not None, **session_summary(session)}
     if refurbish is not None:
         result["refurbish_config"] = refurbish.to_dict() | {
@@ -423,5 +428,7 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
         save_figure(fig, tmp / "suspects.png")
         if session.refurbisher is not None:
             write_masks(tmp / "refurbished", ds, idx, final)
+        for s in range(0, len(idx), 256):  # the final network's labels, for `noisyseg review`
+            write_masks(tmp / "pseudo_labels", ds, idx[s:s + 256], trainer.predict(idx[s:s + 256]))
     return result
 

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from noisyseg.errors import ConfigError, NoisysegError
 
@@ -38,7 +39,8 @@ _PARAMS = {"data", "out", "model", "strength", "target_dice", "fraction", "class
            "refurbish_with", "flag_rule", "flag_value", "warmup", "every", "confidence", "unflag",
            "pseudo_from", "epochs", "batch_size", "steps_per_epoch", "lr", "loss", "device",
            "threads", "seed", "workers", "cpus_per_trial", "executor", "address", "probs", "split",
-           "detector", "temperature", "slice_axis", "folds", "trusted", *PARAM_FLAGS}
+           "detector", "temperature", "slice_axis", "folds", "trusted", "port", "host", "reviewer",
+           *PARAM_FLAGS}
 
 
 def cli_message(message: str, flags: dict[str, str] | None = None) -> str:
@@ -408,6 +410,70 @@ def study_list() -> None:
         s = load_spec(p)
         table.add_row(p.stem, str(len(s.trials())), s.description)
     Console().print(table)
+
+
+class _ReviewGroup(TyperGroup):
+    """``noisyseg review AUD`` opens the app; ``noisyseg review export AUD`` exports."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["open", *args]
+        return super().parse_args(ctx, args)
+
+
+review_app = typer.Typer(cls=_ReviewGroup, no_args_is_help=True, help=(
+    "Review an audit's suspects in the browser (noisyseg review AUD) and export the "
+    "corrected dataset (noisyseg review export AUD --out FIXED)."))
+app.add_typer(review_app, name="review")
+AuditArg = Annotated[Path, typer.Argument(help="Audit folder (from noisyseg audit or rank).")]
+ReviewDataOpt = Annotated[str | None, typer.Option(
+    "--data", help="The audited dataset, when it has moved since the audit.")]
+
+
+@review_app.command("open")
+def review_open(
+    folder: AuditArg,
+    reviewer: Annotated[str | None, typer.Option(
+        help="Name signed on every decision (default: your login name).")] = None,
+    host: Annotated[str, typer.Option(
+        help="Interface to listen on; 127.0.0.1 keeps the app on this machine.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (the next free one if taken; 0: any).")] = 8765,
+    data: ReviewDataOpt = None,
+    browser: Annotated[bool, typer.Option("--browser/--no-browser",
+                                          help="Open the page in the default browser.")] = False,
+) -> None:
+    """Start the review app and print its URL (decisions go to FOLDER/review.sqlite)."""
+    from noisyseg.review import serve
+
+    def ready(info: Any) -> None:
+        console.print(f"reviewing {folder} as {escape(reviewer or 'your login name')}; "
+                      f"decisions are saved to {folder / 'review.sqlite'} as you make them")
+        print(f"open {info.url}", flush=True)
+        console.print("Ctrl-C stops the server; `noisyseg review export` writes the dataset")
+        if browser:
+            import webbrowser
+
+            webbrowser.open(info.url)
+
+    serve(folder, reviewer=reviewer, host=host, port=port, data=data, on_ready=ready)
+
+
+@review_app.command("export")
+def review_export(
+    folder: AuditArg,
+    out: Annotated[Path, typer.Option(help="Folder for the corrected dataset.")],
+    data: ReviewDataOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Write the corrected dataset (source layout and geometry) with decisions.csv and
+    reannotate.csv."""
+    from noisyseg.review import export_review
+
+    rec = export_review(folder, out, data=data, overwrite=overwrite)
+    console.print(f"{rec['n_reviewed']} of {rec['n_cases']} cases reviewed: "
+                  f"{rec['n_accepted']} pseudo-labels accepted, {rec['n_kept']} kept, "
+                  f"{rec['n_reannotate']} to re-annotate")
+    console.print(f"[green]wrote[/] {out}")
 
 
 @app.command()

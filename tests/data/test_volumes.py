@@ -352,8 +352,9 @@ def test_train_predictions_and_refurbished_masks_overlay_their_2d_sources(tmp_pa
               refurbish=RefurbishConfig(warmup=1, every=1), flag_rule="top", flag_value=0.5,
               progress=False)
     refurbished = sorted((tmp_path / "aud" / "refurbished").iterdir())
-    assert preds and refurbished
-    for f in preds + refurbished:
+    pseudo = sorted((tmp_path / "aud" / "pseudo_labels").iterdir())
+    assert preds and refurbished and [f.name for f in pseudo] == [f.name for f in refurbished]
+    for f in preds + refurbished + pseudo:
         _same_header(f, root / "masks" / f.name)
         assert nib.load(str(f)).get_data_dtype() == np.int16
 

@@ -14,7 +14,7 @@ from noisyseg.data.dataset import SPLITS, SegDataset, random_split
 from noisyseg.data.folder import load_folder, write_folder
 from noisyseg.data.io import Geometry, read_array, read_image, write_array, write_image
 from noisyseg.data.predictions import Prediction, find_predictions, read_prediction
-from noisyseg.data.sources import SOURCES, load_dataset, parse_source
+from noisyseg.data.sources import SOURCES, absolute_source, load_dataset, parse_source
 from noisyseg.data.synthetic import (
     ECHO_CLASSES,
     make_echo_sample,
@@ -36,6 +36,7 @@ __all__ = [
     "SegDataset",
     "find_predictions",
     "load_camus",
+    "absolute_source",
     "load_dataset",
     "load_folder",
     "load_folder_cases",

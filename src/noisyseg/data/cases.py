@@ -173,6 +173,18 @@ class CaseDataset:
         path = case.clean_label if clean and case.clean_label else case.label
         if path is None:
             raise DataError(f"{self.source}: case {case.case_id} has no label")
+        return self.read_label_file(path)
+
+    def read_label_file(self, path: str | Path) -> tuple[np.ndarray, Geometry]:
+        """Any label file stored with this dataset's label values (a case's label, a
+        refurbished or pseudo-label written by noisyseg) as uint8 class indices, with its
+        geometry.
+
+        Raises
+        ------
+        DataError
+            Unreadable file, non-integer values, or values that are not declared labels.
+        """
         arr, geom = read_image(path)
         if arr.ndim != geom.ndim:
             raise DataError(f"{path}: expected a label map, got {arr.ndim - geom.ndim} channels")

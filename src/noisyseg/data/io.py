@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
+import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +28,8 @@ import numpy as np
 from noisyseg.errors import ConfigError, DataError
 
 __all__ = [
+    "read_npy",
+    "read_npz",
     "FORMATS",
     "Geometry",
     "SUFFIXES",
@@ -224,6 +228,56 @@ def read_header(path: str | Path) -> Geometry:
                    format=suf, dtype=str(arr.dtype), path=str(p))
 
 
+#: ``np.load`` parses ``.npy`` headers with ``ast.literal_eval``, which is not thread-safe on
+#: CPython 3.11 before 3.11.8 (python/cpython#106905: "AST constructor recursion depth
+#: mismatch" when threads parse at once); headers are parsed under this lock, the data is
+#: read (and decompressed) outside it.
+_NPY_HEADER_LOCK = threading.Lock()
+
+
+def _read_npy_stream(fp: object) -> np.ndarray:
+    from numpy.lib import format as npf
+
+    version = npf.read_magic(fp)
+    with _NPY_HEADER_LOCK:
+        if version == (1, 0):
+            shape, fortran, dtype = npf.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, fortran, dtype = npf.read_array_header_2_0(fp)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+    if dtype.hasobject:
+        raise ValueError("object arrays are not read (allow_pickle is off)")
+    count = int(np.prod(shape, dtype=np.int64))
+    arr = np.empty(count, dtype=dtype)
+    view, got = memoryview(arr).cast("B"), 0
+    while got < view.nbytes:
+        n = fp.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
+            raise EOFError(f"truncated array: {got} of {view.nbytes} bytes")
+        got += n
+    return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+
+
+def read_npy(path: str | Path) -> np.ndarray:
+    """``np.load(path, allow_pickle=False)`` for a ``.npy`` file, safe to call from threads
+    (see ``_NPY_HEADER_LOCK``)."""
+    with open(path, "rb") as fp:
+        return _read_npy_stream(fp)
+
+
+def read_npz(path: str | Path, keys: tuple[str, ...] = ()) -> tuple[str, np.ndarray]:
+    """The first array of ``keys`` in an ``.npz`` file (or its only array) as ``(key, array)``,
+    safe to call from threads; KeyError listing the keys when none is there."""
+    with zipfile.ZipFile(path) as zf:
+        names = [n.removesuffix(".npy") for n in zf.namelist() if n.endswith(".npy")]
+        key = next((k for k in keys if k in names), names[0] if len(names) == 1 else None)
+        if key is None:
+            raise KeyError(names)
+        with zf.open(f"{key}.npy") as fp:
+            return key, _read_npy_stream(fp)
+
+
 def read_image(path: str | Path) -> tuple[np.ndarray, Geometry]:
     """Read an image or label file of any dimension with its geometry.
 
@@ -251,7 +305,7 @@ def read_image(path: str | Path) -> tuple[np.ndarray, Geometry]:
     _, suf = split_suffix(p)
     try:
         if suf == ".npy":
-            arr = np.load(p, allow_pickle=False)
+            arr = read_npy(p)
             geom = Geometry.from_spacing(arr.shape)
         elif suf == ".png":
             from PIL import Image

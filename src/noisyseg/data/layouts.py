@@ -56,12 +56,22 @@ class CaseWriter:
     fmt : str
         File format for generated datasets (:data:`~noisyseg.data.io.FORMATS`); file
         datasets keep their own formats.
+    unchanged : {'clean', 'given'}
+        What a case written without a new mask gets as its training label: its clean label
+        (``noisyseg corrupt``: a case left uncorrupted) or its given one (``noisyseg review
+        export``: a mask the reviewer kept).
+    clean : bool
+        Whether to write the clean labels (``labelsTr_clean/``, ``masks_clean/``).
     """
 
-    def __init__(self, ds: CaseDataset, out: Path, *, fmt: str = "nii.gz") -> None:
+    def __init__(self, ds: CaseDataset, out: Path, *, fmt: str = "nii.gz", unchanged: str = "clean",
+                 clean: bool = True) -> None:
         if fmt not in FORMATS or fmt in ("png", "npy"):
             raise ConfigError(f"fmt: volumes are written as nii.gz, nii, mha or nrrd, got {fmt!r}")
+        if unchanged not in ("clean", "given"):
+            raise ConfigError(f"unchanged: expected 'clean' or 'given', got {unchanged!r}")
         self.ds, self.out, self.suffix = ds, Path(out), FORMATS[fmt]
+        self.unchanged, self.clean = unchanged, clean
         self.files_layout = ds.layout in ("nnunet", "msd")
         self.records = self.out / RECORDS if self.files_layout else self.out
         self.records.mkdir(parents=True, exist_ok=True)
@@ -95,7 +105,7 @@ class CaseWriter:
     def write(self, i: int, mask: np.ndarray | None, geometry: Geometry,
               image: np.ndarray | None = None) -> None:
         """Write case ``i``: its image, its training label (``mask``, class indices, or the
-        clean label unchanged when ``mask`` is None) and its clean label.
+        label ``unchanged`` names when ``mask`` is None) and its clean label.
 
         ``image`` is needed for generated datasets only (file images are copied); it is
         stored in the dataset's ``meta["image_dtype"]`` (default float32; synthetic-ct
@@ -116,16 +126,19 @@ class CaseWriter:
             else:
                 shutil.copyfile(src, dst)
         clean_src = case.clean_label or case.label
-        for dst, data in ((clean, None), (lab, mask)):
+        targets = [(clean, None, clean_src, True)] if self.clean else []
+        keep_src = clean_src if self.unchanged == "clean" else case.label
+        targets.append((lab, mask, keep_src, self.unchanged == "clean"))
+        for dst, data, src, from_clean in targets:
             dst.parent.mkdir(parents=True, exist_ok=True)
-            if data is None and clean_src is not None:
-                shutil.copyfile(clean_src, dst)
-                if split_suffix(Path(clean_src))[1] == ".mhd":
-                    raw = Path(clean_src).with_suffix(".raw")
+            if data is None and src is not None:
+                shutil.copyfile(src, dst)
+                if split_suffix(Path(src))[1] == ".mhd":
+                    raw = Path(src).with_suffix(".raw")
                     if raw.exists():
                         shutil.copyfile(raw, dst.with_suffix(".raw"))
             else:
-                arr = self.ds.read_label(i, clean=True)[0] if data is None else data
+                arr = self.ds.read_label(i, clean=from_clean)[0] if data is None else data
                 dtype = geometry.dtype if geometry.path else np.uint8
                 write_image(dst, self.ds.encode(arr), geometry, dtype=dtype)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from noisyseg.data.io import read_image, split_suffix
+from noisyseg.data.io import read_image, read_npy, read_npz, split_suffix
 from noisyseg.errors import DataError
 
 __all__ = ["PROB_KEYS", "Prediction", "find_predictions", "read_prediction"]
@@ -133,15 +133,11 @@ def find_predictions(paths: Sequence[str | Path]) -> dict[str, Prediction]:
 
 
 def _load_npz(p: Path) -> np.ndarray:
-    with np.load(p, allow_pickle=False) as z:
-        keys = list(z.keys())
-        for key in PROB_KEYS:
-            if key in z:
-                return z[key]
-        if len(keys) == 1:
-            return z[keys[0]]
-    raise DataError(f"{p}: no 'probabilities' (nnU-Net v2) or 'softmax' (v1) array; found "
-                    f"{keys}")
+    try:
+        return read_npz(p, PROB_KEYS)[1]
+    except KeyError as exc:
+        raise DataError(f"{p}: no 'probabilities' (nnU-Net v2) or 'softmax' (v1) array; found "
+                        f"{exc.args[0]}") from None
 
 
 def read_prediction(path: str | Path, *, n_classes: int, shape: tuple[int, ...],
@@ -175,7 +171,7 @@ def read_prediction(path: str | Path, *, n_classes: int, shape: tuple[int, ...],
         if suf == ".npz":
             arr = _load_npz(p)
         elif suf == ".npy":
-            arr = np.load(p, allow_pickle=False)
+            arr = read_npy(p)
         else:
             arr = read_image(p)[0]
     except DataError:

@@ -37,7 +37,7 @@ from noisyseg.data.synthetic import synthetic_echo
 from noisyseg.data.synthetic_ct import synthetic_ct
 from noisyseg.errors import ConfigError
 
-__all__ = ["SOURCES", "load_dataset", "parse_source"]
+__all__ = ["SOURCES", "absolute_source", "load_dataset", "parse_source"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,24 @@ def parse_source(spec: str) -> tuple[str, str | None, dict[str, Any]]:
             raise ConfigError(f"data: {spec}: option {key}={value!r} is not a valid "
                               f"{src.options[key].__name__}") from exc
     return name, path, opts
+
+
+def absolute_source(spec: str) -> str:
+    """``spec`` with its path made absolute, so a record of it still loads from another
+    working directory (generated sources are returned as they are).
+
+    >>> absolute_source("synthetic-echo:n=20")
+    'synthetic-echo:n=20'
+    """
+    name, path, _ = parse_source(spec)
+    if path is None:
+        return spec.strip()
+    spec = spec.strip()
+    absolute = str(Path(path).expanduser().resolve())
+    if name == "folder":
+        return absolute + spec[len(path):]
+    head = f"{name}:"
+    return head + absolute + spec[len(head) + len(path):]
 
 
 def load_dataset(spec: str, *, volumes: bool = True, lazy: bool = False) -> SegDataset | CaseDataset:

@@ -1,0 +1,249 @@
+"""The review web app: a Starlette application over an opened audit and its decision log.
+
+Routes (every ``/api`` route needs the session token, as Jupyter's do: ``?t=TOKEN`` on reads,
+the ``X-Noisyseg-Token`` header on the one write, which a page of another site cannot set):
+
+- ``GET /?t=TOKEN``: the page (``static/index.html``); ``/static/<name>``: its script and style;
+- ``GET /api/cases``: the ranked cases (compact rows), detectors, classes and decisions so far;
+- ``GET /api/case/{row}``: one case's scores, shape, spacing, planes, start slices, window;
+- ``GET /api/render?row=&layer=&plane=&index=&style=&lo=&hi=``: one PNG layer of one plane,
+  rendered on demand and cached by the browser;
+- ``GET /api/decisions?since=SEQ``: decisions written after ``SEQ`` (other tabs, other people);
+- ``POST /api/decision`` ``{"sample_id", "decision", "note"}``: append one decision; the reply
+  comes after the commit.
+
+Only the page's own files and the audit's cases (looked up by row number, never by a path
+from the request) are served; a malformed request gets a 4xx and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from noisyseg.errors import NoisysegError
+from noisyseg.report import CLASS_COLOURS, display_window
+from noisyseg.review.audit import AuditView
+from noisyseg.review.render import LAYERS, auto_window, plane_shape, render
+from noisyseg.review.store import DecisionStore
+
+__all__ = ["TOKEN_HEADER", "make_app"]
+
+TOKEN_HEADER = "X-Noisyseg-Token"
+_STATIC = {"review.js": "text/javascript", "review.css": "text/css"}
+_MAX_BODY = 16_384
+_PLANES = ("axial", "coronal", "sagittal")
+
+
+class _BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _static(name: str) -> str:
+    return resources.files("noisyseg.review").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _int(q: Any, key: str, lo: int, hi: int) -> int:
+    raw = q.get(key)
+    try:
+        v = int(raw)
+    except (TypeError, ValueError):
+        raise _BadRequest(f"{key}: expected an integer, got {raw!r}") from None
+    if not lo <= v <= hi:
+        raise _BadRequest(f"{key}: {v} is outside {lo}..{hi}", 404)
+    return v
+
+
+def _float(q: Any, key: str) -> float | None:
+    raw = q.get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        v = float(raw)
+    except ValueError:
+        raise _BadRequest(f"{key}: expected a number, got {raw!r}") from None
+    if not math.isfinite(v):
+        raise _BadRequest(f"{key}: expected a finite number")
+    return v
+
+
+def _clean(v: float) -> float | None:
+    return None if not np.isfinite(v) else round(float(v), 6)
+
+
+def make_app(view: AuditView, store: DecisionStore, *, reviewer: str,
+             token: str | None = None) -> Starlette:
+    """The app (see module docstring); ``token`` defaults to a fresh random one, kept as
+    ``app.state.token``."""
+    token = token or secrets.token_urlsafe(24)
+    cases = view.cases
+    n = len(cases)
+    dets = view.detectors
+    ndim = view.ndim
+    windows: dict[int, tuple[float, float]] = {}
+    fixed_window = display_window(getattr(view.ds, "channel_names", ()))
+
+    def authorised(request: Request, *, write: bool = False) -> bool:
+        given = request.headers.get(TOKEN_HEADER) if write else (
+            request.headers.get(TOKEN_HEADER) or request.query_params.get("t"))
+        return bool(given) and secrets.compare_digest(str(given), token)
+
+    def guard(handler: Any, *, write: bool = False) -> Any:
+        async def wrapped(request: Request) -> Response:
+            if not authorised(request, write=write):
+                return JSONResponse({"error": "missing or wrong token: open the URL that "
+                                     "`noisyseg review` printed"}, status_code=403)
+            try:
+                return await handler(request)
+            except _BadRequest as exc:
+                return JSONResponse({"error": str(exc)}, status_code=exc.status)
+            except NoisysegError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=422)
+        return wrapped
+
+    async def index(request: Request) -> Response:
+        t = request.query_params.get("t")
+        if not t or not secrets.compare_digest(t, token):
+            return HTMLResponse("<p>noisyseg review: open the URL that <code>noisyseg review</code> "
+                                "printed (it carries the session token).</p>", status_code=403)
+        return HTMLResponse(_static("index.html"), headers={"Cache-Control": "no-store"})
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in _STATIC:
+            return Response("not found", status_code=404)
+        return Response(_static(name), media_type=_STATIC[name])
+
+    def decisions_since(since: int) -> dict[str, Any]:
+        rows = [d.to_dict() for d in store.history(since)]
+        return {"rows": rows, "seq": rows[-1]["seq"] if rows else since}
+
+    async def list_cases(request: Request) -> Response:
+        cols = [cases["sample_id"].tolist(), cases["rank"].tolist()]
+        cols += [[_clean(v) for v in cases[f"score_{d}"]] for d in dets]
+        cols += [cases[f"flagged_{d}"].astype(bool).tolist() for d in dets]
+        truth = cases["corrupted"]
+        body = {"n": n, "reviewer": reviewer, "audit": str(view.folder), "data": view.data,
+                "kind": view.kind, "detectors": dets, "primary": view.primary, "ndim": ndim,
+                "class_names": list(view.class_names), "colours": list(CLASS_COLOURS),
+                "truth_known": bool(truth.notna().all()),
+                "rows": [list(r) for r in zip(*cols, strict=True)],
+                "corrupted": [None if pd.isna(v) else bool(v) for v in truth.tolist()],
+                "log": [d.to_dict() for d in store.history()]}
+        body["seq"] = body["log"][-1]["seq"] if body["log"] else 0
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    def window_of(row: int) -> tuple[float, float]:
+        if fixed_window is not None:
+            return fixed_window
+        if row not in windows:
+            windows[row] = auto_window(view.case(int(cases["index"].iloc[row])).image)
+        return windows[row]
+
+    async def case_meta(request: Request) -> Response:
+        try:
+            row = int(request.path_params["row"])
+        except ValueError:
+            raise _BadRequest("row: expected an integer") from None
+        if not 0 <= row < n:
+            raise _BadRequest(f"row: {row} is outside 0..{n - 1}", 404)
+        c = await run_in_threadpool(view.case, int(cases["index"].iloc[row]))
+        sid = cases["sample_id"].iloc[row]
+        shape = c.given.shape
+        planes = []
+        worst = view.worst_slice(sid)
+        fg = np.argwhere(c.given > 0)
+        centre = fg.mean(0).astype(int) if len(fg) else np.array(shape) // 2
+        if worst is not None and ndim == 3:
+            centre[view.slice_axis] = worst
+        spacing = c.spacing
+        for p in range(1 if ndim == 2 else 3):
+            rows_, cols_ = plane_shape(shape, p)
+            if ndim == 2:
+                sy, sx = spacing[0], spacing[1]
+                planes.append({"name": "image", "rows": rows_, "cols": cols_, "n": 1, "start": 0,
+                               "row_mm": sy, "col_mm": sx})
+                continue
+            sz, sy, sx = spacing
+            mm = ((sy, sx), (sz, sx), (sz, sy))[p]
+            planes.append({"name": _PLANES[p], "rows": rows_, "cols": cols_, "n": int(shape[p]),
+                           "start": int(centre[p]), "row_mm": mm[0], "col_mm": mm[1]})
+        lo, hi = await run_in_threadpool(window_of, row)
+        return JSONResponse({
+            "row": row, "sample_id": sid, "rank": int(cases["rank"].iloc[row]),
+            "shape": list(shape), "spacing": [float(s) for s in spacing], "planes": planes,
+            "window": [lo, hi], "worst_slice": worst, "slice_axis": view.slice_axis,
+            "labels_differ": int(np.count_nonzero(c.given != c.pseudo))})
+
+    async def render_layer(request: Request) -> Response:
+        q = request.query_params
+        row = _int(q, "row", 0, n - 1)
+        layer = q.get("layer", "")
+        if layer not in LAYERS:
+            raise _BadRequest(f"layer: expected one of {list(LAYERS)}, got {layer!r}")
+        style = q.get("style", "outline")
+        if style not in ("outline", "fill"):
+            raise _BadRequest(f"style: expected outline or fill, got {style!r}")
+        plane = _int(q, "plane", 0, 0 if ndim == 2 else 2)
+        lo, hi = _float(q, "lo"), _float(q, "hi")
+        c = await run_in_threadpool(view.case, int(cases["index"].iloc[row]))
+        index = 0 if ndim == 2 else _int(q, "index", 0, c.given.shape[plane] - 1)
+        window = (lo, hi) if lo is not None and hi is not None and hi > lo else None
+        if layer == "image" and window is None:
+            window = await run_in_threadpool(window_of, row)
+        png = await run_in_threadpool(render, layer, image=c.image, given=c.given,
+                                      pseudo=c.pseudo, plane=plane, index=index, style=style,
+                                      window=window)
+        return Response(png, media_type="image/png",
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+    async def poll(request: Request) -> Response:
+        since = _int(request.query_params, "since", 0, 2**62)
+        return JSONResponse(decisions_since(since), headers={"Cache-Control": "no-store"})
+
+    async def post_decision(request: Request) -> Response:
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            raise _BadRequest("send JSON (Content-Type: application/json)", 415)
+        body = await request.body()
+        if len(body) > _MAX_BODY:
+            raise _BadRequest("request too large", 413)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise _BadRequest("body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise _BadRequest("body: expected a JSON object")
+        sid, decision, note = data.get("sample_id"), data.get("decision"), data.get("note", "")
+        if not isinstance(sid, str) or not isinstance(decision, str) or not isinstance(note, str):
+            raise _BadRequest("sample_id and decision (strings) are required; note is a string")
+        try:
+            d = await run_in_threadpool(store.add, sid, decision, reviewer=reviewer, note=note)
+        except NoisysegError as exc:
+            raise _BadRequest(str(exc)) from None
+        return JSONResponse({"decision": d.to_dict()})
+
+    routes = [
+        Route("/", index),
+        Route("/static/{name}", static),
+        Route("/api/cases", guard(list_cases)),
+        Route("/api/case/{row}", guard(case_meta)),
+        Route("/api/render", guard(render_layer)),
+        Route("/api/decisions", guard(poll)),
+        Route("/api/decision", guard(post_decision, write=True), methods=["POST"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.token = token
+    return app

@@ -1,0 +1,263 @@
+"""An audit folder as the review sees it: the ranked cases, their images, given masks and
+pseudo-labels, read one case at a time.
+
+Works on what ``noisyseg audit`` writes (``metrics.json``, ``scores.csv``, ``pseudo_labels/``:
+the final network's labels) and on what ``noisyseg rank`` / ``audit --folds`` write
+(``rank.json``, ``scores.csv``, ``slice_scores.csv``; the pseudo-label is the argmax of the
+case's prediction file). The dataset is the one the audit recorded, read lazily, so an audit
+of 10,000 images or 200 volumes opens in a moment.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from noisyseg.data import CaseDataset, SegDataset, load_dataset, parse_source
+from noisyseg.data._resize import restore_mask
+from noisyseg.data.io import read_image, split_suffix
+from noisyseg.data.predictions import Prediction
+from noisyseg.errors import DataError, NoisysegError
+from noisyseg.run import read_case_prediction
+
+__all__ = ["AuditView", "open_audit"]
+
+
+@dataclass
+class CaseData:
+    """One case's arrays for display: ``image`` (first channel), ``given`` and ``pseudo``
+    label maps on the same grid, and the voxel ``spacing`` (array order)."""
+
+    image: np.ndarray
+    given: np.ndarray
+    pseudo: np.ndarray
+    spacing: tuple[float, ...]
+
+
+@dataclass
+class AuditView:
+    """An opened audit folder (see :func:`open_audit`).
+
+    Attributes
+    ----------
+    folder : Path
+    ds : SegDataset or CaseDataset
+        The audited dataset, as recorded by the audit (or given with ``data=``).
+    data : str
+        Its source string.
+    kind : {'audit', 'rank'}
+    cases : DataFrame
+        One row per scored case, in the order of the primary detector's ranking: ``sample_id``,
+        ``index`` (into ``ds``), ``rank``, ``score_<det>``, ``flagged_<det>`` for every
+        detector, ``flagged`` (by the primary detector), ``corrupted`` (None when unknown).
+    detectors : list of str
+        In ``scores.csv`` order; ``primary`` first.
+    primary : str
+    slice_axis : int
+        The axis ``slice_scores.csv`` numbers slices along (volumes).
+    """
+
+    folder: Path
+    ds: SegDataset | CaseDataset
+    data: str
+    kind: str
+    cases: pd.DataFrame
+    detectors: list[str]
+    primary: str
+    slice_axis: int = 0
+    slices: dict[str, np.ndarray] = field(default_factory=dict)
+    pseudo_files: dict[str, Path] = field(default_factory=dict)
+    cache_size: int = 6
+    _cache: OrderedDict[int, CaseData] = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _loading: dict[int, threading.Event] = field(default_factory=dict, repr=False)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.ds.class_names)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.ds.label_geometry(int(self.cases["index"].iloc[0])).shape)
+
+    def position(self, sample_id: str) -> int:
+        """Row of ``sample_id`` in :attr:`cases`; DataError when it is not a scored case."""
+        pos = self._pos.get(sample_id)
+        if pos is None:
+            raise DataError(f"sample_id: no case {sample_id!r} in this audit")
+        return pos
+
+    def __post_init__(self) -> None:
+        self._pos = {s: k for k, s in enumerate(self.cases["sample_id"])}
+
+    def worst_slice(self, sample_id: str) -> int | None:
+        """The slice (along :attr:`slice_axis`) the primary detector scores worst, if known."""
+        s = self.slices.get(sample_id)
+        if s is None or not np.isfinite(s).any():
+            return None
+        return int(np.nanargmax(s))
+
+    # ------------------------------------------------------------------ reading
+    def read_pseudo(self, i: int, given: np.ndarray) -> np.ndarray:
+        """Case ``i``'s pseudo-label on the grid of its ``given`` mask."""
+        sid = self.ds.sample_ids[i]
+        path = self.pseudo_files.get(sid)
+        if path is None:
+            raise DataError(f"{self.folder}: no pseudo-label for case {sid}")
+        if self.kind == "rank":
+            probs = read_case_prediction(self.ds, i, Prediction(sid, path), given)
+            return np.argmax(probs, axis=0).astype(np.uint8)
+        if isinstance(self.ds, CaseDataset):
+            lab = self.ds.read_label_file(path)[0]
+        else:
+            arr = read_image(path)[0]
+            lab = np.asarray(arr // max(int(self.ds.meta.get("mask_scale", 1)), 1), dtype=np.uint8)
+        if lab.shape != given.shape:  # a resized in-memory dataset: back to its grid
+            lab = restore_mask(lab, given.shape)
+        return lab
+
+    def case(self, i: int) -> CaseData:
+        """Case ``i``'s arrays (cached: the last :attr:`cache_size` cases; one read per case
+        even when several requests ask for it at once)."""
+        while True:
+            with self._lock:
+                if i in self._cache:
+                    self._cache.move_to_end(i)
+                    return self._cache[i]
+                ev = self._loading.get(i)
+                if ev is None:
+                    ev = self._loading[i] = threading.Event()
+                    break
+            ev.wait()
+        try:
+            given, geom = self.ds.read_label(i)
+            image = np.asarray(self.ds.read_image(i)[0][0], dtype=np.float32)
+            if image.shape != given.shape:
+                raise DataError(f"case {self.ds.sample_ids[i]}: image shape {image.shape} "
+                                f"differs from its label's {given.shape}")
+            data = CaseData(image, given, self.read_pseudo(i, given), tuple(geom.spacing))
+            with self._lock:
+                self._cache[i] = data
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+            return data
+        finally:
+            with self._lock:
+                self._loading.pop(i).set()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable ({exc})") from exc
+
+
+def _index_folder(folder: Path) -> dict[str, Path]:
+    """``{file stem: path}`` of the label files in ``folder`` (stems without any suffix)."""
+    out = {}
+    for p in folder.iterdir():
+        if p.is_file() and not p.name.startswith("."):
+            out[split_suffix(p)[0]] = p
+    return out
+
+
+def open_audit(folder: str | Path, *, data: str | None = None) -> AuditView:
+    """Open an audit folder written by ``noisyseg audit``, ``rank`` or ``audit --folds``.
+
+    ``data`` replaces the dataset the audit recorded (when it has moved).
+
+    Raises
+    ------
+    DataError
+        Not an audit folder, a missing dataset, cases without a pseudo-label.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"audit: {folder} is not a folder")
+    scores_csv = folder / "scores.csv"
+    if (folder / "rank.json").is_file():
+        kind, record = "rank", _read_json(folder / "rank.json")
+    elif (folder / "metrics.json").is_file() and scores_csv.is_file():
+        kind, record = "audit", _read_json(folder / "metrics.json")
+    else:
+        raise DataError(f"audit: {folder} is not an audit folder (no scores.csv with rank.json "
+                        f"or metrics.json); run `noisyseg audit` or `noisyseg rank` first")
+    if not scores_csv.is_file():
+        raise DataError(f"audit: {scores_csv} is missing")
+    spec = data or record.get("data_resolved") or record.get("data")
+    if not spec:
+        raise DataError(f"audit: {folder} does not say which dataset it audited; pass data=")
+    try:
+        name, path, opts = parse_source(spec)
+        if name == "folder" and "size" in opts:  # reviewed on the files' own grid
+            spec = ",".join([str(path)] + [f"{k}={v}" for k, v in opts.items() if k != "size"])
+        ds = load_dataset(spec, lazy=True)
+    except NoisysegError as exc:
+        hint = "" if data else " (the audit's dataset moved? name it with data=)"
+        raise DataError(f"{exc}{hint}") from exc
+    scores = pd.read_csv(scores_csv, dtype={"sample_id": str})
+    missing = {"sample_id", "detector", "score", "flagged"} - set(scores.columns)
+    if missing:
+        raise DataError(f"{scores_csv}: missing columns {sorted(missing)}")
+    detectors = list(dict.fromkeys(scores["detector"]))
+    if not detectors:
+        raise DataError(f"{scores_csv}: no scores")
+    primary = str(record.get("detector") or (record.get("detectors") or detectors)[0])
+    if primary not in detectors:
+        primary = detectors[0]
+    detectors.remove(primary)
+    detectors.insert(0, primary)
+    wide = scores.pivot(index="sample_id", columns="detector", values="score")
+    flags = scores.pivot(index="sample_id", columns="detector", values="flagged").astype(bool)
+    pos = {s: i for i, s in enumerate(ds.sample_ids)}
+    unknown = [s for s in wide.index if s not in pos]
+    if unknown:
+        raise DataError(f"{scores_csv}: case {unknown[0]!r} is not in {spec} "
+                        f"({len(unknown)} unknown); is it the audited dataset?")
+    order = wide[primary].sort_values(ascending=False, kind="stable").index
+    cases = pd.DataFrame({"sample_id": list(order), "index": [pos[s] for s in order]})
+    cases["rank"] = np.arange(1, len(cases) + 1)
+    for det in detectors:
+        cases[f"score_{det}"] = wide.loc[order, det].to_numpy(dtype=float)
+        cases[f"flagged_{det}"] = flags.loc[order, det].to_numpy(dtype=bool)
+    cases["flagged"] = cases[f"flagged_{primary}"]
+    truth = None
+    if "corrupted" in scores.columns:
+        t = scores[scores["detector"] == primary].set_index("sample_id")["corrupted"]
+        if t.notna().all():
+            truth = t.loc[order].astype(bool).to_numpy()
+    cases["corrupted"] = pd.array([None] * len(cases) if truth is None else truth, dtype="boolean")
+
+    if kind == "rank":
+        files = record.get("prediction_files") or {}
+        # inside the audit folder (audit --folds' oof/) or absolute; older audits: the cwd's
+        pseudo = {c: folder / p if (folder / p).exists() else Path(p) for c, p in files.items()}
+    else:
+        pdir = folder / "pseudo_labels"
+        if not pdir.is_dir():
+            raise DataError(f"audit: {pdir} is missing (an audit from before noisyseg wrote "
+                            f"pseudo-labels: run the audit again)")
+        pseudo = _index_folder(pdir)
+    lacking = [s for s in cases["sample_id"] if s not in pseudo]
+    if lacking:
+        raise DataError(f"audit: no pseudo-label for case {lacking[0]!r} ({len(lacking)} cases)")
+
+    slices: dict[str, np.ndarray] = {}
+    sl_csv = folder / "slice_scores.csv"
+    if sl_csv.is_file():
+        sl = pd.read_csv(sl_csv, dtype={"sample_id": str})
+        sl = sl[sl["detector"] == primary].sort_values(["sample_id", "slice"])
+        for sid, g in sl.groupby("sample_id", sort=False):
+            if len(g) > 1:
+                slices[str(sid)] = g["score"].to_numpy(dtype=float)
+    return AuditView(folder=folder, ds=ds, data=spec, kind=kind, cases=cases, detectors=detectors,
+                     primary=primary, slice_axis=int(record.get("slice_axis", 0) or 0),
+                     slices=slices, pseudo_files=pseudo)

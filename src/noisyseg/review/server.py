@@ -1,0 +1,94 @@
+"""Serve the review app of an audit folder on a local port (``noisyseg review AUD``)."""
+
+from __future__ import annotations
+
+import errno
+import getpass
+import logging
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from noisyseg.errors import ConfigError
+from noisyseg.review.app import make_app
+from noisyseg.review.audit import open_audit
+from noisyseg.review.export import DECISION_LOG
+from noisyseg.review.store import DecisionStore
+
+__all__ = ["ReviewServer", "bind", "serve"]
+
+log = logging.getLogger("noisyseg")
+
+
+def bind(host: str, port: int, *, tries: int = 20) -> socket.socket:
+    """A listening socket on ``host``: ``port``, or the next free one of ``tries`` ports
+    (``port=0``: any free port)."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port: expected 0..65535, got {port}")
+    last: OSError | None = None
+    for p in [port] if port == 0 else range(port, port + tries):
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind((host, p))
+            sock.listen(128)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+            if exc.errno != errno.EADDRINUSE:
+                break
+    raise ConfigError(f"port: cannot listen on {host}:{port} ({last})")
+
+
+@dataclass
+class ReviewServer:
+    """What :func:`serve` started: ``url`` (with the token), ``token``, ``host``, ``port``."""
+
+    url: str
+    token: str
+    host: str
+    port: int
+
+
+def serve(folder: str | Path, *, reviewer: str | None = None, host: str = "127.0.0.1",
+          port: int = 8765, data: str | None = None, token: str | None = None,
+          on_ready: Callable[[ReviewServer], None] | None = None) -> None:
+    """Open audit ``folder`` and serve its review app until interrupted.
+
+    Decisions go to ``folder/review.sqlite`` (see :mod:`noisyseg.review.store`), signed with
+    ``reviewer`` (default: the login name). ``on_ready`` gets the URL once the port listens,
+    before the first request is served.
+
+    Raises
+    ------
+    DataError
+        Not an audit folder, or its dataset is unreadable.
+    ConfigError
+        The port cannot be bound.
+    """
+    import uvicorn
+
+    view = open_audit(folder, data=data)
+    store = DecisionStore(Path(folder) / DECISION_LOG, cases=set(view.cases["sample_id"]))
+    reviewer = (reviewer or getpass.getuser() or "reviewer").strip()
+    token = token or secrets.token_urlsafe(24)
+    app = make_app(view, store, reviewer=reviewer, token=token)
+    sock = bind(host, port)
+    real_port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):
+        log.warning("review: listening on every network interface (%s); anyone who has the "
+                    "URL's token can read these images", host)
+        shown = "127.0.0.1"
+    info = ReviewServer(url=f"http://{shown}:{real_port}/?t={token}", token=token, host=host,
+                        port=real_port)
+    if on_ready is not None:
+        on_ready(info)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        store.close()
+        sock.close()
