@@ -30,10 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from noisyseg.data.cases import CaseDataset
+from noisyseg.data.dataset import SegDataset
 from noisyseg.data.io import read_image, read_npy, read_npz, split_suffix
 from noisyseg.errors import DataError
 
-__all__ = ["PROB_KEYS", "Prediction", "find_predictions", "read_prediction"]
+__all__ = ["PROB_KEYS", "Prediction", "find_predictions", "read_case_prediction", "read_prediction"]
 
 log = logging.getLogger(__name__)
 
@@ -231,3 +233,11 @@ def _squeeze_to(arr: np.ndarray, shape: tuple[int, ...], p: Path, *, channels: b
     what = f"(K, {', '.join(map(str, shape))})" if channels else str(shape)
     raise DataError(f"{p}: prediction shape {arr.shape} does not match the case's labels: "
                     f"expected {what} in SimpleITK's (z, y, x) axis order")
+
+
+def read_case_prediction(ds: SegDataset | CaseDataset, i: int, pred: Prediction,
+                         labels: np.ndarray) -> np.ndarray:
+    """Case ``i``'s prediction as ``(K, *labels.shape)`` float32 probabilities."""
+    values = ds.label_values if isinstance(ds, CaseDataset) else None
+    return read_prediction(pred.path, n_classes=ds.n_classes, shape=labels.shape,
+                           label_values=values)

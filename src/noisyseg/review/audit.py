@@ -23,9 +23,8 @@ import pandas as pd
 from noisyseg.data import CaseDataset, SegDataset, load_dataset, parse_source
 from noisyseg.data._resize import restore_mask
 from noisyseg.data.io import read_image, split_suffix
-from noisyseg.data.predictions import Prediction
+from noisyseg.data.predictions import Prediction, read_case_prediction
 from noisyseg.errors import DataError, NoisysegError
-from noisyseg.run import read_case_prediction
 
 __all__ = ["AuditView", "open_audit"]
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from noisyseg.data import CaseDataset, SegDataset
-from noisyseg.data.predictions import Prediction, find_predictions, read_prediction
+from noisyseg.data.predictions import Prediction, find_predictions, read_case_prediction
 from noisyseg.detect import check_flag_rule, detection_metrics, flag
 from noisyseg.detect.probs import PROB_DETECTORS, CaseScores, case_scores
 from noisyseg.errors import ConfigError, DataError
@@ -74,14 +74,6 @@ class Ranking:
             return {}
         return {d: detection_metrics(s, self.flags[d], self.truth).to_dict()
                 for d, s in self.scores.items()}
-
-
-def read_case_prediction(ds: SegDataset | CaseDataset, i: int, pred: Prediction,
-                         labels: np.ndarray) -> np.ndarray:
-    """Case ``i``'s prediction as ``(K, *labels.shape)`` float32 probabilities."""
-    values = ds.label_values if isinstance(ds, CaseDataset) else None
-    return read_prediction(pred.path, n_classes=ds.n_classes, shape=labels.shape,
-                           label_values=values)
 
 
 def _match(ds: SegDataset | CaseDataset, predictions: Mapping[str, Prediction],
