@@ -84,6 +84,33 @@ def _clean(v: float) -> float | None:
     return None if not np.isfinite(v) else round(float(v), 6)
 
 
+def _centre(given: np.ndarray, axis: int | None, worst: int | None) -> list[int]:
+    """Where the planes start: through slice ``worst`` along ``axis`` (when known) and the
+    centroid of the foreground there (of the whole mask otherwise; the middle when empty)."""
+    fg = given > 0
+    centre = [n // 2 for n in given.shape]
+    if axis is not None and worst is not None:
+        centre[axis] = worst
+        sl = np.take(fg, worst, axis=axis)
+        rest = [a for a in range(given.ndim) if a != axis]
+        if sl.any():
+            for a, m in zip(rest, _centroid(sl), strict=True):
+                centre[a] = m
+        return centre
+    if fg.any():
+        centre = _centroid(fg)
+    return centre
+
+
+def _centroid(fg: np.ndarray) -> list[int]:
+    """Foreground centroid from the projections on each axis (no coordinate list)."""
+    out = []
+    for a in range(fg.ndim):
+        w = fg.sum(axis=tuple(b for b in range(fg.ndim) if b != a), dtype=np.int64)
+        out.append(int(round(float((w * np.arange(len(w))).sum() / max(w.sum(), 1)))))
+    return out
+
+
 def make_app(view: AuditView, store: DecisionStore, *, reviewer: str,
              token: str | None = None) -> Starlette:
     """The app (see module docstring); ``token`` defaults to a fresh random one, kept as
@@ -165,10 +192,7 @@ def make_app(view: AuditView, store: DecisionStore, *, reviewer: str,
         shape = c.given.shape
         planes = []
         worst = view.worst_slice(sid)
-        fg = np.argwhere(c.given > 0)
-        centre = fg.mean(0).astype(int) if len(fg) else np.array(shape) // 2
-        if worst is not None and ndim == 3:
-            centre[view.slice_axis] = worst
+        centre = _centre(c.given, view.slice_axis if ndim == 3 else None, worst)
         spacing = c.spacing
         for p in range(1 if ndim == 2 else 3):
             rows_, cols_ = plane_shape(shape, p)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from noisyseg.data.predictions import Prediction, read_case_prediction
 from noisyseg.errors import DataError, NoisysegError
 
 __all__ = ["AuditView", "open_audit"]
+
+_READERS = ThreadPoolExecutor(4, thread_name_prefix="noisyseg-review-read")
 
 
 @dataclass
@@ -111,6 +114,13 @@ class AuditView:
         if path is None:
             raise DataError(f"{self.folder}: no pseudo-label for case {sid}")
         if self.kind == "rank":
+            if isinstance(self.ds, CaseDataset) and split_suffix(path)[1] not in (".npz", ".npy"):
+                try:  # a label map: decoded directly, no one-hot probabilities in between
+                    lab = self.ds.read_label_file(path)[0]
+                    if lab.shape == given.shape:
+                        return lab
+                except DataError:
+                    pass  # a probability image (classes on the channel axis)
             probs = read_case_prediction(self.ds, i, Prediction(sid, path), given)
             return np.argmax(probs, axis=0).astype(np.uint8)
         if isinstance(self.ds, CaseDataset):
@@ -136,12 +146,17 @@ class AuditView:
                     break
             ev.wait()
         try:
+            # the image, given mask and pseudo-label files are read at once (their
+            # decompression releases the GIL)
+            img_job = _READERS.submit(self.ds.read_image, i)
             given, geom = self.ds.read_label(i)
-            image = np.asarray(self.ds.read_image(i)[0][0], dtype=np.float32)
+            pseudo_job = _READERS.submit(self.read_pseudo, i, given)
+            image = np.asarray(img_job.result()[0][0], dtype=np.float32)
+            pseudo = pseudo_job.result()
             if image.shape != given.shape:
                 raise DataError(f"case {self.ds.sample_ids[i]}: image shape {image.shape} "
                                 f"differs from its label's {given.shape}")
-            data = CaseData(image, given, self.read_pseudo(i, given), tuple(geom.spacing))
+            data = CaseData(image, given, pseudo, tuple(geom.spacing))
             with self._lock:
                 self._cache[i] = data
                 while len(self._cache) > self.cache_size:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from noisyseg.errors import ConfigError
 from noisyseg.review.app import make_app
-from noisyseg.review.audit import open_audit
+from noisyseg.review.audit import AuditView, open_audit
 from noisyseg.review.export import DECISION_LOG
+from noisyseg.review.render import render
 from noisyseg.review.store import DecisionStore
 
 __all__ = ["ReviewServer", "bind", "serve"]
@@ -40,6 +41,15 @@ def bind(host: str, port: int, *, tries: int = 20) -> socket.socket:
             if exc.errno != errno.EADDRINUSE:
                 break
     raise ConfigError(f"port: cannot listen on {host}:{port} ({last})")
+
+
+def _warm_up(view: AuditView) -> None:
+    """Read and render the top case once, so the first page opens at full speed (the readers,
+    the PNG encoder and the case cache are ready before the URL is printed)."""
+    c = view.case(int(view.cases["index"].iloc[0]))
+    for layer in ("image", "given"):
+        render(layer, image=c.image, given=c.given, pseudo=c.pseudo, plane=0,
+               index=c.given.shape[0] // 2 if c.given.ndim == 3 else 0)
 
 
 @dataclass
@@ -75,6 +85,7 @@ def serve(folder: str | Path, *, reviewer: str | None = None, host: str = "127.0
     reviewer = (reviewer or getpass.getuser() or "reviewer").strip()
     token = token or secrets.token_urlsafe(24)
     app = make_app(view, store, reviewer=reviewer, token=token)
+    _warm_up(view)
     sock = bind(host, port)
     real_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host

@@ -8,6 +8,7 @@
   const S = {
     meta: null, rows: [], decisions: {}, seq: 0, order: [], pos: 0, caseMeta: null,
     slices: [], active: 0, window: null, pending: [], sending: false, metaCache: new Map(),
+    navStart: 0,
   };
 
   const api = (path, params = {}) => {
@@ -140,6 +141,21 @@
     prefetch(S.pos + 1);
     prefetch(S.pos - 1);
     document.body.dataset.ready = m.sample_id;
+    markShown(m);
+  }
+
+  // When every visible layer of the case has loaded: data-shown (its id), data-shown-ms (time
+  // since the page's navigation started) and data-step-ms (since the move to this case), what
+  // the benchmarks and the browser tests read.
+  function markShown(m) {
+    const imgs = [...document.querySelectorAll(".plane img")].filter((i) => i.style.display !== "none");
+    Promise.all(imgs.map((i) => (i.complete && i.naturalWidth) ? null
+      : new Promise((res) => { i.addEventListener("load", res, { once: true }); i.addEventListener("error", res, { once: true }); })))
+      .then(() => {
+        if (S.caseMeta !== m) return;
+        const now = performance.now();
+        Object.assign(document.body.dataset, { shown: m.sample_id, shownMs: now.toFixed(1), stepMs: (now - S.navStart).toFixed(1) });
+      });
   }
 
   function prefetch(k) {
@@ -342,6 +358,7 @@
     if (!S.order.length) return;
     const k = Math.max(0, Math.min(S.order.length - 1, S.pos + step));
     if (k === S.pos) return;
+    S.navStart = performance.now();
     S.pos = k;
     showCase();
   }
@@ -416,6 +433,7 @@
     $("list").addEventListener("click", (e) => {
       const row = e.target.closest(".row");
       if (!row) return;
+      S.navStart = performance.now();
       S.pos = +row.dataset.k;
       showCase();
     });
