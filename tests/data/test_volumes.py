@@ -324,6 +324,7 @@ def test_corrupt_synthetic_ct_to_a_target_volume_dice(tmp_path):
     img = nib.load(str(out / "images" / f"{man.sample_id[0]}.nii.gz"))
     assert np.allclose(np.abs(np.diag(img.affine))[:3], (0.8, 0.8, 2.5))
     assert Path(out / "examples.png").is_file()
+    assert load_dataset(str(out)).channel_names == ("CT",)  # the folder keeps the modality
 
 
 def test_train_predictions_and_refurbished_masks_overlay_their_2d_sources(tmp_path):

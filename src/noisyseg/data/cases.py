@@ -474,6 +474,10 @@ def load_folder_cases(path: str | Path, *, seed: int = 0,
         shp = nib.load(str(imgs[ids[0]])).shape
         n_chan = int(shp[3]) if len(shp) == 4 else 1
     channels = ("image",) if n_chan == 1 else tuple(f"channel_{c}" for c in range(n_chan))
+    if meta_f.is_file():  # what noisyseg wrote (e.g. "CT", which sets the display window)
+        named = _read_json(meta_f).get("channel_names")
+        if isinstance(named, list) and len(named) == n_chan and all(isinstance(c, str) for c in named):
+            channels = tuple(named)
     log.debug("%s: %d volumes, first %s", root, len(ids), first.shape)
     return CaseDataset(_with_split(cases, read_split(ids, root, seed=seed)), tuple(names), "folder",
                        root=root, channel_names=channels, source=str(root),

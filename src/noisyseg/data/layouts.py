@@ -150,7 +150,8 @@ class CaseWriter:
             self.records / "split.csv", index=False)
         if not self.files_layout:
             (self.out / "dataset.json").write_text(json.dumps(
-                {"class_names": list(self.ds.class_names), "source": self.ds.source}, indent=2))
+                {"class_names": list(self.ds.class_names),
+                 "channel_names": list(self.ds.channel_names), "source": self.ds.source}, indent=2))
         for name, obj in records.items():
             (self.records / name).write_text(json.dumps(obj, indent=2, default=str))
 
