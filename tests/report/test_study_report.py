@@ -52,3 +52,33 @@ def test_a_grid_field_without_a_column_makes_separate_arms(tiny_spec, tmp_path):
     refurb = md.split("## Refurbishment")[1]
     assert "unet [audit.pseudo_from=best]" in refurb
     assert "unet [audit.pseudo_from=current]" in refurb
+
+
+def test_detection_matrix_marks_the_best_detector_and_the_cells_below_chance():
+    """Two error types x two seeds scored by two detectors; hand-made AP/AUROC."""
+    from noisyseg.report.study import _matrix_section, _prepare
+
+    rows = []
+    for model, ap_loss, ap_vog, au_vog in (("natural", (0.9, 1.0), (0.3, 0.5), (0.4, 0.5)),
+                                           ("dilate", (0.5, 0.7), (0.8, 0.8), (0.7, 0.9))):
+        for seed in (0, 1):
+            rows.append({"trial_id": f"{model}{seed}", "status": "ok", "name": model, "arch": "unet",
+                         "error_model": model, "target_dice": float("nan"), "strength": 2.0,
+                         "error_level": 0.3, "detector": "loss+vog", "refurbish": False,
+                         "seed": seed, "ap_loss": ap_loss[seed], "ap_vog": ap_vog[seed],
+                         "auroc_loss": 0.9, "auroc_vog": au_vog[seed]})
+    doc = Document("t")
+    _matrix_section(doc, _prepare(pd.DataFrame(rows)))
+    tables = {v[1]: v[0] for k, v in doc.blocks if k == "table"}
+    ap = tables["AP per error condition and detector."].set_index("condition")
+    assert ap.loc["natural s=2 on 30%", "loss"] == "**0.950 ± 0.071**"
+    assert ap.loc["natural s=2 on 30%", "vog"] == "0.400 ± 0.141"
+    assert ap.loc["dilate s=2 on 30%", "vog"] == "**0.800 ± 0.000**"
+    assert ap.loc["dilate s=2 on 30%", "chance"] == "0.30"
+    best = tables["Best detector per error type (AP averaged over its error levels)."]
+    assert dict(zip(best["error type"], best["best detector"], strict=True)) == {
+        "natural": "loss", "dilate": "vog"}
+    below = [v[0] for k, v in doc.blocks if k == "table" and "below chance" in v[1]][0]
+    assert below[["condition", "detector", "AUROC"]].values.tolist() == [
+        ["natural s=2 on 30%", "vog", "0.450"]]
+    assert any(k == "figure" for k, _ in doc.blocks)

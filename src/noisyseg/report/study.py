@@ -6,6 +6,9 @@ Sections appear when the results hold what they need:
 - *Test Dice by error condition* (study A): mean +- sd test Dice per architecture x error
   condition, test Dice against the training labels' Dice (like Heller et al.'s Figure 3), and
   each condition against the control (paired across seeds).
+- *Detection matrix* (several detectors on several error types, e.g. the
+  ``detection-matrix`` spec): AP and AUROC per error condition and detector, a heat map,
+  the best detector per error type and the cells below chance.
 - *Detection* (study B): AP / AUROC / precision / recall / F1 per detector, error type and
   level; precision-recall curves; AP over epochs; example suspects.
 - *Refurbishment* (study B): test Dice of refurbished vs noisy baseline per error type and
@@ -255,6 +258,88 @@ def _detection_section(doc: Document, ok: pd.DataFrame, out: Path) -> None:
     _suspects_figure(doc, noisy, dets, out)
 
 
+def _matrix(noisy: pd.DataFrame, dets: list[str], metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(mean, sd) of ``metric`` per condition (rows, in study order) and detector (columns)."""
+    conds = _conditions(noisy)
+    mean = pd.DataFrame(index=conds, columns=dets, dtype=float)
+    sd = mean.copy()
+    for c in conds:
+        g = noisy[noisy["condition"] == c]
+        for d in dets:
+            v = pd.to_numeric(g[f"{metric}_{d}"], errors="coerce").dropna()
+            mean.loc[c, d] = v.mean() if len(v) else np.nan
+            sd.loc[c, d] = v.std(ddof=1) if len(v) > 1 else np.nan
+    return mean, sd
+
+
+def _matrix_section(doc: Document, ok: pd.DataFrame) -> None:
+    """Detectors x error conditions at a glance (when a study scores several detectors on
+    several error types): AP and AUROC matrices, the best detector per error type, and the
+    cells where a detector ranks the corrupted samples below chance."""
+    dets = _detectors(ok)
+    noisy = ok[(ok["error_model"] != "none") & ~ok["refurbish"].astype(bool)]
+    noisy = noisy[noisy["error_level"] < 1]
+    if len(dets) < 2 or noisy["error_model"].nunique() < 2:
+        return
+    doc.heading("Detection matrix")
+    ap, ap_sd = _matrix(noisy, dets, "ap")
+    au, au_sd = _matrix(noisy, dets, "auroc")
+    chance = noisy.groupby("condition")["error_level"].first().reindex(ap.index)
+    runs = noisy.groupby("condition")["seed"].nunique().reindex(ap.index)
+    doc.text(f"Every cell: mean ± sd over {int(runs.min())}-{int(runs.max())} seeds; the best "
+             "detector of each row in bold. Chance AP equals the error level (the share of "
+             "corrupted training samples); chance AUROC is 0.5.")
+    for mean, sd, name in ((ap, ap_sd, "AP"), (au, au_sd, "AUROC")):
+        rows = []
+        for c in mean.index:
+            best = mean.loc[c].max()
+            row = {"condition": c}
+            if name == "AP":
+                row["chance"] = f"{chance[c]:.2f}"
+            for d in dets:
+                m, e = mean.loc[c, d], sd.loc[c, d]
+                txt = "" if not np.isfinite(m) else (f"{m:.3f}" if not np.isfinite(e)
+                                                     else f"{m:.3f} ± {e:.3f}")
+                row[d] = f"**{txt}**" if txt and round(m, 3) == round(best, 3) else txt
+            rows.append(row)
+        doc.table(pd.DataFrame(rows), f"{name} per error condition and detector.")
+    fig, ax = plt.subplots(figsize=(1.1 * len(dets) + 3.2, 0.32 * len(ap) + 1.4))
+    im = ax.imshow(ap.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    for (r, c), v in np.ndenumerate(ap.to_numpy(dtype=float)):
+        if np.isfinite(v):
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if v < 0.6 else "black")
+    ax.set_xticks(range(len(dets)), dets, rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(len(ap)), [f"{c}  (chance {chance[c]:.2f})" for c in ap.index], fontsize=7)
+    fig.colorbar(im, ax=ax, label="average precision", fraction=0.03)
+    fig.tight_layout()
+    doc.figure(fig, "detection_matrix.png", "Average precision per error condition (rows) and "
+               "detector (columns), mean over seeds.")
+    # best detector per error type (mean AP over its levels), and cells below chance
+    by_type = noisy.groupby("error_model", sort=False)
+    best_rows = []
+    for model, g in by_type:
+        m, _ = _matrix(g, dets, "ap")
+        avg = m.mean(axis=0)
+        order = avg.sort_values(ascending=False)
+        best_rows.append({"error type": model, "best detector": order.index[0],
+                          "mean AP": f"{order.iloc[0]:.3f}",
+                          "runner-up": f"{order.index[1]} ({order.iloc[1]:.3f})" if len(order) > 1 else "",
+                          "worst": f"{order.index[-1]} ({order.iloc[-1]:.3f})"})
+    doc.table(pd.DataFrame(best_rows), "Best detector per error type (AP averaged over its "
+              "error levels).")
+    below = [{"condition": c, "detector": d, "AP": f"{ap.loc[c, d]:.3f}",
+              "chance AP": f"{chance[c]:.2f}", "AUROC": f"{au.loc[c, d]:.3f}"}
+             for c in ap.index for d in dets
+             if np.isfinite(au.loc[c, d]) and au.loc[c, d] < 0.5]
+    if below:
+        doc.table(pd.DataFrame(below), "Cells where a detector ranks the corrupted samples "
+                  "below chance (mean AUROC < 0.5): it scores the corrupted samples as the "
+                  "cleaner ones.")
+    else:
+        doc.text("No detector ranks below chance (mean AUROC < 0.5) in any cell.")
+
+
 def _scores(out: Path, trial_id: str) -> pd.DataFrame | None:
     p = _run_file(out, trial_id, "scores.csv")
     if not p.is_file():
@@ -440,6 +525,7 @@ def study_report(out: str | Path) -> Document:
              f"comes from `results.parquet`, one row per trial with its config and seed.")
     _errors_section(doc, ok, out)
     _effect_section(doc, ok)
+    _matrix_section(doc, ok)
     _detection_section(doc, ok, out)
     _refurbish_section(doc, ok)
     if not failed.empty:
