@@ -153,6 +153,7 @@ def kill_test(aud: str, n_decisions: int, out: Path, seed: int = 0) -> dict:
     import pandas as pd
 
     rng = random.Random(seed)
+    shutil.rmtree(out, ignore_errors=True)
     log = Path(aud) / "review.sqlite"
     for suffix in ("", "-wal", "-shm"):
         Path(str(log) + suffix).unlink(missing_ok=True)

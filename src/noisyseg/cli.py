@@ -209,7 +209,8 @@ def audit(
     device: DeviceOpt = "auto", threads: ThreadsOpt = None,
     detector: Annotated[list[str] | None, typer.Option(
         help="Detector (repeatable): vog, vog-online, loss, cleanlab, disagree, with options as "
-             "NAME:key=value,... (e.g. vog:normalise=rms,target=boundary). Default: loss, vog.")] = None,
+             "NAME:key=value,... (e.g. vog:normalise=rms,target=boundary). Default: loss, "
+             "disagree (the detection matrix's choice, docs/detection-matrix.md).")] = None,
     refurbish: Annotated[bool, typer.Option(
         help="Replace flagged training masks by pseudo-labels during training.")] = False,
     refurbish_with: Annotated[str | None, typer.Option(
@@ -249,7 +250,7 @@ def audit(
     overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
 ) -> None:
     """Score every training sample during training, flag suspects, optionally refurbish them."""
-    from noisyseg.api import run_audit, run_crossval
+    from noisyseg.api import DEFAULT_DETECTORS, run_audit, run_crossval
     from noisyseg.refurbish import RefurbishConfig
 
     cfg = _train_config(locals())
@@ -269,7 +270,7 @@ def audit(
     rcfg = RefurbishConfig(with_detector=refurbish_with, warmup=warmup, every=every,
                            confidence=confidence, unflag=unflag, pseudo_from=pseudo_from,
                            calibrate=refurbish_calibrate, mode=refurbish_mode)
-    res = run_audit(data=data, out=out, config=cfg, detectors=detector or ["loss", "vog"],
+    res = run_audit(data=data, out=out, config=cfg, detectors=detector or DEFAULT_DETECTORS,
                     refurbish=rcfg if refurbish else None, flag_rule=flag_rule,
                     flag_value=flag_value, trusted=trusted, overwrite=overwrite,
                     progress=progress)
@@ -465,8 +466,7 @@ def review_export(
     data: ReviewDataOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Write the corrected dataset (source layout and geometry) with decisions.csv and
-    reannotate.csv."""
+    """Write the corrected dataset in its source layout, with decisions.csv, reannotate.csv."""
     from noisyseg.review import export_review
 
     rec = export_review(folder, out, data=data, overwrite=overwrite)
