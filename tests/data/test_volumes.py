@@ -43,6 +43,20 @@ def _save(data, path, *, sform_code=2, dtype=None):
     nib.save(img, str(path))
 
 
+def flat_folder(root):
+    """A folder of 12 2-D NIfTI images and int16 masks of 30 x 26 (stored (x, y, 1)) with the
+    oblique ``AFFINE``: what a resized training audit must write back exactly."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(7)
+    for i in range(12):
+        m = np.zeros((30, 26, 1), np.int16)
+        m[6 + rng.integers(0, 4):22, 5:20 + rng.integers(0, 4)] = 1
+        _save((m * 80 + rng.normal(0, 5, m.shape)).astype(np.float32), root / "images" / f"s{i:02d}.nii.gz")
+        _save(m, root / "masks" / f"s{i:02d}.nii.gz")
+    return root
+
+
 def _same_header(a, b):
     ia, ib = nib.load(str(a)), nib.load(str(b))
     assert np.allclose(ia.affine, ib.affine)
@@ -335,16 +349,7 @@ def test_train_predictions_and_refurbished_masks_overlay_their_2d_sources(tmp_pa
     from noisyseg.refurbish import RefurbishConfig
     from noisyseg.train import TrainConfig
 
-    root = tmp_path / "flat"
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    rng = np.random.default_rng(7)
-    for i in range(12):
-        m = np.zeros((30, 26, 1), np.int16)
-        m[6 + rng.integers(0, 4):22, 5:20 + rng.integers(0, 4)] = 1
-        for data, sub in ((m.astype(np.float32) * 80 + rng.normal(0, 5, m.shape), "images"),
-                          (m, "masks")):
-            _save(data.astype(np.float32) if sub == "images" else data, root / sub / f"s{i:02d}.nii.gz")
+    root = flat_folder(tmp_path / "flat")
     cfg = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=4, model_options={"width": 4},
                       threads=1)
     run_train(data=f"{root},size=32", out=tmp_path / "run", config=cfg, progress=False)

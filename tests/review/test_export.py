@@ -88,17 +88,9 @@ def test_review_of_a_training_audit_on_a_resized_folder(tmp_path):
     from noisyseg.api import run_audit
     from noisyseg.train import TrainConfig
 
-    from ..data.test_volumes import _save
+    from ..data.test_volumes import flat_folder
 
-    root = tmp_path / "flat"
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    rng = np.random.default_rng(7)
-    for i in range(12):
-        m = np.zeros((30, 26, 1), np.int16)
-        m[6 + rng.integers(0, 4):22, 5:20 + rng.integers(0, 4)] = 1
-        _save((m * 80 + rng.normal(0, 5, m.shape)).astype(np.float32), root / "images" / f"s{i:02d}.nii.gz")
-        _save(m, root / "masks" / f"s{i:02d}.nii.gz")
+    root = flat_folder(tmp_path / "flat")
     cfg = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=4, model_options={"width": 4},
                       threads=1)
     aud = tmp_path / "aud"
