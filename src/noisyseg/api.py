@@ -9,7 +9,7 @@ from typing import Any
 
 from noisyseg._validate import parse_classes
 from noisyseg.corrupt import CaseCorruption, CorruptionResult, corrupt_dataset
-from noisyseg.data import absolute_source, load_dataset, write_folder
+from noisyseg.data import CaseDataset, absolute_source, load_dataset, write_folder
 from noisyseg.data.io import atomic_dir, check_out_dir
 from noisyseg.errors import ConfigError
 from noisyseg.refurbish import RefurbishConfig
@@ -300,7 +300,7 @@ def _suspect_figures(ds: Any, ranking: Any, top: Any, folder: Path) -> None:
     the given labels against the prediction; volumes in three planes through the worst slice."""
     import numpy as np
 
-    from noisyseg.report import display_window, plot_contour_grid, plot_volume_planes, save_figure
+    from noisyseg.report import plot_contour_grid, save_figure
     from noisyseg.run import read_case_prediction
 
     (folder / "suspects").mkdir()
@@ -318,18 +318,9 @@ def _suspect_figures(ds: Any, ranking: Any, top: Any, folder: Path) -> None:
         title = f"#{r + 1} {sid}{tag}  {primary} {ranking.scores[primary][j]:.3f}"
         if labels.ndim == 3:
             s = sl.loc[sl["sample_id"] == sid, "score"].to_numpy()
-            worst = int(np.nanargmax(s)) if np.isfinite(s).any() else labels.shape[0] // 2
-            fg = np.argwhere(labels[worst] > 0)
-            yx = fg.mean(0) if len(fg) else np.array(labels.shape[1:]) / 2
-            centre = (worst, int(yx[0]), int(yx[1]))
-            fig = plot_volume_planes(image, [labels, pred], spacing=geom.spacing,
-                                     labels=("given labels", "prediction"),
-                                     class_names=ds.class_names, centre=centre,
-                                     window=display_window(ds.channel_names))
-            fig.suptitle(f"{title}; planes through the worst slice ({worst}, axis "
-                         f"{ranking.config['slice_axis']})", fontsize=9)
-            fig.tight_layout(rect=(0, 0.08, 1, 0.95))
-            save_figure(fig, folder / "suspects" / f"{r + 1:02d}_{sid}.png")
+            _volume_suspect(ds, image, labels, pred, geom.spacing, s,
+                            ranking.config["slice_axis"], title,
+                            folder / "suspects" / f"{r + 1:02d}_{sid}.png")
             continue
         fig = plot_contour_grid(image[None].repeat(2, 0), [np.stack([labels, pred])],
                                 titles=["given labels", "prediction"], labels=(title,),
@@ -346,6 +337,29 @@ def _suspect_figures(ds: Any, ranking: Any, top: Any, folder: Path) -> None:
         save_figure(fig, folder / "suspects.png")
 
 
+def _volume_suspect(ds: Any, image: Any, labels: Any, pred: Any, spacing: tuple[float, ...],
+                    slice_scores: Any, axis: int, title: str, path: Path) -> None:
+    """A suspect volume in three orthogonal planes through its worst slice (highest slice
+    score along ``axis``; the middle one when none is finite), given labels against the
+    prediction."""
+    import numpy as np
+
+    from noisyseg.report import display_window, plot_volume_planes, save_figure
+
+    s = np.asarray(slice_scores, dtype=float)
+    worst = int(np.nanargmax(s)) if np.isfinite(s).any() else labels.shape[axis] // 2
+    fg = np.argwhere(np.take(labels, worst, axis=axis) > 0)
+    rest = fg.mean(0) if len(fg) else np.array([n for a, n in enumerate(labels.shape) if a != axis]) / 2
+    centre = [int(v) for v in rest]
+    centre.insert(axis, worst)
+    fig = plot_volume_planes(image, [labels, pred], spacing=spacing,
+                             labels=("given labels", "prediction"), class_names=ds.class_names,
+                             centre=tuple(centre), window=display_window(ds.channel_names))
+    fig.suptitle(f"{title}; planes through the worst slice ({worst}, axis {axis})", fontsize=9)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    save_figure(fig, path)
+
+
 #: ``audit``'s detectors unless told otherwise, chosen from the detection matrix
 #: (docs/detection-matrix.md): per-sample loss ranks every error type on 30% of the masks at
 #: AP >= 0.98 and every random one on 70% at >= 0.995; ``disagree`` is the one detector that
@@ -359,7 +373,8 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
               detectors: Sequence[str] = DEFAULT_DETECTORS, refurbish: RefurbishConfig | None = None,
               flag_rule: str = "mixture", flag_value: float | None = None, n_suspects: int = 8,
               trusted: str | Path | Sequence[str] | None = None, overwrite: bool = False,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, slice_axis: int = 0, slice_size: int | None = None,
+              tolerance: float = 1.0) -> dict[str, Any]:
     """Train once with detectors (and optionally refurbishment) attached; write an audit folder.
 
     ``trusted`` names the masks known to be right (a split, a file of sample ids, or ids) for
@@ -373,6 +388,15 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
     refurbishment, ``refurbished/`` (final training masks) and ``refurbish_events.csv``;
     ``pseudo_labels/`` holds the final network's labels of every training sample (what
     ``noisyseg review`` offers in place of a given mask).
+
+    Volumes (nnU-Net, Decathlon, a folder of volumes, synthetic-ct) train a 2-D network on
+    their slices along ``slice_axis`` (resized in-plane to ``slice_size`` when given;
+    :func:`noisyseg.run.run_volume_session`): ``scores.csv`` ranks cases, ``slice_scores.csv``
+    scores each training slice, ``case_metrics.csv`` holds the test cases' Dice, IoU, HD95
+    and surface Dice (at ``tolerance`` mm) in mm, ``suspects/`` shows each top case in three
+    planes through its worst slice, ``pseudo_labels/`` holds label volumes on the source
+    grid, and ``refurbished/`` is the whole dataset in its own layout (nnU-Net, Decathlon or
+    folder) with the refurbished training labels, ready to train on.
     Returns the metrics dict.
 
     Raises
@@ -395,7 +419,13 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
                     refurbish_with=None if refurbish is None else refurbish.with_detector)
     check_flag_rule(flag_rule, flag_value)
     check_out_dir(out, overwrite=overwrite)
-    ds = load_dataset(data, volumes=False)
+    ds = load_dataset(data)
+    if isinstance(ds, CaseDataset):
+        return _volume_audit(ds, data=data, out=out, config=config, detectors=detectors,
+                             refurbish=refurbish, flag_rule=flag_rule, flag_value=flag_value,
+                             n_suspects=n_suspects, trusted=trusted, overwrite=overwrite,
+                             progress=progress, slice_axis=slice_axis, slice_size=slice_size,
+                             tolerance=tolerance)
     session = run_session(ds, config, detectors=detectors, refurbish=refurbish, flag_rule=flag_rule,
                           flag_value=flag_value, trusted=trusted,
                           callbacks=[ProgressBar(enabled=progress)])
@@ -441,3 +471,90 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
             write_masks(tmp / "pseudo_labels", ds, idx[s:s + 256], trainer.predict(idx[s:s + 256]))
     return result
 
+
+
+def _volume_audit(ds: CaseDataset, *, data: str, out: str | Path, config: TrainConfig,
+                  detectors: Sequence[str], refurbish: RefurbishConfig | None, flag_rule: str,
+                  flag_value: float | None, n_suspects: int,
+                  trusted: str | Path | Sequence[str] | None, overwrite: bool, progress: bool,
+                  slice_axis: int, slice_size: int | None, tolerance: float) -> dict[str, Any]:
+    """:func:`run_audit` on volumes: a 2-D network on their slices, everything per case."""
+    import numpy as np
+    import pandas as pd
+
+    from noisyseg.data.layouts import CaseWriter, write_labels
+    from noisyseg.run import run_tables, score_table, session_summary
+    from noisyseg.run.volumes import run_volume_session, volume_summary
+    from noisyseg.train import ProgressBar
+
+    vs = run_volume_session(ds, config, slice_axis=slice_axis, slice_size=slice_size,
+                            tolerance=tolerance,
+                            detectors=detectors, refurbish=refurbish, flag_rule=flag_rule,
+                            flag_value=flag_value, trusted=trusted,
+                            callbacks=[ProgressBar(enabled=progress)])
+    session, trainer, index = vs.session, vs.session.trainer, vs.index
+    summary = session_summary(session)
+    summary["test_slices"] = summary.pop("test")
+    summary.pop("detection", None)
+    result: dict[str, Any] = {"data": data, "data_resolved": absolute_source(data),
+                              "flag_rule": flag_rule, "flag_value": flag_value,
+                              "refurbish": refurbish is not None, **summary,
+                              **volume_summary(vs)}
+    result["test"] = result.pop("test_cases")
+    result["truth_known"] = vs.truth is not None
+    if session.trusted is not None:  # trusted slices, named by their cases
+        result["trusted"]["cases"] = sorted({sid.rsplit(":", 1)[0]
+                                             for sid in session.trusted.pop("sample_ids")})
+        result["trusted"]["n_cases"] = len(result["trusted"]["cases"])
+    if refurbish is not None:
+        result["refurbish_config"] = refurbish.to_dict() | {
+            "with": refurbish.with_detector or detectors[0]}
+    tables = run_tables(session)
+    tables["scores.csv"] = score_table(vs.case_ids, vs.scores, vs.flags, vs.truth)
+    tables["slice_scores.csv"] = vs.slice_table()
+    tables["case_metrics.csv"] = vs.case_metrics_table()
+    if session.refurbisher is not None:
+        tables["refurbish_events.csv"] = vs.events_table()
+    final = session.final_masks()
+    top = np.argsort(-vs.scores[detectors[0]], kind="stable")[:n_suspects]
+    slice_scores = tables["slice_scores.csv"]
+    slice_scores = slice_scores[slice_scores["detector"] == detectors[0]]
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        for name, df in tables.items():
+            df.to_csv(tmp / name, index=False)
+        if vs.truth is not None:
+            (tmp / "detection.json").write_text(json.dumps(
+                {"flag_rule": flag_rule, "flag_value": flag_value,
+                 "detectors": {k: v.to_dict() for k, v in vs.detection.items()},
+                 "slices": {k: v.to_dict() for k, v in vs.slice_detection.items()}}, indent=2))
+        (tmp / "metrics.json").write_text(json.dumps(result, indent=2))
+        (tmp / "suspects").mkdir()
+        for r, j in enumerate(top):
+            i = int(vs.train_cases[j])
+            sid = ds.sample_ids[i]
+            tag = "" if vs.truth is None else (" (corrupted)" if vs.truth[j] else " (clean)")
+            title = f"#{r + 1} {sid}{tag}  {detectors[0]} {vs.scores[detectors[0]][j]:.3f}"
+            labels, geom = ds.read_label(i)
+            pred = index.volume(i, trainer.predict(index.slices_of(i)))
+            s = slice_scores.loc[slice_scores["sample_id"] == sid].sort_values("slice")["score"]
+            _volume_suspect(ds, ds.read_image(i)[0][0], labels, pred, geom.spacing, s.to_numpy(),
+                            index.axis, title, tmp / "suspects" / f"{r + 1:02d}_{sid}.png")
+        # the final network's labels of every training case, for `noisyseg review`
+        for i in vs.train_cases:
+            write_labels(tmp / "pseudo_labels", ds, np.array([i]),
+                         [index.volume(int(i), trainer.predict(index.slices_of(int(i))))])
+        if session.refurbisher is not None:
+            writer = CaseWriter(ds, tmp / "refurbished", unchanged="given", clean=False)
+            changed = {int(i): k for k, i in enumerate(vs.train_cases) if vs.refurbished[k]}
+            for i in range(len(ds)):
+                image = ds.read_image(i)[0] if ds.generator is not None else None
+                if i in changed:
+                    writer.write(i, vs.case_volume(i, final), ds.label_geometry(i), image)
+                else:
+                    writer.write(i, None, ds.label_geometry(i), image)
+            manifest = pd.DataFrame({"sample_id": list(ds.sample_ids), "split": ds.split})
+            manifest["label"] = np.where(np.isin(np.arange(len(ds)), list(changed)),
+                                         "refurbished", "given")
+            writer.finish(manifest, {"audit.json": {"data": data, "refurbish": result.get(
+                "refurbish_config"), "n_refurbished_cases": len(changed)}})
+    return result

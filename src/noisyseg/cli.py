@@ -27,8 +27,8 @@ console = Console(stderr=True)
 DataOpt = Annotated[str, typer.Option("--data", help=(
     "Data source: synthetic-echo[:n=..,size=..,seed=..], synthetic-ct[:n=..,size=..,slices=..], "
     "camus:PATH[,view=..,phase=..,size=..], nnunet:PATH (nnU-Net v2 raw), msd:PATH "
-    "(Decathlon task), or a folder PATH[,size=..] of 2-D images or volumes. Volumes: corrupt "
-    "and rank (train, audit and studies: 2-D for now)."))]
+    "(Decathlon task), or a folder PATH[,size=..] of 2-D images or volumes. Volumes: corrupt, "
+    "rank and audit (a 2-D network on their slices); train and studies: 2-D for now."))]
 
 
 #: Python parameter names (as library errors name them) -> the CLI's flags, where they differ
@@ -39,7 +39,8 @@ _PARAMS = {"data", "out", "model", "strength", "target_dice", "fraction", "class
            "refurbish_with", "flag_rule", "flag_value", "warmup", "every", "confidence", "unflag",
            "pseudo_from", "epochs", "batch_size", "steps_per_epoch", "lr", "loss", "device",
            "threads", "seed", "workers", "cpus_per_trial", "executor", "address", "probs", "split",
-           "detector", "temperature", "slice_axis", "folds", "trusted", "port", "host", "reviewer",
+           "detector", "temperature", "slice_axis", "slice_size", "tolerance", "folds", "trusted",
+           "port", "host", "reviewer",
            *PARAM_FLAGS}
 
 
@@ -246,10 +247,21 @@ def audit(
     executor: Annotated[str, typer.Option(help="With --folds: local or ray.")] = "local",
     workers: Annotated[int | None, typer.Option(
         help="With --folds: folds trained in parallel (local: pinned processes).")] = None,
+    slice_axis: Annotated[int, typer.Option(
+        help="Volumes: the array axis a 2-D network is trained on slices of (0: axial for "
+             "(z, y, x) arrays, as nnU-Net's 2d configuration).")] = 0,
+    slice_size: Annotated[int | None, typer.Option(
+        help="Volumes: resize slices in-plane to this size (needed when cases differ in "
+             "in-plane shape; undone on every volume written).")] = None,
+    tolerance: Annotated[float, typer.Option(
+        help="Volumes: surface Dice tolerance in mm for the per-case test metrics.")] = 1.0,
     out: Annotated[Path, typer.Option(help="Audit folder.")] = Path("runs/audit"),
     overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
 ) -> None:
-    """Score every training sample during training, flag suspects, optionally refurbish them."""
+    """Score every training sample during training, flag suspects, optionally refurbish them.
+
+    On volumes: a 2-D network on their slices; every case scored (scores.csv) and each of its
+    slices (slice_scores.csv); refurbished/ is the dataset in its own layout."""
     from noisyseg.api import DEFAULT_DETECTORS, run_audit, run_crossval
     from noisyseg.refurbish import RefurbishConfig
 
@@ -273,7 +285,8 @@ def audit(
     res = run_audit(data=data, out=out, config=cfg, detectors=detector or DEFAULT_DETECTORS,
                     refurbish=rcfg if refurbish else None, flag_rule=flag_rule,
                     flag_value=flag_value, trusted=trusted, overwrite=overwrite,
-                    progress=progress)
+                    progress=progress, slice_axis=slice_axis, slice_size=slice_size,
+                    tolerance=tolerance)
     if res.get("trusted"):
         t = res["trusted"]
         console.print(f"{', '.join(t['used_by'])}: calibrated on {t['n']} masks taken to be "
@@ -286,7 +299,14 @@ def audit(
         for name, m in det.items():
             console.print(f"{name}: AP {m['average_precision']:.3f}, AUROC {m['auroc']:.3f}, "
                           f"precision {m['precision']:.3f}, recall {m['recall']:.3f}")
-    console.print(f"[green]wrote[/] {out}: test Dice {res['test']['mean']['dice']:.4f}")
+    m = res["test"]["mean"]
+    if "slice_axis" in res:
+        console.print(f"[green]wrote[/] {out}: {res['n_slices']} slices along axis "
+                      f"{res['slice_axis']}; test cases Dice {m['dice']:.4f}, HD95 "
+                      f"{m['hd95']:.2f} mm, surface Dice {m['surface_dice']:.4f} at "
+                      f"{res['test']['surface_dice_tolerance_mm']:g} mm")
+        return
+    console.print(f"[green]wrote[/] {out}: test Dice {m['dice']:.4f}")
 
 
 @app.command()

@@ -1,5 +1,7 @@
 import numpy as np
+import pytest
 
+from noisyseg.errors import ConfigError
 from noisyseg.evaluate import evaluate_masks
 from noisyseg.metrics import dice
 
@@ -38,3 +40,62 @@ def test_all_empty_is_perfect_not_nan():
     z = np.zeros((2, 8, 8), np.uint8)
     r = evaluate_masks(z, z, NAMES[:2])
     assert r.mean["dice"] == 1.0
+
+
+def _box_shifted_along_axis_0():
+    """A 4 x 6 x 6 box and the same box moved one voxel along the first axis."""
+    y = np.zeros((1, 8, 10, 10), np.uint8)
+    y[0, 2:6, 2:8, 2:8] = 1
+    p = np.zeros_like(y)
+    p[0, 3:7, 2:8, 2:8] = 1
+    return p, y
+
+
+def test_volume_distances_are_in_mm_per_axis():
+    p, y = _box_shifted_along_axis_0()
+    # overlap 3 of 4 slices: Dice 2*108/(144+144), IoU 108/180
+    r = evaluate_masks(p, y, ("background", "liver"), spacing=(3.0, 1.0, 1.0), tolerance=1.0)
+    assert np.isclose(r.mean["dice"], 0.75) and np.isclose(r.mean["iou"], 0.6)
+    # the moved faces are one voxel = 3 mm apart along axis 0
+    assert np.isclose(r.per_class["liver"]["hd95"], 3.0)
+    # within 1 mm only the side walls match: surface Dice between 0 and 1
+    assert 0.0 < r.per_class["liver"]["surface_dice"] < 1.0
+    # the same shift with thin first-axis voxels is 1 mm, within the tolerance everywhere
+    r = evaluate_masks(p, y, ("background", "liver"), spacing=(1.0, 3.0, 3.0), tolerance=1.0)
+    assert np.isclose(r.mean["hd95"], 1.0) and np.isclose(r.mean["surface_dice"], 1.0)
+    # a tolerance of the whole shift accepts every boundary voxel
+    r = evaluate_masks(p, y, ("background", "liver"), spacing=(3.0, 1.0, 1.0), tolerance=3.0)
+    assert np.isclose(r.mean["surface_dice"], 1.0)
+    # one row per case, with the per-class columns
+    (row,) = r.per_sample
+    assert set(row) == {"dice", "iou", "hd95", "surface_dice", "dice_liver", "iou_liver",
+                        "hd95_liver", "surface_dice_liver"}
+    assert np.isclose(row["hd95_liver"], 3.0)
+
+
+def test_isotropic_spacing_scales_distances():
+    rng = np.random.default_rng(1)
+    y = (rng.random((2, 6, 12, 12)) < 0.4).astype(np.uint8)
+    p = (rng.random((2, 6, 12, 12)) < 0.4).astype(np.uint8)
+    one = evaluate_masks(p, y, ("background", "x"), tolerance=1.0)
+    two = evaluate_masks(p, y, ("background", "x"), spacing=2.0, tolerance=2.0)
+    assert np.isclose(two.mean["hd95"], 2 * one.mean["hd95"])
+    assert np.isclose(two.mean["surface_dice"], one.mean["surface_dice"])
+    assert two.mean["dice"] == one.mean["dice"]
+
+
+def test_empty_prediction_has_zero_surface_dice_and_undefined_hd95():
+    _, y = _box_shifted_along_axis_0()
+    r = evaluate_masks(np.zeros_like(y), y, ("background", "liver"), spacing=(3, 1, 1),
+                       tolerance=2.0)
+    assert r.per_class["liver"]["surface_dice"] == 0.0
+    assert np.isnan(r.mean["hd95"]) and r.per_class["liver"]["hd95_undefined"] == 1
+
+
+@pytest.mark.parametrize("kwargs", [{"spacing": (1.0, 1.0)}, {"spacing": (1.0, 0.0, 1.0)},
+                                    {"spacing": -1.0}, {"tolerance": -0.5}])
+def test_bad_spacing_or_tolerance_names_the_parameter(kwargs):
+    p, y = _box_shifted_along_axis_0()
+    name = next(iter(kwargs))
+    with pytest.raises(ConfigError, match=f"^{name}:"):
+        evaluate_masks(p, y, ("background", "liver"), **kwargs)

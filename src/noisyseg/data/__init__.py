@@ -4,7 +4,8 @@ Public API: :class:`SegDataset` (2-D, in memory), :class:`CaseDataset` (any dime
 one case at a time), :func:`load_dataset` (from a ``--data`` string), the sources
 (:func:`synthetic_echo`, :func:`synthetic_ct`, :func:`load_camus`, :func:`load_folder`,
 :func:`load_nnunet`, :func:`load_msd`), geometry-preserving IO (:class:`Geometry`,
-:func:`read_image`, :func:`write_image`), :func:`write_folder`, and a model's predictions
+:func:`read_image`, :func:`write_image`), :func:`write_folder`, volumes as 2-D slices
+(:func:`slice_dataset`, :class:`SliceIndex`), and a model's predictions
 (:func:`find_predictions`, :func:`read_prediction`).
 """
 
@@ -14,6 +15,7 @@ from noisyseg.data.dataset import SPLITS, SegDataset, random_split
 from noisyseg.data.folder import load_folder, write_folder
 from noisyseg.data.io import Geometry, read_array, read_image, write_array, write_image
 from noisyseg.data.predictions import Prediction, find_predictions, read_prediction
+from noisyseg.data.slices import SliceIndex, slice_dataset
 from noisyseg.data.sources import SOURCES, absolute_source, load_dataset, parse_source
 from noisyseg.data.synthetic import (
     ECHO_CLASSES,
@@ -34,6 +36,7 @@ __all__ = [
     "SOURCES",
     "SPLITS",
     "SegDataset",
+    "SliceIndex",
     "find_predictions",
     "load_camus",
     "absolute_source",
@@ -46,6 +49,7 @@ __all__ = [
     "make_echo_sample",
     "parse_source",
     "random_split",
+    "slice_dataset",
     "read_array",
     "read_image",
     "read_prediction",

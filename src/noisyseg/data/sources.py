@@ -126,7 +126,7 @@ def absolute_source(spec: str) -> str:
 def load_dataset(spec: str, *, volumes: bool = True, lazy: bool = False) -> SegDataset | CaseDataset:
     """Load the dataset a source string names (see module docstring).
 
-    ``volumes=False`` (training, auditing, studies) refuses case datasets with a clear
+    ``volumes=False`` (training, studies) refuses case datasets with a clear
     error: those stages run on 2-D images for now. ``lazy=True`` reads a folder of 2-D
     images one case at a time too (a :class:`CaseDataset` on the files' own grid, no
     ``size``): what streaming consumers (``noisyseg rank``) want for 10,000s of images.
@@ -134,9 +134,9 @@ def load_dataset(spec: str, *, volumes: bool = True, lazy: bool = False) -> SegD
     ds = _load(spec, lazy=lazy)
     if not volumes and isinstance(ds, CaseDataset):
         raise ConfigError(f"data: {spec}: a {ds.layout} dataset of cases read one at a time; "
-                          f"training, audits and studies run on 2-D datasets (synthetic-echo, "
-                          f"CAMUS, a folder of 2-D images) for now, while `noisyseg corrupt` "
-                          f"handles this one")
+                          f"training and studies run on 2-D datasets (synthetic-echo, "
+                          f"CAMUS, a folder of 2-D images) for now, while `noisyseg corrupt`, "
+                          f"`rank` and `audit` handle this one")
     return ds
 
 

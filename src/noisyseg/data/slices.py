@@ -1,0 +1,178 @@
+"""Volumes as 2-D slices: the in-memory slice dataset a 2-D network trains on, and the way back.
+
+nnU-Net's ``2d`` configuration (and study A, which trained on axial liver slices) trains a 2-D
+network on the slices of the volumes along one axis. :func:`slice_dataset` reads the cases of
+a :class:`~noisyseg.data.CaseDataset` one at a time and stacks their slices into a
+:class:`~noisyseg.data.SegDataset`, so every stage that works on images (the trainer, the
+detectors, the refurbisher) works on volumes unchanged; the :class:`SliceIndex` it returns
+maps each slice back to its case and position, and :meth:`SliceIndex.volume` reassembles a
+case's slices (undoing any in-plane resizing) on the case's own grid, for per-case metrics
+and for label files that overlay their images.
+
+Axes are array axes, ``(z, y, x)`` for a volume read by :func:`~noisyseg.data.read_image`
+(axis 0: axial slices of a CT or MR volume stored the usual way).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from noisyseg.data._resize import resize_image, resize_mask, restore_mask
+from noisyseg.data.cases import CaseDataset
+from noisyseg.data.dataset import SegDataset
+from noisyseg.data.io import Geometry
+from noisyseg.errors import ConfigError, DataError
+
+__all__ = ["SliceIndex", "slice_dataset"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class SliceIndex:
+    """Where each sample of a slice dataset comes from.
+
+    Attributes
+    ----------
+    cases : CaseDataset
+        The volumes.
+    axis : int
+        The array axis the slices are taken along.
+    case : (N,) int ndarray
+        Case index (into ``cases``) of each slice sample.
+    position : (N,) int ndarray
+        Slice number along ``axis`` within its case.
+    shapes : tuple of tuple of int
+        Spatial shape of every case (array order).
+    geometry : tuple of Geometry
+        The label geometry of every case (spacing, affine, the file it came from).
+    size : int or None
+        In-plane size the slices were resized to (None: kept as they are).
+    """
+
+    cases: CaseDataset
+    axis: int
+    case: np.ndarray
+    position: np.ndarray
+    shapes: tuple[tuple[int, ...], ...]
+    geometry: tuple[Geometry, ...]
+    size: int | None = None
+
+    def slices_of(self, i: int) -> np.ndarray:
+        """Sample indices of case ``i``'s slices, in slice order."""
+        return np.flatnonzero(self.case == i)
+
+    def spacing(self, i: int) -> tuple[float, ...]:
+        """Voxel size of case ``i`` in mm, per array axis."""
+        return tuple(self.geometry[i].spacing)
+
+    def volume(self, i: int, slices: np.ndarray) -> np.ndarray:
+        """Case ``i``'s label volume from its slices (``(D, h, w)`` in slice order, on the
+        slice dataset's grid): resized back in-plane and put on the case's own axes."""
+        shape = self.shapes[i]
+        plane = tuple(s for a, s in enumerate(shape) if a != self.axis)
+        stack = np.stack([restore_mask(s, plane) for s in slices]) if self.size else np.asarray(slices)
+        if stack.shape != (shape[self.axis], *plane):
+            raise DataError(f"case {self.cases.sample_ids[i]}: {stack.shape[0]} slices of "
+                            f"{stack.shape[1:]} do not make its {shape} volume along axis {self.axis}")
+        return np.moveaxis(stack, 0, self.axis).astype(np.uint8, copy=False)
+
+
+def slice_dataset(cases: CaseDataset, *, slice_axis: int = 0,
+                  slice_size: int | None = None) -> tuple[SegDataset, SliceIndex]:
+    """The slices of every case along ``slice_axis``, as one in-memory 2-D dataset.
+
+    Parameters
+    ----------
+    cases : CaseDataset
+        Volumes (3 spatial dimensions), one image channel.
+    slice_axis : int
+        Array axis to slice along (0: axial for ``(z, y, x)`` volumes).
+    slice_size : int, optional
+        Resize every slice in-plane to ``slice_size x slice_size`` (images linearly, masks by nearest
+        neighbour; undone by :meth:`SliceIndex.volume`). Needed when the cases' in-plane
+        shapes differ.
+
+    Returns
+    -------
+    (SegDataset, SliceIndex)
+        Sample ids ``{case_id}:{slice}``; each slice has its case's split; ``clean_masks``
+        when the cases carry clean labels; ``corrupted`` per slice (its training mask differs
+        from its clean one) when they do, else the cases' ``corrupted`` flags.
+
+    Raises
+    ------
+    ConfigError
+        A bad ``slice_axis`` or ``slice_size``, a multi-channel dataset, or in-plane shapes
+        that differ without ``slice_size``.
+    DataError
+        An unreadable case.
+    """
+    if cases.n_channels != 1:
+        raise ConfigError(f"data: 2-D slice training takes one image channel; {cases.source} has "
+                          f"{cases.n_channels} ({', '.join(cases.channel_names)})")
+    size, axis = slice_size, slice_axis
+    if size is not None and (not isinstance(size, int) or size < 8):
+        raise ConfigError(f"slice_size: expected an in-plane size of at least 8 pixels, got {size!r}")
+    if not isinstance(axis, int) or not -3 <= axis < 3:
+        raise ConfigError(f"slice_axis: expected 0, 1 or 2 (an array axis of the volumes), got "
+                          f"{axis!r}")
+    ax = axis % 3
+    images, masks, cleans, owner, pos, shapes, geoms, ids = [], [], [], [], [], [], [], []
+    with_clean = cases.has_clean_labels
+    plane0 = None
+    for i in range(len(cases)):
+        img, _ = cases.read_image(i)
+        lab, geom = cases.read_label(i)
+        if lab.ndim != 3:
+            raise ConfigError(f"data: slices need volumes; case {cases.sample_ids[i]} has "
+                              f"{lab.ndim} spatial dimensions")
+        if img.shape[1:] != lab.shape:
+            raise DataError(f"{cases.cases[i].label}: label shape {lab.shape} differs from the "
+                            f"image's {img.shape[1:]}")
+        plane = tuple(s for a, s in enumerate(lab.shape) if a != ax)
+        if size is None:
+            if plane0 is None:
+                plane0 = plane
+            elif plane != plane0:
+                raise ConfigError(f"slice_size: case {cases.sample_ids[i]} has {plane} slices along axis "
+                                  f"{ax}, case {cases.sample_ids[0]} {plane0}; give an in-plane "
+                                  f"size to resize them to")
+        clean = cases.read_label(i, clean=True)[0] if with_clean else None
+        img_s, lab_s = np.moveaxis(img[0], ax, 0), np.moveaxis(lab, ax, 0)
+        cln_s = None if clean is None else np.moveaxis(clean, ax, 0)
+        if size is not None:
+            images.append(np.stack([resize_image(s, size) for s in img_s]))
+            masks.append(np.stack([resize_mask(s, size) for s in lab_s]))
+            if cln_s is not None:
+                cleans.append(np.stack([resize_mask(s, size) for s in cln_s]))
+        else:
+            images.append(img_s.astype(np.float32, copy=False))
+            masks.append(lab_s)
+            if cln_s is not None:
+                cleans.append(cln_s)
+        n = lab_s.shape[0]
+        owner.append(np.full(n, i))
+        pos.append(np.arange(n))
+        shapes.append(tuple(int(v) for v in lab.shape))
+        geoms.append(geom)
+        ids.extend(f"{cases.sample_ids[i]}:{z}" for z in range(n))
+    owner_a, pos_a = np.concatenate(owner), np.concatenate(pos)
+    mask_a = np.concatenate(masks)
+    clean_a = np.concatenate(cleans) if cleans else None
+    if clean_a is not None:
+        corrupted = np.any(mask_a != clean_a, axis=(1, 2))
+    elif cases.corrupted is not None:
+        corrupted = np.asarray(cases.corrupted)[owner_a]
+    else:
+        corrupted = None
+    ds = SegDataset(np.concatenate(images), mask_a, cases.class_names, tuple(ids),
+                    cases.split[owner_a], clean_masks=clean_a, corrupted=corrupted,
+                    source=cases.source,
+                    meta={"slices": {"axis": ax, "size": size, "cases": len(cases)},
+                          "channel_names": list(cases.channel_names)})
+    log.info("%s: %d slices of %d cases along axis %d", cases.source, len(ds), len(cases), ax)
+    return ds, SliceIndex(cases, ax, owner_a, pos_a, tuple(shapes), tuple(geoms), size)

@@ -1,0 +1,277 @@
+"""A run on volumes with a 2-D network on their slices: scores per case and per slice, metrics
+per case in mm, refurbished label volumes.
+
+:func:`run_volume_session` slices the cases (:func:`~noisyseg.data.slice_dataset`), runs the
+ordinary :func:`~noisyseg.run.run_session` on the slices (the trainer, detectors and
+refurbisher are the ones every 2-D run uses), then goes back to cases:
+
+- a case's score is the mean of its slices' scores over the slices whose given mask holds a
+  structure (all its slices when none does), so empty slices, which every detector finds
+  easy, do not dilute a case's errors; the per-slice scores stay available
+  (``slice_scores.csv``) to go straight to the bad slices;
+- the test cases are predicted slice by slice, reassembled on their own grid and measured in
+  3-D (Dice, IoU, HD95 and surface Dice in mm, with each case's voxel spacing);
+- refurbishment works per slice (only the flagged slices of a case are replaced); a case's
+  refurbished volume is its slices' final masks, reassembled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from noisyseg.data import SPLITS, CaseDataset
+from noisyseg.data.slices import SliceIndex, slice_dataset
+from noisyseg.detect import DetectionMetrics, detection_metrics, flag
+from noisyseg.errors import ConfigError
+from noisyseg.evaluate import SegmentationMetrics, evaluate_masks
+from noisyseg.refurbish import RefurbishConfig
+from noisyseg.run.session import Session, read_trusted, run_session
+from noisyseg.train import Callback, TrainConfig
+
+__all__ = ["VolumeSession", "case_scores_from_slices", "run_volume_session", "volume_summary"]
+
+#: Surface Dice tolerance (mm) when none is given: about one in-plane CT voxel.
+DEFAULT_TOLERANCE = 1.0
+
+
+@dataclass
+class VolumeSession:
+    """A slice-trained run, seen per case.
+
+    Attributes
+    ----------
+    session : Session
+        The run on the slices (its scores, flags and refurbisher are per slice).
+    index : SliceIndex
+        Which case and position each slice sample is.
+    train_cases : (M,) int ndarray
+        Case indices of the training cases, in case order.
+    scores, flags : dict of str -> (M,) ndarray
+        Per detector, one score / flag per training case.
+    truth : (M,) bool ndarray or None
+        Which training cases carry simulated errors, when the dataset says.
+    detection : dict of str -> DetectionMetrics
+        Per detector, on cases (empty when the truth is unknown).
+    slice_detection : dict of str -> DetectionMetrics
+        Per detector, on slices (a slice counts as corrupted when its mask differs from its
+        clean one; empty when no clean labels are known).
+    test_cases : (T,) int ndarray
+        Case indices of the evaluated cases (the validation split when there is no test).
+    test : SegmentationMetrics
+        Per-case 3-D metrics against the clean labels (``per_sample``: one row per case).
+    tolerance : float
+        The surface Dice tolerance, mm.
+    refurbished : (M,) bool ndarray
+        Training cases with at least one refurbished (or dropped) slice.
+    """
+
+    session: Session
+    index: SliceIndex
+    train_cases: np.ndarray
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    flags: dict[str, np.ndarray] = field(default_factory=dict)
+    truth: np.ndarray | None = None
+    detection: dict[str, DetectionMetrics] = field(default_factory=dict)
+    slice_detection: dict[str, DetectionMetrics] = field(default_factory=dict)
+    test_cases: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    test: SegmentationMetrics | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+    refurbished: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+    @property
+    def cases(self) -> CaseDataset:
+        return self.index.cases
+
+    @property
+    def case_ids(self) -> list[str]:
+        """Ids of the training cases, in the order of :attr:`scores`."""
+        return [self.cases.sample_ids[i] for i in self.train_cases]
+
+    def case_volume(self, i: int, slice_masks: np.ndarray) -> np.ndarray:
+        """Case ``i``'s volume from per-training-slice masks (order of ``session.train_idx``)."""
+        pos = {int(s): k for k, s in enumerate(self.session.train_idx)}
+        return self.index.volume(i, slice_masks[[pos[int(s)] for s in self.index.slices_of(i)]])
+
+    def slice_table(self) -> pd.DataFrame:
+        """``slice_scores.csv``: ``sample_id, slice, detector, score`` per training slice."""
+        idx = self.session.train_idx
+        case_ids = np.asarray(self.cases.sample_ids)[self.index.case[idx]]
+        frames = [pd.DataFrame({"sample_id": case_ids, "slice": self.index.position[idx],
+                                "detector": det, "score": np.asarray(s, dtype=float)})
+                  for det, s in self.session.scores.items()]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+            columns=["sample_id", "slice", "detector", "score"])
+
+    def case_metrics_table(self) -> pd.DataFrame:
+        """``case_metrics.csv``: one row per evaluated case (Dice, IoU, HD95 mm, surface Dice
+        mean and per class)."""
+        assert self.test is not None
+        rows = [{"sample_id": self.cases.sample_ids[i]} | r
+                for i, r in zip(self.test_cases, self.test.per_sample, strict=True)]
+        return pd.DataFrame(rows)
+
+    def events_table(self) -> pd.DataFrame:
+        """``refurbish_events.csv`` per case: ``epoch, sample_id, action, slices`` (the
+        number of the case's slices with that action in that epoch)."""
+        ref = self.session.refurbisher
+        cols = ["epoch", "sample_id", "action", "slices"]
+        if ref is None or not ref.events:
+            return pd.DataFrame(columns=cols)
+        ev = pd.DataFrame(ref.events, columns=["epoch", "sample_id", "action"])
+        ev["sample_id"] = ev["sample_id"].str.rsplit(":", n=1).str[0]
+        out = ev.groupby(["epoch", "sample_id", "action"], sort=False).size().rename("slices")
+        return out.reset_index()[cols]
+
+
+def case_scores_from_slices(slice_scores: np.ndarray, case: np.ndarray, has_structure: np.ndarray,
+                            cases: np.ndarray) -> np.ndarray:
+    """One score per case: the mean over its slices whose given mask holds a structure (all its
+    slices when none does).
+
+    Parameters
+    ----------
+    slice_scores : (S,) float ndarray
+    case : (S,) int ndarray
+        Case of each slice.
+    has_structure : (S,) bool ndarray
+        Whether each slice's given mask holds any foreground.
+    cases : (M,) int ndarray
+        The cases to score, in output order.
+    """
+    s = np.asarray(slice_scores, dtype=float)
+    out = np.empty(len(cases))
+    for k, c in enumerate(cases):
+        mine = case == c
+        use = mine & has_structure if np.any(mine & has_structure) else mine
+        out[k] = float(np.nanmean(s[use])) if np.isfinite(s[use]).any() else np.nan
+    return out
+
+
+def _trusted_slices(cases: CaseDataset, ds_ids: tuple[str, ...], index: SliceIndex,
+                    trusted: str | Path | Sequence[str] | None) -> str | list[str] | None:
+    """Trusted cases (a split, a file of case ids, or ids) as the trusted slices."""
+    if trusted is None or (isinstance(trusted, str) and trusted in SPLITS):
+        return trusted
+    case_idx, _ = read_trusted(cases, trusted)  # type: ignore[arg-type]
+    return [ds_ids[j] for j in np.flatnonzero(np.isin(index.case, case_idx))]
+
+
+def run_volume_session(cases: CaseDataset, config: TrainConfig, *, slice_axis: int = 0,
+                       slice_size: int | None = None, tolerance: float = DEFAULT_TOLERANCE,
+                       detectors: Sequence[str] = (), refurbish: RefurbishConfig | None = None,
+                       flag_rule: str = "mixture", flag_value: float | None = None,
+                       trusted: str | Path | Sequence[str] | None = None,
+                       callbacks: Sequence[Callback] = ()) -> VolumeSession:
+    """Train a 2-D network on the slices of ``cases`` along ``slice_axis``; score, refurbish and
+    evaluate per case.
+
+    Parameters
+    ----------
+    cases : CaseDataset
+        Volumes; training labels may be noisy, validation and test use the clean labels.
+    config : TrainConfig
+        As for 2-D data. Slice sampling is class-balanced (``balanced`` is turned on: slices
+        holding the rarer structures are drawn more, so empty slices do not dominate).
+    slice_axis : int
+        Array axis to slice along (0: axial for ``(z, y, x)`` volumes).
+    slice_size : int, optional
+        In-plane size to resize slices to (undone on every volume written or measured).
+    tolerance : float
+        Surface Dice tolerance in mm.
+    detectors, refurbish, flag_rule, flag_value, callbacks
+        As for :func:`~noisyseg.run.run_session` (they act on slices).
+    trusted : split name, file of case ids, or sequence of case ids, optional
+        The cases whose labels are known to be right (all their slices are trusted).
+
+    Returns
+    -------
+    VolumeSession
+
+    Raises
+    ------
+    ConfigError
+        As :func:`~noisyseg.run.run_session`, a bad ``slice_axis``, ``slice_size`` or
+        ``tolerance``.
+    """
+    if not tolerance >= 0:
+        raise ConfigError(f"tolerance: expected a distance in mm >= 0, got {tolerance!r}")
+    ds, index = slice_dataset(cases, slice_axis=slice_axis, slice_size=slice_size)
+    if not config.balanced:
+        config = type(config).from_dict(config.to_dict() | {"balanced": True})
+    session = run_session(ds, config, detectors=detectors, refurbish=refurbish,
+                          flag_rule=flag_rule, flag_value=flag_value,
+                          trusted=_trusted_slices(cases, ds.sample_ids, index, trusted),
+                          callbacks=callbacks)
+    train_idx = session.train_idx
+    train_cases = np.unique(index.case[train_idx])
+    vs = VolumeSession(session, index, train_cases, tolerance=tolerance)
+    vs.truth = None if cases.corrupted is None else np.asarray(cases.corrupted)[train_cases]
+    has = np.any(ds.masks[train_idx] > 0, axis=(1, 2))
+    for det, s in session.scores.items():
+        vs.scores[det] = case_scores_from_slices(s, index.case[train_idx], has, train_cases)
+        vs.flags[det] = flag(vs.scores[det], flag_rule, value=flag_value, seed=config.seed)
+        if vs.truth is not None:
+            vs.detection[det] = detection_metrics(vs.scores[det], vs.flags[det], vs.truth)
+        if ds.clean_masks is not None and ds.corrupted is not None:
+            vs.slice_detection[det] = detection_metrics(s, session.flags[det],
+                                                        ds.corrupted[train_idx])
+    # per-case metrics in mm: the evaluated slices, reassembled
+    test_slices = session.test_idx
+    vs.test_cases = np.unique(index.case[test_slices])
+    pos = {int(s): k for k, s in enumerate(test_slices)}
+    rows = []
+    for i in vs.test_cases:
+        pred = index.volume(int(i), session.test_pred[[pos[int(s)] for s in index.slices_of(int(i))]])
+        truth = cases.read_label(int(i), clean=True)[0]
+        rows.append(evaluate_masks(pred[None], truth[None], cases.class_names,
+                                   spacing=index.spacing(int(i)), tolerance=tolerance))
+    vs.test = _merge_metrics(rows, cases.class_names)
+    ref = session.refurbisher
+    if ref is not None:
+        hit = index.case[train_idx][ref.flagged]
+        vs.refurbished = np.isin(train_cases, hit)
+    else:
+        vs.refurbished = np.zeros(len(train_cases), bool)
+    return vs
+
+
+def _merge_metrics(per_case: list[SegmentationMetrics], class_names: Sequence[str]) -> SegmentationMetrics:
+    """One :class:`SegmentationMetrics` from per-case ones (volumes of different shapes cannot
+    be stacked): class means over the cases where the class is present, means over cases."""
+    rows = [m.per_sample[0] for m in per_case]
+    frame = pd.DataFrame(rows)
+    per_class: dict[str, dict[str, float]] = {}
+    for name in per_case[0].per_class:
+        keys = [k for k in ("dice", "iou", "hd95", "surface_dice") if f"{k}_{name}" in frame]
+        entry: dict[str, float] = {k: float(frame[f"{k}_{name}"].mean()) for k in keys}
+        entry["hd95_undefined"] = int(sum(m.per_class[name]["hd95_undefined"] for m in per_case))
+        entry["n"] = int(sum(m.per_class[name]["n"] for m in per_case))
+        per_class[name] = entry
+    mean = {k: float(frame[k].mean()) for k in ("dice", "iou", "hd95", "surface_dice") if k in frame}
+    return SegmentationMetrics(per_class, mean, [float(v) for v in frame["dice"]], rows)
+
+
+def volume_summary(vs: VolumeSession) -> dict[str, Any]:
+    """The case-level part of ``metrics.json``: test metrics per case in mm, detection on
+    cases and on slices, the slicing."""
+    assert vs.test is not None
+    out: dict[str, Any] = {
+        "dims": 2, "slice_axis": vs.index.axis, "slice_size": vs.index.size,
+        "n_cases": {s: int(np.sum(vs.cases.split == s)) for s in SPLITS},
+        "n_slices": int(len(vs.index.case)),
+        "test_cases": vs.test.to_dict() | {"n": int(len(vs.test_cases)),
+                                           "surface_dice_tolerance_mm": vs.tolerance},
+        "case_score": "mean over the slices whose given mask holds a structure"}
+    if vs.detection:
+        out["case_detection"] = {k: v.to_dict() for k, v in vs.detection.items()}
+    if vs.slice_detection:
+        out["slice_detection"] = {k: v.to_dict() for k, v in vs.slice_detection.items()}
+    if vs.session.refurbisher is not None:
+        out["n_refurbished_cases"] = int(vs.refurbished.sum())
+    return out
