@@ -241,9 +241,7 @@ def _detection_section(doc: Document, ok: pd.DataFrame, out: Path) -> None:
              "recall and F1 judge the flags of the flag rule. Chance AP equals the error level.")
     rows = []
     for det in dets:
-        g = noisy[noisy[f"ap_{det}"].notna()]
-        if (~g["refurbish"].astype(bool)).any():
-            g = g[~g["refurbish"].astype(bool)]
+        g = _watching(noisy, det)
         for (cond, arch), gc in g.groupby(["condition", "arm"], sort=False):
             rows.append({"condition": cond, "architecture": arch, "detector": det,
                          "chance AP": _fmt(float(gc["error_level"].iloc[0]), 2),
@@ -348,11 +346,16 @@ def _scores(out: Path, trial_id: str) -> pd.DataFrame | None:
     return s if s["corrupted"].notna().all() else None
 
 
+def _watching(g: pd.DataFrame, det: str) -> pd.DataFrame:
+    """The runs where ``det`` scored: those without refurbishment when there are any (a
+    detector watching an unchanged training), else those that refurbished."""
+    g = g[g[f"ap_{det}"].notna()]
+    plain = g[~g["refurbish"].astype(bool)]
+    return plain if not plain.empty else g
+
+
 def _pr_figure(doc: Document, noisy: pd.DataFrame, dets: list[str], out: Path) -> None:
-    has = noisy[noisy[[f"ap_{d}" for d in dets]].notna().any(axis=1)]
-    if (~has["refurbish"].astype(bool)).any():
-        has = has[~has["refurbish"].astype(bool)]
-    noisy = has
+    noisy = noisy[noisy[[f"ap_{d}" for d in dets]].notna().any(axis=1)]
     conds = _conditions(noisy)[:8]
     if not conds:
         return
@@ -365,7 +368,7 @@ def _pr_figure(doc: Document, noisy: pd.DataFrame, dets: list[str], out: Path) -
         g = noisy[noisy["condition"] == cond]
         for det in dets:
             curves = []
-            for tid in g[g[f"ap_{det}"].notna()]["trial_id"]:
+            for tid in _watching(g, det)["trial_id"]:
                 s = _scores(out, tid)
                 if s is None:
                     continue
@@ -451,10 +454,11 @@ def _refurbish_section(doc: Document, ok: pd.DataFrame) -> None:
     base_all = ok[~ok["refurbish"].astype(bool)]
     doc.heading("Refurbishment")
     doc.text("Flagged training masks replaced by the model's own predictions during training. "
-             "*noisy*: same errors, no refurbishment (no detector, or the same detector when "
-             "there is no such run); *clean*: the control of the same architecture and seed; "
-             "*recovered*: (refurbished − noisy) / (clean − noisy), the share of the Dice lost "
-             "to the errors that refurbishment wins back. Tests pair runs by seed.")
+             "*noisy*: same errors, no refurbishment (no detector; else the same detector; else "
+             "any detector, as detectors do not change training); *clean*: the control of the "
+             "same architecture and seed; *recovered*: (refurbished − noisy) / (clean − noisy), "
+             "the share of the Dice lost to the errors that refurbishment wins back. Tests pair "
+             "runs by seed.")
     rows = []
     def _pick(rows: pd.DataFrame, variant: str) -> pd.DataFrame:
         """The rows of the same variant when there are any, else those of no variant."""
@@ -467,6 +471,8 @@ def _refurbish_section(doc: Document, ok: pd.DataFrame) -> None:
         base = _pick(same[same["detector"] == "none"], var)
         if base.empty:
             base = _pick(same[same["detector"] == det], var)
+        if base.empty:  # detectors only watch: any run of these errors without refurbishment
+            base = _pick(same, var)
         ctrl = _pick(base_all[(base_all["condition"] == "control") & (base_all["arch"] == arch)],
                      var)
         ctrl = ctrl.groupby("seed")["dice_mean"].mean()
