@@ -82,3 +82,29 @@ def test_detection_matrix_marks_the_best_detector_and_the_cells_below_chance():
     assert below[["condition", "detector", "AUROC"]].values.tolist() == [
         ["natural s=2 on 30%", "vog", "0.450"]]
     assert any(k == "figure" for k, _ in doc.blocks)
+
+
+def test_the_noisy_baseline_may_be_a_run_of_other_detectors(tiny_spec, tmp_path):
+    """The demo's part B: one arm of detectors watching, one refurbishing with another
+    detector and no run without detectors. The refurbishment row still has its noisy
+    baseline, and the refurbishing detector its detection row and PR curve."""
+    text = tiny_spec.read_text()
+    part_b = text[text.index("  - corrupt: [{model: dilate"):]
+    tiny_spec.write_text(text.replace(part_b, """\
+  - corrupt: [{model: dilate, strength: 2, fraction: 0.5, classes: [lv_cavity]}]
+    audit.detectors: [[loss]]
+    seed: [0, 1]
+  - corrupt: [{model: dilate, strength: 2, fraction: 0.5, classes: [lv_cavity]}]
+    audit.detectors: [[disagree]]
+    audit.refurbish: [true]
+    seed: [0, 1]
+"""))
+    out = tmp_path / "study"
+    StudyRunner(load_spec(tiny_spec), out, progress=False).run()
+    md = write_study_report(out)[0].read_text()
+    df = pd.read_parquet(out / "results.parquet")
+    noisy = df[(df.error_model == "dilate") & ~df.refurbish.astype(bool)]["dice_mean"].mean()
+    row = next(ln for ln in md.split("## Refurbishment")[1].splitlines() if "| disagree |" in ln)
+    assert f"| {noisy:.3f} |" in row  # the loss-watching runs are the noisy baseline
+    detection = md.split("## Detection")[1].split("## Refurbishment")[0]
+    assert "| disagree |" in detection and "| loss |" in detection
