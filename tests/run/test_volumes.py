@@ -156,3 +156,22 @@ def test_audit_of_volumes_maps_errors_to_flags(nnunet, tmp_path, capsys):
     assert rc == 2
     assert "--slice-size: expected an in-plane size of at least 8" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
+
+
+def test_trusted_cases_are_all_their_slices(tmp_path):
+    from noisyseg.api import run_audit
+    from noisyseg.train import TrainConfig
+
+    data = "synthetic-ct:n=6,size=32,slices=4,seed=0"
+    cases = load_dataset(data)
+    val = [cases.sample_ids[i] for i in cases.indices("val")]
+    (tmp_path / "ok.txt").write_text("# checked by hand\n" + "\n".join(val) + "\n")
+    res = run_audit(data=data, out=tmp_path / "a", config=TrainConfig(epochs=1, batch_size=4,
+                    threads=1, model_options={"width": 4}), detectors=["disagree"],
+                    trusted=tmp_path / "ok.txt", progress=False)
+    t = res["trusted"]
+    assert t["cases"] == sorted(val) and t["n"] == 4 * len(val)  # 4 slices per case
+    assert t["source"] == f"file {tmp_path / 'ok.txt'}" and t["used_by"] == ["disagree"]
+    with pytest.raises(Exception, match="trusted: .*'nope' is not in the dataset"):
+        run_audit(data=data, out=tmp_path / "b", config=TrainConfig(epochs=1), trusted=["nope"],
+                  detectors=["disagree"], progress=False)

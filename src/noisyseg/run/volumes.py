@@ -154,12 +154,14 @@ def case_scores_from_slices(slice_scores: np.ndarray, case: np.ndarray, has_stru
 
 
 def _trusted_slices(cases: CaseDataset, ds_ids: tuple[str, ...], index: SliceIndex,
-                    trusted: str | Path | Sequence[str] | None) -> str | list[str] | None:
-    """Trusted cases (a split, a file of case ids, or ids) as the trusted slices."""
+                    trusted: str | Path | Sequence[str] | None
+                    ) -> tuple[str | list[str] | None, str | None]:
+    """Trusted cases (a split, a file of case ids, or ids) as the trusted slices, with a
+    description of where they came from."""
     if trusted is None or (isinstance(trusted, str) and trusted in SPLITS):
-        return trusted
-    case_idx, _ = read_trusted(cases, trusted)  # type: ignore[arg-type]
-    return [ds_ids[j] for j in np.flatnonzero(np.isin(index.case, case_idx))]
+        return trusted, None
+    case_idx, source = read_trusted(cases, trusted)  # type: ignore[arg-type]
+    return [ds_ids[j] for j in np.flatnonzero(np.isin(index.case, case_idx))], source
 
 
 def run_volume_session(cases: CaseDataset, config: TrainConfig, *, slice_axis: int = 0,
@@ -204,10 +206,12 @@ def run_volume_session(cases: CaseDataset, config: TrainConfig, *, slice_axis: i
     ds, index = slice_dataset(cases, slice_axis=slice_axis, slice_size=slice_size)
     if not config.balanced:
         config = type(config).from_dict(config.to_dict() | {"balanced": True})
+    slices, source = _trusted_slices(cases, ds.sample_ids, index, trusted)
     session = run_session(ds, config, detectors=detectors, refurbish=refurbish,
-                          flag_rule=flag_rule, flag_value=flag_value,
-                          trusted=_trusted_slices(cases, ds.sample_ids, index, trusted),
+                          flag_rule=flag_rule, flag_value=flag_value, trusted=slices,
                           callbacks=callbacks)
+    if session.trusted is not None and source is not None:
+        session.trusted["source"] = source
     train_idx = session.train_idx
     train_cases = np.unique(index.case[train_idx])
     vs = VolumeSession(session, index, train_cases, tolerance=tolerance)
