@@ -58,6 +58,11 @@ class CorruptSpec:
         Structures to corrupt (names or labels); ``None`` for the model's default.
     options : dict
         Model options, e.g. ``{"points": 6}``.
+    mode : {'slicewise', 'volumetric'} or None
+        Volumes only: the 2-D model on every slice along ``slice_axis`` (strength in
+        pixels), or its 3-D form (strength in mm); None: volumetric where the model has one.
+    slice_axis : int
+        Volumes, slice-wise: the array axis (0: axial slices of a ``(z, y, x)`` volume).
     """
 
     model: str
@@ -66,9 +71,14 @@ class CorruptSpec:
     fraction: float = 1.0
     classes: list[str] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    mode: str | None = None
+    slice_axis: int = 0
 
     def __post_init__(self) -> None:
         from noisyseg.corrupt import get_model
+
+        if self.mode not in (None, "slicewise", "volumetric"):
+            raise ConfigError(f"corrupt.mode: expected slicewise or volumetric, got {self.mode!r}")
 
         m = get_model(self.model)
         for key in self.options:
@@ -216,9 +226,14 @@ class TrialConfig:
         """The normalised config (what the id hashes)."""
         from dataclasses import asdict
 
+        corrupt = None
+        if self.corrupt is not None:  # the volume fields only when set: older ids stay valid
+            corrupt = asdict(self.corrupt)
+            for key, default in (("mode", None), ("slice_axis", 0)):
+                if corrupt[key] == default:
+                    del corrupt[key]
         return {"data": self.data, "seed": self.seed, "train": self.train.to_dict(),
-                "corrupt": None if self.corrupt is None else asdict(self.corrupt),
-                "audit": asdict(self.audit)}
+                "corrupt": corrupt, "audit": asdict(self.audit)}
 
     @property
     def trial_id(self) -> str:

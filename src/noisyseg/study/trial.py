@@ -29,7 +29,7 @@ TrialOutput = tuple[dict[str, Any], dict[str, bytes]]
 def _dataset(source: str) -> Any:
     from noisyseg.data import load_dataset
 
-    return load_dataset(source, volumes=False)
+    return load_dataset(source)
 
 
 def _npz(**arrays: np.ndarray) -> bytes:
@@ -95,10 +95,18 @@ def _run(trial: TrialConfig, files: dict[str, bytes], summary: dict[str, Any]) -
     import torch
 
     from noisyseg.corrupt import corrupt_dataset
+    from noisyseg.data import CaseDataset
     from noisyseg.metrics import dice
     from noisyseg.run import run_session, session_summary, table_bytes
 
     ds = _dataset(trial.data)
+    if isinstance(ds, CaseDataset):
+        _run_volumes(trial, ds, files, summary)
+        return
+    if trial.corrupt is not None and trial.corrupt.mode is not None:
+        from noisyseg.errors import ConfigError
+
+        raise ConfigError(f"corrupt.mode: applies to volumes; {trial.data} holds 2-D images")
     t0 = time.perf_counter()
     if trial.corrupt is not None:
         c = trial.corrupt
@@ -144,6 +152,63 @@ def _run(trial: TrialConfig, files: dict[str, bytes], summary: dict[str, Any]) -
                                       truth=ds.truth[session.test_idx[:3]],
                                       predicted=session.test_pred[:3])
     summary["class_names"] = list(ds.class_names)
+
+
+def _run_volumes(trial: TrialConfig, ds: Any, files: dict[str, bytes], summary: dict[str, Any]) -> None:
+    """A trial on volumes: the cases corrupted into a temporary folder (one case at a time),
+    a 2-D network trained on their slices along axis 0
+    (:func:`~noisyseg.run.run_volume_session`), scores and test metrics per case."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from noisyseg.corrupt import corrupt_cases
+    from noisyseg.data import load_dataset
+    from noisyseg.metrics import dice
+    from noisyseg.run import run_volume_session, score_table, session_summary, table_bytes
+    from noisyseg.run.volumes import volume_summary
+
+    with tempfile.TemporaryDirectory(prefix="noisyseg-trial-") as tmp:
+        t0 = time.perf_counter()
+        cases = ds
+        if trial.corrupt is not None:
+            c = trial.corrupt
+            cls = None
+            if c.classes:
+                from noisyseg._validate import parse_classes
+
+                cls = parse_classes(c.classes, ds.class_names)
+            res = corrupt_cases(ds, c.model, Path(tmp), strength=c.strength,
+                                target_dice=c.target_dice, fraction=c.fraction, classes=cls,
+                                seed=trial.seed, mode=c.mode, slice_axis=c.slice_axis,
+                                n_examples=0, **c.options)
+            summary["corruption"] = res.config | {"source": trial.data}
+            cases = load_dataset(tmp)
+        summary["corrupt_seconds"] = round(time.perf_counter() - t0, 3)
+        train = cases.indices("train")
+        summary["train_label_dice"] = float(np.mean([
+            dice(cases.read_label(int(i))[0][None], cases.read_label(int(i), clean=True)[0][None],
+                 cases.n_classes).mean() for i in train])) if len(train) else float("nan")
+        a = trial.audit
+        cfg = trial.train
+        if cfg.threads is None:  # respect the share of cores the executor gave this worker
+            cfg = type(cfg).from_dict(cfg.to_dict() | {"threads": torch.get_num_threads()})
+        vs = run_volume_session(cases, cfg, detectors=a.detectors,
+                                refurbish=a.refurbish_config() if a.refurbish else None,
+                                flag_rule=a.flag_rule, flag_value=a.flag_value)
+        summary |= session_summary(vs.session)
+        summary["test_slices"] = summary.pop("test")
+        summary |= volume_summary(vs)
+        summary["test"] = summary.pop("test_cases")
+        summary["detection"] = {k: v.to_dict() for k, v in vs.detection.items()}
+        files |= table_bytes(vs.session)
+        if vs.scores:
+            files["scores.csv"] = score_table(vs.case_ids, vs.scores, vs.flags,
+                                              vs.truth).to_csv(index=False).encode()
+            files["slice_scores.csv"] = vs.slice_table().to_csv(index=False).encode()
+        files["case_metrics.csv"] = vs.case_metrics_table().to_csv(index=False).encode()
+        summary["class_names"] = list(cases.class_names)
 
 
 def execute_trial(config: dict[str, Any], worker: str | None = None) -> TrialOutput:
