@@ -340,15 +340,20 @@ def _suspect_figures(ds: Any, ranking: Any, top: Any, folder: Path) -> None:
 def _volume_suspect(ds: Any, image: Any, labels: Any, pred: Any, spacing: tuple[float, ...],
                     slice_scores: Any, axis: int, title: str, path: Path) -> None:
     """A suspect volume in three orthogonal planes through its worst slice (highest slice
-    score along ``axis``; the middle one when none is finite), given labels against the
-    prediction."""
+    score along ``axis`` among the slices where the given labels or the prediction hold a
+    structure, so the planes show one; the middle slice when no score is finite), given
+    labels against the prediction, centred in-plane on what the slice holds."""
     import numpy as np
 
     from noisyseg.report import display_window, plot_volume_planes, save_figure
 
     s = np.asarray(slice_scores, dtype=float)
+    other = tuple(a for a in range(labels.ndim) if a != axis)
+    seen = np.any((labels > 0) | (pred > 0), axis=other)
+    if seen.any() and np.isfinite(s[seen]).any():
+        s = np.where(seen, s, np.nan)
     worst = int(np.nanargmax(s)) if np.isfinite(s).any() else labels.shape[axis] // 2
-    fg = np.argwhere(np.take(labels, worst, axis=axis) > 0)
+    fg = np.argwhere((np.take(labels, worst, axis=axis) > 0) | (np.take(pred, worst, axis=axis) > 0))
     rest = fg.mean(0) if len(fg) else np.array([n for a, n in enumerate(labels.shape) if a != axis]) / 2
     centre = [int(v) for v in rest]
     centre.insert(axis, worst)
