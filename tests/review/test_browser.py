@@ -1,18 +1,21 @@
 """The review page driven as a person uses it: headless Chromium (Debian's chromium and
 chromium-driver, which `.ci/run` installs) against a real `noisyseg review` server."""
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 
 import numpy as np
 import pytest
 
 from noisyseg.data import load_dataset
-from noisyseg.review import DecisionStore, export_review
+from noisyseg.review import TOKEN_HEADER, DecisionStore, export_review
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -75,6 +78,43 @@ def _wait(cond, timeout=20):
             return True
         time.sleep(0.1)
     raise AssertionError("timed out")
+
+
+def test_a_note_typed_before_deciding_survives_a_refresh(audit_2d, browser):
+    """A reviewer types a note and presses Esc; before they decide, the page re-renders its
+    decision panel (another reviewer's decision arrives by the poll, or the save of the
+    previous case returns late): the note must stay, and go with the decision."""
+    from selenium.webdriver.common.keys import Keys
+
+    aud = audit_2d[0]
+    d = browser
+    proc, url = start_server(aud)
+    try:
+        d.get(url)
+        first = _ready(d)
+        _keys(d, "c")
+        _keys(d, "draft note")
+        _keys(d, Keys.ESCAPE)
+        other = next(r[0] for r in d.execute_script(
+            "return fetch('/api/cases?t=' + new URLSearchParams(location.search).get('t'))"
+            ".then(r => r.json()).then(b => b.rows)") if r[0] != first)
+        token = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)["t"][0]
+        base = url.split("/?")[0].rstrip("/")
+        req = urllib.request.Request(base + "/api/decision", method="POST", data=json.dumps(
+            {"sample_id": other, "decision": "keep"}).encode(), headers={
+            "Content-Type": "application/json", TOKEN_HEADER: token})
+        urllib.request.urlopen(req, timeout=10).read()
+        # the page polls every 4 s; wait until it has seen the other decision
+        _wait(lambda: d.execute_script(
+            "return document.getElementById('progress').textContent").startswith("1 "), 15)
+        assert d.find_element("id", "note").get_attribute("value") == "draft note"
+        _keys(d, "k")
+        store = DecisionStore(aud / "review.sqlite")
+        _wait(lambda: first in store.latest())
+        assert store.latest()[first].note == "draft note"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
 
 
 def test_a_reviewer_goes_through_the_suspects_with_the_keyboard(audit_2d, browser, tmp_path):

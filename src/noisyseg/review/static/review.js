@@ -8,7 +8,7 @@
   const S = {
     meta: null, rows: [], decisions: {}, seq: 0, order: [], pos: 0, caseMeta: null,
     slices: [], active: 0, window: null, pending: [], sending: false, metaCache: new Map(),
-    navStart: 0,
+    navStart: 0, noteDraft: null,
   };
 
   const api = (path, params = {}) => {
@@ -288,7 +288,10 @@
     const dec = d && d.decision !== "undecided" ? d.decision : "";
     el.className = "decision " + dec;
     el.textContent = dec ? `${LABELS[dec]} — ${d.reviewer}, ${d.time.replace("T", " ").slice(0, 19)}${d.pending ? " (saving…)" : ""}` : "undecided";
-    if (document.activeElement !== $("note")) $("note").value = d ? d.note || "" : "";
+    // a note typed but not yet decided stays, whatever refresh arrives (a save of the
+    // previous case finishing after the reviewer pressed Esc used to wipe it)
+    const draft = S.noteDraft && S.noteDraft.sid === m.sample_id;
+    if (document.activeElement !== $("note") && !draft) $("note").value = d ? d.note || "" : "";
   }
 
   function decide(decision, { advance = true } = {}) {
@@ -296,6 +299,7 @@
     if (!m) return;
     const note = $("note").value;
     const sid = m.sample_id;
+    S.noteDraft = null;
     S.decisions[sid] = { sample_id: sid, decision, note, reviewer: S.meta.reviewer, time: new Date().toISOString(), pending: true };
     S.pending.push({ sample_id: sid, decision, note });
     flush();
@@ -429,6 +433,9 @@
     setInterval(poll, 4000);
 
     document.addEventListener("keydown", onKey);
+    $("note").addEventListener("input", () => {
+      if (S.caseMeta) S.noteDraft = { sid: S.caseMeta.sample_id, text: $("note").value };
+    });
     $("listbox").addEventListener("scroll", renderList);
     $("list").addEventListener("click", (e) => {
       const row = e.target.closest(".row");
