@@ -534,20 +534,25 @@ def _volume_audit(ds: CaseDataset, *, data: str, out: str | Path, config: TrainC
                  "slices": {k: v.to_dict() for k, v in vs.slice_detection.items()}}, indent=2))
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2))
         (tmp / "suspects").mkdir()
+        predicted: dict[int, Any] = {}  # the final network's label volumes of the top cases
+
+        def predict(i: int) -> Any:
+            return predicted.pop(i) if i in predicted else index.volume(
+                i, trainer.predict(index.slices_of(i)))
+
         for r, j in enumerate(top):
             i = int(vs.train_cases[j])
             sid = ds.sample_ids[i]
             tag = "" if vs.truth is None else (" (corrupted)" if vs.truth[j] else " (clean)")
             title = f"#{r + 1} {sid}{tag}  {detectors[0]} {vs.scores[detectors[0]][j]:.3f}"
             labels, geom = ds.read_label(i)
-            pred = index.volume(i, trainer.predict(index.slices_of(i)))
+            pred = predicted[i] = predict(i)
             s = slice_scores.loc[slice_scores["sample_id"] == sid].sort_values("slice")["score"]
             _volume_suspect(ds, ds.read_image(i)[0][0], labels, pred, geom.spacing, s.to_numpy(),
                             index.axis, title, tmp / "suspects" / f"{r + 1:02d}_{sid}.png")
         # the final network's labels of every training case, for `noisyseg review`
         for i in vs.train_cases:
-            write_labels(tmp / "pseudo_labels", ds, np.array([i]),
-                         [index.volume(int(i), trainer.predict(index.slices_of(int(i))))])
+            write_labels(tmp / "pseudo_labels", ds, np.array([i]), [predict(int(i))])
         if session.refurbisher is not None:
             writer = CaseWriter(ds, tmp / "refurbished", unchanged="given", clean=False)
             changed = {int(i): k for k, i in enumerate(vs.train_cases) if vs.refurbished[k]}
