@@ -149,10 +149,11 @@ class Trainer:
     Attributes
     ----------
     model : torch.nn.Module
-    train_targets : (N, H, W) int64 tensor
+    train_targets : (N, H, W) uint8 tensor
         Current training masks of every sample (only training samples are used); change
         them with :meth:`replace_masks`. Pixels equal to :data:`IGNORE_INDEX` are left out
-        of the loss.
+        of the loss. uint8, an eighth of int64's memory (1.5 GB less for the slices of 200 CT
+        volumes); batches are cast to int64.
     history : list of dict
         One row per epoch: epoch, train_loss, val_dice, images_per_s, seconds.
     best_score : float
@@ -188,7 +189,7 @@ class Trainer:
                                  **config.model_options).to(self.device)
         self._check_size(h, w)
         self.images = normalise_images(dataset.images)
-        self.train_targets = torch.as_tensor(dataset.masks.astype(np.int64))
+        self.train_targets = torch.from_numpy(np.array(dataset.masks, dtype=np.uint8))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.dice_loss = DiceLoss(include_background=False, to_onehot_y=True, softmax=True,
                                   reduction="none")
@@ -298,7 +299,7 @@ class Trainer:
     def replace_masks(self, indices: Sequence[int] | np.ndarray, masks: np.ndarray) -> None:
         """Replace the training masks of the samples at ``indices`` (refurbishment)."""
         idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
-        self.train_targets[idx] = torch.as_tensor(np.asarray(masks, dtype=np.int64))
+        self.train_targets[idx] = torch.as_tensor(np.asarray(masks, dtype=np.uint8))
 
     @torch.no_grad()
     def predict_logits(self, indices: Sequence[int] | np.ndarray | None = None, *,
@@ -351,7 +352,7 @@ class Trainer:
                 t0, seen, total = time.perf_counter(), 0, 0.0
                 for idx in self._batches():
                     x = self.images[idx]
-                    y = self.train_targets[idx]
+                    y = self.train_targets[idx].long()
                     shift = (0, 0)
                     if self.config.augment:
                         x, y, shift = self._augment(x, y)
