@@ -47,6 +47,22 @@ def normalise_images(images: np.ndarray) -> torch.Tensor:
     return ((x - mean) / std)[:, None].contiguous()
 
 
+class _Normalised:
+    """The dataset's images as :func:`normalise_images` gives them, computed per request:
+    ``images[idx]`` is the ``(len(idx), 1, H, W)`` tensor of those images. Keeps no second,
+    normalised copy of the whole dataset (0.84 GB for the 12,800 slices of 200 CT volumes);
+    z-scoring a batch costs little next to the network."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        self._images = images
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def __getitem__(self, idx: torch.Tensor | np.ndarray | Sequence[int]) -> torch.Tensor:
+        return normalise_images(self._images[np.asarray(idx, dtype=np.int64)])
+
+
 class _InputGradient:
     """d(loss)/d(input) of each training step, for detectors, at a fraction of autograd's cost.
 
@@ -188,7 +204,7 @@ class Trainer:
         self.model = build_model(config.model, n_classes=dataset.n_classes,
                                  **config.model_options).to(self.device)
         self._check_size(h, w)
-        self.images = normalise_images(dataset.images)
+        self.images = _Normalised(dataset.images)
         self.train_targets = torch.from_numpy(np.array(dataset.masks, dtype=np.uint8))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.dice_loss = DiceLoss(include_background=False, to_onehot_y=True, softmax=True,
@@ -304,21 +320,28 @@ class Trainer:
     @torch.no_grad()
     def predict_logits(self, indices: Sequence[int] | np.ndarray | None = None, *,
                        images: np.ndarray | None = None, batch_size: int = 32) -> torch.Tensor:
-        """Logits (N, C, H, W) for dataset samples at ``indices`` or for raw ``images``."""
-        x = normalise_images(images) if images is not None else self.images[
-            torch.as_tensor(np.asarray(indices, dtype=np.int64))]
+        """Logits (N, C, H, W) for dataset samples at ``indices`` or for raw ``images``
+        (normalised a batch at a time)."""
+        src = self.images if images is None else _Normalised(np.asarray(images, dtype=np.float32))
+        idx = np.arange(len(src)) if images is not None else np.asarray(indices, dtype=np.int64)
         self.model.eval()
         outs = []
-        for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size].to(self.device)
+        for i in range(0, len(idx), batch_size):
+            xb = src[idx[i:i + batch_size]].to(self.device)
             with torch.autocast(self.device.type, enabled=self.amp):
                 outs.append(self.model(xb).float().cpu())
         return torch.cat(outs) if outs else torch.empty(0)
 
     def predict(self, indices: Sequence[int] | np.ndarray | None = None, *,
                 images: np.ndarray | None = None) -> np.ndarray:
-        """Predicted label masks (N, H, W) uint8."""
-        return self.predict_logits(indices, images=images).argmax(1).numpy().astype(np.uint8)
+        """Predicted label masks (N, H, W) uint8 (a few hundred samples' logits at a time)."""
+        n = len(images) if images is not None else len(np.asarray(indices))
+        step = 256
+        parts = [self.predict_logits(None if images is not None else np.asarray(indices)[i:i + step],
+                                     images=None if images is None else images[i:i + step]
+                                     ).argmax(1).numpy().astype(np.uint8)
+                 for i in range(0, n, step)]
+        return np.concatenate(parts) if parts else np.zeros((0, *self.dataset.shape), np.uint8)
 
     def set_trusted(self, indices: Sequence[int] | np.ndarray, source: str) -> None:
         """Name the samples whose masks are right (``source`` says where the list came from)."""
