@@ -111,7 +111,8 @@ def run_demo(*, out: str | Path = "noisyseg-demo", workers: int | None = None,
 
 
 def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: bool = False,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, slice_axis: int = 0, slice_size: int | None = None,
+              tolerance: float = 1.0) -> dict[str, Any]:
     """Train on ``data``'s training masks, evaluate on clean test masks, write a run folder.
 
     ``out`` receives ``metrics.json`` (test metrics per class and mean, config, seed,
@@ -120,6 +121,11 @@ def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: boo
     ``predictions/`` (the test predictions, one mask file per test sample, in the source
     files' format, grid and geometry: see :func:`~noisyseg.data.folder.write_masks`) and
     ``predictions.png`` (test images, true vs predicted contours). Returns the metrics dict.
+
+    Volumes train a 2-D network on their slices along ``slice_axis`` (as :func:`run_audit`);
+    ``predictions/`` then holds one label volume per test case on its source grid,
+    ``case_metrics.csv`` its Dice, IoU, HD95 and surface Dice (``tolerance`` mm) in mm, and
+    ``predictions.png`` the first test case in three planes.
     """
     from noisyseg.data.folder import write_masks
     from noisyseg.report import plot_contour_grid, save_figure
@@ -127,7 +133,11 @@ def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: boo
     from noisyseg.train import ProgressBar
 
     check_out_dir(out, overwrite=overwrite)
-    ds = load_dataset(data, volumes=False)
+    ds = load_dataset(data)
+    if isinstance(ds, CaseDataset):
+        return _volume_train(ds, data=data, out=out, config=config, overwrite=overwrite,
+                             progress=progress, slice_axis=slice_axis, slice_size=slice_size,
+                             tolerance=tolerance)
     session = run_session(ds, config, callbacks=[ProgressBar(enabled=progress)])
     result = {"data": data, "dataset": ds.summary(), **session_summary(session)}
     test, pred, metrics = session.test_idx, session.test_pred, session.test
@@ -567,4 +577,51 @@ def _volume_audit(ds: CaseDataset, *, data: str, out: str | Path, config: TrainC
                                          "refurbished", "given")
             writer.finish(manifest, {"audit.json": {"data": data, "refurbish": result.get(
                 "refurbish_config"), "n_refurbished_cases": len(changed)}})
+    return result
+
+
+def _volume_train(ds: CaseDataset, *, data: str, out: str | Path, config: TrainConfig,
+                  overwrite: bool, progress: bool, slice_axis: int, slice_size: int | None,
+                  tolerance: float) -> dict[str, Any]:
+    """:func:`run_train` on volumes: a 2-D network on their slices, measured per case."""
+    import numpy as np
+
+    from noisyseg.data.layouts import write_labels
+    from noisyseg.report import display_window, plot_volume_planes, save_figure
+    from noisyseg.run import session_summary, write_tables
+    from noisyseg.run.volumes import run_volume_session, volume_summary
+    from noisyseg.train import ProgressBar
+
+    vs = run_volume_session(ds, config, slice_axis=slice_axis, slice_size=slice_size,
+                            tolerance=tolerance, callbacks=[ProgressBar(enabled=progress)])
+    session, index = vs.session, vs.index
+    summary = session_summary(session)
+    summary["test_slices"] = summary.pop("test")
+    result: dict[str, Any] = {"data": data, "dataset": ds.summary(), **summary,
+                              **volume_summary(vs)}
+    result["test"] = result.pop("test_cases")
+    pos = {int(s): k for k, s in enumerate(session.test_idx)}
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        (tmp / "metrics.json").write_text(json.dumps(result, indent=2))
+        (tmp / "config.json").write_text(json.dumps(
+            {"data": data, **config.to_dict(), "slice_axis": index.axis,
+             "slice_size": index.size, "tolerance": tolerance}, indent=2))
+        write_tables(session, tmp)
+        vs.case_metrics_table().to_csv(tmp / "case_metrics.csv", index=False)
+        session.trainer.save(tmp / "model.pt")
+        for k, i in enumerate(vs.test_cases):
+            pred = index.volume(int(i), session.test_pred[[pos[int(s)]
+                                                           for s in index.slices_of(int(i))]])
+            write_labels(tmp / "predictions", ds, np.array([i]), [pred])
+            if k == 0:
+                truth, geom = ds.read_label(int(i), clean=True)
+                fig = plot_volume_planes(ds.read_image(int(i))[0][0], [truth, pred],
+                                         spacing=geom.spacing, labels=("truth", "prediction"),
+                                         class_names=ds.class_names,
+                                         window=display_window(ds.channel_names))
+                fig.suptitle(f"{config.model} on slices along axis {index.axis}: test case "
+                             f"{ds.sample_ids[int(i)]}, Dice "
+                             f"{vs.test.per_sample[0]['dice']:.3f}", fontsize=9)
+                fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+                save_figure(fig, tmp / "predictions.png")
     return result

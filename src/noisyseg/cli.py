@@ -28,7 +28,7 @@ DataOpt = Annotated[str, typer.Option("--data", help=(
     "Data source: synthetic-echo[:n=..,size=..,seed=..], synthetic-ct[:n=..,size=..,slices=..], "
     "camus:PATH[,view=..,phase=..,size=..], nnunet:PATH (nnU-Net v2 raw), msd:PATH "
     "(Decathlon task), or a folder PATH[,size=..] of 2-D images or volumes. Volumes: corrupt, "
-    "rank and audit (a 2-D network on their slices); train and studies: 2-D for now."))]
+    "rank, train, audit and studies (a 2-D network on their slices)."))]
 
 
 #: Python parameter names (as library errors name them) -> the CLI's flags, where they differ
@@ -164,6 +164,14 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed (weights, sampling, a
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out.")]
+SliceAxisOpt = Annotated[int, typer.Option(
+    "--slice-axis", help="Volumes: the array axis a 2-D network is trained on slices of (0: "
+    "axial for (z, y, x) arrays, as nnU-Net's 2d configuration).")]
+SliceSizeOpt = Annotated[int | None, typer.Option(
+    "--slice-size", help="Volumes: resize slices in-plane to this size (needed when cases "
+    "differ in in-plane shape; undone on every volume written).")]
+ToleranceOpt = Annotated[float, typer.Option(
+    "--tolerance", help="Volumes: surface Dice tolerance in mm for the per-case test metrics.")]
 
 
 _TRAIN_OPTIONS = ("epochs", "steps_per_epoch", "batch_size", "lr", "loss", "balanced", "augment",
@@ -188,15 +196,25 @@ def train(
     batch_size: BatchOpt = 16, lr: LrOpt = 2e-3, loss: LossOpt = "dicece",
     balanced: BalancedOpt = False, augment: AugmentOpt = True, seed: SeedOpt = 0,
     device: DeviceOpt = "auto", threads: ThreadsOpt = None,
+    slice_axis: SliceAxisOpt = 0, slice_size: SliceSizeOpt = None, tolerance: ToleranceOpt = 1.0,
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/train"),
     overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
 ) -> None:
-    """Train a network on (possibly noisy) training masks; evaluate on clean test masks."""
+    """Train a network on (possibly noisy) training masks; evaluate on clean test masks.
+
+    On volumes: a 2-D network on their slices, evaluated per case in 3-D and in mm."""
     from noisyseg.api import run_train
 
     cfg = _train_config(locals())
-    res = run_train(data=data, out=out, config=cfg, overwrite=overwrite, progress=progress)
+    res = run_train(data=data, out=out, config=cfg, overwrite=overwrite, progress=progress,
+                    slice_axis=slice_axis, slice_size=slice_size, tolerance=tolerance)
     m = res["test"]["mean"]
+    if "slice_axis" in res:
+        console.print(f"[green]wrote[/] {out}: test cases Dice {m['dice']:.4f}, HD95 "
+                      f"{m['hd95']:.2f} mm, surface Dice {m['surface_dice']:.4f} at "
+                      f"{res['test']['surface_dice_tolerance_mm']:g} mm "
+                      f"({res['train_seconds']:.0f} s training)")
+        return
     console.print(f"[green]wrote[/] {out}: test Dice {m['dice']:.4f}, IoU {m['iou']:.4f}, "
                   f"HD95 {m['hd95']:.2f} px ({res['train_seconds']:.0f} s training)")
 
@@ -247,14 +265,7 @@ def audit(
     executor: Annotated[str, typer.Option(help="With --folds: local or ray.")] = "local",
     workers: Annotated[int | None, typer.Option(
         help="With --folds: folds trained in parallel (local: pinned processes).")] = None,
-    slice_axis: Annotated[int, typer.Option(
-        help="Volumes: the array axis a 2-D network is trained on slices of (0: axial for "
-             "(z, y, x) arrays, as nnU-Net's 2d configuration).")] = 0,
-    slice_size: Annotated[int | None, typer.Option(
-        help="Volumes: resize slices in-plane to this size (needed when cases differ in "
-             "in-plane shape; undone on every volume written).")] = None,
-    tolerance: Annotated[float, typer.Option(
-        help="Volumes: surface Dice tolerance in mm for the per-case test metrics.")] = 1.0,
+    slice_axis: SliceAxisOpt = 0, slice_size: SliceSizeOpt = None, tolerance: ToleranceOpt = 1.0,
     out: Annotated[Path, typer.Option(help="Audit folder.")] = Path("runs/audit"),
     overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
 ) -> None:

@@ -175,3 +175,24 @@ def test_trusted_cases_are_all_their_slices(tmp_path):
     with pytest.raises(Exception, match="trusted: .*'nope' is not in the dataset"):
         run_audit(data=data, out=tmp_path / "b", config=TrainConfig(epochs=1), trusted=["nope"],
                   detectors=["disagree"], progress=False)
+
+
+def test_train_on_volumes_writes_predictions_that_overlay_their_images(nnunet, tmp_path):
+    raw, _, _ = nnunet
+    out = tmp_path / "run"
+    rc = run_cli(["train", "--data", f"nnunet:{raw}", "--epochs", "1", "--batch-size", "4",
+                  "--width", "4", "--threads", "1", "--slice-size", "32", "--no-progress",
+                  "--out", str(out)])
+    assert rc == 0
+    cases = load_nnunet(raw)
+    test = sorted(cases.sample_ids[i] for i in cases.indices("test"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["n"] == len(test) and metrics["slice_axis"] == 0
+    assert sorted(pd.read_csv(out / "case_metrics.csv")["sample_id"]) == test
+    assert sorted(p.name for p in (out / "predictions").iterdir()) == [f"{c}.nii.gz" for c in test]
+    for cid in test:
+        img = nib.load(str(out / "predictions" / f"{cid}.nii.gz"))
+        src = nib.load(str(raw / "labelsTr" / f"{cid}.nii.gz"))
+        assert img.shape == src.shape and img.get_data_dtype() == np.int16
+        np.testing.assert_allclose(img.affine, AFFINE)
+    assert (out / "predictions.png").stat().st_size > 0 and (out / "model.pt").is_file()
