@@ -311,10 +311,12 @@ def test_write_folder_of_generated_data_has_no_geometry_to_keep(tmp_path):
     assert nib.load(str(tmp_path / "o" / "masks" / f"{ds.sample_ids[0]}.nii.gz")).shape == (16, 16)
 
 
-def test_training_on_volumes_is_refused_clearly(tmp_path, capsys):
-    code = run_cli(["train", "--data", "synthetic-ct:n=4,size=32,slices=8", "--out", str(tmp_path / "t"),
-                 "--epochs", "1"])
-    assert code == 2 and "noisyseg corrupt" in capsys.readouterr().err.replace("\n", " ") + ""
+def test_cross_validation_on_volumes_is_refused_clearly(tmp_path, capsys):
+    code = run_cli(["audit", "--folds", "2", "--data", "synthetic-ct:n=4,size=32,slices=8",
+                    "--out", str(tmp_path / "t"), "--epochs", "1"])
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert code == 2 and "cross-validation (audit --folds) runs on 2-D" in err
+    assert not (tmp_path / "t").exists()
 
 
 # --------------------------------------------------------------------------- synthetic-ct
