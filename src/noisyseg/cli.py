@@ -189,6 +189,13 @@ def _train_config(options: dict[str, Any]) -> Any:
                        **{k: options[k] for k in _TRAIN_OPTIONS})
 
 
+def _case_metrics(res: dict) -> str:
+    """The per-case test metrics of a run on volumes, in one line."""
+    m = res["test"]["mean"]
+    return (f"test cases Dice {m['dice']:.4f}, HD95 {m['hd95']:.2f} mm, surface Dice "
+            f"{m['surface_dice']:.4f} at {res['test']['surface_dice_tolerance_mm']:g} mm")
+
+
 @app.command()
 def train(
     data: DataOpt = "synthetic-echo", model: ModelOpt = "unet", width: WidthOpt = None,
@@ -210,9 +217,7 @@ def train(
                     slice_axis=slice_axis, slice_size=slice_size, tolerance=tolerance)
     m = res["test"]["mean"]
     if "slice_axis" in res:
-        console.print(f"[green]wrote[/] {out}: test cases Dice {m['dice']:.4f}, HD95 "
-                      f"{m['hd95']:.2f} mm, surface Dice {m['surface_dice']:.4f} at "
-                      f"{res['test']['surface_dice_tolerance_mm']:g} mm "
+        console.print(f"[green]wrote[/] {out}: {_case_metrics(res)} "
                       f"({res['train_seconds']:.0f} s training)")
         return
     console.print(f"[green]wrote[/] {out}: test Dice {m['dice']:.4f}, IoU {m['iou']:.4f}, "
@@ -313,9 +318,7 @@ def audit(
     m = res["test"]["mean"]
     if "slice_axis" in res:
         console.print(f"[green]wrote[/] {out}: {res['n_slices']} slices along axis "
-                      f"{res['slice_axis']}; test cases Dice {m['dice']:.4f}, HD95 "
-                      f"{m['hd95']:.2f} mm, surface Dice {m['surface_dice']:.4f} at "
-                      f"{res['test']['surface_dice_tolerance_mm']:g} mm")
+                      f"{res['slice_axis']}; {_case_metrics(res)}")
         return
     console.print(f"[green]wrote[/] {out}: test Dice {m['dice']:.4f}")
 
