@@ -498,7 +498,7 @@ def _volume_audit(ds: CaseDataset, *, data: str, out: str | Path, config: TrainC
     import pandas as pd
 
     from noisyseg.data.layouts import CaseWriter, write_labels
-    from noisyseg.run import run_tables, score_table, session_summary
+    from noisyseg.run import run_tables, score_table
     from noisyseg.run.volumes import run_volume_session, volume_summary
     from noisyseg.train import ProgressBar
 
@@ -508,19 +508,9 @@ def _volume_audit(ds: CaseDataset, *, data: str, out: str | Path, config: TrainC
                             flag_value=flag_value, trusted=trusted,
                             callbacks=[ProgressBar(enabled=progress)])
     session, trainer, index = vs.session, vs.session.trainer, vs.index
-    summary = session_summary(session)
-    summary["test_slices"] = summary.pop("test")
-    summary.pop("detection", None)
     result: dict[str, Any] = {"data": data, "data_resolved": absolute_source(data),
                               "flag_rule": flag_rule, "flag_value": flag_value,
-                              "refurbish": refurbish is not None, **summary,
-                              **volume_summary(vs)}
-    result["test"] = result.pop("test_cases")
-    result["truth_known"] = vs.truth is not None
-    if session.trusted is not None:  # trusted slices, named by their cases
-        result["trusted"]["cases"] = sorted({sid.rsplit(":", 1)[0]
-                                             for sid in session.trusted.pop("sample_ids")})
-        result["trusted"]["n_cases"] = len(result["trusted"]["cases"])
+                              "refurbish": refurbish is not None, **volume_summary(vs)}
     if refurbish is not None:
         result["refurbish_config"] = refurbish.to_dict() | {
             "with": refurbish.with_detector or detectors[0]}
@@ -588,19 +578,14 @@ def _volume_train(ds: CaseDataset, *, data: str, out: str | Path, config: TrainC
 
     from noisyseg.data.layouts import write_labels
     from noisyseg.report import display_window, plot_volume_planes, save_figure
-    from noisyseg.run import session_summary, write_tables
+    from noisyseg.run import write_tables
     from noisyseg.run.volumes import run_volume_session, volume_summary
     from noisyseg.train import ProgressBar
 
     vs = run_volume_session(ds, config, slice_axis=slice_axis, slice_size=slice_size,
                             tolerance=tolerance, callbacks=[ProgressBar(enabled=progress)])
     session, index = vs.session, vs.index
-    summary = session_summary(session)
-    summary["test_slices"] = summary.pop("test")
-    result: dict[str, Any] = {"data": data, "dataset": ds.summary(), **summary,
-                              **volume_summary(vs)}
-    result["test"] = result.pop("test_cases")
-    pos = {int(s): k for k, s in enumerate(session.test_idx)}
+    result: dict[str, Any] = {"data": data, "dataset": ds.summary(), **volume_summary(vs)}
     with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2))
         (tmp / "config.json").write_text(json.dumps(
@@ -610,8 +595,7 @@ def _volume_train(ds: CaseDataset, *, data: str, out: str | Path, config: TrainC
         vs.case_metrics_table().to_csv(tmp / "case_metrics.csv", index=False)
         session.trainer.save(tmp / "model.pt")
         for k, i in enumerate(vs.test_cases):
-            pred = index.volume(int(i), session.test_pred[[pos[int(s)]
-                                                           for s in index.slices_of(int(i))]])
+            pred = vs.test_volume(int(i))
             write_labels(tmp / "predictions", ds, np.array([i]), [pred])
             if k == 0:
                 truth, geom = ds.read_label(int(i), clean=True)

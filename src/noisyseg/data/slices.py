@@ -69,6 +69,14 @@ class SliceIndex:
         """Voxel size of case ``i`` in mm, per array axis."""
         return tuple(self.geometry[i].spacing)
 
+    def volume_from(self, i: int, samples: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """Case ``i``'s volume from ``masks`` given for the slice samples ``samples`` (which
+        hold all of case ``i``'s slices, in any order): :meth:`volume` of its rows."""
+        samples = np.asarray(samples)
+        order = np.argsort(samples, kind="stable")
+        rows = order[np.searchsorted(samples, self.slices_of(i), sorter=order)]
+        return self.volume(i, masks[rows])
+
     def volume(self, i: int, slices: np.ndarray) -> np.ndarray:
         """Case ``i``'s label volume from its slices (``(D, h, w)`` in slice order, on the
         slice dataset's grid): resized back in-plane and put on the case's own axes."""

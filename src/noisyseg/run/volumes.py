@@ -31,7 +31,7 @@ from noisyseg.detect import DetectionMetrics, detection_metrics, flag
 from noisyseg.errors import ConfigError
 from noisyseg.evaluate import SegmentationMetrics, evaluate_masks
 from noisyseg.refurbish import RefurbishConfig
-from noisyseg.run.session import Session, read_trusted, run_session
+from noisyseg.run.session import Session, read_trusted, run_session, session_summary
 from noisyseg.train import Callback, TrainConfig
 
 __all__ = ["VolumeSession", "case_scores_from_slices", "run_volume_session", "volume_summary"]
@@ -95,8 +95,11 @@ class VolumeSession:
 
     def case_volume(self, i: int, slice_masks: np.ndarray) -> np.ndarray:
         """Case ``i``'s volume from per-training-slice masks (order of ``session.train_idx``)."""
-        pos = {int(s): k for k, s in enumerate(self.session.train_idx)}
-        return self.index.volume(i, slice_masks[[pos[int(s)] for s in self.index.slices_of(i)]])
+        return self.index.volume_from(i, self.session.train_idx, slice_masks)
+
+    def test_volume(self, i: int) -> np.ndarray:
+        """Evaluated case ``i``'s predicted label volume (from ``session.test_pred``)."""
+        return self.index.volume_from(i, self.session.test_idx, self.session.test_pred)
 
     def slice_table(self) -> pd.DataFrame:
         """``slice_scores.csv``: ``sample_id, slice, detector, score`` per training slice."""
@@ -145,12 +148,14 @@ def case_scores_from_slices(slice_scores: np.ndarray, case: np.ndarray, has_stru
         The cases to score, in output order.
     """
     s = np.asarray(slice_scores, dtype=float)
-    out = np.empty(len(cases))
-    for k, c in enumerate(cases):
-        mine = case == c
-        use = mine & has_structure if np.any(mine & has_structure) else mine
-        out[k] = float(np.nanmean(s[use])) if np.isfinite(s[use]).any() else np.nan
-    return out
+    case, has = np.asarray(case), np.asarray(has_structure, dtype=bool)
+    n = int(max(case.max(initial=0), np.max(cases, initial=0))) + 1
+    any_structure = np.bincount(case, weights=has, minlength=n) > 0
+    use = (has | ~any_structure[case]) & np.isfinite(s)
+    total = np.bincount(case[use], weights=s[use], minlength=n)
+    count = np.bincount(case[use], minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)[np.asarray(cases)]
 
 
 def _trusted_slices(cases: CaseDataset, ds_ids: tuple[str, ...], index: SliceIndex,
@@ -226,12 +231,10 @@ def run_volume_session(cases: CaseDataset, config: TrainConfig, *, slice_axis: i
             vs.slice_detection[det] = detection_metrics(s, session.flags[det],
                                                         ds.corrupted[train_idx])
     # per-case metrics in mm: the evaluated slices, reassembled
-    test_slices = session.test_idx
-    vs.test_cases = np.unique(index.case[test_slices])
-    pos = {int(s): k for k, s in enumerate(test_slices)}
+    vs.test_cases = np.unique(index.case[session.test_idx])
     rows = []
     for i in vs.test_cases:
-        pred = index.volume(int(i), session.test_pred[[pos[int(s)] for s in index.slices_of(int(i))]])
+        pred = vs.test_volume(int(i))
         truth = cases.read_label(int(i), clean=True)[0]
         rows.append(evaluate_masks(pred[None], truth[None], cases.class_names,
                                    spacing=index.spacing(int(i)), tolerance=tolerance))
@@ -262,20 +265,30 @@ def _merge_metrics(per_case: list[SegmentationMetrics], class_names: Sequence[st
 
 
 def volume_summary(vs: VolumeSession) -> dict[str, Any]:
-    """The case-level part of ``metrics.json``: test metrics per case in mm, detection on
-    cases and on slices, the slicing."""
+    """What ``metrics.json`` holds for a run on volumes (``noisyseg train``/``audit`` and study
+    trials): :func:`~noisyseg.run.session_summary` of the slice run with its slice-wise test
+    metrics as ``test_slices``; ``test`` the per-case metrics in mm; ``detection`` on cases
+    (``slice_detection`` on slices); the slicing; the trusted masks named by their cases."""
     assert vs.test is not None
-    out: dict[str, Any] = {
+    out = session_summary(vs.session)
+    out["test_slices"] = out.pop("test")
+    out |= {
         "dims": 2, "slice_axis": vs.index.axis, "slice_size": vs.index.size,
         "n_cases": {s: int(np.sum(vs.cases.split == s)) for s in SPLITS},
         "n_slices": int(len(vs.index.case)),
-        "test_cases": vs.test.to_dict() | {"n": int(len(vs.test_cases)),
-                                           "surface_dice_tolerance_mm": vs.tolerance},
-        "case_score": "mean over the slices whose given mask holds a structure"}
+        "test": vs.test.to_dict() | {"n": int(len(vs.test_cases)),
+                                     "surface_dice_tolerance_mm": vs.tolerance},
+        "case_score": "mean over the slices whose given mask holds a structure",
+        "truth_known": vs.truth is not None}
+    out.pop("detection", None)
     if vs.detection:
-        out["case_detection"] = {k: v.to_dict() for k, v in vs.detection.items()}
+        out["detection"] = {k: v.to_dict() for k, v in vs.detection.items()}
     if vs.slice_detection:
         out["slice_detection"] = {k: v.to_dict() for k, v in vs.slice_detection.items()}
     if vs.session.refurbisher is not None:
         out["n_refurbished_cases"] = int(vs.refurbished.sum())
+    if out.get("trusted"):  # trusted slices, named by their cases
+        trusted = dict(out["trusted"])
+        cases = sorted({sid.rsplit(":", 1)[0] for sid in trusted.pop("sample_ids")})
+        out["trusted"] = trusted | {"cases": cases, "n_cases": len(cases)}
     return out

@@ -166,8 +166,7 @@ def _run_volumes(trial: TrialConfig, ds: Any, files: dict[str, bytes], summary: 
     from noisyseg.corrupt import corrupt_cases
     from noisyseg.data import load_dataset
     from noisyseg.metrics import dice
-    from noisyseg.run import run_volume_session, score_table, session_summary, table_bytes
-    from noisyseg.run.volumes import volume_summary
+    from noisyseg.run import run_volume_session, score_table, table_bytes, volume_summary
 
     with tempfile.TemporaryDirectory(prefix="noisyseg-trial-") as tmp:
         t0 = time.perf_counter()
@@ -197,11 +196,7 @@ def _run_volumes(trial: TrialConfig, ds: Any, files: dict[str, bytes], summary: 
         vs = run_volume_session(cases, cfg, detectors=a.detectors,
                                 refurbish=a.refurbish_config() if a.refurbish else None,
                                 flag_rule=a.flag_rule, flag_value=a.flag_value)
-        summary |= session_summary(vs.session)
-        summary["test_slices"] = summary.pop("test")
         summary |= volume_summary(vs)
-        summary["test"] = summary.pop("test_cases")
-        summary["detection"] = {k: v.to_dict() for k, v in vs.detection.items()}
         files |= table_bytes(vs.session)
         if vs.scores:
             files["scores.csv"] = score_table(vs.case_ids, vs.scores, vs.flags,
