@@ -445,12 +445,8 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
                           flag_value=flag_value, trusted=trusted,
                           callbacks=[ProgressBar(enabled=progress)])
     trainer, idx, truth = session.trainer, session.train_idx, session.truth
-    result: dict[str, Any] = {"data": data, "data_resolved": absolute_source(data),
-                              "flag_rule": flag_rule, "flag_value": flag_value,
-                              "refurbish": refurbish is not None, **session_summary(session)}
-    if refurbish is not None:
-        result["refurbish_config"] = refurbish.to_dict() | {
-            "with": refurbish.with_detector or detectors[0]}
+    result = _audit_record(data, flag_rule, flag_value, refurbish, detectors,
+                           session_summary(session))
     final = session.final_masks()
 
     # suspects: the top of the first detector's ranking
@@ -488,6 +484,20 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
 
 
 
+def _audit_record(data: str, flag_rule: str, flag_value: float | None,
+                  refurbish: RefurbishConfig | None, detectors: Sequence[str],
+                  summary: dict[str, Any]) -> dict[str, Any]:
+    """An audit's ``metrics.json``: its data and flag rule, the run's summary, and the
+    refurbishment settings when it refurbished."""
+    result: dict[str, Any] = {"data": data, "data_resolved": absolute_source(data),
+                              "flag_rule": flag_rule, "flag_value": flag_value,
+                              "refurbish": refurbish is not None, **summary}
+    if refurbish is not None:
+        result["refurbish_config"] = refurbish.to_dict() | {
+            "with": refurbish.with_detector or detectors[0]}
+    return result
+
+
 def _volume_audit(ds: CaseDataset, *, data: str, out: str | Path, config: TrainConfig,
                   detectors: Sequence[str], refurbish: RefurbishConfig | None, flag_rule: str,
                   flag_value: float | None, n_suspects: int,
@@ -508,12 +518,7 @@ def _volume_audit(ds: CaseDataset, *, data: str, out: str | Path, config: TrainC
                             flag_value=flag_value, trusted=trusted,
                             callbacks=[ProgressBar(enabled=progress)])
     session, trainer, index = vs.session, vs.session.trainer, vs.index
-    result: dict[str, Any] = {"data": data, "data_resolved": absolute_source(data),
-                              "flag_rule": flag_rule, "flag_value": flag_value,
-                              "refurbish": refurbish is not None, **volume_summary(vs)}
-    if refurbish is not None:
-        result["refurbish_config"] = refurbish.to_dict() | {
-            "with": refurbish.with_detector or detectors[0]}
+    result = _audit_record(data, flag_rule, flag_value, refurbish, detectors, volume_summary(vs))
     tables = run_tables(session)
     tables["scores.csv"] = score_table(vs.case_ids, vs.scores, vs.flags, vs.truth)
     tables["slice_scores.csv"] = vs.slice_table()
