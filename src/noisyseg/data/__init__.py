@@ -1,11 +1,12 @@
 """Datasets: one in-memory representation and the sources that produce it.
 
-Public API: :class:`SegDataset` (2-D, in memory), :class:`CaseDataset` (any dimension, read
+Public API: :class:`SegDataset` (images or volumes on one grid, in memory), :class:`CaseDataset` (any dimension, read
 one case at a time), :func:`load_dataset` (from a ``--data`` string), the sources
 (:func:`synthetic_echo`, :func:`synthetic_ct`, :func:`load_camus`, :func:`load_folder`,
 :func:`load_nnunet`, :func:`load_msd`), geometry-preserving IO (:class:`Geometry`,
 :func:`read_image`, :func:`write_image`), :func:`write_folder`, volumes as 2-D slices
-(:func:`slice_dataset`, :class:`SliceIndex`), and a model's predictions
+(:func:`slice_dataset`, :class:`SliceIndex`) or as one 3-D dataset (:func:`volume_dataset`,
+:class:`VolumeIndex`), and a model's predictions
 (:func:`find_predictions`, :func:`read_prediction`).
 """
 
@@ -24,6 +25,7 @@ from noisyseg.data.synthetic import (
     synthetic_echo_masks,
 )
 from noisyseg.data.synthetic_ct import CT_CLASSES, make_ct_case, synthetic_ct
+from noisyseg.data.volumes import VolumeIndex, volume_dataset
 
 __all__ = [
     "CAMUS_CLASSES",
@@ -37,6 +39,7 @@ __all__ = [
     "SPLITS",
     "SegDataset",
     "SliceIndex",
+    "VolumeIndex",
     "find_predictions",
     "load_camus",
     "absolute_source",
@@ -50,6 +53,7 @@ __all__ = [
     "parse_source",
     "random_split",
     "slice_dataset",
+    "volume_dataset",
     "read_array",
     "read_image",
     "read_prediction",

@@ -19,13 +19,16 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True, eq=False)
 class SegDataset:
-    """Images, masks, class names, sample ids and split of a 2-D segmentation dataset.
+    """Images, masks, class names, sample ids and split of a segmentation dataset held in
+    memory: N samples on one grid, 2-D images ``(N, H, W)`` or volumes ``(N, D, H, W)``
+    (volumes of different grids are brought to one by :func:`~noisyseg.data.volume_dataset`).
 
     Attributes
     ----------
-    images : (N, H, W) float32 ndarray
-        Raw intensities (no normalisation applied; the trainer normalises per image).
-    masks : (N, H, W) uint8 ndarray
+    images : (N, *S) float32 ndarray
+        Raw intensities (no normalisation applied; the trainer normalises per image);
+        ``S`` is ``(H, W)`` or ``(D, H, W)``.
+    masks : (N, *S) uint8 ndarray
         The masks used for training: possibly noisy.
     class_names : tuple of str
         ``class_names[k]`` names label ``k``; label 0 is the background.
@@ -33,7 +36,7 @@ class SegDataset:
         Unique id per sample (file stem for folder data).
     split : (N,) ndarray of str
         ``"train"``, ``"val"`` or ``"test"`` per sample.
-    clean_masks : (N, H, W) uint8 ndarray or None
+    clean_masks : (N, *S) uint8 ndarray or None
         The truth when ``masks`` carries simulated errors (a folder written by
         ``noisyseg corrupt``); ``None`` when the masks are the truth.
     corrupted : (N,) bool ndarray or None
@@ -61,9 +64,10 @@ class SegDataset:
 
     def __post_init__(self) -> None:
         n = len(self.sample_ids)
-        if self.images.ndim != 3 or self.masks.shape != self.images.shape:
+        if self.images.ndim not in (3, 4) or self.masks.shape != self.images.shape:
             raise DataError(f"{self.source or 'dataset'}: images {self.images.shape} and masks "
-                            f"{self.masks.shape} must both be (N, H, W) of equal shape")
+                            f"{self.masks.shape} must both be (N, H, W) or (N, D, H, W) of equal "
+                            f"shape")
         if self.geometry is not None and len(self.geometry) != n:
             raise DataError(f"{self.source or 'dataset'}: {len(self.geometry)} geometries for {n} "
                             f"samples")
@@ -93,9 +97,14 @@ class SegDataset:
         return len(self.class_names)
 
     @property
-    def shape(self) -> tuple[int, int]:
-        """Image size ``(H, W)`` in pixels."""
-        return int(self.images.shape[1]), int(self.images.shape[2])
+    def shape(self) -> tuple[int, ...]:
+        """Sample size in pixels: ``(H, W)``, or ``(D, H, W)`` for volumes."""
+        return tuple(int(v) for v in self.images.shape[1:])
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 for images, 3 for volumes."""
+        return self.images.ndim - 1
 
     def __len__(self) -> int:
         return len(self.sample_ids)

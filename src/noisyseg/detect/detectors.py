@@ -64,6 +64,17 @@ class Detector(Callback):
         """Latest scores (n_train,), or None before the first score exists."""
         return self.history[-1][1] if self.history else None
 
+    def voxel_scores(self, trainer: Trainer, positions: np.ndarray) -> np.ndarray:
+        """Where in each sample the suspicion lies: a ``(B, *S)`` map (higher = more suspect)
+        for the training samples at ``positions``, from the trained model. A volume's
+        per-slice scores are this map's slice means. The base detector's map is the
+        per-voxel cross-entropy of the given mask under the model (what the loss detector
+        averages during training)."""
+        idx = self.train_idx[np.asarray(positions)]
+        logits = trainer.predict_logits(idx)
+        given = torch.as_tensor(trainer.dataset.masks[idx].astype(np.int64))
+        return torch.nn.functional.cross_entropy(logits, given, reduction="none").numpy()
+
     def state_dict(self) -> dict[str, Any]:
         return {"history": [(e, s.tolist()) for e, s in self.history]}
 
@@ -149,8 +160,8 @@ def input_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     ----------
     model : torch.nn.Module
         Put in eval mode by the caller (batch norm then treats samples independently).
-    x : (B, 1, H, W) float tensor
-    y : (B, H, W) int64 tensor
+    x : (B, 1, *S) float tensor
+    y : (B, *S) int64 tensor
         The given labels.
     target : {'given', 'given-prob', 'predicted', 'foreground', 'boundary', 'loss'}
         The score: mean over pixels of the logit of each pixel's given label (default), of
@@ -161,28 +172,31 @@ def input_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
 
     Returns
     -------
-    (B, H, W) float tensor
+    (B, *S) float tensor
     """
     x = x.detach().clone().requires_grad_(True)
     logits = model(x)
+    dims = tuple(range(1, y.ndim))
     if target == "given":
-        score = logits.gather(1, y[:, None]).squeeze(1).mean(dim=(1, 2))
+        score = logits.gather(1, y[:, None]).squeeze(1).mean(dim=dims)
     elif target == "given-prob":
-        score = torch.softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1).mean(dim=(1, 2))
+        score = torch.softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1).mean(dim=dims)
     elif target == "predicted":
-        score = logits.max(dim=1).values.mean(dim=(1, 2))
+        score = logits.max(dim=1).values.mean(dim=dims)
     elif target == "loss":  # minus the per-sample cross-entropy against the given labels
-        score = -torch.nn.functional.cross_entropy(logits, y, reduction="none").mean(dim=(1, 2))
+        score = -torch.nn.functional.cross_entropy(logits, y, reduction="none").mean(dim=dims)
     elif target in ("foreground", "boundary"):
         sel = logits.gather(1, y[:, None]).squeeze(1)
         if target == "foreground":
             w = (y > 0).to(sel.dtype)
         else:  # pixels within 3 px of a label change of the given mask
             yf = y[:, None].to(sel.dtype)
-            hi = torch.nn.functional.max_pool2d(yf, 7, stride=1, padding=3)
-            lo = -torch.nn.functional.max_pool2d(-yf, 7, stride=1, padding=3)
+            pool = (torch.nn.functional.max_pool2d if y.ndim == 3
+                    else torch.nn.functional.max_pool3d)
+            hi = pool(yf, 7, stride=1, padding=3)
+            lo = -pool(-yf, 7, stride=1, padding=3)
             w = (hi != lo)[:, 0].to(sel.dtype)
-        score = (sel * w).sum(dim=(1, 2)) / w.sum(dim=(1, 2)).clamp_min(1)
+        score = (sel * w).sum(dim=dims) / w.sum(dim=dims).clamp_min(1)
     else:
         raise ConfigError(f"vog target: expected given, predicted, foreground, boundary or "
                           f"loss, got {target!r}")
@@ -279,6 +293,17 @@ class VOGDetector(Detector):
         if int(self.moments.count.max()) >= 2:
             self.history.append((epoch + 1, self._score()))
 
+    def voxel_scores(self, trainer: Trainer, positions: np.ndarray) -> np.ndarray:
+        """The per-voxel variance (or standard deviation, ``reduce='std'``) of the input
+        gradient across checkpoints."""
+        if self.moments is None:
+            raise RuntimeError("VOG scores requested before training started")
+        pos = torch.as_tensor(np.asarray(positions, dtype=np.int64))
+        m2 = self.moments.m2[pos]
+        count = self.moments.count[pos].clamp_min(1).reshape(-1, *([1] * (m2.ndim - 1)))
+        var = (m2 / count).clamp_min(0)
+        return (var.sqrt() if self.reduce == "std" else var).numpy()
+
     def _score(self) -> np.ndarray:
         if self.moments is None:
             raise RuntimeError("VOG scores requested before training started")
@@ -302,6 +327,12 @@ class OnlineVOGDetector(VOGDetector):
         self.start_epoch = start_epoch
 
     def on_train_start(self, trainer: Trainer) -> None:
+        if trainer.patched:
+            raise ConfigError(
+                f"detectors: vog-online needs each step to see whole samples, but training "
+                f"runs on {'x'.join(map(str, trainer.patch_size))} patches of "
+                f"{'x'.join(map(str, trainer.dataset.shape))} samples; use vog, or set "
+                f"patch_size to the sample size")
         super().on_train_start(trainer)
         self.epochs = []
         trainer.track_input_grad = True
@@ -314,7 +345,7 @@ class OnlineVOGDetector(VOGDetector):
             g = rms_normalise(g)
         dy, dx = batch.shift
         if dy or dx:
-            g = torch.roll(g, (-dy, -dx), dims=(1, 2))
+            g = torch.roll(g, (-dy, -dx), dims=(-2, -1))
         pos = self.positions(batch.indices)
         _, first = np.unique(pos, return_index=True)  # a sample drawn twice counts once
         self.moments.update(torch.as_tensor(pos[first]), g[torch.as_tensor(first)].cpu())
@@ -368,8 +399,18 @@ class CleanlabDetector(_PredictionDetector):
 
         probs = torch.softmax(trainer.predict_logits(self.train_idx), dim=1).numpy()
         labels = trainer.dataset.masks[self.train_idx].astype(np.int64)
+        if labels.ndim == 4:  # volumes: cleanlab scores pixels, so (D, H, W) reads as (D*H, W)
+            labels = labels.reshape(len(labels), -1, labels.shape[-1])
+            probs = probs.reshape(*probs.shape[:2], -1, probs.shape[-1])
         quality, _ = get_label_quality_scores(labels, probs, method=self.method, verbose=False)
         return 1.0 - np.asarray(quality, dtype=np.float64)
+
+    def voxel_scores(self, trainer: Trainer, positions: np.ndarray) -> np.ndarray:
+        """1 - cleanlab's pixel score (the model's probability of the given label)."""
+        idx = self.train_idx[np.asarray(positions)]
+        probs = torch.softmax(trainer.predict_logits(idx), dim=1)
+        given = torch.as_tensor(trainer.dataset.masks[idx].astype(np.int64))
+        return (1.0 - probs.gather(1, given[:, None])[:, 0]).numpy()
 
 
 def validation_bias(trainer: Trainer, *, max_val: int = 32) -> np.ndarray:
@@ -428,6 +469,12 @@ class DisagreeDetector(_PredictionDetector):
             pred = apply_bias(trainer.predict_logits(idx), self.bias)
             out[i:i + 64] = 1.0 - dice(pred, given[idx], trainer.dataset.n_classes)
         return out
+
+    def voxel_scores(self, trainer: Trainer, positions: np.ndarray) -> np.ndarray:
+        """Where the given mask and the calibrated prediction disagree (1) or agree (0)."""
+        idx = self.train_idx[np.asarray(positions)]
+        pred = apply_bias(trainer.predict_logits(idx), self.bias)
+        return (pred != trainer.dataset.masks[idx]).astype(np.float32)
 
 
 #: Detector names (``--detector``) and their constructors.

@@ -1,6 +1,7 @@
 """Per-sample suspicion scores and the rules that turn them into flags (arrays in, arrays out).
 
-Vocabulary: ``grads`` are input gradients ``(K, N, H, W)`` (K checkpoints, N samples);
+Vocabulary: ``grads`` are input gradients ``(K, N, *S)`` (K checkpoints, N samples, ``S``
+the image's ``(H, W)`` or the volume's ``(D, H, W)``);
 ``scores`` are ``(N,)`` with higher = more suspect; ``flags`` are ``(N,)`` bool.
 """
 
@@ -36,7 +37,7 @@ __all__ = [
 class RunningMoments:
     """Per-element running mean and variance (Welford), memory independent of the count.
 
-    Holds ``count`` (N,), ``mean`` and ``m2`` of shape ``(N, H, W)`` as float64 tensors, so
+    Holds ``count`` (N,), ``mean`` and ``m2`` of shape ``(N, *S)`` as float64 tensors, so
     the variance across K updates costs O(N x H x W) memory, not O(K x N x H x W).
     """
 
@@ -51,7 +52,7 @@ class RunningMoments:
         n = self.count[index] + 1
         mean = self.mean[index]  # gathered copies, updated in place, scattered back
         delta = v - mean
-        mean.addcdiv_(delta, n[:, None, None])
+        mean.addcdiv_(delta, _per_sample(n, v.ndim))
         m2 = self.m2[index]
         m2.addcmul_(delta, v - mean)
         self.mean[index] = mean
@@ -60,8 +61,9 @@ class RunningMoments:
 
     def variance(self) -> torch.Tensor:
         """Population variance per element (0 where fewer than 2 observations)."""
-        c = self.count.clamp_min(1)[:, None, None]
-        return torch.where(self.count[:, None, None] > 1, self.m2 / c, torch.zeros_like(self.m2))
+        c = _per_sample(self.count.clamp_min(1), self.m2.ndim)
+        return torch.where(_per_sample(self.count, self.m2.ndim) > 1, self.m2 / c,
+                           torch.zeros_like(self.m2))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """State for checkpoints."""
@@ -72,26 +74,36 @@ class RunningMoments:
         self.count, self.mean, self.m2 = state["count"], state["mean"], state["m2"]
 
 
+def _per_sample(v: torch.Tensor, ndim: int) -> torch.Tensor:
+    """A (N,) tensor shaped to broadcast against (N, *S) arrays of ``ndim`` dimensions."""
+    return v.reshape(-1, *([1] * (ndim - 1)))
+
+
 def boundary_band(masks: np.ndarray, width: int = 3) -> np.ndarray:
-    """Pixels within ``width`` of any label boundary, (N, H, W) bool."""
+    """Pixels within ``width`` (a square or cube, per axis) of any label boundary:
+    (N, *S) masks -> (N, *S) bool."""
     from scipy import ndimage as ndi
 
     m = np.asarray(masks)
     edge = np.zeros(m.shape, dtype=bool)
-    edge[:, 1:, :] |= m[:, 1:, :] != m[:, :-1, :]
-    edge[:, :, 1:] |= m[:, :, 1:] != m[:, :, :-1]
-    st = np.zeros((1, 2 * width + 1, 2 * width + 1), dtype=bool)
+    for ax in range(1, m.ndim):
+        hi = [slice(None)] * m.ndim
+        lo = [slice(None)] * m.ndim
+        hi[ax], lo[ax] = slice(1, None), slice(None, -1)
+        edge[tuple(hi)] |= m[tuple(hi)] != m[tuple(lo)]
+    st = np.zeros((1, *([2 * width + 1] * (m.ndim - 1))), dtype=bool)
     st[0] = True
     return ndi.binary_dilation(edge, structure=st)
 
 
 def rms_normalise(grads: torch.Tensor) -> torch.Tensor:
-    """Scale each (H, W) gradient map of a (B, H, W) batch to unit root-mean-square.
+    """Scale each gradient map of a (B, *S) batch to unit root-mean-square.
 
     Used by VOG's ``normalise='rms'``: only changes of a gradient's *pattern* across
     checkpoints then count, not changes of its overall scale.
     """
-    return grads / grads.pow(2).mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-30)
+    dims = tuple(range(1, grads.ndim))
+    return grads / grads.pow(2).mean(dim=dims, keepdim=True).sqrt().clamp_min(1e-30)
 
 
 def check_vog_reduce(reduce: str, normalise: str) -> None:
@@ -110,17 +122,18 @@ def vog_scores(variance: np.ndarray | torch.Tensor | RunningMoments, *,
 
     Parameters
     ----------
-    variance : (N, H, W) array, (K, N, H, W) array or RunningMoments
-        Per-pixel variance of the input gradient across checkpoints; or ``(K, N, H, W)``
+    variance : (N, *S) array, (K, N, *S) array or RunningMoments
+        Per-pixel variance of the input gradient across checkpoints; or ``(K, N, *S)``
         gradients, whose variance over K is taken here (the direct computation the running
         moments must equal); or the :class:`RunningMoments` themselves (reduced without
-        building the variance map: what the detectors call every epoch).
-    region : (N, H, W) bool ndarray, optional
+        building the variance map: what the detectors call every epoch). A 4-D array is
+        read as ``(K, N, H, W)`` unless ``region`` says it is ``(N, D, H, W)``.
+    region : (N, *S) bool ndarray, optional
         Average only over these pixels (e.g. :func:`boundary_band`); all pixels otherwise.
     normalise : {'none', 'mean'}
         ``'mean'`` divides each sample's score by its mean squared gradient, making it
         invariant to the gradient's scale (which varies with image contrast).
-    mean_grad : (N, H, W) array, optional
+    mean_grad : (N, *S) array, optional
         Mean gradient across checkpoints, needed for ``normalise='mean'``.
     reduce : {'variance', 'std'}
         Average the per-pixel variance (study B) or its square root, the per-pixel standard
@@ -136,18 +149,20 @@ def vog_scores(variance: np.ndarray | torch.Tensor | RunningMoments, *,
     if isinstance(variance, RunningMoments):
         return _moment_scores(variance, region, normalise, reduce)
     v = torch.as_tensor(variance, dtype=torch.float64)
-    if v.ndim == 4:
+    if region is not None and v.ndim == np.ndim(region) + 1 or region is None and v.ndim == 4:
+        # (K, N, *S) gradients; a 4-D array without a region is read as (K, N, H, W)
         mean_grad = v.mean(0).numpy() if mean_grad is None else mean_grad
         v = v.var(0, unbiased=False)
     if reduce == "std":
         v = v.clamp_min(0).sqrt()
     w = torch.ones_like(v) if region is None else torch.as_tensor(region, dtype=torch.float64)
-    denom = w.sum(dim=(1, 2)).clamp_min(1)
-    score = (v * w).sum(dim=(1, 2)) / denom
+    dims = tuple(range(1, v.ndim))
+    denom = w.sum(dim=dims).clamp_min(1)
+    score = (v * w).sum(dim=dims) / denom
     if normalise == "mean":
         if mean_grad is None:
             raise ConfigError("vog normalise='mean' needs mean_grad")
-        g2 = (torch.as_tensor(mean_grad, dtype=torch.float64) ** 2 * w).sum(dim=(1, 2)) / denom
+        g2 = (torch.as_tensor(mean_grad, dtype=torch.float64) ** 2 * w).sum(dim=dims) / denom
         score = score / (g2 + score).clamp_min(1e-30)
     return score.numpy()
 
@@ -299,11 +314,16 @@ def detection_metrics(scores: np.ndarray, flags: np.ndarray, truth: np.ndarray) 
 
 
 def apply_bias(logits: torch.Tensor, bias: np.ndarray | None) -> np.ndarray:
-    """Labels ``argmax(logits + bias)``: (N, C, H, W) logits, (C,) offsets -> (N, H, W) uint8."""
+    """Labels ``argmax(logits + bias)``: (N, C, *S) logits, (C,) offsets -> (N, *S) uint8."""
     z = torch.as_tensor(logits)
     if bias is not None:
-        z = z + torch.as_tensor(np.asarray(bias), dtype=z.dtype)[None, :, None, None]
+        z = z + _class_offsets(bias, z)
     return z.argmax(1).numpy().astype(np.uint8)
+
+
+def _class_offsets(bias: np.ndarray, z: torch.Tensor) -> torch.Tensor:
+    """(C,) offsets shaped to add to (N, C, *S) logits."""
+    return torch.as_tensor(np.asarray(bias), dtype=z.dtype).reshape(1, -1, *([1] * (z.ndim - 2)))
 
 
 def class_bias(logits: torch.Tensor, truth: np.ndarray, *, span: float = 6.0,
@@ -320,7 +340,7 @@ def class_bias(logits: torch.Tensor, truth: np.ndarray, *, span: float = 6.0,
     Parameters
     ----------
     logits : (N, C, H, W) tensor
-    truth : (N, H, W) integer ndarray
+    truth : (N, *S) integer ndarray
         The right labels of the same samples.
 
     Returns
@@ -342,7 +362,7 @@ def class_bias(logits: torch.Tensor, truth: np.ndarray, *, span: float = 6.0,
         for c in range(1, n_classes):
             # with the other offsets fixed, a pixel is c iff its margin over the best other
             # class exceeds -offset; elsewhere it keeps the best other class
-            others = z + torch.as_tensor(bias, dtype=z.dtype)[None, :, None, None]
+            others = z + _class_offsets(bias, z)
             others[:, c] = -torch.inf
             top, rest = others.max(dim=1)
             margin = (z[:, c] - top).numpy()

@@ -1,8 +1,10 @@
-"""Segmentation networks of study A: U-Net, SegNet and FCN32 (2-D, any number of classes).
+"""Segmentation networks of study A: U-Net, SegNet and FCN32 (2-D or 3-D, any number of classes).
 
 Each starts at ``width`` convolution kernels (study A: 6) that double at each
-down-sampling, uses batch norm, and maps ``(N, in_channels, H, W)`` to logits
-``(N, n_classes, H, W)``. H and W must be divisible by ``2**depth`` (32 for FCN32).
+down-sampling, uses batch norm, and maps ``(N, in_channels, *S)`` to logits
+``(N, n_classes, *S)`` where ``S`` has ``spatial_dims`` axes (2: ``H, W``; 3: ``D, H, W``,
+the same layers in 3-D, as nnU-Net's ``3d_fullres`` is its ``2d`` network in 3-D). Every
+axis must be divisible by ``2**depth`` (32 for FCN32).
 """
 
 from __future__ import annotations
@@ -14,32 +16,49 @@ from torch import nn
 __all__ = ["FCN32", "SegNet", "UNet"]
 
 
-def _block(cin: int, cout: int, n: int = 2) -> nn.Sequential:
+def _layers(spatial_dims: int) -> tuple[type[nn.Module], type[nn.Module], type[nn.Module]]:
+    """Convolution, batch norm and transposed convolution for 2-D or 3-D inputs."""
+    if spatial_dims not in (2, 3):
+        raise TypeError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
+    return ((nn.Conv2d, nn.BatchNorm2d, nn.ConvTranspose2d) if spatial_dims == 2
+            else (nn.Conv3d, nn.BatchNorm3d, nn.ConvTranspose3d))
+
+
+def _block(cin: int, cout: int, n: int = 2, spatial_dims: int = 2) -> nn.Sequential:
+    conv, norm, _ = _layers(spatial_dims)
     layers: list[nn.Module] = []
     for i in range(n):
-        layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1, bias=False),
-                   nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        layers += [conv(cin if i == 0 else cout, cout, 3, padding=1, bias=False),
+                   norm(cout), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
+
+
+def _pool(x: torch.Tensor, **kw):  # type: ignore[no-untyped-def]
+    return (F.max_pool2d if x.ndim == 4 else F.max_pool3d)(x, 2, **kw)
 
 
 class UNet(nn.Module):
     """U-Net (Ronneberger et al., 2015) with batch norm and ``depth`` down-samplings."""
 
     def __init__(self, in_channels: int = 1, n_classes: int = 2, *, width: int = 6,
-                 depth: int = 4) -> None:
+                 depth: int = 4, spatial_dims: int = 2) -> None:
         super().__init__()
+        conv, _, upconv = _layers(spatial_dims)
+        d = spatial_dims
         chans = [width * 2**i for i in range(depth + 1)]
-        self.down = nn.ModuleList([_block(in_channels, chans[0])]
-                                  + [_block(chans[i], chans[i + 1]) for i in range(depth)])
-        self.up = nn.ModuleList([nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2)
+        self.down = nn.ModuleList([_block(in_channels, chans[0], spatial_dims=d)]
+                                  + [_block(chans[i], chans[i + 1], spatial_dims=d)
+                                     for i in range(depth)])
+        self.up = nn.ModuleList([upconv(chans[i + 1], chans[i], 2, stride=2)
                                  for i in reversed(range(depth))])
-        self.dec = nn.ModuleList([_block(2 * chans[i], chans[i]) for i in reversed(range(depth))])
-        self.head = nn.Conv2d(chans[0], n_classes, 1)
+        self.dec = nn.ModuleList([_block(2 * chans[i], chans[i], spatial_dims=d)
+                                  for i in reversed(range(depth))])
+        self.head = conv(chans[0], n_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
         for i, blk in enumerate(self.down):
-            x = blk(x if i == 0 else F.max_pool2d(x, 2))
+            x = blk(x if i == 0 else _pool(x))
             skips.append(x)
         skips.pop()
         for up, dec in zip(self.up, self.dec, strict=True):
@@ -51,25 +70,28 @@ class SegNet(nn.Module):
     """SegNet (Badrinarayanan et al., 2017): the decoder max-unpools with the encoder's indices."""
 
     def __init__(self, in_channels: int = 1, n_classes: int = 2, *, width: int = 6,
-                 depth: int = 4) -> None:
+                 depth: int = 4, spatial_dims: int = 2) -> None:
         super().__init__()
+        conv, _, _ = _layers(spatial_dims)
+        d = spatial_dims
         chans = [width * 2**i for i in range(depth)]
-        self.enc = nn.ModuleList([_block(in_channels if i == 0 else chans[i - 1], chans[i])
-                                  for i in range(depth)])
-        self.dec = nn.ModuleList([_block(chans[i], chans[i - 1] if i else chans[0])
+        self.enc = nn.ModuleList([_block(in_channels if i == 0 else chans[i - 1], chans[i],
+                                         spatial_dims=d) for i in range(depth)])
+        self.dec = nn.ModuleList([_block(chans[i], chans[i - 1] if i else chans[0], spatial_dims=d)
                                   for i in reversed(range(depth))])
-        self.head = nn.Conv2d(chans[0], n_classes, 1)
+        self.head = conv(chans[0], n_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stack = []
+        unpool = F.max_unpool2d if x.ndim == 4 else F.max_unpool3d
         for blk in self.enc:
             x = blk(x)
-            size = x.shape[-2:]
-            x, idx = F.max_pool2d(x, 2, return_indices=True)
+            size = x.shape[2:]
+            x, idx = _pool(x, return_indices=True)
             stack.append((idx, size))
         for blk in self.dec:
             idx, size = stack.pop()
-            x = blk(F.max_unpool2d(x, idx, 2, output_size=size))
+            x = blk(unpool(x, idx, 2, output_size=size))
         return self.head(x)
 
 
@@ -80,30 +102,35 @@ class FCN32(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, n_classes: int = 2, *, width: int = 6,
-                 depth: int = 5) -> None:
+                 depth: int = 5, spatial_dims: int = 2) -> None:
         super().__init__()
+        conv, _, upconv = _layers(spatial_dims)
         chans = [width * 2**i for i in range(depth)]
         self.enc = nn.ModuleList([_block(in_channels if i == 0 else chans[i - 1], chans[i],
-                                         2 if i < 2 else 3) for i in range(depth)])
-        self.classifier = nn.Sequential(nn.Conv2d(chans[-1], chans[-1], 1), nn.ReLU(inplace=True),
-                                        nn.Conv2d(chans[-1], n_classes, 1))
+                                         2 if i < 2 else 3, spatial_dims=spatial_dims)
+                                  for i in range(depth)])
+        self.classifier = nn.Sequential(conv(chans[-1], chans[-1], 1), nn.ReLU(inplace=True),
+                                        conv(chans[-1], n_classes, 1))
         f = 2**depth
-        self.up = nn.ConvTranspose2d(n_classes, n_classes, 2 * f, stride=f, padding=f // 2,
-                                     bias=False)
-        self.up.weight.data.copy_(_bilinear_kernel(n_classes, 2 * f))
+        self.up = upconv(n_classes, n_classes, 2 * f, stride=f, padding=f // 2, bias=False)
+        self.up.weight.data.copy_(_bilinear_kernel(n_classes, 2 * f, spatial_dims))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for blk in self.enc:
-            x = F.max_pool2d(blk(x), 2)
+            x = _pool(blk(x))
         return self.up(self.classifier(x))
 
 
-def _bilinear_kernel(channels: int, k: int) -> torch.Tensor:
+def _bilinear_kernel(channels: int, k: int, spatial_dims: int = 2) -> torch.Tensor:
+    """A transposed-convolution kernel that up-samples each channel (bi- or trilinearly)."""
     factor = (k + 1) // 2
     center = factor - 1 if k % 2 == 1 else factor - 0.5
     og = torch.arange(k, dtype=torch.float32)
     filt = 1 - torch.abs(og - center) / factor
-    w = torch.zeros(channels, channels, k, k)
+    kern = filt[:, None] * filt[None, :]
+    if spatial_dims == 3:
+        kern = kern[:, :, None] * filt[None, None, :]
+    w = torch.zeros(channels, channels, *kern.shape)
     for c in range(channels):
-        w[c, c] = filt[:, None] * filt[None, :]
+        w[c, c] = kern
     return w

@@ -17,11 +17,12 @@ __all__ = ["MODELS", "build_model", "list_models"]
 MODELS: dict[str, Callable[..., nn.Module]] = {"unet": UNet, "segnet": SegNet, "fcn32": FCN32}
 
 
-def build_model(name: str, *, in_channels: int = 1, n_classes: int, **options: Any) -> nn.Module:
-    """Build the network ``name`` with ``options`` (e.g. ``width=6``).
+def build_model(name: str, *, in_channels: int = 1, n_classes: int, spatial_dims: int = 2,
+                **options: Any) -> nn.Module:
+    """Build the network ``name`` with ``options`` (e.g. ``width=6``) for 2-D or 3-D inputs.
 
-    ``monai:NAME`` builds ``monai.networks.nets.NAME(spatial_dims=2, in_channels=...,
-    out_channels=n_classes, **options)``. No weights are ever downloaded.
+    ``monai:NAME`` builds ``monai.networks.nets.NAME(spatial_dims=spatial_dims,
+    in_channels=..., out_channels=n_classes, **options)``. No weights are ever downloaded.
 
     Raises
     ------
@@ -35,7 +36,7 @@ def build_model(name: str, *, in_channels: int = 1, n_classes: int, **options: A
         if cls is None or not isinstance(cls, type):
             raise ConfigError(f"model: {name}: monai.networks.nets has no network "
                               f"{name.split(':', 1)[1]!r}")
-        kwargs = {"spatial_dims": 2, "in_channels": in_channels, "out_channels": n_classes}
+        kwargs = {"spatial_dims": spatial_dims, "in_channels": in_channels, "out_channels": n_classes}
         params = inspect.signature(cls).parameters
         if "spatial_dims" not in params and "dimensions" in params:
             kwargs["dimensions"] = kwargs.pop("spatial_dims")
@@ -51,8 +52,10 @@ def build_model(name: str, *, in_channels: int = 1, n_classes: int, **options: A
     if name not in MODELS:
         raise ConfigError(f"model: unknown network {name!r}; expected one of "
                           f"{sorted(MODELS)} or monai:NAME (e.g. monai:BasicUNet)")
+    if spatial_dims not in (2, 3):
+        raise ConfigError(f"spatial_dims: expected 2 or 3, got {spatial_dims!r}")
     try:
-        return MODELS[name](in_channels, n_classes, **options)
+        return MODELS[name](in_channels, n_classes, spatial_dims=spatial_dims, **options)
     except TypeError as exc:
         raise ConfigError(f"model: {name}: {exc}") from exc
 

@@ -52,7 +52,7 @@ class Session:
         Dataset indices of the test samples (the validation split when there is no test).
     test : SegmentationMetrics
         Test metrics against the clean masks.
-    test_pred : (T, H, W) uint8 ndarray
+    test_pred : (T, *S) uint8 ndarray
     scores, flags : dict of str to (M,) ndarray
         Per detector, one score / flag per training sample (order of ``train_idx``).
     detection : dict of str to DetectionMetrics
@@ -67,6 +67,8 @@ class Session:
     trusted : dict or None
         When a method took some masks as right (``disagree``'s and ``--refurbish-calibrate``'s
         boundary calibration): ``source``, ``n``, ``used_by`` and ``sample_ids``.
+    detectors : dict of str to Detector
+        The fitted detectors (for their histories and voxel maps).
     """
 
     trainer: Trainer
@@ -82,6 +84,7 @@ class Session:
     train_seconds: float = 0.0
     detector_seconds: dict[str, float] = field(default_factory=dict)
     trusted: dict[str, Any] | None = None
+    detectors: dict[str, Detector] = field(default_factory=dict)
 
     @property
     def train_idx(self) -> np.ndarray:
@@ -212,7 +215,7 @@ def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str]
     pred = trainer.predict(test)
     session = Session(trainer=trainer, test_idx=test, test_pred=pred,
                       test=evaluate_masks(pred, ds.truth[test], ds.class_names),
-                      refurbisher=refurbisher, train_seconds=train_s,
+                      refurbisher=refurbisher, train_seconds=train_s, detectors=dets,
                       detector_seconds={n: float(getattr(d, "seconds", 0.0)) for n, d in dets.items()})
     if needs:
         session.trusted = {"source": trainer.trusted_source, "n": int(len(trainer.trusted_idx)),

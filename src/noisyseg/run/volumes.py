@@ -1,18 +1,31 @@
-"""A run on volumes with a 2-D network on their slices: scores per case and per slice, metrics
-per case in mm, refurbished label volumes.
+"""A run on volumes, with a 2-D network on their slices or a 3-D network on patches: scores
+per case and per slice, metrics per case in mm, refurbished label volumes.
 
-:func:`run_volume_session` slices the cases (:func:`~noisyseg.data.slice_dataset`), runs the
-ordinary :func:`~noisyseg.run.run_session` on the slices (the trainer, detectors and
-refurbisher are the ones every 2-D run uses), then goes back to cases:
+:func:`run_volume_session` turns the cases into one in-memory dataset, runs the ordinary
+:func:`~noisyseg.run.run_session` on it (the trainer, detectors and refurbisher are the ones
+every run uses), then goes back to cases.
+
+``dims=2`` (nnU-Net's ``2d``, study A): the samples are the slices along ``slice_axis``
+(:func:`~noisyseg.data.slice_dataset`).
 
 - a case's score is the mean of its slices' scores over the slices whose given mask holds a
   structure (all its slices when none does), so empty slices, which every detector finds
-  easy, do not dilute a case's errors; the per-slice scores stay available
-  (``slice_scores.csv``) to go straight to the bad slices;
-- the test cases are predicted slice by slice, reassembled on their own grid and measured in
-  3-D (Dice, IoU, HD95 and surface Dice in mm, with each case's voxel spacing);
+  easy, do not dilute a case's errors;
 - refurbishment works per slice (only the flagged slices of a case are replaced); a case's
   refurbished volume is its slices' final masks, reassembled.
+
+``dims=3`` (nnU-Net's ``3d_fullres``): the samples are the cases, resampled to a common
+``spacing`` when asked and padded to one grid (:func:`~noisyseg.data.volume_dataset`); the
+network trains on patches and predicts with sliding windows.
+
+- a case's score is the detector's own score of the case; its per-slice scores are the
+  detector's voxel map (:meth:`~noisyseg.detect.Detector.voxel_scores`, from the trained
+  model) averaged over each slice along ``slice_axis``, on the case's own grid;
+- refurbishment replaces whole cases.
+
+Either way the per-slice scores (``slice_scores.csv``) point at the bad slices, and the test
+cases are predicted, put back on their own grid and measured in 3-D (Dice, IoU, HD95 and
+surface Dice in mm, with each case's voxel spacing).
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ import pandas as pd
 
 from noisyseg.data import SPLITS, CaseDataset
 from noisyseg.data.slices import SliceIndex, slice_dataset
+from noisyseg.data.volumes import VolumeIndex, volume_dataset
 from noisyseg.detect import DetectionMetrics, detection_metrics, flag
 from noisyseg.errors import ConfigError
 from noisyseg.evaluate import SegmentationMetrics, evaluate_masks
@@ -42,14 +56,15 @@ DEFAULT_TOLERANCE = 1.0
 
 @dataclass
 class VolumeSession:
-    """A slice-trained run, seen per case.
+    """A run on volumes, seen per case.
 
     Attributes
     ----------
     session : Session
-        The run on the slices (its scores, flags and refurbisher are per slice).
-    index : SliceIndex
-        Which case and position each slice sample is.
+        The run on the samples: slices (``dims=2``; its scores, flags and refurbisher are
+        per slice) or cases (``dims=3``).
+    index : SliceIndex or VolumeIndex
+        Which case (and slice) each sample is, and the way back to the case's grid.
     train_cases : (M,) int ndarray
         Case indices of the training cases, in case order.
     scores, flags : dict of str -> (M,) ndarray
@@ -61,6 +76,11 @@ class VolumeSession:
     slice_detection : dict of str -> DetectionMetrics
         Per detector, on slices (a slice counts as corrupted when its mask differs from its
         clean one; empty when no clean labels are known).
+    slice_case, slice_position : (S,) int ndarray
+        Case index and slice number (along ``index.axis``, on the case's own grid) of every
+        scored slice of the training cases.
+    slice_scores : dict of str -> (S,) ndarray
+        Per detector, one score per slice.
     test_cases : (T,) int ndarray
         Case indices of the evaluated cases (the validation split when there is no test).
     test : SegmentationMetrics
@@ -83,6 +103,14 @@ class VolumeSession:
     test: SegmentationMetrics | None = None
     tolerance: float = DEFAULT_TOLERANCE
     refurbished: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    slice_case: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    slice_position: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    slice_scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def dims(self) -> int:
+        """2 for a network on slices, 3 for one on volumes."""
+        return 3 if isinstance(self.index, VolumeIndex) else 2
 
     @property
     def cases(self) -> CaseDataset:
@@ -94,7 +122,7 @@ class VolumeSession:
         return [self.cases.sample_ids[i] for i in self.train_cases]
 
     def case_volume(self, i: int, slice_masks: np.ndarray) -> np.ndarray:
-        """Case ``i``'s volume from per-training-slice masks (order of ``session.train_idx``)."""
+        """Case ``i``'s volume from per-training-sample masks (order of ``session.train_idx``)."""
         return self.index.volume_from(i, self.session.train_idx, slice_masks)
 
     def test_volume(self, i: int) -> np.ndarray:
@@ -103,11 +131,10 @@ class VolumeSession:
 
     def slice_table(self) -> pd.DataFrame:
         """``slice_scores.csv``: ``sample_id, slice, detector, score`` per training slice."""
-        idx = self.session.train_idx
-        case_ids = np.asarray(self.cases.sample_ids)[self.index.case[idx]]
-        frames = [pd.DataFrame({"sample_id": case_ids, "slice": self.index.position[idx],
+        case_ids = np.asarray(self.cases.sample_ids)[self.slice_case]
+        frames = [pd.DataFrame({"sample_id": case_ids, "slice": self.slice_position,
                                 "detector": det, "score": np.asarray(s, dtype=float)})
-                  for det, s in self.session.scores.items()]
+                  for det, s in self.slice_scores.items()]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
             columns=["sample_id", "slice", "detector", "score"])
 
@@ -121,12 +148,18 @@ class VolumeSession:
 
     def events_table(self) -> pd.DataFrame:
         """``refurbish_events.csv`` per case: ``epoch, sample_id, action, slices`` (the
-        number of the case's slices with that action in that epoch)."""
+        number of the case's slices with that action in that epoch; the whole case, written
+        as the case's slice count along ``index.axis``, for a 3-D run)."""
         ref = self.session.refurbisher
         cols = ["epoch", "sample_id", "action", "slices"]
         if ref is None or not ref.events:
             return pd.DataFrame(columns=cols)
         ev = pd.DataFrame(ref.events, columns=["epoch", "sample_id", "action"])
+        if self.dims == 3:
+            ids = list(self.cases.sample_ids)
+            ev["slices"] = [self.index.shapes[ids.index(sid)][self.index.axis]
+                            for sid in ev["sample_id"]]
+            return ev[cols]
         ev["sample_id"] = ev["sample_id"].str.rsplit(":", n=1).str[0]
         out = ev.groupby(["epoch", "sample_id", "action"], sort=False).size().rename("slices")
         return out.reset_index()[cols]
@@ -158,41 +191,53 @@ def case_scores_from_slices(slice_scores: np.ndarray, case: np.ndarray, has_stru
         return np.where(count > 0, total / count, np.nan)[np.asarray(cases)]
 
 
-def _trusted_slices(cases: CaseDataset, ds_ids: tuple[str, ...], index: SliceIndex,
-                    trusted: str | Path | Sequence[str] | None
-                    ) -> tuple[str | list[str] | None, str | None]:
-    """Trusted cases (a split, a file of case ids, or ids) as the trusted slices, with a
-    description of where they came from."""
+def _trusted_samples(cases: CaseDataset, ds_ids: tuple[str, ...],
+                     index: SliceIndex | VolumeIndex,
+                     trusted: str | Path | Sequence[str] | None
+                     ) -> tuple[str | list[str] | None, str | None]:
+    """Trusted cases (a split, a file of case ids, or ids) as the trusted samples (their
+    slices, or the cases themselves), with a description of where they came from."""
     if trusted is None or (isinstance(trusted, str) and trusted in SPLITS):
         return trusted, None
     case_idx, source = read_trusted(cases, trusted)  # type: ignore[arg-type]
     return [ds_ids[j] for j in np.flatnonzero(np.isin(index.case, case_idx))], source
 
 
-def run_volume_session(cases: CaseDataset, config: TrainConfig, *, slice_axis: int = 0,
-                       slice_size: int | None = None, tolerance: float = DEFAULT_TOLERANCE,
+def run_volume_session(cases: CaseDataset, config: TrainConfig, *, dims: int = 2,
+                       slice_axis: int = 0, slice_size: int | None = None,
+                       spacing: str | Sequence[float] | None = None,
+                       tolerance: float = DEFAULT_TOLERANCE,
                        detectors: Sequence[str] = (), refurbish: RefurbishConfig | None = None,
                        flag_rule: str = "mixture", flag_value: float | None = None,
                        trusted: str | Path | Sequence[str] | None = None,
                        callbacks: Sequence[Callback] = ()) -> VolumeSession:
-    """Train a 2-D network on the slices of ``cases`` along ``slice_axis``; score, refurbish and
-    evaluate per case.
+    """Train on ``cases`` (a 2-D network on their slices, or a 3-D one on patches); score,
+    refurbish and evaluate per case.
 
     Parameters
     ----------
     cases : CaseDataset
         Volumes; training labels may be noisy, validation and test use the clean labels.
     config : TrainConfig
-        As for 2-D data. Slice sampling is class-balanced (``balanced`` is turned on: slices
-        holding the rarer structures are drawn more, so empty slices do not dominate).
+        As for 2-D data. Sampling is class-balanced (``balanced`` is turned on: slices or
+        volumes holding the rarer structures are drawn more). With ``dims=3``,
+        ``patch_size`` (or the size chosen from the data) is the 3-D training patch.
+    dims : {2, 3}
+        A 2-D network on the slices along ``slice_axis`` (nnU-Net's ``2d``), or a 3-D
+        network on patches of the volumes (``3d_fullres``).
     slice_axis : int
-        Array axis to slice along (0: axial for ``(z, y, x)`` volumes).
+        Array axis of the slices (0: axial for ``(z, y, x)`` volumes): the 2-D network's
+        slices, and the axis of the per-slice scores either way.
     slice_size : int, optional
-        In-plane size to resize slices to (undone on every volume written or measured).
+        ``dims=2``: in-plane size to resize slices to (undone on every volume written or
+        measured).
+    spacing : 'median', sequence of 3 float, or None
+        ``dims=3``: resample every case to this voxel size in mm (undone on output).
     tolerance : float
         Surface Dice tolerance in mm.
     detectors, refurbish, flag_rule, flag_value, callbacks
-        As for :func:`~noisyseg.run.run_session` (they act on slices).
+        As for :func:`~noisyseg.run.run_session` (they act on slices with ``dims=2``, on
+        cases with ``dims=3``).
     trusted : split name, file of case ids, or sequence of case ids, optional
         The cases whose labels are known to be right (all their slices are trusted).
 
@@ -203,17 +248,29 @@ def run_volume_session(cases: CaseDataset, config: TrainConfig, *, slice_axis: i
     Raises
     ------
     ConfigError
-        As :func:`~noisyseg.run.run_session`, a bad ``slice_axis``, ``slice_size`` or
-        ``tolerance``.
+        As :func:`~noisyseg.run.run_session`, a bad ``dims``, ``slice_axis``,
+        ``slice_size``, ``spacing`` or ``tolerance``, or an option of the other ``dims``.
     """
     if not tolerance >= 0:
         raise ConfigError(f"tolerance: expected a distance in mm >= 0, got {tolerance!r}")
-    ds, index = slice_dataset(cases, slice_axis=slice_axis, slice_size=slice_size)
+    if dims not in (2, 3):
+        raise ConfigError(f"dims: expected 2 (a 2-D network on slices) or 3 (a 3-D network on "
+                          f"patches), got {dims!r}")
+    if dims == 3:
+        if slice_size is not None:
+            raise ConfigError("slice_size: resizes the slices of a 2-D network (dims=2); a 3-D "
+                              "network takes spacing instead")
+        ds, index = volume_dataset(cases, spacing=spacing, slice_axis=slice_axis)
+    else:
+        if spacing is not None:
+            raise ConfigError("spacing: resamples volumes for a 3-D network (dims=3); a 2-D "
+                              "network on slices takes slice_size instead")
+        ds, index = slice_dataset(cases, slice_axis=slice_axis, slice_size=slice_size)
     if not config.balanced:
         config = type(config).from_dict(config.to_dict() | {"balanced": True})
-    slices, source = _trusted_slices(cases, ds.sample_ids, index, trusted)
+    samples, source = _trusted_samples(cases, ds.sample_ids, index, trusted)
     session = run_session(ds, config, detectors=detectors, refurbish=refurbish,
-                          flag_rule=flag_rule, flag_value=flag_value, trusted=slices,
+                          flag_rule=flag_rule, flag_value=flag_value, trusted=samples,
                           callbacks=callbacks)
     if session.trusted is not None and source is not None:
         session.trusted["source"] = source
@@ -221,16 +278,13 @@ def run_volume_session(cases: CaseDataset, config: TrainConfig, *, slice_axis: i
     train_cases = np.unique(index.case[train_idx])
     vs = VolumeSession(session, index, train_cases, tolerance=tolerance)
     vs.truth = None if cases.corrupted is None else np.asarray(cases.corrupted)[train_cases]
-    has = np.any(ds.masks[train_idx] > 0, axis=(1, 2))
-    for det, s in session.scores.items():
-        vs.scores[det] = case_scores_from_slices(s, index.case[train_idx], has, train_cases)
-        vs.flags[det] = flag(vs.scores[det], flag_rule, value=flag_value, seed=config.seed)
-        if vs.truth is not None:
-            vs.detection[det] = detection_metrics(vs.scores[det], vs.flags[det], vs.truth)
-        if ds.clean_masks is not None and ds.corrupted is not None:
-            vs.slice_detection[det] = detection_metrics(s, session.flags[det],
-                                                        ds.corrupted[train_idx])
-    # per-case metrics in mm: the evaluated slices, reassembled
+    if vs.truth is None and dims == 3 and ds.corrupted is not None:
+        vs.truth = np.asarray(ds.corrupted)[train_cases]
+    if dims == 2:
+        _case_scores_from_slices(vs, ds, flag_rule, flag_value, config.seed)
+    else:
+        _slice_scores_from_voxels(vs, ds)
+    # per-case metrics in mm: the evaluated samples, put back on each case's grid
     vs.test_cases = np.unique(index.case[session.test_idx])
     rows = []
     for i in vs.test_cases:
@@ -246,6 +300,59 @@ def run_volume_session(cases: CaseDataset, config: TrainConfig, *, slice_axis: i
     else:
         vs.refurbished = np.zeros(len(train_cases), bool)
     return vs
+
+
+def _case_scores_from_slices(vs: VolumeSession, ds: Any, flag_rule: str,
+                             flag_value: float | None, seed: int) -> None:
+    """A slice run's case scores, flags and detection (cases and slices)."""
+    session, index = vs.session, vs.index
+    train_idx = session.train_idx
+    vs.slice_case, vs.slice_position = index.case[train_idx], index.position[train_idx]
+    has = np.any(ds.masks[train_idx] > 0, axis=(1, 2))
+    for det, s in session.scores.items():
+        vs.slice_scores[det] = np.asarray(s, dtype=float)
+        vs.scores[det] = case_scores_from_slices(s, index.case[train_idx], has, vs.train_cases)
+        vs.flags[det] = flag(vs.scores[det], flag_rule, value=flag_value, seed=seed)
+        if vs.truth is not None:
+            vs.detection[det] = detection_metrics(vs.scores[det], vs.flags[det], vs.truth)
+        if ds.clean_masks is not None and ds.corrupted is not None:
+            vs.slice_detection[det] = detection_metrics(s, session.flags[det],
+                                                        ds.corrupted[train_idx])
+
+
+def _slice_scores_from_voxels(vs: VolumeSession, ds: Any) -> None:
+    """A 3-D run's case scores (the detectors' own) and per-slice scores (their voxel maps'
+    slice means on each case's grid), with detection on slices when the truth is known."""
+    session, index = vs.session, vs.index
+    cases, axis = vs.cases, index.axis
+    detectors = session.detectors
+    for det, s in session.scores.items():
+        vs.scores[det] = np.asarray(s, dtype=float)
+        vs.flags[det] = session.flags[det]
+        if vs.truth is not None:
+            vs.detection[det] = detection_metrics(vs.scores[det], vs.flags[det], vs.truth)
+    per_det: dict[str, list[np.ndarray]] = {det: [] for det in session.scores}
+    case_of, pos_of, bad = [], [], []
+    for k, i in enumerate(vs.train_cases):
+        n = index.shapes[int(i)][axis]
+        case_of.append(np.full(n, i))
+        pos_of.append(np.arange(n))
+        for det in per_det:
+            voxels = detectors[det].voxel_scores(session.trainer, np.array([k]))[0]
+            per_det[det].append(index.slice_means(int(i), voxels))
+        if ds.clean_masks is not None:
+            given = cases.read_label(int(i))[0]
+            clean = cases.read_label(int(i), clean=True)[0]
+            other = tuple(a for a in range(given.ndim) if a != axis)
+            bad.append(np.any(given != clean, axis=other))
+    vs.slice_case = np.concatenate(case_of) if case_of else np.zeros(0, np.int64)
+    vs.slice_position = np.concatenate(pos_of) if pos_of else np.zeros(0, np.int64)
+    truth = np.concatenate(bad) if bad else None
+    for det, parts in per_det.items():
+        vs.slice_scores[det] = np.concatenate(parts)
+        if truth is not None and truth.any():
+            rule_flags = flag(vs.slice_scores[det], "top", value=float(truth.mean()))
+            vs.slice_detection[det] = detection_metrics(vs.slice_scores[det], rule_flags, truth)
 
 
 def _merge_metrics(per_case: list[SegmentationMetrics], class_names: Sequence[str]) -> SegmentationMetrics:
@@ -266,20 +373,33 @@ def _merge_metrics(per_case: list[SegmentationMetrics], class_names: Sequence[st
 
 def volume_summary(vs: VolumeSession) -> dict[str, Any]:
     """What ``metrics.json`` holds for a run on volumes (``noisyseg train``/``audit`` and study
-    trials): :func:`~noisyseg.run.session_summary` of the slice run with its slice-wise test
-    metrics as ``test_slices``; ``test`` the per-case metrics in mm; ``detection`` on cases
-    (``slice_detection`` on slices); the slicing; the trusted masks named by their cases."""
+    trials): :func:`~noisyseg.run.session_summary` of the run on the samples with its test
+    metrics on them as ``test_slices`` (``dims=2``) or ``test_grid`` (``dims=3``: on the
+    common grid); ``test`` the per-case metrics in mm; ``detection`` on cases
+    (``slice_detection`` on slices); the slicing or the grid, spacing and patch; the trusted
+    masks named by their cases."""
     assert vs.test is not None
     out = session_summary(vs.session)
-    out["test_slices"] = out.pop("test")
+    grid_test = out.pop("test")
     out |= {
-        "dims": 2, "slice_axis": vs.index.axis, "slice_size": vs.index.size,
+        "dims": vs.dims, "slice_axis": vs.index.axis,
         "n_cases": {s: int(np.sum(vs.cases.split == s)) for s in SPLITS},
-        "n_slices": int(len(vs.index.case)),
         "test": vs.test.to_dict() | {"n": int(len(vs.test_cases)),
                                      "surface_dice_tolerance_mm": vs.tolerance},
-        "case_score": "mean over the slices whose given mask holds a structure",
         "truth_known": vs.truth is not None}
+    if vs.dims == 2:
+        out |= {"slice_size": vs.index.size, "n_slices": int(len(vs.index.case)),
+                "test_slices": grid_test,
+                "case_score": "mean over the slices whose given mask holds a structure"}
+    else:
+        index, trainer = vs.index, vs.session.trainer
+        out |= {"grid": list(index.grid), "spacing_mm": None if index.spacing_mm is None
+                else list(index.spacing_mm), "patch_size": list(trainer.patch_size),
+                "inference": "sliding window (half overlap, Gaussian)" if trainer.patched
+                else "whole volume",
+                "test_grid": grid_test,
+                "case_score": "the detector's score of the whole case",
+                "slice_score": "the detector's voxel map averaged over each slice"}
     out.pop("detection", None)
     if vs.detection:
         out["detection"] = {k: v.to_dict() for k, v in vs.detection.items()}

@@ -232,7 +232,10 @@ class TrialConfig:
             for key, default in (("mode", None), ("slice_axis", 0)):
                 if corrupt[key] == default:
                     del corrupt[key]
-        return {"data": self.data, "seed": self.seed, "train": self.train.to_dict(),
+        train = self.train.to_dict()
+        if train.get("patch_size") is None:  # added for volumes: older ids stay valid
+            train.pop("patch_size", None)
+        return {"data": self.data, "seed": self.seed, "train": train,
                 "corrupt": corrupt, "audit": asdict(self.audit)}
 
     @property

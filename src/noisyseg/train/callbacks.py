@@ -28,15 +28,19 @@ class BatchResult:
         Dataset indices of the batch's samples (``trainer.sample_ids[i]`` names them).
     losses : (B,) float tensor
         Per-sample training loss (detached).
-    logits : (B, C, H, W) float tensor
+    logits : (B, C, *S) float tensor
         Detached network output for the batch.
-    inputs : (B, 1, H, W) float tensor
+    inputs : (B, 1, *S) float tensor
         The (augmented) inputs; ``inputs.grad`` holds the input gradient when
         ``trainer.track_input_grad`` is on.
     epoch, step : int
     shift : (int, int)
-        The (rows, columns) roll applied by augmentation; ``torch.roll(x, (-dy, -dx))``
-        maps inputs and their gradients back to the dataset's frame.
+        The (rows, columns) roll applied by augmentation to the last two axes;
+        ``torch.roll(x, (-dy, -dx), dims=(-2, -1))`` maps inputs and their gradients back to
+        the dataset's frame.
+    origin : (B, d) int64 tensor or None
+        When training on patches, where each patch starts in its sample (voxels per axis);
+        None for whole samples.
     """
 
     indices: torch.Tensor
@@ -46,6 +50,7 @@ class BatchResult:
     epoch: int
     step: int
     shift: tuple[int, int] = (0, 0)
+    origin: torch.Tensor | None = None
 
 
 class Callback:

@@ -36,6 +36,12 @@ class TrainConfig:
     device : {'auto', 'cpu', 'cuda'}
     threads : int or None
         CPU threads for PyTorch (``None``: all cores).
+    patch_size : list of int or None
+        Train on random patches of this size (one entry per spatial axis) and predict whole
+        samples with MONAI's sliding-window inference. ``None``: whole samples when they fit
+        the voxel budget (always for 2-D images), else a patch chosen from the data and the
+        device (:func:`~noisyseg.train.choose_patch_size`). A third of the patches are
+        centred on a foreground voxel of the training mask (nnU-Net's oversampling).
     """
 
     model: str = "unet"
@@ -50,6 +56,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
+    patch_size: list[int] | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -62,6 +69,13 @@ class TrainConfig:
             raise ConfigError(f"lr: must be > 0, got {self.lr}")
         if self.loss not in ("dicece", "ce"):
             raise ConfigError(f"loss: expected dicece or ce, got {self.loss!r}")
+        if self.patch_size is not None:
+            ps = self.patch_size
+            if (not isinstance(ps, (list, tuple)) or len(ps) not in (2, 3)
+                    or not all(isinstance(v, int) and v >= 8 for v in ps)):
+                raise ConfigError(f"patch_size: expected 2 or 3 sizes of at least 8 voxels, "
+                                  f"got {ps!r}")
+            self.patch_size = [int(v) for v in ps]
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device: expected auto, cpu or cuda, got {self.device!r}")
 

@@ -22,7 +22,8 @@ from noisyseg.models import build_model
 from noisyseg.train.callbacks import BatchResult, Callback
 from noisyseg.train.config import TrainConfig
 
-__all__ = ["IGNORE_INDEX", "Trainer", "load_checkpoint", "normalise_images", "select_device"]
+__all__ = ["IGNORE_INDEX", "Trainer", "choose_patch_size", "load_checkpoint", "normalise_images",
+           "select_device"]
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +40,44 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+#: Voxels in a training patch when none is given (:func:`choose_patch_size`): 64^3 on a
+#: CPU, 128^3 on a GPU (nnU-Net's 3d_fullres patches are of that order).
+PATCH_BUDGET = {"cpu": 64**3, "cuda": 128**3}
+
+
+def choose_patch_size(shape: Sequence[int], *, budget: int, divisor: int = 16) -> list[int]:
+    """A training patch for samples of ``shape``: the whole sample when it has at most
+    ``budget`` voxels, else the sample's shape with its longest axis halved (rounded to a
+    multiple of ``divisor``, never below it) until it fits.
+
+    Examples
+    --------
+    >>> choose_patch_size((32, 64, 64), budget=64**3)
+    [32, 64, 64]
+    >>> choose_patch_size((64, 256, 256), budget=64**3)
+    [64, 64, 64]
+    """
+    patch = [int(v) for v in shape]
+    while int(np.prod(patch)) > budget:
+        i = int(np.argmax(patch))
+        if patch[i] <= divisor:
+            break
+        patch[i] = max(divisor, (patch[i] // 2) // divisor * divisor)
+    return patch
+
+
 def normalise_images(images: np.ndarray) -> torch.Tensor:
-    """Per-image z-score normalisation: (N, H, W) float -> (N, 1, H, W) float32 tensor."""
+    """Per-image z-score normalisation: (N, *S) float -> (N, 1, *S) float32 tensor."""
     x = torch.as_tensor(np.asarray(images, dtype=np.float32))
-    mean = x.mean(dim=(1, 2), keepdim=True)
-    std = x.std(dim=(1, 2), keepdim=True).clamp_min(1e-6)
+    dims = tuple(range(1, x.ndim))
+    mean = x.mean(dim=dims, keepdim=True)
+    std = x.std(dim=dims, keepdim=True).clamp_min(1e-6)
     return ((x - mean) / std)[:, None].contiguous()
 
 
 class _Normalised:
     """The dataset's images as :func:`normalise_images` gives them, computed per request:
-    ``images[idx]`` is the ``(len(idx), 1, H, W)`` tensor of those images. Keeps no second,
+    ``images[idx]`` is the ``(len(idx), 1, *S)`` tensor of those images. Keeps no second,
     normalised copy of the whole dataset (0.84 GB for the 12,800 slices of 200 CT volumes);
     z-scoring a batch costs little next to the network."""
 
@@ -69,7 +97,7 @@ class _InputGradient:
     Asking autograd for the input gradient makes it run the first convolution's
     input-gradient kernel, which on CPU is slow for one input channel (10 ms for a
     16 x 6 x 128 x 128 batch, ~5% of a default training step). When the model's first
-    operation on the input is a stride-1, "same"-padded, ungrouped ``Conv2d``, the same
+    operation on the input is a stride-1, "same"-padded, ungrouped ``Conv2d`` (or ``Conv3d``), the same
     gradient is a forward convolution of that layer's output gradient (captured with a hook;
     autograd computes it anyway for the weights) with the flipped kernel: 3 ms. The
     shortcut is checked against autograd on a random probe first; models where it does not
@@ -78,7 +106,8 @@ class _InputGradient:
     """
 
     def __init__(self, model: torch.nn.Module, shape: tuple[int, ...], device: torch.device) -> None:
-        self.conv = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+        self.conv = next((m for m in model.modules()
+                          if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))), None)
         self.x: torch.Tensor | None = None
         self.grad_out: torch.Tensor | None = None
         self.handle = None
@@ -111,15 +140,18 @@ class _InputGradient:
     def _from_output_grad(self, grad_out: torch.Tensor) -> torch.Tensor:
         """The input gradient from the convolution's output gradient (stride 1, "same")."""
         w = self.conv.weight.detach().to(grad_out.dtype)  # type: ignore[union-attr]
-        k = w.shape[-2:]
-        return F.conv2d(grad_out, w.flip(-1, -2).transpose(0, 1), padding=(k[0] // 2, k[1] // 2))
+        k = w.shape[2:]
+        conv = F.conv2d if len(k) == 2 else F.conv3d
+        flip = tuple(range(2, w.ndim))
+        return conv(grad_out, w.flip(flip).transpose(0, 1), padding=tuple(n // 2 for n in k))
 
     @staticmethod
-    def _adjoint_is_a_conv(conv: torch.nn.Conv2d) -> bool:
+    def _adjoint_is_a_conv(conv: torch.nn.Conv2d | torch.nn.Conv3d) -> bool:
         k = conv.kernel_size
-        return (conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+        ones = (1,) * len(k)
+        return (conv.stride == ones and conv.dilation == ones and conv.groups == 1
                 and conv.padding_mode == "zeros" and all(n % 2 for n in k)
-                and conv.padding in ("same", (k[0] // 2, k[1] // 2)))
+                and conv.padding in ("same", tuple(n // 2 for n in k)))
 
     def _hook(self, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...],
               output: torch.Tensor) -> None:
@@ -165,7 +197,7 @@ class Trainer:
     Attributes
     ----------
     model : torch.nn.Module
-    train_targets : (N, H, W) uint8 tensor
+    train_targets : (N, *S) uint8 tensor
         Current training masks of every sample (only training samples are used); change
         them with :meth:`replace_masks`. Pixels equal to :data:`IGNORE_INDEX` are left out
         of the loss. uint8, an eighth of int64's memory (1.5 GB less for the slices of 200 CT
@@ -177,6 +209,12 @@ class Trainer:
     track_input_grad : bool
         When true, ``BatchResult.inputs.grad`` holds d(loss)/d(input) (for detectors); read
         at every step.
+    patch_size : tuple of int
+        The training patch (``config.patch_size``, or chosen from the data and the device);
+        equal to the sample shape when training on whole samples.
+
+    Images and volumes are one code path: a dataset of ``(N, D, H, W)`` volumes gets the
+    3-D form of the network (``spatial_dims=3``), patches and sliding-window prediction.
     """
 
     def __init__(self, config: TrainConfig, dataset: SegDataset,
@@ -188,7 +226,6 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(int(config.threads))
         torch.manual_seed(config.seed)
-        h, w = dataset.shape
         self.train_idx = torch.as_tensor(dataset.indices("train"))
         self.val_idx = dataset.indices("val")
         if len(self.train_idx) == 0:
@@ -201,9 +238,13 @@ class Trainer:
         #: validation split unless the user names them (:meth:`set_trusted`).
         self.trusted_idx = np.asarray(self.val_idx)
         self.trusted_source = "validation split"
+        options = dict(config.model_options)
+        options.setdefault("spatial_dims", dataset.spatial_dims)
         self.model = build_model(config.model, n_classes=dataset.n_classes,
-                                 **config.model_options).to(self.device)
-        self._check_size(h, w)
+                                 **options).to(self.device)
+        self.patch_size = self._patch_size(config, dataset.shape)
+        self.patched = self.patch_size != tuple(dataset.shape)
+        self._check_size(self.patch_size)
         self.images = _Normalised(dataset.images)
         self.train_targets = torch.from_numpy(np.array(dataset.masks, dtype=np.uint8))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
@@ -225,22 +266,38 @@ class Trainer:
         self.amp = self.device.type == "cuda"
 
     # ----------------------------------------------------------------- helpers
-    def _check_size(self, h: int, w: int) -> None:
+    def _patch_size(self, config: TrainConfig, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if config.patch_size is None:
+            if len(shape) == 2:
+                return tuple(shape)
+            divisor = 32 if config.model == "fcn32" else 16
+            return tuple(choose_patch_size(shape, budget=PATCH_BUDGET[self.device.type],
+                                           divisor=divisor))
+        ps = tuple(config.patch_size)
+        if len(ps) != len(shape) or any(p > s for p, s in zip(ps, shape, strict=True)):
+            raise ConfigError(f"patch_size: {list(ps)} does not fit samples of "
+                              f"{'x'.join(map(str, shape))} voxels (one size per axis, each at "
+                              f"most the sample's)")
+        return ps
+
+    def _check_size(self, shape: tuple[int, ...]) -> None:
+        what = "x".join(map(str, shape))
         try:
             with torch.no_grad():
                 self.model.eval()
-                out = self.model(torch.zeros(1, 1, h, w, device=self.device))
+                out = self.model(torch.zeros(1, 1, *shape, device=self.device))
         except RuntimeError as exc:
-            raise ConfigError(f"model: {self.config.model} cannot process {h}x{w} images "
+            raise ConfigError(f"model: {self.config.model} cannot process {what} inputs "
                               f"({str(exc).splitlines()[0]}); use a size divisible by 32") from exc
-        if out.shape[-2:] != (h, w):
-            raise ConfigError(f"model: {self.config.model} output {tuple(out.shape[-2:])} != "
-                              f"input {(h, w)}; use a size divisible by 32")
+        if tuple(out.shape[2:]) != tuple(shape):
+            raise ConfigError(f"model: {self.config.model} output {tuple(out.shape[2:])} != "
+                              f"input {tuple(shape)}; use a size divisible by 32")
 
     def _sampling_weights(self) -> torch.Tensor:
         """Class-balanced sampling: weight = sum over classes present of 1/(#samples with it)."""
         masks = self.dataset.masks[self.train_idx.numpy()]
-        present = np.stack([(masks == c).any(axis=(1, 2)) for c in range(self.dataset.n_classes)],
+        axes = tuple(range(1, masks.ndim))
+        present = np.stack([(masks == c).any(axis=axes) for c in range(self.dataset.n_classes)],
                            axis=1)
         inv = 1.0 / np.maximum(present.sum(axis=0), 1)
         return torch.as_tensor((present * inv).sum(axis=1), dtype=torch.float64)
@@ -258,14 +315,41 @@ class Trainer:
 
     def _augment(self, x: torch.Tensor, y: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
-        b, _, h, w = x.shape
+        """Intensity scaling and, for whole samples, an in-plane roll (a random patch is
+        already a random translation)."""
+        b, h = x.shape[0], x.shape[-2]
         g = self.generator
-        scale = 1.0 + 0.2 * (torch.rand(b, 1, 1, 1, generator=g) - 0.5)
+        scale = 1.0 + 0.2 * (torch.rand(b, *([1] * (x.ndim - 1)), generator=g) - 0.5)
         x = x * scale
+        if self.patched:
+            return x, y, (0, 0)
         m = max(1, h // 16)
         dy, dx = (int(v) for v in torch.randint(-m, m + 1, (2,), generator=g))
-        return (torch.roll(x, (dy, dx), dims=(2, 3)), torch.roll(y, (dy, dx), dims=(1, 2)),
+        return (torch.roll(x, (dy, dx), dims=(-2, -1)), torch.roll(y, (dy, dx), dims=(-2, -1)),
                 (dy, dx))
+
+    def _crop(self, x: torch.Tensor, y: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Random patches of :attr:`patch_size` from a batch of whole samples, a third of them
+        centred on a foreground voxel of the training mask (nnU-Net's oversampling; uniform
+        when the mask has none). Returns the patches and their origins ``(B, d)``."""
+        g = self.generator
+        shape = torch.as_tensor(x.shape[2:])
+        patch = torch.as_tensor(self.patch_size)
+        span = shape - patch
+        xs, ys, origins = [], [], []
+        for b in range(len(x)):
+            origin = (torch.rand(len(patch), generator=g) * (span + 1)).long()
+            if float(torch.rand(1, generator=g)) < 1 / 3:
+                fg = torch.nonzero((y[b] > 0) & (y[b] != IGNORE_INDEX))
+                if len(fg):
+                    centre = fg[int(torch.randint(len(fg), (1,), generator=g))]
+                    origin = torch.minimum(torch.clamp(centre - patch // 2, min=0), span)
+            sl = tuple(slice(int(o), int(o) + int(p)) for o, p in zip(origin, patch, strict=True))
+            xs.append(x[(b, slice(None), *sl)])
+            ys.append(y[(b, *sl)])
+            origins.append(origin)
+        return torch.stack(xs), torch.stack(ys), torch.stack(origins)
 
     def per_sample_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-sample loss, shape (B,): mean pixel cross-entropy (+ mean foreground Dice loss).
@@ -276,7 +360,8 @@ class Trainer:
         ignored = y == IGNORE_INDEX
         if bool(ignored.any()):
             return self._masked_loss(logits, y, ~ignored)
-        ce = F.cross_entropy(logits.float(), y, reduction="none").mean(dim=(1, 2))
+        dims = tuple(range(1, y.ndim))
+        ce = F.cross_entropy(logits.float(), y, reduction="none").mean(dim=dims)
         if self.config.loss == "ce":
             return ce
         dl = self.dice_loss(logits.float(), y[:, None]).reshape(len(y), -1).mean(dim=1)
@@ -288,12 +373,13 @@ class Trainer:
         Dice loss of the softmax and one-hot maps with every other pixel zeroed in both."""
         logits = logits.float()
         v = valid.to(logits.dtype)
-        n_valid = v.sum(dim=(1, 2))
+        dims = tuple(range(1, y.ndim))
+        n_valid = v.sum(dim=dims)
         ce = F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX, reduction="none")
-        ce = ce.sum(dim=(1, 2)) / n_valid.clamp_min(1)
+        ce = ce.sum(dim=dims) / n_valid.clamp_min(1)
         if self.config.loss == "ce":
             return ce
-        onehot = F.one_hot(torch.where(valid, y, 0), logits.shape[1]).permute(0, 3, 1, 2)
+        onehot = torch.movedim(F.one_hot(torch.where(valid, y, 0), logits.shape[1]), -1, 1)
         dl = self._masked_dice(torch.softmax(logits, dim=1) * v[:, None], onehot * v[:, None])
         return ce + dl.reshape(len(y), -1).mean(dim=1)
 
@@ -320,23 +406,33 @@ class Trainer:
     @torch.no_grad()
     def predict_logits(self, indices: Sequence[int] | np.ndarray | None = None, *,
                        images: np.ndarray | None = None, batch_size: int = 32) -> torch.Tensor:
-        """Logits (N, C, H, W) for dataset samples at ``indices`` or for raw ``images``
-        (normalised a batch at a time)."""
+        """Logits (N, C, *S) for dataset samples at ``indices`` or for raw ``images``
+        (normalised a batch at a time). When training on patches, each sample is predicted
+        with MONAI's sliding-window inference (patches of :attr:`patch_size`, half
+        overlapping, Gaussian-weighted as nnU-Net does)."""
         src = self.images if images is None else _Normalised(np.asarray(images, dtype=np.float32))
         idx = np.arange(len(src)) if images is not None else np.asarray(indices, dtype=np.int64)
         self.model.eval()
+        batch_size = max(1, min(batch_size, 2**22 // int(np.prod(self.dataset.shape))))
         outs = []
         for i in range(0, len(idx), batch_size):
             xb = src[idx[i:i + batch_size]].to(self.device)
             with torch.autocast(self.device.type, enabled=self.amp):
-                outs.append(self.model(xb).float().cpu())
+                if self.patched:
+                    from monai.inferers import sliding_window_inference
+
+                    out = sliding_window_inference(xb, self.patch_size, 4, self.model,
+                                                   overlap=0.5, mode="gaussian")
+                else:
+                    out = self.model(xb)
+            outs.append(out.float().cpu())
         return torch.cat(outs) if outs else torch.empty(0)
 
     def predict(self, indices: Sequence[int] | np.ndarray | None = None, *,
                 images: np.ndarray | None = None) -> np.ndarray:
-        """Predicted label masks (N, H, W) uint8 (a few hundred samples' logits at a time)."""
+        """Predicted label masks (N, *S) uint8 (a few hundred samples' logits at a time)."""
         n = len(images) if images is not None else len(np.asarray(indices))
-        step = 256
+        step = max(1, min(256, 2**24 // int(np.prod(self.dataset.shape))))
         parts = [self.predict_logits(None if images is not None else np.asarray(indices)[i:i + step],
                                      images=None if images is None else images[i:i + step]
                                      ).argmax(1).numpy().astype(np.uint8)
@@ -355,7 +451,8 @@ class Trainer:
         them (the clean ones when known), a trusted training sample's given mask."""
         idx = np.asarray(indices, dtype=np.int64)
         is_train = self.dataset.split[idx] == "train"
-        return np.where(is_train[:, None, None], self.dataset.masks[idx], self.dataset.truth[idx])
+        is_train = is_train.reshape(-1, *([1] * len(self.dataset.shape)))
+        return np.where(is_train, self.dataset.masks[idx], self.dataset.truth[idx])
 
     def validate(self) -> float:
         """Mean foreground Dice on the validation split against the truth."""
@@ -376,7 +473,9 @@ class Trainer:
                 for idx in self._batches():
                     x = self.images[idx]
                     y = self.train_targets[idx].long()
-                    shift = (0, 0)
+                    shift, origin = (0, 0), None
+                    if self.patched:
+                        x, y, origin = self._crop(x, y)
                     if self.config.augment:
                         x, y, shift = self._augment(x, y)
                     x = x.to(self.device)
@@ -400,7 +499,7 @@ class Trainer:
                     total += float(losses.detach().sum())
                     self._emit("on_batch_end", BatchResult(idx, losses.detach().cpu(),
                                                            logits.detach(), x, epoch, self.step,
-                                                           shift))
+                                                           shift, origin))
                 train_s = time.perf_counter() - t0
                 score = self.validate()
                 logs = {"epoch": epoch + 1, "train_loss": total / max(seen, 1),
@@ -430,7 +529,9 @@ class Trainer:
         torch.save({"state_dict": self.model.state_dict(), "config": self.config.to_dict(),
                     "n_classes": self.dataset.n_classes,
                     "class_names": list(self.dataset.class_names),
-                    "best_epoch": self.best_epoch, "best_val_dice": self.best_score}, tmp)
+                    "best_epoch": self.best_epoch, "best_val_dice": self.best_score,
+                    "spatial_dims": self.dataset.spatial_dims,
+                    "patch_size": list(self.patch_size)}, tmp)
         os.replace(tmp, path)
         return path
 
@@ -442,6 +543,7 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> tuple[torch.nn.
     except (OSError, RuntimeError, EOFError) as exc:
         raise DataError(f"{path}: cannot load checkpoint ({exc})") from exc
     cfg = TrainConfig.from_dict(ckpt["config"])
-    model = build_model(cfg.model, n_classes=ckpt["n_classes"], **cfg.model_options)
+    options = {"spatial_dims": int(ckpt.get("spatial_dims", 2))} | dict(cfg.model_options)
+    model = build_model(cfg.model, n_classes=ckpt["n_classes"], **options)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), ckpt
