@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +111,34 @@ def run_demo(*, out: str | Path = "noisyseg-demo", workers: int | None = None,
     return Path(out) / "report.html"
 
 
+@dataclass(frozen=True)
+class _VolumeView:
+    """How a run sees volumes: the network's dimensions and the grid options of each."""
+
+    dims: int = 2
+    slice_axis: int = 0
+    slice_size: int | None = None
+    spacing: str | Sequence[float] | None = None
+    tolerance: float = 1.0
+
+    def options(self) -> dict[str, Any]:
+        """Keyword options of :func:`~noisyseg.run.run_volume_session` (JSON-serialisable)."""
+        return {"dims": self.dims, "slice_axis": self.slice_axis, "slice_size": self.slice_size,
+                "spacing": self.spacing if self.spacing is None or isinstance(self.spacing, str)
+                else list(self.spacing), "tolerance": self.tolerance}
+
+
+def _check_image_view(data: str, dims: int, spacing: Any) -> None:
+    """Refuse the volume-only options for a dataset of 2-D images."""
+    if dims != 2:
+        raise ConfigError(f"dims: {data} holds 2-D images; a 3-D network needs volumes")
+    if spacing is not None:
+        raise ConfigError(f"spacing: {data} holds 2-D images; resampling is for volumes")
+
+
 def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: bool = False,
-              progress: bool = True, slice_axis: int = 0, slice_size: int | None = None,
+              progress: bool = True, dims: int = 2, slice_axis: int = 0,
+              slice_size: int | None = None, spacing: str | Sequence[float] | None = None,
               tolerance: float = 1.0) -> dict[str, Any]:
     """Train on ``data``'s training masks, evaluate on clean test masks, write a run folder.
 
@@ -122,7 +149,8 @@ def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: boo
     files' format, grid and geometry: see :func:`~noisyseg.data.folder.write_masks`) and
     ``predictions.png`` (test images, true vs predicted contours). Returns the metrics dict.
 
-    Volumes train a 2-D network on their slices along ``slice_axis`` (as :func:`run_audit`);
+    Volumes train a 2-D network on their slices along ``slice_axis``, or with ``dims=3`` a
+    3-D network on patches (as :func:`run_audit`);
     ``predictions/`` then holds one label volume per test case on its source grid,
     ``case_metrics.csv`` its Dice, IoU, HD95 and surface Dice (``tolerance`` mm) in mm, and
     ``predictions.png`` the first test case in three planes.
@@ -136,8 +164,9 @@ def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: boo
     ds = load_dataset(data)
     if isinstance(ds, CaseDataset):
         return _volume_train(ds, data=data, out=out, config=config, overwrite=overwrite,
-                             progress=progress, slice_axis=slice_axis, slice_size=slice_size,
-                             tolerance=tolerance)
+                             progress=progress, view=_VolumeView(dims, slice_axis, slice_size,
+                                                                 spacing, tolerance))
+    _check_image_view(data, dims, spacing)
     session = run_session(ds, config, callbacks=[ProgressBar(enabled=progress)])
     result = {"data": data, "dataset": ds.summary(), **session_summary(session)}
     test, pred, metrics = session.test_idx, session.test_pred, session.test
@@ -388,7 +417,8 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
               detectors: Sequence[str] = DEFAULT_DETECTORS, refurbish: RefurbishConfig | None = None,
               flag_rule: str = "mixture", flag_value: float | None = None, n_suspects: int = 8,
               trusted: str | Path | Sequence[str] | None = None, overwrite: bool = False,
-              progress: bool = True, slice_axis: int = 0, slice_size: int | None = None,
+              progress: bool = True, dims: int = 2, slice_axis: int = 0,
+              slice_size: int | None = None, spacing: str | Sequence[float] | None = None,
               tolerance: float = 1.0) -> dict[str, Any]:
     """Train once with detectors (and optionally refurbishment) attached; write an audit folder.
 
@@ -405,11 +435,13 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
     ``noisyseg review`` offers in place of a given mask).
 
     Volumes (nnU-Net, Decathlon, a folder of volumes, synthetic-ct) train a 2-D network on
-    their slices along ``slice_axis`` (resized in-plane to ``slice_size`` when given;
-    :func:`noisyseg.run.run_volume_session`): ``scores.csv`` ranks cases, ``slice_scores.csv``
-    scores each training slice, ``case_metrics.csv`` holds the test cases' Dice, IoU, HD95
-    and surface Dice (at ``tolerance`` mm) in mm, ``suspects/`` shows each top case in three
-    planes through its worst slice, ``pseudo_labels/`` holds label volumes on the source
+    their slices along ``slice_axis`` (resized in-plane to ``slice_size`` when given), or
+    with ``dims=3`` a 3-D network on patches of the volumes (resampled to ``spacing`` mm when
+    given, ``config.patch_size`` or one chosen from the data; sliding-window prediction)
+    (:func:`noisyseg.run.run_volume_session`): ``scores.csv`` ranks cases, ``slice_scores.csv``
+    scores each training slice along ``slice_axis``, ``case_metrics.csv`` holds the test
+    cases' Dice, IoU, HD95 and surface Dice (at ``tolerance`` mm) in mm, ``suspects/`` shows
+    each top case in three planes through its worst slice, ``pseudo_labels/`` holds label volumes on the source
     grid, and ``refurbished/`` is the whole dataset in its own layout (nnU-Net, Decathlon or
     folder) with the refurbished training labels, ready to train on.
     Returns the metrics dict.
@@ -439,8 +471,9 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
         return _volume_audit(ds, data=data, out=out, config=config, detectors=detectors,
                              refurbish=refurbish, flag_rule=flag_rule, flag_value=flag_value,
                              n_suspects=n_suspects, trusted=trusted, overwrite=overwrite,
-                             progress=progress, slice_axis=slice_axis, slice_size=slice_size,
-                             tolerance=tolerance)
+                             progress=progress, view=_VolumeView(dims, slice_axis, slice_size,
+                                                                 spacing, tolerance))
+    _check_image_view(data, dims, spacing)
     session = run_session(ds, config, detectors=detectors, refurbish=refurbish, flag_rule=flag_rule,
                           flag_value=flag_value, trusted=trusted,
                           callbacks=[ProgressBar(enabled=progress)])
@@ -502,8 +535,9 @@ def _volume_audit(ds: CaseDataset, *, data: str, out: str | Path, config: TrainC
                   detectors: Sequence[str], refurbish: RefurbishConfig | None, flag_rule: str,
                   flag_value: float | None, n_suspects: int,
                   trusted: str | Path | Sequence[str] | None, overwrite: bool, progress: bool,
-                  slice_axis: int, slice_size: int | None, tolerance: float) -> dict[str, Any]:
-    """:func:`run_audit` on volumes: a 2-D network on their slices, everything per case."""
+                  view: _VolumeView) -> dict[str, Any]:
+    """:func:`run_audit` on volumes: a 2-D network on their slices or a 3-D one on patches,
+    everything per case."""
     import numpy as np
     import pandas as pd
 
@@ -512,8 +546,7 @@ def _volume_audit(ds: CaseDataset, *, data: str, out: str | Path, config: TrainC
     from noisyseg.run.volumes import run_volume_session, volume_summary
     from noisyseg.train import ProgressBar
 
-    vs = run_volume_session(ds, config, slice_axis=slice_axis, slice_size=slice_size,
-                            tolerance=tolerance,
+    vs = run_volume_session(ds, config, **view.options(),
                             detectors=detectors, refurbish=refurbish, flag_rule=flag_rule,
                             flag_value=flag_value, trusted=trusted,
                             callbacks=[ProgressBar(enabled=progress)])
@@ -576,9 +609,9 @@ def _volume_audit(ds: CaseDataset, *, data: str, out: str | Path, config: TrainC
 
 
 def _volume_train(ds: CaseDataset, *, data: str, out: str | Path, config: TrainConfig,
-                  overwrite: bool, progress: bool, slice_axis: int, slice_size: int | None,
-                  tolerance: float) -> dict[str, Any]:
-    """:func:`run_train` on volumes: a 2-D network on their slices, measured per case."""
+                  overwrite: bool, progress: bool, view: _VolumeView) -> dict[str, Any]:
+    """:func:`run_train` on volumes: a 2-D network on their slices or a 3-D one on patches,
+    measured per case."""
     import numpy as np
 
     from noisyseg.data.layouts import write_labels
@@ -587,15 +620,15 @@ def _volume_train(ds: CaseDataset, *, data: str, out: str | Path, config: TrainC
     from noisyseg.run.volumes import run_volume_session, volume_summary
     from noisyseg.train import ProgressBar
 
-    vs = run_volume_session(ds, config, slice_axis=slice_axis, slice_size=slice_size,
-                            tolerance=tolerance, callbacks=[ProgressBar(enabled=progress)])
+    vs = run_volume_session(ds, config, **view.options(),
+                            callbacks=[ProgressBar(enabled=progress)])
     session, index = vs.session, vs.index
     result: dict[str, Any] = {"data": data, "dataset": ds.summary(), **volume_summary(vs)}
     with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2))
         (tmp / "config.json").write_text(json.dumps(
-            {"data": data, **config.to_dict(), "slice_axis": index.axis,
-             "slice_size": index.size, "tolerance": tolerance}, indent=2))
+            {"data": data, **config.to_dict(), **view.options(),
+             "patch_size": list(session.trainer.patch_size)}, indent=2))
         write_tables(session, tmp)
         vs.case_metrics_table().to_csv(tmp / "case_metrics.csv", index=False)
         session.trainer.save(tmp / "model.pt")
@@ -608,7 +641,9 @@ def _volume_train(ds: CaseDataset, *, data: str, out: str | Path, config: TrainC
                                          spacing=geom.spacing, labels=("truth", "prediction"),
                                          class_names=ds.class_names,
                                          window=display_window(ds.channel_names))
-                fig.suptitle(f"{config.model} on slices along axis {index.axis}: test case "
+                how = (f"{vs.dims}-D on patches of {'x'.join(map(str, session.trainer.patch_size))}"
+                       if vs.dims == 3 else f"on slices along axis {index.axis}")
+                fig.suptitle(f"{config.model} {how}: test case "
                              f"{ds.sample_ids[int(i)]}, Dice "
                              f"{vs.test.per_sample[0]['dice']:.3f}", fontsize=9)
                 fig.tight_layout(rect=(0, 0.08, 1, 0.95))

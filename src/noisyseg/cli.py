@@ -28,7 +28,7 @@ DataOpt = Annotated[str, typer.Option("--data", help=(
     "Data source: synthetic-echo[:n=..,size=..,seed=..], synthetic-ct[:n=..,size=..,slices=..], "
     "camus:PATH[,view=..,phase=..,size=..], nnunet:PATH (nnU-Net v2 raw), msd:PATH "
     "(Decathlon task), or a folder PATH[,size=..] of 2-D images or volumes. Volumes: corrupt, "
-    "rank, train, audit and studies (a 2-D network on their slices)."))]
+    "rank, train, audit and studies (a 2-D network on their slices, or --dims 3)."))]
 
 
 #: Python parameter names (as library errors name them) -> the CLI's flags, where they differ
@@ -40,6 +40,7 @@ _PARAMS = {"data", "out", "model", "strength", "target_dice", "fraction", "class
            "pseudo_from", "epochs", "batch_size", "steps_per_epoch", "lr", "loss", "device",
            "threads", "seed", "workers", "cpus_per_trial", "executor", "address", "probs", "split",
            "detector", "temperature", "slice_axis", "slice_size", "tolerance", "folds", "trusted",
+           "dims", "spacing", "patch_size",
            "port", "host", "reviewer",
            *PARAM_FLAGS}
 
@@ -172,6 +173,25 @@ SliceSizeOpt = Annotated[int | None, typer.Option(
     "differ in in-plane shape; undone on every volume written).")]
 ToleranceOpt = Annotated[float, typer.Option(
     "--tolerance", help="Volumes: surface Dice tolerance in mm for the per-case test metrics.")]
+DimsOpt = Annotated[int, typer.Option(
+    "--dims", help="Volumes: 2 trains a 2-D network on slices (nnU-Net's 2d), 3 a 3-D network "
+    "on patches with sliding-window prediction (3d_fullres).")]
+SpacingOpt = Annotated[str | None, typer.Option(
+    "--spacing", help="Volumes, --dims 3: resample every case to this voxel size in mm, "
+    "'Z,Y,X' in array order or 'median' (undone on every volume written).")]
+PatchOpt = Annotated[str | None, typer.Option(
+    "--patch-size", help="Training patch, e.g. 64,64,64 (default: whole samples when they "
+    "fit, else a patch chosen from the data and the device).")]
+
+
+def _parse_sizes(value: str | None, name: str, kind: type = int) -> Any:
+    """``'64,64,64'`` (or ``64x64x64``) as a list; None stays None; 'median' stays itself."""
+    if value is None or value == "median":
+        return value
+    try:
+        return [kind(v) for v in value.replace("x", ",").split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{name}: expected numbers separated by commas, got {value!r}") from None
 
 
 _TRAIN_OPTIONS = ("epochs", "steps_per_epoch", "batch_size", "lr", "loss", "balanced", "augment",
@@ -186,6 +206,7 @@ def _train_config(options: dict[str, Any]) -> Any:
     if options["width"] is not None:
         net_opts["width"] = options["width"]
     return TrainConfig(model=options["model"], model_options=net_opts,
+                       patch_size=_parse_sizes(options["patch_size"], "patch_size"),
                        **{k: options[k] for k in _TRAIN_OPTIONS})
 
 
@@ -203,18 +224,21 @@ def train(
     batch_size: BatchOpt = 16, lr: LrOpt = 2e-3, loss: LossOpt = "dicece",
     balanced: BalancedOpt = False, augment: AugmentOpt = True, seed: SeedOpt = 0,
     device: DeviceOpt = "auto", threads: ThreadsOpt = None,
-    slice_axis: SliceAxisOpt = 0, slice_size: SliceSizeOpt = None, tolerance: ToleranceOpt = 1.0,
+    dims: DimsOpt = 2, slice_axis: SliceAxisOpt = 0, slice_size: SliceSizeOpt = None,
+    spacing: SpacingOpt = None, patch_size: PatchOpt = None, tolerance: ToleranceOpt = 1.0,
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/train"),
     overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
 ) -> None:
     """Train a network on (possibly noisy) training masks; evaluate on clean test masks.
 
-    On volumes: a 2-D network on their slices, evaluated per case in 3-D and in mm."""
+    On volumes: a 2-D network on their slices (or, with --dims 3, a 3-D one on patches),
+    evaluated per case in 3-D and in mm."""
     from noisyseg.api import run_train
 
     cfg = _train_config(locals())
     res = run_train(data=data, out=out, config=cfg, overwrite=overwrite, progress=progress,
-                    slice_axis=slice_axis, slice_size=slice_size, tolerance=tolerance)
+                    dims=dims, slice_axis=slice_axis, slice_size=slice_size,
+                    spacing=_parse_sizes(spacing, "spacing", float), tolerance=tolerance)
     m = res["test"]["mean"]
     if "slice_axis" in res:
         console.print(f"[green]wrote[/] {out}: {_case_metrics(res)} "
@@ -270,14 +294,16 @@ def audit(
     executor: Annotated[str, typer.Option(help="With --folds: local or ray.")] = "local",
     workers: Annotated[int | None, typer.Option(
         help="With --folds: folds trained in parallel (local: pinned processes).")] = None,
-    slice_axis: SliceAxisOpt = 0, slice_size: SliceSizeOpt = None, tolerance: ToleranceOpt = 1.0,
+    dims: DimsOpt = 2, slice_axis: SliceAxisOpt = 0, slice_size: SliceSizeOpt = None,
+    spacing: SpacingOpt = None, patch_size: PatchOpt = None, tolerance: ToleranceOpt = 1.0,
     out: Annotated[Path, typer.Option(help="Audit folder.")] = Path("runs/audit"),
     overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
 ) -> None:
     """Score every training sample during training, flag suspects, optionally refurbish them.
 
-    On volumes: a 2-D network on their slices; every case scored (scores.csv) and each of its
-    slices (slice_scores.csv); refurbished/ is the dataset in its own layout."""
+    On volumes: a 2-D network on their slices (or, with --dims 3, a 3-D one on patches);
+    every case scored (scores.csv) and each of its slices (slice_scores.csv); refurbished/ is
+    the dataset in its own layout."""
     from noisyseg.api import DEFAULT_DETECTORS, run_audit, run_crossval
     from noisyseg.refurbish import RefurbishConfig
 
@@ -301,8 +327,8 @@ def audit(
     res = run_audit(data=data, out=out, config=cfg, detectors=detector or DEFAULT_DETECTORS,
                     refurbish=rcfg if refurbish else None, flag_rule=flag_rule,
                     flag_value=flag_value, trusted=trusted, overwrite=overwrite,
-                    progress=progress, slice_axis=slice_axis, slice_size=slice_size,
-                    tolerance=tolerance)
+                    progress=progress, dims=dims, slice_axis=slice_axis, slice_size=slice_size,
+                    spacing=_parse_sizes(spacing, "spacing", float), tolerance=tolerance)
     if res.get("trusted"):
         t = res["trusted"]
         console.print(f"{', '.join(t['used_by'])}: calibrated on {t['n']} masks taken to be "
@@ -317,8 +343,11 @@ def audit(
                           f"precision {m['precision']:.3f}, recall {m['recall']:.3f}")
     m = res["test"]["mean"]
     if "slice_axis" in res:
-        console.print(f"[green]wrote[/] {out}: {res['n_slices']} slices along axis "
-                      f"{res['slice_axis']}; {_case_metrics(res)}")
+        seen = (f"{res['n_slices']} slices along axis {res['slice_axis']}" if res["dims"] == 2
+                else f"{sum(res['n_cases'].values())} volumes on a "
+                     f"{'x'.join(map(str, res['grid']))} grid, patches of "
+                     f"{'x'.join(map(str, res['patch_size']))}")
+        console.print(f"[green]wrote[/] {out}: {seen}; {_case_metrics(res)}")
         return
     console.print(f"[green]wrote[/] {out}: test Dice {m['dice']:.4f}")
 

@@ -1,7 +1,8 @@
 """Datasets: one in-memory representation and the sources that produce it.
 
-Public API: :class:`SegDataset` (images or volumes on one grid, in memory), :class:`CaseDataset` (any dimension, read
-one case at a time), :func:`load_dataset` (from a ``--data`` string), the sources
+Public API: :class:`SegDataset` (images or volumes on one grid, in memory),
+:class:`CaseDataset` (any dimension, read one case at a time), :func:`load_dataset` (from a
+``--data`` string), the sources
 (:func:`synthetic_echo`, :func:`synthetic_ct`, :func:`load_camus`, :func:`load_folder`,
 :func:`load_nnunet`, :func:`load_msd`), geometry-preserving IO (:class:`Geometry`,
 :func:`read_image`, :func:`write_image`), :func:`write_folder`, volumes as 2-D slices
