@@ -442,8 +442,8 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
     scores each training slice along ``slice_axis``, ``case_metrics.csv`` holds the test
     cases' Dice, IoU, HD95 and surface Dice (at ``tolerance`` mm) in mm, ``suspects/`` shows
     each top case in three planes through its worst slice, ``pseudo_labels/`` holds label
-    volumes on the source grid, and ``refurbished/`` is the whole dataset in its own layout (nnU-Net, Decathlon or
-    folder) with the refurbished training labels, ready to train on.
+    volumes on the source grid, and ``refurbished/`` is the whole dataset in its own layout
+    (nnU-Net, Decathlon or folder) with the refurbished training labels, ready to train on.
     Returns the metrics dict.
 
     Raises
