@@ -63,3 +63,32 @@ def test_mode_is_checked_and_left_out_of_old_trial_ids(tmp_path):
     assert nat.to_dict()["corrupt"]["mode"] == "slicewise"
     dil = next(t for t in trials if t.corrupt and t.corrupt.model == "dilate")
     assert "mode" not in dil.to_dict()["corrupt"] and "slice_axis" not in dil.to_dict()["corrupt"]
+
+
+def test_a_3d_trial_trains_a_3d_network_and_keeps_2d_ids(tmp_path):
+    spec = tmp_path / "vol.yaml"
+    spec.write_text(SPEC)
+    old = {t.trial_id for t in load_spec(spec).trials()}
+    spec.write_text(SPEC + "volumes: {dims: 2, slice_axis: 0, tolerance: 1.0}\n")
+    assert {t.trial_id for t in load_spec(spec).trials()} == old  # the default adds nothing
+    spec.write_text(SPEC.replace("seed: [0]\n  - corrupt", "seed: [0]\n    volumes.dims: [3]\n"
+                                 "  - corrupt", 1).replace("slices=4", "slices=8"))
+    trials = load_spec(spec).trials()
+    three = [t for t in trials if t.volumes.dims == 3]
+    assert len(three) == 2 and all("3d" in t.describe() for t in three)
+    assert all(t.to_dict()["volumes"]["dims"] == 3 for t in three)
+    out = tmp_path / "study"
+    outcome = StudyRunner(load_spec(spec), out, progress=False).run()
+    assert outcome.failed == 0, [json.loads(p.read_text()).get("error")
+                                 for p in (out / "trials").glob("*/result.json")]
+    df = pd.read_parquet(out / "results.parquet")
+    assert set(df["arch"]) == {"unet-3d", "unet"}
+    t3 = df.loc[df["arch"] == "unet-3d", "trial_id"].iloc[0]
+    metrics = json.loads((out / "trials" / t3 / "run" / "metrics.json").read_text())
+    assert metrics["dims"] == 3 and metrics["grid"] == [16, 32, 32]
+    with pytest.raises(ConfigError, match="volumes.dims: expected 2 or 3"):
+        spec.write_text(SPEC + "volumes: {dims: 4}\n")
+        load_spec(spec)
+    with pytest.raises(ConfigError, match="volumes.spacing: only for dims 3"):
+        spec.write_text(SPEC + "volumes: {spacing: [1, 1, 1]}\n")
+        load_spec(spec)

@@ -2,7 +2,9 @@
 
 A spec has sections ``data`` (a source string), ``seed``, ``train`` (fields of
 :class:`~noisyseg.train.TrainConfig`), ``corrupt`` (error model, target Dice or strength,
-error level) and ``audit`` (detectors, refurbishment, flag rule), and ``grid`` (one mapping) or
+error level), ``audit`` (detectors, refurbishment, flag rule), ``volumes`` (for volume
+sources: ``dims`` 2 or 3, ``slice_axis``, ``slice_size``, ``spacing``, ``tolerance``, as for
+``noisyseg audit``), and ``grid`` (one mapping) or
 ``grids`` (a list of mappings whose trials are pooled). A grid maps a field, written as a
 dotted path (``train.model``, ``corrupt.target_dice``, ``seed``) or a whole section
 (``corrupt``), to the list of values it takes; trials are the cross product.
@@ -32,11 +34,11 @@ from noisyseg.errors import ConfigError, NoisysegError
 from noisyseg.refurbish import RefurbishConfig
 from noisyseg.train import TrainConfig
 
-__all__ = ["SPEC_DIR", "AuditSpec", "CorruptSpec", "StudySpec", "TrialConfig", "find_spec",
-           "load_spec"]
+__all__ = ["SPEC_DIR", "AuditSpec", "CorruptSpec", "StudySpec", "TrialConfig", "VolumeSpec",
+           "find_spec", "load_spec"]
 
 SPEC_DIR = Path(__file__).parent / "specs"
-SECTIONS = ("data", "seed", "train", "corrupt", "audit")
+SECTIONS = ("data", "seed", "train", "corrupt", "audit", "volumes")
 _CONTROL = (None, "none", "control")
 
 
@@ -141,6 +143,44 @@ class AuditSpec:
         return RefurbishConfig(**{k: getattr(self, k) for k in names})
 
 
+@dataclass(frozen=True)
+class VolumeSpec:
+    """How a trial on volumes trains (ignored for 2-D sources).
+
+    Attributes
+    ----------
+    dims : {2, 3}
+        A 2-D network on slices along ``slice_axis`` or a 3-D network on patches.
+    slice_axis : int
+    slice_size : int or None
+        ``dims=2``: in-plane size of the slices.
+    spacing : 'median', list of 3 float, or None
+        ``dims=3``: resample to this voxel size in mm.
+    tolerance : float
+        Surface Dice tolerance in mm.
+    """
+
+    dims: int = 2
+    slice_axis: int = 0
+    slice_size: int | None = None
+    spacing: str | list[float] | None = None
+    tolerance: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.dims not in (2, 3):
+            raise ConfigError(f"volumes.dims: expected 2 or 3, got {self.dims!r}")
+        if self.dims == 3 and self.slice_size is not None:
+            raise ConfigError("volumes.slice_size: only for dims 2 (a 3-D network takes spacing)")
+        if self.dims == 2 and self.spacing is not None:
+            raise ConfigError("volumes.spacing: only for dims 3 (a 2-D network takes slice_size)")
+
+    def options(self) -> dict[str, Any]:
+        """Keyword options of :func:`~noisyseg.run.run_volume_session`."""
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
 def _build(cls: type, section: str, value: Any) -> Any:
     if not isinstance(value, Mapping):
         raise ConfigError(f"{section}: expected a mapping of fields, got {value!r}")
@@ -169,6 +209,8 @@ class TrialConfig:
     corrupt : CorruptSpec or None
         ``None`` is the control (clean training masks).
     audit : AuditSpec
+    volumes : VolumeSpec
+        How volumes are trained on (a 2-D network on slices by default).
     labels : dict
         The grid values that made this trial (for tables); not part of the id.
     """
@@ -178,6 +220,7 @@ class TrialConfig:
     train: TrainConfig
     corrupt: CorruptSpec | None
     audit: AuditSpec
+    volumes: VolumeSpec = field(default_factory=VolumeSpec)
     labels: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -219,8 +262,9 @@ class TrialConfig:
         if not aud["detectors"]:
             aud["refurbish"] = False
         audit = _build(AuditSpec, "audit", aud)
+        volumes = _build(VolumeSpec, "volumes", d.get("volumes") or {})
         return cls(data=data, seed=seed, train=train, corrupt=corrupt, audit=audit,
-                   labels=dict(labels or {}))
+                   volumes=volumes, labels=dict(labels or {}))
 
     def to_dict(self) -> dict[str, Any]:
         """The normalised config (what the id hashes)."""
@@ -235,8 +279,11 @@ class TrialConfig:
         train = self.train.to_dict()
         if train.get("patch_size") is None:  # added for volumes: older ids stay valid
             train.pop("patch_size", None)
-        return {"data": self.data, "seed": self.seed, "train": train,
-                "corrupt": corrupt, "audit": asdict(self.audit)}
+        out = {"data": self.data, "seed": self.seed, "train": train,
+               "corrupt": corrupt, "audit": asdict(self.audit)}
+        if self.volumes != VolumeSpec():  # only when set: older ids stay valid
+            out["volumes"] = asdict(self.volumes)
+        return out
 
     @property
     def trial_id(self) -> str:
@@ -252,7 +299,8 @@ class TrialConfig:
             f"x{c.fraction:.0%}")
         det = "+".join(self.audit.detectors) or "no-detector"
         ref = " refurb" if self.audit.refurbish else ""
-        return f"{self.train.model} {err} {det}{ref} seed {self.seed}"
+        arch = self.train.model + (" 3d" if self.volumes.dims == 3 else "")
+        return f"{arch} {err} {det}{ref} seed {self.seed}"
 
 
 def _set(d: dict[str, Any], path: str, value: Any) -> None:

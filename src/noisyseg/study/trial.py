@@ -50,7 +50,8 @@ def result_row(trial: TrialConfig, summary: dict[str, Any]) -> dict[str, Any]:
     c = trial.corrupt
     row: dict[str, Any] = {
         "trial_id": trial.trial_id, "status": summary.get("status", "ok"),
-        "name": trial.describe(), "arch": trial.train.model,
+        "name": trial.describe(),
+        "arch": trial.train.model + ("-3d" if trial.volumes.dims == 3 else ""),
         "error_model": "none" if c is None else c.model,
         "target_dice": np.nan if c is None or c.target_dice is None else c.target_dice,
         "error_level": 0.0 if c is None else c.fraction,
@@ -156,7 +157,7 @@ def _run(trial: TrialConfig, files: dict[str, bytes], summary: dict[str, Any]) -
 
 def _run_volumes(trial: TrialConfig, ds: Any, files: dict[str, bytes], summary: dict[str, Any]) -> None:
     """A trial on volumes: the cases corrupted into a temporary folder (one case at a time),
-    a 2-D network trained on their slices along axis 0
+    a 2-D network trained on their slices or a 3-D one on patches, as ``trial.volumes`` says
     (:func:`~noisyseg.run.run_volume_session`), scores and test metrics per case."""
     import tempfile
     from pathlib import Path
@@ -193,7 +194,7 @@ def _run_volumes(trial: TrialConfig, ds: Any, files: dict[str, bytes], summary: 
         cfg = trial.train
         if cfg.threads is None:  # respect the share of cores the executor gave this worker
             cfg = type(cfg).from_dict(cfg.to_dict() | {"threads": torch.get_num_threads()})
-        vs = run_volume_session(cases, cfg, detectors=a.detectors,
+        vs = run_volume_session(cases, cfg, **trial.volumes.options(), detectors=a.detectors,
                                 refurbish=a.refurbish_config() if a.refurbish else None,
                                 flag_rule=a.flag_rule, flag_value=a.flag_value)
         summary |= volume_summary(vs)
