@@ -276,9 +276,11 @@ class VOGDetector(Detector):
         params = [p for p in model.parameters() if p.requires_grad]
         for p in params:  # only the input gradient is needed
             p.requires_grad_(False)
+        # a few volumes at a time: autograd keeps every activation of the batch
+        bs = max(1, min(self.batch_size, 2**21 // int(np.prod(trainer.dataset.shape))))
         try:
-            for i in range(0, len(self.train_idx), self.batch_size):
-                sel = torch.arange(i, min(i + self.batch_size, len(self.train_idx)))
+            for i in range(0, len(self.train_idx), bs):
+                sel = torch.arange(i, min(i + bs, len(self.train_idx)))
                 x = trainer.images[torch.as_tensor(self.train_idx[sel.numpy()])].to(trainer.device)
                 g = input_gradients(model, x, self._given[sel].to(trainer.device),
                                     target=self.target).detach().cpu()
@@ -397,13 +399,24 @@ class CleanlabDetector(_PredictionDetector):
     def _compute(self, trainer: Trainer) -> np.ndarray:
         from cleanlab.segmentation.rank import get_label_quality_scores
 
-        probs = torch.softmax(trainer.predict_logits(self.train_idx), dim=1).numpy()
-        labels = trainer.dataset.masks[self.train_idx].astype(np.int64)
-        if labels.ndim == 4:  # volumes: cleanlab scores pixels, so (D, H, W) reads as (D*H, W)
-            labels = labels.reshape(len(labels), -1, labels.shape[-1])
-            probs = probs.reshape(*probs.shape[:2], -1, probs.shape[-1])
-        quality, _ = get_label_quality_scores(labels, probs, method=self.method, verbose=False)
-        return 1.0 - np.asarray(quality, dtype=np.float64)
+        # softmin scores each image from its own pixels, so volumes go a few at a time (other
+        # methods set thresholds over the whole dataset and take it at once)
+        idx_all = self.train_idx
+        voxels = int(np.prod(trainer.dataset.shape))
+        step = (max(1, 2**23 // voxels) if trainer.dataset.spatial_dims == 3
+                and self.method == "softmin" else len(idx_all))
+        out = []
+        for i in range(0, len(idx_all), max(step, 1)):
+            idx = idx_all[i:i + step]
+            probs = torch.softmax(trainer.predict_logits(idx), dim=1).numpy()
+            labels = trainer.dataset.masks[idx].astype(np.int64)
+            if labels.ndim == 4:  # volumes: cleanlab scores pixels; (D, H, W) reads as (D*H, W)
+                labels = labels.reshape(len(labels), -1, labels.shape[-1])
+                probs = probs.reshape(*probs.shape[:2], -1, probs.shape[-1])
+            quality, _ = get_label_quality_scores(labels, probs, method=self.method,
+                                                  verbose=False)
+            out.append(np.asarray(quality, dtype=np.float64))
+        return 1.0 - np.concatenate(out)
 
     def voxel_scores(self, trainer: Trainer, positions: np.ndarray) -> np.ndarray:
         """1 - cleanlab's pixel score (the model's probability of the given label)."""
@@ -464,10 +477,11 @@ class DisagreeDetector(_PredictionDetector):
         self.bias = validation_bias(trainer, max_val=self.max_val) if self.calibrate else None
         given = trainer.dataset.masks
         out = np.empty(len(self.train_idx))
-        for i in range(0, len(self.train_idx), 64):
-            idx = self.train_idx[i:i + 64]
+        step = max(1, min(64, 2**24 // int(np.prod(trainer.dataset.shape))))  # logits in memory
+        for i in range(0, len(self.train_idx), step):
+            idx = self.train_idx[i:i + step]
             pred = apply_bias(trainer.predict_logits(idx), self.bias)
-            out[i:i + 64] = 1.0 - dice(pred, given[idx], trainer.dataset.n_classes)
+            out[i:i + step] = 1.0 - dice(pred, given[idx], trainer.dataset.n_classes)
         return out
 
     def voxel_scores(self, trainer: Trainer, positions: np.ndarray) -> np.ndarray:
