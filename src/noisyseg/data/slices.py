@@ -24,6 +24,7 @@ from noisyseg.data._resize import resize_image, resize_mask, restore_mask
 from noisyseg.data.cases import CaseDataset
 from noisyseg.data.dataset import SegDataset
 from noisyseg.data.io import Geometry
+from noisyseg.data.volumes import check_volume_source, read_volume
 from noisyseg.errors import ConfigError, DataError
 
 __all__ = ["SliceIndex", "slice_dataset"]
@@ -119,28 +120,15 @@ def slice_dataset(cases: CaseDataset, *, slice_axis: int = 0,
     DataError
         An unreadable case.
     """
-    if cases.n_channels != 1:
-        raise ConfigError(f"data: 2-D slice training takes one image channel; {cases.source} has "
-                          f"{cases.n_channels} ({', '.join(cases.channel_names)})")
-    size, axis = slice_size, slice_axis
+    ax = check_volume_source(cases, slice_axis, "2-D slice training")
+    size = slice_size
     if size is not None and (not isinstance(size, int) or size < 8):
         raise ConfigError(f"slice_size: expected an in-plane size of at least 8 pixels, got {size!r}")
-    if not isinstance(axis, int) or not -3 <= axis < 3:
-        raise ConfigError(f"slice_axis: expected 0, 1 or 2 (an array axis of the volumes), got "
-                          f"{axis!r}")
-    ax = axis % 3
     images, masks, cleans, owner, pos, shapes, geoms, ids = [], [], [], [], [], [], [], []
     with_clean = cases.has_clean_labels
     plane0 = None
     for i in range(len(cases)):
-        img, _ = cases.read_image(i)
-        lab, geom = cases.read_label(i)
-        if lab.ndim != 3:
-            raise ConfigError(f"data: slices need volumes; case {cases.sample_ids[i]} has "
-                              f"{lab.ndim} spatial dimensions")
-        if img.shape[1:] != lab.shape:
-            raise DataError(f"{cases.cases[i].label}: label shape {lab.shape} differs from the "
-                            f"image's {img.shape[1:]}")
+        img, lab, geom = read_volume(cases, i, "slicing")
         plane = tuple(s for a, s in enumerate(lab.shape) if a != ax)
         if size is None:
             if plane0 is None:

@@ -153,6 +153,32 @@ class VolumeIndex:
         return v.mean(axis=tuple(a for a in range(v.ndim) if a != self.axis))
 
 
+def check_volume_source(cases: CaseDataset, slice_axis: int, what: str) -> int:
+    """Refuse multi-channel data and a bad ``slice_axis`` (naming it) for ``what`` (e.g.
+    ``'3-D training'``); returns the axis in 0..2."""
+    if cases.n_channels != 1:
+        raise ConfigError(f"data: {what} takes one image channel; {cases.source} has "
+                          f"{cases.n_channels} ({', '.join(cases.channel_names)})")
+    if not isinstance(slice_axis, int) or not -3 <= slice_axis < 3:
+        raise ConfigError(f"slice_axis: expected 0, 1 or 2 (an array axis of the volumes), got "
+                          f"{slice_axis!r}")
+    return slice_axis % 3
+
+
+def read_volume(cases: CaseDataset, i: int, what: str) -> tuple[np.ndarray, np.ndarray, Geometry]:
+    """Case ``i``'s image ``(1, D, H, W)``, label volume and label geometry, refusing cases
+    that are not volumes (for ``what``) or whose image and label grids differ."""
+    img, _ = cases.read_image(i)
+    lab, geom = cases.read_label(i)
+    if lab.ndim != 3:
+        raise ConfigError(f"data: {what} needs volumes; case {cases.sample_ids[i]} has "
+                          f"{lab.ndim} spatial dimensions")
+    if img.shape[1:] != lab.shape:
+        raise DataError(f"{cases.cases[i].label}: label shape {lab.shape} differs from the "
+                        f"image's {img.shape[1:]}")
+    return img, lab, geom
+
+
 def _target_spacing(cases: CaseDataset, spacing: str | Sequence[float] | None,
                     geoms: list[Geometry]) -> tuple[float, ...] | None:
     if spacing is None:
@@ -197,25 +223,13 @@ def volume_dataset(cases: CaseDataset, *, spacing: str | Sequence[float] | None 
     DataError
         An unreadable case.
     """
-    if cases.n_channels != 1:
-        raise ConfigError(f"data: 3-D training takes one image channel; {cases.source} has "
-                          f"{cases.n_channels} ({', '.join(cases.channel_names)})")
-    if not isinstance(slice_axis, int) or not -3 <= slice_axis < 3:
-        raise ConfigError(f"slice_axis: expected 0, 1 or 2 (an array axis of the volumes), got "
-                          f"{slice_axis!r}")
+    ax = check_volume_source(cases, slice_axis, "3-D training")
     geoms = [cases.read_label(i)[1] for i in range(len(cases))] if spacing == "median" else None
     target = _target_spacing(cases, spacing, geoms or [])
     with_clean = cases.has_clean_labels
     images, masks, cleans, shapes, resampled, geometry = [], [], [], [], [], []
     for i in range(len(cases)):
-        img, _ = cases.read_image(i)
-        lab, geom = cases.read_label(i)
-        if lab.ndim != 3:
-            raise ConfigError(f"data: 3-D training needs volumes; case {cases.sample_ids[i]} has "
-                              f"{lab.ndim} spatial dimensions")
-        if img.shape[1:] != lab.shape:
-            raise DataError(f"{cases.cases[i].label}: label shape {lab.shape} differs from the "
-                            f"image's {img.shape[1:]}")
+        img, lab, geom = read_volume(cases, i, "3-D training")
         shape = resampled_shape(lab.shape, geom.spacing, target)
         images.append(_resize(img.astype(np.float32, copy=False), shape, "trilinear")[0])
         masks.append(_resize(lab[None], shape, "nearest-exact")[0].astype(np.uint8))
@@ -244,7 +258,6 @@ def volume_dataset(cases: CaseDataset, *, spacing: str | Sequence[float] | None 
         corrupted = np.any(mask_a != clean_a, axis=(1, 2, 3))
     else:
         corrupted = None if cases.corrupted is None else np.asarray(cases.corrupted)
-    ax = slice_axis % 3
     ds = SegDataset(image_a, mask_a, cases.class_names, tuple(cases.sample_ids),
                     np.asarray(cases.split), clean_masks=clean_a, corrupted=corrupted,
                     source=cases.source,
