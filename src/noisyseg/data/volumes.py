@@ -243,10 +243,15 @@ def volume_dataset(cases: CaseDataset, *, spacing: str | Sequence[float] | None 
                  for a in range(3))
 
     def pad(arrays: list[np.ndarray], dtype: type, fill: Sequence[float]) -> np.ndarray:
+        """The cases on the common grid. Each case's array is released as soon as it is
+        copied (``np.empty`` commits memory page by page as it is written), so the padded
+        array and the list are never both held whole: peak memory about one copy."""
         out = np.empty((len(arrays), *grid), dtype=dtype)
-        for k, (a, f) in enumerate(zip(arrays, fill, strict=True)):
+        for k, f in enumerate(fill):
+            a, arrays[k] = arrays[k], None  # type: ignore[call-overload]
             out[k] = f
             out[(k, *(slice(0, n) for n in a.shape))] = a
+            del a
         return out
 
     # images padded with each case's minimum (air in CT), masks with the background
