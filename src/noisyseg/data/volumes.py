@@ -153,6 +153,21 @@ class VolumeIndex:
         return v.mean(axis=tuple(a for a in range(v.ndim) if a != self.axis))
 
 
+def _trim_heap() -> None:
+    """Hand freed heap memory back to the system (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Reading and resampling a case leaves tens of MB of freed temporaries in glibc's arenas
+    (its mmap threshold rises after the first large free, so later large buffers come from
+    the heap and fragment it); across 200 CT volumes that was ~1.5 GB of RSS holding nothing.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def check_volume_source(cases: CaseDataset, slice_axis: int, what: str) -> int:
     """Refuse multi-channel data and a bad ``slice_axis`` (naming it) for ``what`` (e.g.
     ``'3-D training'``); returns the axis in 0..2."""
@@ -239,6 +254,8 @@ def volume_dataset(cases: CaseDataset, *, spacing: str | Sequence[float] | None 
         shapes.append(tuple(int(v) for v in lab.shape))
         resampled.append(shape)
         geometry.append(geom)
+        del img, lab
+        _trim_heap()
     grid = tuple(int(-(-max(s[a] for s in resampled) // GRID_MULTIPLE) * GRID_MULTIPLE)
                  for a in range(3))
 
@@ -252,6 +269,7 @@ def volume_dataset(cases: CaseDataset, *, spacing: str | Sequence[float] | None 
             out[k] = f
             out[(k, *(slice(0, n) for n in a.shape))] = a
             del a
+            _trim_heap()
         return out
 
     # images padded with each case's minimum (air in CT), masks with the background
