@@ -69,6 +69,47 @@ def _nanmean(a: np.ndarray, axis: int | None = None) -> Any:
     return out
 
 
+def _per_sample(y_pred: np.ndarray, y: np.ndarray, class_names: Sequence[str],
+                spacing: list[float] | None, tolerance: float | None
+                ) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Per-sample, per-class metric arrays (NaN where undefined) and the class names
+    measured (with the LV epicardium for echocardiography), for one chunk of samples."""
+    n_cls = len(class_names)
+    names = list(class_names[1:])
+    yp = one_hot(torch.as_tensor(np.asarray(y_pred, dtype=np.int64))[:, None], n_cls)
+    yt = one_hot(torch.as_tensor(np.asarray(y, dtype=np.int64))[:, None], n_cls)
+    if "lv_cavity" in class_names and "lv_myocardium" in class_names:
+        i, j = class_names.index("lv_cavity"), class_names.index("lv_myocardium")
+        yp = torch.cat([yp, (yp[:, i:i + 1] + yp[:, j:j + 1]).clamp(max=1)], 1)
+        yt = torch.cat([yt, (yt[:, i:i + 1] + yt[:, j:j + 1]).clamp(max=1)], 1)
+        names.append("lv_epicardium")
+    present_p = yp[:, 1:].flatten(2).any(-1).numpy()
+    present_t = yt[:, 1:].flatten(2).any(-1).numpy()
+    either = present_p | present_t
+    both = present_p & present_t
+    d = compute_dice(yp, yt, include_background=False, ignore_empty=False).numpy()
+    iou = compute_iou(yp, yt, include_background=False, ignore_empty=False).numpy()
+    d = np.where(either, d, np.nan)
+    iou = np.where(either, iou, np.nan)
+    hd = np.full(d.shape, np.nan)
+    if both.any():
+        with warnings.catch_warnings():  # empty cases are masked out just below
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            h = compute_hausdorff_distance(yp, yt, include_background=False, percentile=95,
+                                           spacing=spacing).numpy()
+        hd = np.where(both, h, np.nan)
+    metrics = {"dice": d, "iou": iou, "hd95": hd}
+    if tolerance is not None:
+        with warnings.catch_warnings():  # one empty: MONAI warns and gives 0 (kept); both: NaN
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            nsd = compute_surface_dice(yp, yt, [float(tolerance)] * len(names),
+                                       include_background=False, spacing=spacing).numpy()
+        metrics["surface_dice"] = np.where(both, nsd, np.where(either, 0.0, np.nan))
+    return names, {**metrics, "either": either, "both": both}
+
+
 def evaluate_masks(y_pred: np.ndarray, y: np.ndarray, class_names: Sequence[str], *,
                    spacing: float | Sequence[float] | None = None,
                    tolerance: float | None = None) -> SegmentationMetrics:
@@ -115,38 +156,15 @@ def evaluate_masks(y_pred: np.ndarray, y: np.ndarray, class_names: Sequence[str]
     if tolerance is not None and not tolerance >= 0:
         raise ConfigError(f"tolerance: expected a distance >= 0, got {tolerance!r}")
     n_cls = len(class_names)
-    names = list(class_names[1:])
-    yp = one_hot(torch.as_tensor(np.asarray(y_pred, dtype=np.int64))[:, None], n_cls)
-    yt = one_hot(torch.as_tensor(np.asarray(y, dtype=np.int64))[:, None], n_cls)
-    if "lv_cavity" in class_names and "lv_myocardium" in class_names:
-        i, j = class_names.index("lv_cavity"), class_names.index("lv_myocardium")
-        yp = torch.cat([yp, (yp[:, i:i + 1] + yp[:, j:j + 1]).clamp(max=1)], 1)
-        yt = torch.cat([yt, (yt[:, i:i + 1] + yt[:, j:j + 1]).clamp(max=1)], 1)
-        names.append("lv_epicardium")
-    present_p = yp[:, 1:].flatten(2).any(-1).numpy()
-    present_t = yt[:, 1:].flatten(2).any(-1).numpy()
-    either = present_p | present_t
-    both = present_p & present_t
-    d = compute_dice(yp, yt, include_background=False, ignore_empty=False).numpy()
-    iou = compute_iou(yp, yt, include_background=False, ignore_empty=False).numpy()
-    d = np.where(either, d, np.nan)
-    iou = np.where(either, iou, np.nan)
-    hd = np.full(d.shape, np.nan)
-    if both.any():
-        with warnings.catch_warnings():  # empty cases are masked out just below
-            warnings.simplefilter("ignore", UserWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            h = compute_hausdorff_distance(yp, yt, include_background=False, percentile=95,
-                                           spacing=spacing).numpy()
-        hd = np.where(both, h, np.nan)
-    metrics = {"dice": d, "iou": iou, "hd95": hd}
-    if tolerance is not None:
-        with warnings.catch_warnings():  # one empty: MONAI warns and gives 0 (kept); both: NaN
-            warnings.simplefilter("ignore", UserWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            nsd = compute_surface_dice(yp, yt, [float(tolerance)] * len(names),
-                                       include_background=False, spacing=spacing).numpy()
-        metrics["surface_dice"] = np.where(both, nsd, np.where(either, 0.0, np.nan))
+    # a few volumes at a time: the one-hot maps cost 2 x classes x 4 bytes per voxel
+    step = max(1, 2**24 // max(1, int(np.prod(y.shape[1:]))))
+    parts = [_per_sample(y_pred[i:i + step], y[i:i + step], class_names, spacing, tolerance)
+             for i in range(0, len(y), step)]
+    names = parts[0][0] if parts else list(class_names[1:])
+    arrays = {k: np.concatenate([p[1][k] for p in parts]) for k in parts[0][1]} if parts else {}
+    either, both = arrays.pop("either"), arrays.pop("both")
+    metrics = arrays
+    d, iou, hd = metrics["dice"], metrics["iou"], metrics["hd95"]
     per_class = {}
     for k, name in enumerate(names):
         per_class[name] = {"dice": float(_nanmean(d[:, k])), "iou": float(_nanmean(iou[:, k])),
