@@ -627,7 +627,7 @@ def _volume_train(ds: CaseDataset, *, data: str, out: str | Path, config: TrainC
     with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2))
         (tmp / "config.json").write_text(json.dumps(
-            {"data": data, **config.to_dict(), **view.options(),
+            {"data": data, **session.trainer.config.to_dict(), **view.options(),
              "patch_size": list(session.trainer.patch_size)}, indent=2))
         write_tables(session, tmp)
         vs.case_metrics_table().to_csv(tmp / "case_metrics.csv", index=False)
@@ -641,8 +641,10 @@ def _volume_train(ds: CaseDataset, *, data: str, out: str | Path, config: TrainC
                                          spacing=geom.spacing, labels=("truth", "prediction"),
                                          class_names=ds.class_names,
                                          window=display_window(ds.channel_names))
-                how = (f"{vs.dims}-D on patches of {'x'.join(map(str, session.trainer.patch_size))}"
-                       if vs.dims == 3 else f"on slices along axis {index.axis}")
+                trainer = session.trainer
+                how = (f"on slices along axis {index.axis}" if vs.dims == 2 else
+                       f"3-D on patches of {'x'.join(map(str, trainer.patch_size))}"
+                       if trainer.patched else "3-D on whole volumes")
                 fig.suptitle(f"{config.model} {how}: test case "
                              f"{ds.sample_ids[int(i)]}, Dice "
                              f"{vs.test.per_sample[0]['dice']:.3f}", fontsize=9)
