@@ -266,3 +266,24 @@ def test_dims_3_on_images_is_a_clear_error(tmp_path, capsys):
                   "--patch-size", "16,a", "--out", str(tmp_path / "b"), "--no-progress"])
     assert rc == 2
     assert "--patch-size: expected numbers separated by commas" in capsys.readouterr().err
+
+
+def test_3d_train_writes_predictions_on_the_source_grid(nnunet, tmp_path):
+    raw, _, _ = nnunet
+    out = tmp_path / "run"
+    rc = run_cli(["train", "--data", f"nnunet:{raw}", "--dims", "3", "--epochs", "1",
+                  "--batch-size", "2", "--width", "2", "--threads", "1", "--no-progress",
+                  "--out", str(out)])
+    assert rc == 0
+    cases = load_nnunet(raw)
+    test = sorted(cases.sample_ids[i] for i in cases.indices("test"))
+    config = json.loads((out / "config.json").read_text())
+    assert config["dims"] == 3 and config["patch_size"] == [16, 16, 16]
+    assert config["balanced"] is True  # what the trainer ran with
+    for cid in test:
+        img = nib.load(str(out / "predictions" / f"{cid}.nii.gz"))
+        assert img.shape == nib.load(str(raw / "labelsTr" / f"{cid}.nii.gz")).shape
+        np.testing.assert_allclose(img.affine, AFFINE)
+        assert img.get_data_dtype() == np.int16
+    model, ckpt = load_checkpoint(out / "model.pt")
+    assert ckpt["spatial_dims"] == 3
