@@ -64,7 +64,8 @@ def main() -> None:
     print(json.dumps({
         "data": data, "dims": args.dims, "spacing": args.spacing,
         "slice_size": args.slice_size, "slices": n_slices,
-        "slice_arrays_gb": round(n_slices * plane * plane * (4 + 1 + 1) / 1e9, 2),
+        **({"slice_arrays_gb": round(n_slices * plane * plane * (4 + 1 + 1) / 1e9, 2)}
+           if args.dims == 2 else {}),
         "peak_rss_gb": round(peak_kb / 1e6, 2), "wall_s": round(wall, 1),
         "epochs": args.epochs, "steps_per_epoch": args.steps, "detectors": ["loss"],
         "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
