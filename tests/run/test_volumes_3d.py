@@ -287,3 +287,20 @@ def test_3d_train_writes_predictions_on_the_source_grid(nnunet, tmp_path):
         assert img.get_data_dtype() == np.int16
     model, ckpt = load_checkpoint(out / "model.pt")
     assert ckpt["spatial_dims"] == 3
+
+
+def test_calibrated_refurbishment_of_volumes_replaces_whole_cases():
+    from noisyseg.refurbish import RefurbishConfig
+    from noisyseg.run import run_volume_session
+
+    cases = load_dataset("synthetic-ct:n=6,size=32,slices=16,seed=0")
+    vs = run_volume_session(cases, TrainConfig(epochs=2, batch_size=2, threads=1,
+                                               model_options={"width": 2}), dims=3,
+                            detectors=["loss"], flag_rule="top", flag_value=0.5,
+                            refurbish=RefurbishConfig(warmup=1, every=1, calibrate=True,
+                                                      confidence=0.5))
+    ref = vs.session.refurbisher
+    assert ref.biases and len(ref.biases[0]["bias"]) == cases.n_classes
+    assert vs.refurbished.sum() == ref.flagged.sum() > 0
+    events = vs.events_table()
+    assert set(events["slices"]) == {16}  # a whole case: all its axial slices

@@ -143,7 +143,8 @@ class Refurbisher(Callback):
             if self.calibrate:
                 bias = validation_bias(trainer)
                 self.biases.append({"epoch": epoch, "bias": bias.tolist()})
-                logits = logits + torch.as_tensor(bias, dtype=logits.dtype)[None, :, None, None]
+                offsets = torch.as_tensor(bias, dtype=logits.dtype)
+                logits = logits + offsets.reshape(1, -1, *([1] * (logits.ndim - 2)))
             return logits
         finally:
             if restore is not None:
