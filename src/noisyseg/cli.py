@@ -167,7 +167,8 @@ ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads."
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out.")]
 SliceAxisOpt = Annotated[int, typer.Option(
     "--slice-axis", help="Volumes: the array axis a 2-D network is trained on slices of (0: "
-    "axial for (z, y, x) arrays, as nnU-Net's 2d configuration).")]
+    "axial for (z, y, x) arrays, as nnU-Net's 2d configuration); with --dims 3, the axis of "
+    "the per-slice scores and figures.")]
 SliceSizeOpt = Annotated[int | None, typer.Option(
     "--slice-size", help="Volumes: resize slices in-plane to this size (needed when cases "
     "differ in in-plane shape; undone on every volume written).")]
