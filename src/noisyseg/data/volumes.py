@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -160,12 +161,20 @@ def _trim_heap() -> None:
     (its mmap threshold rises after the first large free, so later large buffers come from
     the heap and fragment it); across 200 CT volumes that was ~1.5 GB of RSS holding nothing.
     """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@lru_cache(maxsize=1)
+def _malloc_trim():  # type: ignore[no-untyped-def]
+    """glibc's ``malloc_trim``, or None where there is none."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):
-        pass
+        return None
 
 
 def check_volume_source(cases: CaseDataset, slice_axis: int, what: str) -> int:

@@ -35,6 +35,7 @@ from noisyseg.detect.probs import (
 from noisyseg.detect.scores import (
     DetectionMetrics,
     RunningMoments,
+    add_class_offsets,
     apply_bias,
     boundary_band,
     check_flag_rule,
@@ -58,6 +59,7 @@ __all__ = [
     "softmin",
     "CleanlabDetector",
     "DetectionMetrics",
+    "add_class_offsets",
     "Detector",
     "DisagreeDetector",
     "LossDetector",

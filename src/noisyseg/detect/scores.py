@@ -17,6 +17,7 @@ from noisyseg.metrics import dice
 
 __all__ = [
     "RunningMoments",
+    "add_class_offsets",
     "boundary_band",
     "apply_bias",
     "check_flag_rule",
@@ -317,13 +318,14 @@ def apply_bias(logits: torch.Tensor, bias: np.ndarray | None) -> np.ndarray:
     """Labels ``argmax(logits + bias)``: (N, C, *S) logits, (C,) offsets -> (N, *S) uint8."""
     z = torch.as_tensor(logits)
     if bias is not None:
-        z = z + _class_offsets(bias, z)
+        z = add_class_offsets(z, bias)
     return z.argmax(1).numpy().astype(np.uint8)
 
 
-def _class_offsets(bias: np.ndarray, z: torch.Tensor) -> torch.Tensor:
-    """(C,) offsets shaped to add to (N, C, *S) logits."""
-    return torch.as_tensor(np.asarray(bias), dtype=z.dtype).reshape(1, -1, *([1] * (z.ndim - 2)))
+def add_class_offsets(logits: torch.Tensor, bias: np.ndarray) -> torch.Tensor:
+    """(N, C, *S) logits plus (C,) per-class offsets (of :func:`class_bias`)."""
+    z = torch.as_tensor(logits)
+    return z + torch.as_tensor(np.asarray(bias), dtype=z.dtype).reshape(1, -1, *([1] * (z.ndim - 2)))
 
 
 def class_bias(logits: torch.Tensor, truth: np.ndarray, *, span: float = 6.0,
@@ -362,7 +364,7 @@ def class_bias(logits: torch.Tensor, truth: np.ndarray, *, span: float = 6.0,
         for c in range(1, n_classes):
             # with the other offsets fixed, a pixel is c iff its margin over the best other
             # class exceeds -offset; elsewhere it keeps the best other class
-            others = z + _class_offsets(bias, z)
+            others = add_class_offsets(z, bias)
             others[:, c] = -torch.inf
             top, rest = others.max(dim=1)
             margin = (z[:, c] - top).numpy()

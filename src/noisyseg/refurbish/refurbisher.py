@@ -9,7 +9,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from noisyseg.detect import Detector, check_flag_rule, flag, validation_bias
+from noisyseg.detect import (
+    Detector,
+    add_class_offsets,
+    check_flag_rule,
+    flag,
+    validation_bias,
+)
 from noisyseg.refurbish.config import RefurbishConfig
 from noisyseg.train import IGNORE_INDEX, Callback, Trainer
 
@@ -143,8 +149,7 @@ class Refurbisher(Callback):
             if self.calibrate:
                 bias = validation_bias(trainer)
                 self.biases.append({"epoch": epoch, "bias": bias.tolist()})
-                offsets = torch.as_tensor(bias, dtype=logits.dtype)
-                logits = logits + offsets.reshape(1, -1, *([1] * (logits.ndim - 2)))
+                logits = add_class_offsets(logits, bias)
             return logits
         finally:
             if restore is not None:
