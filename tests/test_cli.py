@@ -98,6 +98,8 @@ def test_demo_runs_the_quick_study_and_writes_its_report(tmp_path, monkeypatch):
     (["train", "--epochs", "0"], "--epochs"),
     (["train", "--model", "resnet"], "unknown network"),
     (["train", "--loss", "focal"], "--loss"),
+    (["train", "--precision", "half"], "--precision: expected one of auto, fp32, bf16, fp16"),
+    (["audit", "--precision", "fp16", "--device", "cpu"], "--precision: fp16 needs a CUDA"),
     (["audit", "--detector", "magic"], "unknown detector 'magic'"),
     (["audit", "--detector", "vog:target=nope"], "--detector vog:target=nope: vog target"),
     (["audit", "--detector", "vog:speed=9"], "expected key=value options"),

@@ -40,7 +40,7 @@ _PARAMS = {"data", "out", "model", "strength", "target_dice", "fraction", "class
            "pseudo_from", "epochs", "batch_size", "steps_per_epoch", "lr", "loss", "device",
            "threads", "seed", "workers", "cpus_per_trial", "executor", "address", "probs", "split",
            "detector", "temperature", "slice_axis", "slice_size", "tolerance", "folds", "trusted",
-           "dims", "spacing", "patch_size",
+           "dims", "spacing", "patch_size", "precision",
            "port", "host", "reviewer",
            *PARAM_FLAGS}
 
@@ -164,6 +164,9 @@ AugmentOpt = Annotated[bool, typer.Option("--augment/--no-augment", help="Light 
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed (weights, sampling, augmentation).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads.")]
+PrecisionOpt = Annotated[str, typer.Option(
+    "--precision", help="auto (float16 mixed precision on CUDA, float32 on a CPU), fp32, bf16 "
+    "(fast on CPUs with AMX) or fp16 (CUDA).")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out.")]
 SliceAxisOpt = Annotated[int, typer.Option(
     "--slice-axis", help="Volumes: the array axis a 2-D network is trained on slices of (0: "
@@ -196,7 +199,7 @@ def _parse_sizes(value: str | None, name: str, kind: type = int) -> Any:
 
 
 _TRAIN_OPTIONS = ("epochs", "steps_per_epoch", "batch_size", "lr", "loss", "balanced", "augment",
-                  "seed", "device", "threads")
+                  "seed", "device", "threads", "precision")
 
 
 def _train_config(options: dict[str, Any]) -> Any:
@@ -224,7 +227,7 @@ def train(
     model_option: ModelOptionOpt = None, epochs: EpochsOpt = 40, steps_per_epoch: StepsOpt = None,
     batch_size: BatchOpt = 16, lr: LrOpt = 2e-3, loss: LossOpt = "dicece",
     balanced: BalancedOpt = False, augment: AugmentOpt = True, seed: SeedOpt = 0,
-    device: DeviceOpt = "auto", threads: ThreadsOpt = None,
+    device: DeviceOpt = "auto", threads: ThreadsOpt = None, precision: PrecisionOpt = "auto",
     dims: DimsOpt = 2, slice_axis: SliceAxisOpt = 0, slice_size: SliceSizeOpt = None,
     spacing: SpacingOpt = None, patch_size: PatchOpt = None, tolerance: ToleranceOpt = 1.0,
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/train"),
@@ -255,7 +258,7 @@ def audit(
     model_option: ModelOptionOpt = None, epochs: EpochsOpt = 40, steps_per_epoch: StepsOpt = None,
     batch_size: BatchOpt = 16, lr: LrOpt = 2e-3, loss: LossOpt = "dicece",
     balanced: BalancedOpt = False, augment: AugmentOpt = True, seed: SeedOpt = 0,
-    device: DeviceOpt = "auto", threads: ThreadsOpt = None,
+    device: DeviceOpt = "auto", threads: ThreadsOpt = None, precision: PrecisionOpt = "auto",
     detector: Annotated[list[str] | None, typer.Option(
         help="Detector (repeatable): vog, vog-online, loss, cleanlab, disagree, with options as "
              "NAME:key=value,... (e.g. vog:normalise=rms,target=boundary). Default: loss, "

@@ -228,3 +228,33 @@ def test_training_with_ignored_masks_is_finite(tiny):
     tr.fit()
     assert all(torch.isfinite(loss).all() for loss in rec.losses)
     assert np.isfinite(tr.history[-1]["train_loss"])
+
+
+def test_precision_and_memory_order_options(tiny):
+    with pytest.raises(ConfigError, match="^precision: expected one of auto, fp32, bf16, fp16"):
+        TrainConfig(precision="half")
+    with pytest.raises(ConfigError, match="^precision: fp16 needs a CUDA device"):
+        Trainer(_cfg(precision="fp16", device="cpu"), tiny)
+    # channels-last is the same arithmetic in another memory order: the same losses up to
+    # rounding, the network's weights held channels-last
+    last = Trainer(_cfg(augment=False, device="cpu"), tiny)
+    assert last.model.down[1][0].weight.is_contiguous(memory_format=torch.channels_last)
+    flat = Trainer(_cfg(augment=False, device="cpu", channels_last=False), tiny)
+    assert not flat.model.down[1][0].weight.is_contiguous(memory_format=torch.channels_last)
+    a, b = last.fit().history, flat.fit().history
+    assert [h["train_loss"] for h in a] == pytest.approx([h["train_loss"] for h in b], rel=1e-4)
+    # bfloat16 autocast: the forward pass in bf16, the weights and the losses in float32,
+    # the same seed giving the same numbers
+    seen = []
+
+    class Dtypes(Callback):
+        def on_batch_end(self, trainer, batch):
+            seen.append((batch.logits.dtype, batch.losses.dtype))
+
+    bf = Trainer(_cfg(precision="bf16", device="cpu"), tiny, [Dtypes()]).fit()
+    again = Trainer(_cfg(precision="bf16", device="cpu"), tiny).fit()
+    assert set(seen) == {(torch.bfloat16, torch.float32)}
+    assert next(bf.model.parameters()).dtype == torch.float32
+    assert bf.history[-1]["train_loss"] == again.history[-1]["train_loss"]
+    assert bf.history[-1]["train_loss"] == pytest.approx(a[-1]["train_loss"], rel=0.05)
+    assert bf.predict(tiny.indices("test")).dtype == np.uint8

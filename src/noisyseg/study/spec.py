@@ -277,8 +277,10 @@ class TrialConfig:
                 if corrupt[key] == default:
                     del corrupt[key]
         train = self.train.to_dict()
-        if train.get("patch_size") is None:  # added for volumes: older ids stay valid
-            train.pop("patch_size", None)
+        # fields added later leave the id alone at their defaults: older ids stay valid
+        for key, default in (("patch_size", None), ("precision", "auto"), ("channels_last", True)):
+            if train.get(key, default) == default:
+                train.pop(key, None)
         out = {"data": self.data, "seed": self.seed, "train": train,
                "corrupt": corrupt, "audit": asdict(self.audit)}
         if self.volumes != VolumeSpec():  # only when set: older ids stay valid

@@ -7,7 +7,10 @@ from typing import Any
 
 from noisyseg.errors import ConfigError
 
-__all__ = ["TrainConfig"]
+__all__ = ["PRECISIONS", "TrainConfig"]
+
+#: Values of :attr:`TrainConfig.precision`.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -42,6 +45,16 @@ class TrainConfig:
         the voxel budget (always for 2-D images), else a patch chosen from the data and the
         device (:func:`~noisyseg.train.choose_patch_size`). A third of the patches are
         centred on a foreground voxel of the training mask (nnU-Net's oversampling).
+    precision : {'auto', 'fp32', 'bf16', 'fp16'}
+        Arithmetic of the forward pass (``torch.autocast``; weights and optimiser stay in
+        float32). ``auto``: float16 mixed precision on CUDA (with loss scaling), float32 on a
+        CPU. ``bf16``: bfloat16 on either (2.6-3.4x faster training on a CPU with AMX, e.g.
+        Xeon Sapphire Rapids; slow on a CPU without native bfloat16). ``fp16``: CUDA only.
+    channels_last : bool
+        Hold the network and its inputs channels-last (``torch.channels_last`` /
+        ``channels_last_3d``): the same arithmetic in another memory order, 1.6-1.8x faster
+        float32 training on a CPU (oneDNN). Results differ from the contiguous order in the
+        last bits, so a run reproduces exactly only with the same setting.
     """
 
     model: str = "unet"
@@ -57,6 +70,8 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     patch_size: list[int] | None = None
+    precision: str = "auto"
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -76,6 +91,9 @@ class TrainConfig:
                 raise ConfigError(f"patch_size: expected 2 or 3 sizes of at least 8 voxels, "
                                   f"got {ps!r}")
             self.patch_size = [int(v) for v in ps]
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, "
+                              f"got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device: expected auto, cpu or cuda, got {self.device!r}")
 

@@ -182,6 +182,25 @@ class _InputGradient:
             self.handle = None
 
 
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` on ``device`` (None: float32 throughout)."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else None
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("precision: fp16 needs a CUDA device; on a CPU use bf16 or fp32")
+    if precision == "bf16" and device.type == "cpu" and not _cpu_has_bf16():
+        log.warning("precision: this CPU has no native bfloat16 (AVX512-BF16/AMX); bf16 "
+                    "training will be slower than fp32")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 class Trainer:
     """Train a segmentation network on a :class:`SegDataset`'s training masks.
 
@@ -240,8 +259,12 @@ class Trainer:
         self.trusted_source = "validation split"
         options = dict(config.model_options)
         options.setdefault("spatial_dims", dataset.spatial_dims)
+        self.amp_dtype = _autocast_dtype(config.precision, self.device)
+        self.memory_format = (
+            (torch.channels_last if dataset.spatial_dims == 2 else torch.channels_last_3d)
+            if config.channels_last else torch.contiguous_format)
         self.model = build_model(config.model, n_classes=dataset.n_classes,
-                                 **options).to(self.device)
+                                 **options).to(self.device, memory_format=self.memory_format)
         self.patch_size = self._patch_size(config, dataset.shape)
         self.patched = self.patch_size != tuple(dataset.shape)
         self._check_size(self.patch_size)
@@ -263,7 +286,8 @@ class Trainer:
         self._weights = self._sampling_weights() if config.balanced else None
         n_train = len(self.train_idx)
         self.steps_per_epoch = config.steps_per_epoch or max(1, -(-n_train // config.batch_size))
-        self.amp = self.device.type == "cuda"
+        #: Whether the forward pass runs in reduced precision (``config.precision``).
+        self.amp = self.amp_dtype is not None
 
     # ----------------------------------------------------------------- helpers
     def _patch_size(self, config: TrainConfig, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -285,7 +309,7 @@ class Trainer:
         try:
             with torch.no_grad():
                 self.model.eval()
-                out = self.model(torch.zeros(1, 1, *shape, device=self.device))
+                out = self.model(self._to_device(torch.zeros(1, 1, *shape)))
         except RuntimeError as exc:
             raise ConfigError(f"model: {self.config.model} cannot process {what} inputs "
                               f"({str(exc).splitlines()[0]}); use a size divisible by 32") from exc
@@ -397,6 +421,16 @@ class Trainer:
         """Sample ids by dataset index."""
         return self.dataset.sample_ids
 
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch of images on the training device in the network's memory order."""
+        return x.to(self.device, memory_format=self.memory_format)
+
+    def autocast(self) -> torch.autocast:
+        """The forward pass's precision context (``config.precision``); detectors that run
+        the network themselves use it too."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp)
+
     # ------------------------------------------------------------------ API
     def replace_masks(self, indices: Sequence[int] | np.ndarray, masks: np.ndarray) -> None:
         """Replace the training masks of the samples at ``indices`` (refurbishment)."""
@@ -416,8 +450,8 @@ class Trainer:
         batch_size = max(1, min(batch_size, 2**22 // int(np.prod(self.dataset.shape))))
         outs = []
         for i in range(0, len(idx), batch_size):
-            xb = src[idx[i:i + batch_size]].to(self.device)
-            with torch.autocast(self.device.type, enabled=self.amp):
+            xb = self._to_device(src[idx[i:i + batch_size]])
+            with self.autocast():
                 if self.patched:
                     from monai.inferers import sliding_window_inference
 
@@ -462,7 +496,7 @@ class Trainer:
     def fit(self) -> Trainer:
         """Train for ``config.epochs`` epochs; Ctrl-C stops early and keeps the best weights."""
         self._emit("on_train_start")
-        scaler = torch.amp.GradScaler(enabled=self.amp)
+        scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
         grab: _InputGradient | None = None  # made when a detector first asks for input gradients
         try:
             for epoch in range(self.epoch, self.config.epochs):
@@ -478,20 +512,20 @@ class Trainer:
                         x, y, origin = self._crop(x, y)
                     if self.config.augment:
                         x, y, shift = self._augment(x, y)
-                    x = x.to(self.device)
+                    x = self._to_device(x)
                     y = y.to(self.device)
                     tracked = self.track_input_grad
                     if tracked:
                         if grab is None:
                             grab = _InputGradient(self.model, tuple(x.shape[1:]), self.device)
                         grab.prepare(x)
-                    with torch.autocast(self.device.type, enabled=self.amp):
+                    with self.autocast():
                         logits = self.model(x)
                     losses = self.per_sample_loss(logits, y)
                     self.optimizer.zero_grad(set_to_none=True)
                     scaler.scale(losses.mean()).backward()
                     if tracked and grab is not None:
-                        grab.finish(scaler.get_scale() if self.amp else 1.0)
+                        grab.finish(scaler.get_scale() if scaler.is_enabled() else 1.0)
                     scaler.step(self.optimizer)
                     scaler.update()
                     self.step += 1
