@@ -96,6 +96,7 @@ def test_checkpoint_round_trip_and_run_folder(tmp_path):
     assert set(m["test"]["per_class"]) >= {"lv_cavity", "lv_myocardium", "left_atrium",
                                            "lv_epicardium"}
     assert m["config"]["seed"] == 0 and res["test"]["mean"]["dice"] == m["test"]["mean"]["dice"]
+    assert m["precision"] == "fp32" and m["memory_format"] in ("channels_last", "contiguous")
     hist = pd.read_csv(run / "history.csv")
     assert list(hist.columns[:4]) == ["epoch", "train_loss", "val_dice", "images_per_s"]
     model, ckpt = load_checkpoint(run / "model.pt")
@@ -237,9 +238,11 @@ def test_precision_and_memory_order_options(tiny):
         Trainer(_cfg(precision="fp16", device="cpu"), tiny)
     # channels-last is the same arithmetic in another memory order: the same losses up to
     # rounding, the network's weights held channels-last
-    last = Trainer(_cfg(augment=False, device="cpu"), tiny)
+    with pytest.raises(ConfigError, match="^memory_format: expected one of auto, channels_last"):
+        TrainConfig(memory_format="nhwc")
+    last = Trainer(_cfg(augment=False, device="cpu", memory_format="channels_last"), tiny)
     assert last.model.down[1][0].weight.is_contiguous(memory_format=torch.channels_last)
-    flat = Trainer(_cfg(augment=False, device="cpu", channels_last=False), tiny)
+    flat = Trainer(_cfg(augment=False, device="cpu", memory_format="contiguous"), tiny)
     assert not flat.model.down[1][0].weight.is_contiguous(memory_format=torch.channels_last)
     a, b = last.fit().history, flat.fit().history
     assert [h["train_loss"] for h in a] == pytest.approx([h["train_loss"] for h in b], rel=1e-4)
@@ -254,7 +257,17 @@ def test_precision_and_memory_order_options(tiny):
     bf = Trainer(_cfg(precision="bf16", device="cpu"), tiny, [Dtypes()]).fit()
     again = Trainer(_cfg(precision="bf16", device="cpu"), tiny).fit()
     assert set(seen) == {(torch.bfloat16, torch.float32)}
+    assert bf.settings["precision"] == "bf16" and last.settings["memory_format"] == "channels_last"
+    assert flat.settings == {"precision": "fp32", "memory_format": "contiguous"}
     assert next(bf.model.parameters()).dtype == torch.float32
     assert bf.history[-1]["train_loss"] == again.history[-1]["train_loss"]
     assert bf.history[-1]["train_loss"] == pytest.approx(a[-1]["train_loss"], rel=0.05)
     assert bf.predict(tiny.indices("test")).dtype == np.uint8
+
+
+@pytest.mark.parametrize("capability,expected", [("AVX512", "channels_last"),
+                                                 ("AVX2", "contiguous"), ("DEFAULT", "contiguous")])
+def test_auto_memory_format_follows_the_cpu(tiny, monkeypatch, capability, expected):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    tr = Trainer(_cfg(device="cpu"), tiny)
+    assert tr.settings == {"precision": "fp32", "memory_format": expected}

@@ -278,7 +278,8 @@ class TrialConfig:
                     del corrupt[key]
         train = self.train.to_dict()
         # fields added later leave the id alone at their defaults: older ids stay valid
-        for key, default in (("patch_size", None), ("precision", "auto"), ("channels_last", True)):
+        for key, default in (("patch_size", None), ("precision", "auto"),
+                             ("memory_format", "auto")):
             if train.get(key, default) == default:
                 train.pop(key, None)
         out = {"data": self.data, "seed": self.seed, "train": train,

@@ -194,6 +194,16 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
+def _memory_format(name: str, device: torch.device, spatial_dims: int) -> torch.memory_format:
+    """The torch memory format of ``TrainConfig.memory_format`` on ``device``."""
+    if name == "auto":
+        fast = device.type == "cuda" or torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+        name = "channels_last" if fast else "contiguous"
+    if name == "contiguous":
+        return torch.contiguous_format
+    return torch.channels_last if spatial_dims == 2 else torch.channels_last_3d
+
+
 def _cpu_has_bf16() -> bool:
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -260,9 +270,8 @@ class Trainer:
         options = dict(config.model_options)
         options.setdefault("spatial_dims", dataset.spatial_dims)
         self.amp_dtype = _autocast_dtype(config.precision, self.device)
-        self.memory_format = (
-            (torch.channels_last if dataset.spatial_dims == 2 else torch.channels_last_3d)
-            if config.channels_last else torch.contiguous_format)
+        self.memory_format = _memory_format(config.memory_format, self.device,
+                                            dataset.spatial_dims)
         self.model = build_model(config.model, n_classes=dataset.n_classes,
                                  **options).to(self.device, memory_format=self.memory_format)
         self.patch_size = self._patch_size(config, dataset.shape)
@@ -424,6 +433,13 @@ class Trainer:
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         """A batch of images on the training device in the network's memory order."""
         return x.to(self.device, memory_format=self.memory_format)
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """The precision and memory order this trainer resolved ``auto`` to (for records)."""
+        dtype = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
+        fmt = "contiguous" if self.memory_format == torch.contiguous_format else "channels_last"
+        return {"precision": dtype, "memory_format": fmt}
 
     def autocast(self) -> torch.autocast:
         """The forward pass's precision context (``config.precision``); detectors that run
