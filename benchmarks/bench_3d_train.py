@@ -11,7 +11,9 @@ sides run in one process on the same in-memory volumes (synthetic-CT, 64 x 128 x
   float32 on a CPU);
 - ``monai``: the loop of MONAI's 3-D tutorials: a ``CacheDataset`` of dicts (z-scoring cached),
   ``RandCropByPosNegLabeld`` (pos 1, neg 2) and ``RandScaleIntensityd`` per draw, a
-  ``DataLoader``, ``DiceCELoss``.
+  ``DataLoader``, ``DiceCELoss``; float32, contiguous as the tutorials;
+- ``monai_channels_last``: the same loop with the network and batches channels-last, to
+  show how much of the difference is the memory order.
 
 Throughput is patches per second over ``--steps`` optimisation steps after 3 warm-up steps
 (validation excluded), ``--repeats`` times each side, alternating; ``speedup`` is the ratio of
@@ -58,7 +60,15 @@ def bench_noisyseg(ds, patch, batch, steps, device, precision="auto") -> float:
     return steps * batch / (t[-1] - t[2])
 
 
-def bench_monai(ds, patch, batch, steps, device) -> float:
+def settings(ds, patch, device, precision) -> dict:
+    """The precision and memory order noisyseg's trainer resolves ``auto`` to here."""
+    from noisyseg.train import TrainConfig, Trainer
+
+    cfg = TrainConfig(device=device, precision=precision, patch_size=list(patch))
+    return Trainer(cfg, ds).settings
+
+
+def bench_monai(ds, patch, batch, steps, device, channels_last=False) -> float:
     from monai.data import CacheDataset, DataLoader
     from monai.losses import DiceCELoss
     from monai.transforms import (
@@ -82,14 +92,15 @@ def bench_monai(ds, patch, batch, steps, device) -> float:
     ])
     data = CacheDataset(items, xform, progress=False)
     loader = DataLoader(data, batch_size=batch, shuffle=True, num_workers=0)
-    net = build_model("unet", n_classes=ds.n_classes, spatial_dims=3).to(dev)
+    fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+    net = build_model("unet", n_classes=ds.n_classes, spatial_dims=3).to(dev, memory_format=fmt)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler(enabled=dev.type == "cuda")
     times, done = [], 0
     while done < steps + 3:
         for b in loader:
-            x, y = b["image"].to(dev), b["label"].to(dev)
+            x, y = b["image"].as_tensor().to(dev, memory_format=fmt), b["label"].to(dev)
             with torch.autocast(dev.type, enabled=dev.type == "cuda"):
                 out = net(x)
             loss = loss_fn(out.float(), y)
@@ -121,11 +132,13 @@ def main() -> None:
     ds = volumes(args.n, args.size, args.slices)
     patch = tuple(args.patch)
     # alternate the two sides so a slow spell of the machine hits both
-    ours, theirs = [], []
+    ours, theirs, theirs_cl = [], [], []
     for _ in range(args.repeats):
         ours.append(bench_noisyseg(ds, patch, args.batch, args.steps, args.device,
                                    args.precision))
         theirs.append(bench_monai(ds, patch, args.batch, args.steps, args.device))
+        theirs_cl.append(bench_monai(ds, patch, args.batch, args.steps, args.device,
+                                     channels_last=True))
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     print(json.dumps({
         "machine": {"cpu": platform.processor() or platform.machine(),
@@ -135,7 +148,10 @@ def main() -> None:
         "batch": args.batch, "steps": args.steps, "noisyseg_precision": args.precision,
         "noisyseg_patches_per_s": [round(v, 2) for v in ours],
         "monai_patches_per_s": [round(v, 2) for v in theirs],
+        "noisyseg_settings": settings(ds, patch, args.device, args.precision),
+        "monai_channels_last_patches_per_s": [round(v, 2) for v in theirs_cl],
         "speedup": round(float(np.median(ours) / np.median(theirs)), 3),
+        "speedup_over_monai_channels_last": round(float(np.median(ours) / np.median(theirs_cl)), 3),
     }, indent=2))
 
 
