@@ -106,6 +106,8 @@ def test_demo_runs_the_quick_study_and_writes_its_report(tmp_path, monkeypatch):
     (["audit", "--detector", "disagree:every=0"], "disagree: every and max_val must be >= 1"),
     (["audit", "--flag-rule", "vibes"], "--flag-rule"),
     (["audit", "--refurbish", "--refurbish-mode", "erase"], "--refurbish-mode: expected one of"),
+    (["audit", "--refurbish", "--refurbish-mode", "boundary", "--refurbish-band", "0"],
+     "--refurbish-band: must be >= 1, got 0"),
 ])
 def test_train_and_audit_bad_options(tmp_path, args, match):
     out = tmp_path / "run"

@@ -34,7 +34,8 @@ DataOpt = Annotated[str, typer.Option("--data", help=(
 #: Python parameter names (as library errors name them) -> the CLI's flags, where they differ
 #: from ``--`` + the name with dashes.
 PARAM_FLAGS = {"fmt": "--format", "detectors": "--detector", "mode": "--refurbish-mode",
-               "calibrate": "--refurbish-calibrate", "with_detector": "--refurbish-with"}
+               "calibrate": "--refurbish-calibrate", "with_detector": "--refurbish-with",
+               "band": "--refurbish-band"}
 _PARAMS = {"data", "out", "model", "strength", "target_dice", "fraction", "classes", "options",
            "refurbish_with", "flag_rule", "flag_value", "warmup", "every", "confidence", "unflag",
            "pseudo_from", "epochs", "batch_size", "steps_per_epoch", "lr", "loss", "device",
@@ -284,8 +285,12 @@ def audit(
              "(undoes a learnt systematic bias).")] = False,
     refurbish_mode: Annotated[str, typer.Option(
         help="What a flagged mask trains on: replace (pseudo-label, given label where unsure), "
-             "ignore (pseudo-label, unsure pixels left out of the loss) or drop (left out "
-             "of the loss).")] = "replace",
+             "ignore (pseudo-label, unsure pixels left out of the loss), drop (left out "
+             "of the loss) or boundary (given labels, boundaries left out of the loss).")
+    ] = "replace",
+    refurbish_band: Annotated[int, typer.Option(
+        help="With --refurbish-mode boundary: voxels left out on each side of a flagged "
+             "mask's boundaries.")] = 2,
     trusted: Annotated[str | None, typer.Option(
         help="Masks known to be right, for disagree and --refurbish-calibrate: a split (val) "
              "or a file of sample ids (one per line, or a CSV with sample_id). Default: the "
@@ -327,7 +332,8 @@ def audit(
         return
     rcfg = RefurbishConfig(with_detector=refurbish_with, warmup=warmup, every=every,
                            confidence=confidence, unflag=unflag, pseudo_from=pseudo_from,
-                           calibrate=refurbish_calibrate, mode=refurbish_mode)
+                           calibrate=refurbish_calibrate, mode=refurbish_mode,
+                           band=refurbish_band)
     res = run_audit(data=data, out=out, config=cfg, detectors=detector or DEFAULT_DETECTORS,
                     refurbish=rcfg if refurbish else None, flag_rule=flag_rule,
                     flag_value=flag_value, trusted=trusted, overwrite=overwrite,

@@ -60,8 +60,10 @@ def test_calibrated_pseudo_labels_use_the_validation_offsets(echo_small):
 
 
 def test_refurbish_mode_is_validated():
-    with pytest.raises(ConfigError, match="mode: expected one of replace, ignore, drop"):
+    with pytest.raises(ConfigError, match="mode: expected one of replace, ignore, drop, boundary"):
         RefurbishConfig(mode="erase")
+    with pytest.raises(ConfigError, match="^band: must be >= 1, got 0"):
+        RefurbishConfig(mode="boundary", band=0)
 
 
 def _flag_upper_half(trainer, **kw):
@@ -92,6 +94,39 @@ def test_drop_leaves_flagged_masks_out_of_the_loss_and_exports_them_unchanged(ec
     assert [e["action"] for e in r.events] == ["dropped"] * int(r.flagged.sum())
     np.testing.assert_array_equal(r.final_masks(trainer), echo_small.masks[idx])
     trainer.fit()  # trains on the half that is left
+    assert np.isfinite(trainer.history[-1]["train_loss"])
+
+
+def test_boundary_leaves_the_band_around_flagged_boundaries_out_of_the_loss():
+    import numpy as np
+
+    from noisyseg.data import SegDataset
+    from noisyseg.train import IGNORE_INDEX
+
+    # four 16 x 16 masks: a 4 x 4 square of class 1 at rows/cols 4..7
+    masks = np.zeros((4, 16, 16), np.uint8)
+    masks[:, 4:8, 4:8] = 1
+    ds = SegDataset(np.random.default_rng(0).normal(size=masks.shape).astype(np.float32),
+                    masks, ("background", "thing"), tuple(f"s{i}" for i in range(4)),
+                    np.array(["train", "train", "val", "test"]))
+    trainer = Trainer(TrainConfig(epochs=1, batch_size=2, threads=1,
+                                  model_options={"width": 2, "depth": 1}), ds)
+    r = _flag_upper_half(trainer, mode="boundary", band=1)
+    r.on_epoch_end(trainer, 0, {})
+    (flagged,) = np.flatnonzero(r.flagged)
+    target = trainer.train_targets[trainer.train_idx[flagged]].numpy()
+    # boundary voxels: the first voxel past each label change (row 4 and row 8 in cols 4..7,
+    # col 4 and col 8 in rows 4..7); band 1 adds their 3 x 3 neighbourhoods
+    band = np.zeros((16, 16), bool)
+    band[3:6, 3:9] = band[7:10, 3:9] = band[3:9, 3:6] = band[3:9, 7:10] = True
+    expected = np.where(band, IGNORE_INDEX, masks[0])
+    assert not band[6, 6] and expected[6, 6] == 1 and not band[9, 9]  # what is kept
+    np.testing.assert_array_equal(target, expected)
+    other = trainer.train_targets[trainer.train_idx[1 - flagged]].numpy()
+    np.testing.assert_array_equal(other, masks[0])  # the unflagged mask is untouched
+    assert [e["action"] for e in r.events] == ["boundary left out"]
+    np.testing.assert_array_equal(r.final_masks(trainer), masks[:2])  # labels unchanged
+    trainer.fit()
     assert np.isfinite(trainer.history[-1]["train_loss"])
 
 

@@ -10,9 +10,10 @@ from noisyseg.errors import ConfigError
 __all__ = ["MODES", "PSEUDO_FROM", "RefurbishConfig"]
 
 #: What a flagged mask becomes: ``replace`` (pseudo-label, the given label where the model
-#: is unsure), ``ignore`` (pseudo-label, unsure pixels left out of the loss) or ``drop``
-#: (the whole mask left out of the loss).
-MODES = ("replace", "ignore", "drop")
+#: is unsure), ``ignore`` (pseudo-label, unsure pixels left out of the loss), ``drop``
+#: (the whole mask left out of the loss) or ``boundary`` (the given mask, its boundaries
+#: left out of the loss).
+MODES = ("replace", "ignore", "drop", "boundary")
 #: Which weights make the pseudo-labels.
 PSEUDO_FROM = ("current", "best")
 
@@ -41,9 +42,17 @@ class RefurbishConfig:
         Pseudo-labels with per-class logit offsets fitted on the clean validation masks
         (:func:`noisyseg.detect.class_bias`): a model that learnt a systematic bias then
         labels with the validation masks' boundaries instead of copying the bias.
-    mode : {'replace', 'ignore', 'drop'}
+    mode : {'replace', 'ignore', 'drop', 'boundary'}
         What unsure pixels of a flagged mask train on: the given label, nothing, or (drop)
-        no pixel of a flagged mask is trained on.
+        no pixel of a flagged mask is trained on; ``boundary`` makes no pseudo-label: a
+        flagged mask trains on its given labels except within ``band`` voxels of any of its
+        label boundaries, where systematic errors (a structure drawn too large, too small or
+        shifted) live. It needs no model better than the labels, only a detector that finds
+        the flagged masks; the network learns where boundaries go from the unflagged masks.
+    band : int
+        Half-width in voxels (per axis: a square or cube around each boundary voxel) of the
+        band a flagged mask leaves out with ``mode='boundary'``; cover the error's size
+        (a 3 mm dilation at 0.8 mm voxels: 4).
 
     Raises
     ------
@@ -64,11 +73,12 @@ class RefurbishConfig:
     pseudo_from: str = "current"
     calibrate: bool = False
     mode: str = "replace"
+    band: int = 2
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
-        for name in ("warmup", "every"):
+        for name in ("warmup", "every", "band"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.confidence <= 1:

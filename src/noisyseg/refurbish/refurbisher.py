@@ -12,6 +12,7 @@ import torch
 from noisyseg.detect import (
     Detector,
     add_class_offsets,
+    boundary_band,
     check_flag_rule,
     flag,
     validation_bias,
@@ -63,7 +64,9 @@ class Refurbisher(Callback):
 
     ``mode`` says what the unsure pixels train on: the given label (``replace``), nothing
     (``ignore``: left out of the loss), or, with ``drop``, no pixel of a flagged mask is
-    trained on (the sample is removed from the loss; no pseudo-label is made).
+    trained on (the sample is removed from the loss; no pseudo-label is made); with
+    ``boundary`` a flagged mask keeps its given labels except within ``config.band`` voxels
+    of its label boundaries, which leave the loss (no pseudo-label either).
 
     Parameters
     ----------
@@ -108,11 +111,18 @@ class Refurbisher(Callback):
             flags |= self.flagged
         idx = trainer.train_idx.numpy()
         new = np.flatnonzero(flags)
-        if self.mode == "drop":  # a dropped mask stays dropped: only the newly flagged change
+        if self.mode in ("drop", "boundary"):  # no pseudo-label: only the newly flagged change
             fresh = new[~self.flagged[new]]
-            trainer.replace_masks(idx[fresh], np.full_like(self._given[fresh], IGNORE_INDEX))
+            given = self._given[fresh]
+            if self.mode == "drop":
+                masks = np.full_like(given, IGNORE_INDEX)
+            else:
+                masks = np.where(boundary_band(given, self.config.band), np.uint8(IGNORE_INDEX),
+                                 given).astype(np.uint8)
+            trainer.replace_masks(idx[fresh], masks)
+            action = "dropped" if self.mode == "drop" else "boundary left out"
             self.events += [{"epoch": e, "sample_id": trainer.sample_ids[idx[i]],
-                             "action": "dropped"} for i in fresh]
+                             "action": action} for i in fresh]
         elif new.size:
             probs = torch.softmax(self._pseudo_logits(trainer, idx[new], e), dim=1)
             trainer.replace_masks(idx[new], pseudo_labels(
@@ -133,7 +143,8 @@ class Refurbisher(Callback):
     def final_masks(self, trainer: Trainer) -> np.ndarray:
         """The training masks of the training split as they end: refurbished where flagged;
         pixels left out of the loss (``ignore``) hold the model's label for them, and
-        dropped masks their given label. (M, H, W) uint8 in the order of ``train_idx``."""
+        dropped masks (and boundary bands) their given label. (M, H, W) uint8 in the order
+        of ``train_idx``."""
         masks = trainer.train_targets[trainer.train_idx].numpy()
         return np.where(masks == IGNORE_INDEX, self._guess, masks).astype(np.uint8)
 

@@ -111,9 +111,9 @@ class AuditSpec:
         Any of ``vog``, ``vog-online``, ``loss``, ``cleanlab``, ``disagree``; empty for none.
     refurbish : bool
         Replace flagged training masks by pseudo-labels (driven by the first detector).
-    flag_rule, flag_value, warmup, every, confidence, unflag, pseudo_from, calibrate, mode
+    flag_rule, flag_value, warmup, every, confidence, unflag, pseudo_from, calibrate, mode, band
         As for ``noisyseg audit`` (``calibrate`` is ``--refurbish-calibrate``, ``mode``
-        ``--refurbish-mode``).
+        ``--refurbish-mode``, ``band`` ``--refurbish-band``).
     """
 
     detectors: list[str] = field(default_factory=list)
@@ -128,6 +128,7 @@ class AuditSpec:
     pseudo_from: str = _REFURBISH.pseudo_from
     calibrate: bool = _REFURBISH.calibrate
     mode: str = _REFURBISH.mode
+    band: int = _REFURBISH.band
 
     def __post_init__(self) -> None:
         check_detectors(self.detectors)
@@ -282,8 +283,11 @@ class TrialConfig:
                              ("memory_format", "auto")):
             if train.get(key, default) == default:
                 train.pop(key, None)
+        audit = asdict(self.audit)
+        if audit["band"] == _REFURBISH.band:  # added later: older ids stay valid
+            del audit["band"]
         out = {"data": self.data, "seed": self.seed, "train": train,
-               "corrupt": corrupt, "audit": asdict(self.audit)}
+               "corrupt": corrupt, "audit": audit}
         if self.volumes != VolumeSpec():  # only when set: older ids stay valid
             out["volumes"] = asdict(self.volumes)
         return out
