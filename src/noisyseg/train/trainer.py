@@ -442,8 +442,8 @@ class Trainer:
         return {"precision": dtype, "memory_format": fmt}
 
     def autocast(self) -> torch.autocast:
-        """The forward pass's precision context (``config.precision``); detectors that run
-        the network themselves use it too."""
+        """The precision context of training and prediction forward passes
+        (``config.precision``). VOG's input gradients stay float32."""
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                               enabled=self.amp)
 
