@@ -25,11 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import numpy as np
 import torch
+from _machine import cpu_model
 
 
 def volumes(n: int, size: int, slices: int):
@@ -141,7 +141,7 @@ def main() -> None:
                                      channels_last=True))
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     print(json.dumps({
-        "machine": {"cpu": platform.processor() or platform.machine(),
+        "machine": {"cpu": cpu_model(),
                     "cores": len(os.sched_getaffinity(0)), "threads": torch.get_num_threads(),
                     "gpu": gpu, "torch": torch.__version__},
         "volumes": [args.n, args.slices, args.size, args.size], "patch": list(patch),

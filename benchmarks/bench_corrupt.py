@@ -20,6 +20,8 @@ import numpy as np  # noqa: E402
 
 cv2.setNumThreads(1)
 
+from _machine import cpu_model  # noqa: E402
+
 from noisyseg.corrupt import ERROR_MODELS, calibrate  # noqa: E402
 from noisyseg.data import synthetic_echo_masks  # noqa: E402
 from noisyseg.errors import CalibrationError  # noqa: E402
@@ -40,7 +42,7 @@ def main() -> None:
                          "'median' the median")
     args = ap.parse_args()
     masks = synthetic_echo_masks(n=max(args.n, args.calib_n), size=args.size, seed=0)
-    out: dict = {"machine": {"cpu": platform.processor() or platform.machine(),
+    out: dict = {"machine": {"cpu": cpu_model(),
                              "cores_used": 1, "python": platform.python_version()},
                  "mask": f"{args.size}x{args.size}, 4 classes (synthetic-echo)",
                  "throughput_masks_per_s": {}, "calibration": {}}

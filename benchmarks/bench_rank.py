@@ -34,6 +34,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _machine import cpu_model
 
 K = 4
 
@@ -233,7 +234,7 @@ def main() -> None:
     args = ap.parse_args()
     root = args.workdir or Path(tempfile.mkdtemp(prefix="bench_rank_"))
     root.mkdir(parents=True, exist_ok=True)
-    out: dict = {"machine": {"cpu": platform.processor() or platform.machine(),
+    out: dict = {"machine": {"cpu": cpu_model(),
                              "cores": os.cpu_count(), "python": platform.python_version()}}
     try:
         if not (root / "probs").is_dir() or len(list((root / "probs").iterdir())) != args.n:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
+
+from _machine import cpu_model
 
 from noisyseg.study import StudyRunner, StudySpec, load_spec
 
@@ -60,7 +61,7 @@ def main() -> None:
     ap.add_argument("--skip-demo", action="store_true")
     ap.add_argument("--skip-ray", action="store_true")
     args = ap.parse_args()
-    res: dict = {"machine": {"cpu": platform.processor() or platform.machine(),
+    res: dict = {"machine": {"cpu": cpu_model(),
                              "cores": len(os.sched_getaffinity(0))}}
     if not args.skip_demo:
         spec = _limited(load_spec("quick"), args.limit)

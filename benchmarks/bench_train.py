@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 
 import torch
+from _machine import cpu_model
 from monai.networks.nets import BasicUNet
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
@@ -123,7 +123,7 @@ def main() -> None:
     plain_ips = args.steps * bs / run(args.steps)
     ceiling = matmul_flops()
     out = {
-        "machine": {"cpu": platform.processor() or platform.machine(),
+        "machine": {"cpu": cpu_model(),
                     "threads": torch.get_num_threads(), "torch": torch.__version__},
         "size": args.size, "batch": bs, "steps": args.steps,
         "noisyseg_unet": {"images_per_s": round(ours_ips, 1),

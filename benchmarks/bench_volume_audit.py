@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from _machine import cpu_model
+
 CHILD = """
 import sys
 from noisyseg.api import run_audit
@@ -68,7 +70,7 @@ def main() -> None:
            if args.dims == 2 else {}),
         "peak_rss_gb": round(peak_kb / 1e6, 2), "wall_s": round(wall, 1),
         "epochs": args.epochs, "steps_per_epoch": args.steps, "detectors": ["loss"],
-        "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+        "machine": cpu_model(), "cpus": os.cpu_count(),
         "python": platform.python_version()}, indent=2))
 
 

@@ -28,6 +28,8 @@ import numpy as np  # noqa: E402
 
 cv2.setNumThreads(1)
 
+from _machine import cpu_model  # noqa: E402
+
 from noisyseg.corrupt import ERROR_MODELS, calibrate  # noqa: E402
 from noisyseg.data import synthetic_ct  # noqa: E402
 
@@ -77,7 +79,7 @@ def main() -> None:
     args = ap.parse_args()
     ds = synthetic_ct(n=max(args.n, args.calib_n), size=args.size, slices=args.slices, seed=0)
     spacing = ds.label_geometry(0).spacing
-    out: dict = {"machine": {"cpu": platform.processor() or platform.machine(),
+    out: dict = {"machine": {"cpu": cpu_model(),
                              "cores_used": 1, "python": platform.python_version()},
                  "volume": f"{args.slices}x{args.size}x{args.size} voxels of "
                            f"{'x'.join(map(str, spacing))} mm, 4 classes (synthetic-ct)",
