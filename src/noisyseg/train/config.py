@@ -50,13 +50,15 @@ class TrainConfig:
     precision : {'auto', 'fp32', 'bf16', 'fp16'}
         Arithmetic of the forward pass (``torch.autocast``; weights and optimiser stay in
         float32). ``auto``: float16 mixed precision on CUDA (with loss scaling), float32 on a
-        CPU. ``bf16``: bfloat16 on either (2.6-3.4x faster training on a CPU with AMX, e.g.
-        Xeon Sapphire Rapids; slow on a CPU without native bfloat16). ``fp16``: CUDA only.
+        CPU. ``bf16``: bfloat16 on either (on a Xeon with AMX one training step of the
+        network took 2.6-3.4x less time on one thread, the whole 3-D loop 1.2x on two;
+        slow on a CPU without native bfloat16). ``fp16``: CUDA only.
     memory_format : {'auto', 'channels_last', 'contiguous'}
         Memory order of the network and its inputs: the same arithmetic in another order,
         with speed depending on the machine. ``channels_last`` (``torch.channels_last`` /
-        ``channels_last_3d``) trained 1.6x (2-D) and 1.8x (3-D) faster in float32 on an
-        AVX-512 Xeon, but 12% slower than ``contiguous`` on an AVX2 EPYC (2-D). ``auto``:
+        ``channels_last_3d``) made one float32 step 1.6x (2-D) and 1.8x (3-D) faster on one
+        thread of an AVX-512 Xeon (the whole 3-D loop on two threads: ~1.1x), but trained
+        12% slower than ``contiguous`` on an AVX2 EPYC (2-D). ``auto``:
         channels-last on CUDA and on CPUs with AVX-512, contiguous otherwise. Results
         differ between the two orders in the last bits, so a run reproduces exactly only
         in the same order (``metrics.json`` records the one used).
