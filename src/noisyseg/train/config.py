@@ -58,11 +58,11 @@ class TrainConfig:
         with speed depending on the machine. ``channels_last`` (``torch.channels_last`` /
         ``channels_last_3d``) made one float32 step 1.6x (2-D) and 1.8x (3-D) faster on one
         thread of an AVX-512 Xeon (the whole 3-D loop on two threads: ~1.1x), but trained
-        12% slower than ``contiguous`` on an AVX2 EPYC (2-D). ``auto``:
-        channels-last on CPUs with AVX-512 and on CUDA (PyTorch's advice for tensor cores, not
-        measured here), contiguous otherwise. Results
-        differ between the two orders in the last bits, so a run reproduces exactly only
-        in the same order (``metrics.json`` records the one used).
+        12% slower than ``contiguous`` on an AVX2 EPYC (2-D). ``auto``: channels-last on
+        CPUs with AVX-512 and on CUDA (PyTorch's advice for tensor cores, not measured
+        here), contiguous otherwise. Results differ between the two orders in the last
+        bits, so a run reproduces exactly only in the same order (``metrics.json`` records
+        the one used).
     """
 
     model: str = "unet"
