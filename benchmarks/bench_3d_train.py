@@ -13,7 +13,9 @@ sides run in one process on the same in-memory volumes (synthetic-CT, 64 x 128 x
   ``RandCropByPosNegLabeld`` (pos 1, neg 2) and ``RandScaleIntensityd`` per draw, a
   ``DataLoader``, ``DiceCELoss``; float32, contiguous as the tutorials;
 - ``monai_channels_last``: the same loop with the network and batches channels-last, to
-  show how much of the difference is the memory order.
+  show how much of the difference is the memory order;
+- ``monai_bf16``: the same loop (contiguous) under bfloat16 autocast, to show how much of
+  the difference is the precision.
 
 Throughput is patches per second over ``--steps`` optimisation steps after 3 warm-up steps
 (validation excluded), ``--repeats`` times each side, alternating; ``speedup`` is the ratio of
@@ -68,7 +70,7 @@ def settings(ds, patch, device, precision) -> dict:
     return Trainer(cfg, ds).settings
 
 
-def bench_monai(ds, patch, batch, steps, device, channels_last=False) -> float:
+def bench_monai(ds, patch, batch, steps, device, channels_last=False, bf16=False) -> float:
     from monai.data import CacheDataset, DataLoader
     from monai.losses import DiceCELoss
     from monai.transforms import (
@@ -96,12 +98,14 @@ def bench_monai(ds, patch, batch, steps, device, channels_last=False) -> float:
     net = build_model("unet", n_classes=ds.n_classes, spatial_dims=3).to(dev, memory_format=fmt)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    scaler = torch.amp.GradScaler(enabled=dev.type == "cuda")
+    cuda = dev.type == "cuda"
+    dtype = torch.bfloat16 if bf16 else torch.float16
+    scaler = torch.amp.GradScaler(enabled=cuda and not bf16)
     times, done = [], 0
     while done < steps + 3:
         for b in loader:
             x, y = b["image"].as_tensor().to(dev, memory_format=fmt), b["label"].to(dev)
-            with torch.autocast(dev.type, enabled=dev.type == "cuda"):
+            with torch.autocast(dev.type, dtype=dtype, enabled=cuda or bf16):
                 out = net(x)
             loss = loss_fn(out.float(), y)
             opt.zero_grad(set_to_none=True)
@@ -132,13 +136,15 @@ def main() -> None:
     ds = volumes(args.n, args.size, args.slices)
     patch = tuple(args.patch)
     # alternate the two sides so a slow spell of the machine hits both
-    ours, theirs, theirs_cl = [], [], []
+    ours, theirs, theirs_cl, theirs_bf = [], [], [], []
     for _ in range(args.repeats):
         ours.append(bench_noisyseg(ds, patch, args.batch, args.steps, args.device,
                                    args.precision))
         theirs.append(bench_monai(ds, patch, args.batch, args.steps, args.device))
         theirs_cl.append(bench_monai(ds, patch, args.batch, args.steps, args.device,
                                      channels_last=True))
+        theirs_bf.append(bench_monai(ds, patch, args.batch, args.steps, args.device,
+                                     bf16=True))
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     print(json.dumps({
         "machine": {"cpu": cpu_model(),
@@ -151,7 +157,9 @@ def main() -> None:
         "noisyseg_settings": settings(ds, patch, args.device, args.precision),
         "monai_channels_last_patches_per_s": [round(v, 2) for v in theirs_cl],
         "speedup": round(float(np.median(ours) / np.median(theirs)), 3),
+        "monai_bf16_patches_per_s": [round(v, 2) for v in theirs_bf],
         "speedup_over_monai_channels_last": round(float(np.median(ours) / np.median(theirs_cl)), 3),
+        "speedup_over_monai_bf16": round(float(np.median(ours) / np.median(theirs_bf)), 3),
     }, indent=2))
 
 

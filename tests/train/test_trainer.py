@@ -240,9 +240,11 @@ def test_precision_and_memory_order_options(tiny):
     # rounding, the network's weights held channels-last
     with pytest.raises(ConfigError, match="^memory_format: expected one of auto, channels_last"):
         TrainConfig(memory_format="nhwc")
-    last = Trainer(_cfg(augment=False, device="cpu", memory_format="channels_last"), tiny)
+    last = Trainer(_cfg(augment=False, device="cpu", memory_format="channels_last",
+                        precision="fp32"), tiny)
     assert last.model.down[1][0].weight.is_contiguous(memory_format=torch.channels_last)
-    flat = Trainer(_cfg(augment=False, device="cpu", memory_format="contiguous"), tiny)
+    flat = Trainer(_cfg(augment=False, device="cpu", memory_format="contiguous",
+                        precision="fp32"), tiny)
     assert not flat.model.down[1][0].weight.is_contiguous(memory_format=torch.channels_last)
     a, b = last.fit().history, flat.fit().history
     assert [h["train_loss"] for h in a] == pytest.approx([h["train_loss"] for h in b], rel=1e-4)
@@ -265,9 +267,18 @@ def test_precision_and_memory_order_options(tiny):
     assert bf.predict(tiny.indices("test")).dtype == np.uint8
 
 
-@pytest.mark.parametrize("capability,expected", [("AVX512", "channels_last"),
-                                                 ("AVX2", "contiguous"), ("DEFAULT", "contiguous")])
-def test_auto_memory_format_follows_the_cpu(tiny, monkeypatch, capability, expected):
+@pytest.mark.parametrize("capability,threads,precision,expected", [
+    ("AVX512", 1, "fp32", "channels_last"),  # the one case measured faster channels-last
+    ("AVX512", 2, "fp32", "contiguous"),     # channels-last batch norm uses one thread
+    ("AVX512", 1, "bf16", "contiguous"),
+    ("AVX2", 1, "fp32", "contiguous"),
+    ("DEFAULT", 1, "fp32", "contiguous")])
+def test_auto_memory_format_follows_the_measurements(tiny, monkeypatch, capability, threads,
+                                                      precision, expected):
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
-    tr = Trainer(_cfg(device="cpu"), tiny)
-    assert tr.settings == {"precision": "fp32", "memory_format": expected}
+    before = torch.get_num_threads()
+    try:
+        tr = Trainer(_cfg(device="cpu", threads=threads, precision=precision), tiny)
+    finally:
+        torch.set_num_threads(before)
+    assert tr.settings == {"precision": precision, "memory_format": expected}

@@ -49,20 +49,19 @@ class TrainConfig:
         centred on a foreground voxel of the training mask (nnU-Net's oversampling).
     precision : {'auto', 'fp32', 'bf16', 'fp16'}
         Arithmetic of the forward pass (``torch.autocast``; weights and optimiser stay in
-        float32). ``auto``: float16 mixed precision on CUDA (with loss scaling), float32 on a
-        CPU. ``bf16``: bfloat16 on either (on a Xeon with AMX one training step of the
-        network took 2.6-3.4x less time on one thread, the whole 3-D loop 1.2x on two;
-        slow on a CPU without native bfloat16). ``fp16``: CUDA only.
+        float32). ``auto``: float16 mixed precision on CUDA (with loss scaling), float32 on
+        every CPU. ``bf16``: bfloat16 on either; on a Xeon with AMX a training step took
+        2.4x (2-D) to 3.3x (3-D) less time than float32 on two threads (slower on a CPU
+        without native bfloat16: the trainer warns). ``fp16``: CUDA only.
     memory_format : {'auto', 'channels_last', 'contiguous'}
         Memory order of the network and its inputs: the same arithmetic in another order,
-        with speed depending on the machine. ``channels_last`` (``torch.channels_last`` /
-        ``channels_last_3d``) made one float32 step 1.6x (2-D) and 1.8x (3-D) faster on one
-        thread of an AVX-512 Xeon (the whole 3-D loop on two threads: ~1.1x), but trained
-        12% slower than ``contiguous`` on an AVX2 EPYC (2-D). ``auto``: channels-last on
-        CPUs with AVX-512 and on CUDA (PyTorch's advice for tensor cores, not measured
-        here), contiguous otherwise. Results differ between the two orders in the last
-        bits, so a run reproduces exactly only in the same order (``metrics.json`` records
-        the one used).
+        with speed depending on the machine and the thread count. ``auto``: channels-last
+        on CUDA (PyTorch's advice for tensor cores, not measured here) and for float32 on
+        one thread of an AVX-512 CPU (1.5x faster in 2-D, 1.8x in 3-D there); contiguous
+        otherwise, because PyTorch's channels-last batch norm uses one thread (on two
+        threads 1.25x slower in 2-D float32, 2.8x slower in bfloat16). Results differ
+        between the two orders in the last bits, so a run reproduces exactly only in the
+        same order (``metrics.json`` records the one used).
     """
 
     model: str = "unet"
