@@ -24,6 +24,7 @@ from noisyseg.data._resize import resize_image, resize_mask, restore_mask
 from noisyseg.data.cases import CaseDataset
 from noisyseg.data.dataset import SegDataset
 from noisyseg.data.io import Geometry
+from noisyseg.data.store import RowStore
 from noisyseg.data.volumes import check_volume_source, read_volume
 from noisyseg.errors import ConfigError, DataError
 
@@ -90,9 +91,13 @@ class SliceIndex:
         return np.moveaxis(stack, 0, self.axis).astype(np.uint8, copy=False)
 
 
-def slice_dataset(cases: CaseDataset, *, slice_axis: int = 0,
-                  slice_size: int | None = None) -> tuple[SegDataset, SliceIndex]:
-    """The slices of every case along ``slice_axis``, as one in-memory 2-D dataset.
+#: Slice images estimated above this many bytes are kept on disk (:class:`RowStore`).
+ON_DISK_BYTES = 1 << 30
+
+
+def slice_dataset(cases: CaseDataset, *, slice_axis: int = 0, slice_size: int | None = None,
+                  on_disk: bool | None = None) -> tuple[SegDataset, SliceIndex]:
+    """The slices of every case along ``slice_axis``, as one 2-D dataset.
 
     Parameters
     ----------
@@ -104,6 +109,12 @@ def slice_dataset(cases: CaseDataset, *, slice_axis: int = 0,
         Resize every slice in-plane to ``slice_size x slice_size`` (images linearly, masks by nearest
         neighbour; undone by :meth:`SliceIndex.volume`). Needed when the cases' in-plane
         shapes differ.
+    on_disk : bool, optional
+        Keep the slice images in a temporary file, read a batch at a time
+        (:class:`~noisyseg.data.store.RowStore`), instead of in memory; masks stay in memory
+        (a quarter of float32 images' size). ``None``: when the first case's slices, times
+        the number of cases, exceed :data:`ON_DISK_BYTES` (1 GiB). Either way each array is
+        built without a second copy.
 
     Returns
     -------
@@ -124,51 +135,72 @@ def slice_dataset(cases: CaseDataset, *, slice_axis: int = 0,
     size = slice_size
     if size is not None and (not isinstance(size, int) or size < 8):
         raise ConfigError(f"slice_size: expected an in-plane size of at least 8 pixels, got {size!r}")
-    images, masks, cleans, owner, pos, shapes, geoms, ids = [], [], [], [], [], [], [], []
+    images: RowStore | None = None
+    masks: RowStore | None = None
+    cleans: RowStore | None = None
+    owner, pos, shapes, geoms, ids = [], [], [], [], []
     with_clean = cases.has_clean_labels
     plane0 = None
-    for i in range(len(cases)):
-        img, lab, geom = read_volume(cases, i, "slicing")
-        plane = tuple(s for a, s in enumerate(lab.shape) if a != ax)
-        if size is None:
-            if plane0 is None:
-                plane0 = plane
-            elif plane != plane0:
-                raise ConfigError(f"slice_size: case {cases.sample_ids[i]} has {plane} slices along axis "
-                                  f"{ax}, case {cases.sample_ids[0]} {plane0}; give an in-plane "
-                                  f"size to resize them to")
-        clean = cases.read_label(i, clean=True)[0] if with_clean else None
-        img_s, lab_s = np.moveaxis(img[0], ax, 0), np.moveaxis(lab, ax, 0)
-        cln_s = None if clean is None else np.moveaxis(clean, ax, 0)
-        if size is not None:
-            images.append(np.stack([resize_image(s, size) for s in img_s]))
-            masks.append(np.stack([resize_mask(s, size) for s in lab_s]))
-            if cln_s is not None:
-                cleans.append(np.stack([resize_mask(s, size) for s in cln_s]))
-        else:
-            images.append(img_s.astype(np.float32, copy=False))
-            masks.append(lab_s)
-            if cln_s is not None:
+    try:
+        for i in range(len(cases)):
+            img, lab, geom = read_volume(cases, i, "slicing")
+            plane = tuple(s for a, s in enumerate(lab.shape) if a != ax)
+            if size is None:
+                if plane0 is None:
+                    plane0 = plane
+                elif plane != plane0:
+                    raise ConfigError(f"slice_size: case {cases.sample_ids[i]} has {plane} slices "
+                                      f"along axis {ax}, case {cases.sample_ids[0]} {plane0}; give "
+                                      f"an in-plane size to resize them to")
+            clean = cases.read_label(i, clean=True)[0] if with_clean else None
+            img_s, lab_s = np.moveaxis(img[0], ax, 0), np.moveaxis(lab, ax, 0)
+            cln_s = None if clean is None else np.moveaxis(clean, ax, 0)
+            if size is not None:
+                img_s = np.stack([resize_image(s, size) for s in img_s])
+                lab_s = np.stack([resize_mask(s, size) for s in lab_s])
+                if cln_s is not None:
+                    cln_s = np.stack([resize_mask(s, size) for s in cln_s])
+            if images is None:
+                row = img_s.shape[1:]
+                if on_disk is None:
+                    on_disk = len(cases) * img_s.shape[0] * int(np.prod(row)) * 4 > ON_DISK_BYTES
+                images = RowStore(row, np.float32)
+                masks = RowStore(row, np.uint8)
+                cleans = RowStore(row, np.uint8) if with_clean else None
+            images.append(img_s)
+            masks.append(lab_s)  # type: ignore[union-attr]
+            if cleans is not None and cln_s is not None:
                 cleans.append(cln_s)
-        n = lab_s.shape[0]
-        owner.append(np.full(n, i))
-        pos.append(np.arange(n))
-        shapes.append(tuple(int(v) for v in lab.shape))
-        geoms.append(geom)
-        ids.extend(f"{cases.sample_ids[i]}:{z}" for z in range(n))
-    owner_a, pos_a = np.concatenate(owner), np.concatenate(pos)
-    mask_a = np.concatenate(masks)
-    clean_a = np.concatenate(cleans) if cleans else None
+            k, shape_i = lab_s.shape[0], tuple(int(v) for v in lab.shape)
+            del img, lab, clean, img_s, lab_s, cln_s
+            owner.append(np.full(k, i))
+            pos.append(np.arange(k))
+            shapes.append(shape_i)
+            geoms.append(geom)
+            ids.extend(f"{cases.sample_ids[i]}:{z}" for z in range(k))
+        assert images is not None and masks is not None
+        owner_a, pos_a = np.concatenate(owner), np.concatenate(pos)
+        # one allocation per in-memory array: the store is read straight into it
+        mask_a = np.asarray(masks)
+        clean_a = None if cleans is None else np.asarray(cleans)
+        image_a = images if on_disk else np.asarray(images)
+    finally:
+        for store in (masks, cleans) + (() if on_disk else (images,)):
+            if store is not None:
+                store.close()
     if clean_a is not None:
-        corrupted = np.any(mask_a != clean_a, axis=(1, 2))
+        corrupted = np.concatenate([np.any(mask_a[j:j + 256] != clean_a[j:j + 256], axis=(1, 2))
+                                    for j in range(0, len(mask_a), 256)])
     elif cases.corrupted is not None:
         corrupted = np.asarray(cases.corrupted)[owner_a]
     else:
         corrupted = None
-    ds = SegDataset(np.concatenate(images), mask_a, cases.class_names, tuple(ids),
+    ds = SegDataset(image_a, mask_a, cases.class_names, tuple(ids),
                     cases.split[owner_a], clean_masks=clean_a, corrupted=corrupted,
                     source=cases.source,
-                    meta={"slices": {"axis": ax, "size": size, "cases": len(cases)},
+                    meta={"slices": {"axis": ax, "size": size, "cases": len(cases),
+                                     "on_disk": bool(on_disk)},
                           "channel_names": list(cases.channel_names)})
-    log.info("%s: %d slices of %d cases along axis %d", cases.source, len(ds), len(cases), ax)
+    log.info("%s: %d slices of %d cases along axis %d%s", cases.source, len(ds), len(cases), ax,
+             " (images on disk)" if on_disk else "")
     return ds, SliceIndex(cases, ax, owner_a, pos_a, tuple(shapes), tuple(geoms), size)

@@ -277,7 +277,9 @@ class Trainer:
         Current training masks of every sample (only training samples are used); change
         them with :meth:`replace_masks`. Pixels equal to :data:`IGNORE_INDEX` are left out
         of the loss. uint8, an eighth of int64's memory (1.5 GB less for the slices of 200 CT
-        volumes); batches are cast to int64.
+        volumes); batches are cast to int64. Shares the dataset's uint8 masks until the first
+        :meth:`replace_masks` copies them (0.84 GB for those slices), so the dataset's masks
+        never change.
     history : list of dict
         One row per epoch: epoch, train_loss, val_dice, images_per_s, seconds.
     best_score : float
@@ -325,7 +327,12 @@ class Trainer:
         self.patched = self.patch_size != tuple(dataset.shape)
         self._check_size(self.patch_size)
         self.images = _Normalised(dataset.images)
-        self.train_targets = torch.from_numpy(np.array(dataset.masks, dtype=np.uint8))
+        masks = np.asarray(dataset.masks, dtype=np.uint8)
+        shared = masks is dataset.masks
+        if shared and not masks.flags.writeable:
+            masks, shared = masks.copy(), False
+        self._own_targets = not shared  # else copied on the first replace_masks
+        self.train_targets = torch.from_numpy(masks)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.dice_loss = DiceLoss(include_background=False, to_onehot_y=True, softmax=True,
                                   reduction="none")
@@ -498,6 +505,9 @@ class Trainer:
     def replace_masks(self, indices: Sequence[int] | np.ndarray, masks: np.ndarray) -> None:
         """Replace the training masks of the samples at ``indices`` (refurbishment)."""
         idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+        if not self._own_targets:  # copy on first write: the dataset's masks stay as given
+            self.train_targets = self.train_targets.clone()
+            self._own_targets = True
         self.train_targets[idx] = torch.as_tensor(np.asarray(masks, dtype=np.uint8))
 
     @torch.no_grad()
