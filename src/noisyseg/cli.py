@@ -286,13 +286,16 @@ def audit(
     refurbish_mode: Annotated[str, typer.Option(
         help="What a flagged mask trains on: replace (pseudo-label, given label where unsure), "
              "ignore (pseudo-label, unsure pixels left out of the loss), drop (left out "
-             "of the loss) or boundary (given labels, boundaries left out of the loss).")
+             "of the loss), boundary (given labels, boundaries left out of the loss) or "
+             "debias (given labels, each structure grown or shrunk by the offset measured "
+             "between flagged and trusted masks).")
     ] = "replace",
     refurbish_band: Annotated[int, typer.Option(
         help="With --refurbish-mode boundary: voxels left out on each side of a flagged "
              "mask's boundaries.")] = 2,
     trusted: Annotated[str | None, typer.Option(
-        help="Masks known to be right, for disagree and --refurbish-calibrate: a split (val) "
+        help="Masks known to be right, for disagree, --refurbish-calibrate and "
+             "--refurbish-mode debias: a split (val) "
              "or a file of sample ids (one per line, or a CSV with sample_id). Default: the "
              "validation split, reported as taken to be right.")] = None,
     folds: Annotated[int | None, typer.Option(

@@ -143,3 +143,27 @@ def test_calibration_reaches_a_target_volume_dice(name, mode):
     d = [dice(get_model(name)(v, cal.strength, rng=np.random.default_rng(int(s)), mode=mode,
                               **kw)[None], v[None], 3)[0] for v, s in zip(vols, seeds, strict=True)]
     assert np.mean(d) == pytest.approx(cal.achieved_dice)
+
+
+def test_grow_structures_moves_boundaries_by_the_signed_distance_in_mm():
+    from noisyseg.corrupt import grow_structures
+
+    m = np.zeros((7, 7), np.uint8)
+    m[3, 3] = 2
+    # the pixel is the square [2.5, 3.5]^2: its neighbours' centres lie 0.5 px outside it,
+    # the diagonal ones sqrt(2) - 0.5 = 0.91 px
+    np.testing.assert_array_equal(grow_structures(m, 0.4), m)
+    plus = grow_structures(m, 0.6)
+    assert set(zip(*np.nonzero(plus), strict=True)) == {(3, 3), (2, 3), (4, 3), (3, 2), (3, 4)}
+    assert (grow_structures(m, 1.0)[2:5, 2:5] == 2).all() and grow_structures(m, 1.0).sum() == 18
+    # rows 1 mm apart, columns 2 mm: 1 mm reaches the rows above and below only
+    tall = grow_structures(m, 1.0, spacing=(1.0, 2.0))
+    assert set(zip(*np.nonzero(tall), strict=True)) == {(2, 3), (3, 3), (4, 3)}
+    # shrinking gives the freed voxels the nearest other label; the array edge stays
+    block = np.ones((5, 9), np.uint8)
+    block[:, 4:] = 3
+    thin = grow_structures(block, -1.0, classes=[3])
+    assert (thin[:, :5] == 1).all() and (thin[:, 5:] == 3).all()
+    # a one-slice volume behaves as the 2-D map
+    np.testing.assert_array_equal(grow_structures(m[None], 1.0, spacing=(5.0, 1.0, 1.0))[0],
+                                  grow_structures(m, 1.0))

@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from noisyseg.errors import ConfigError
 from noisyseg.evaluate import evaluate_masks
@@ -99,3 +101,59 @@ def test_bad_spacing_or_tolerance_names_the_parameter(kwargs):
     name = next(iter(kwargs))
     with pytest.raises(ConfigError, match=f"^{name}:"):
         evaluate_masks(p, y, ("background", "liver"), **kwargs)
+
+
+# ------------------------------------------------------------------ boundary offsets
+def test_boundary_offset_of_a_stripe_drawn_two_columns_too_wide_is_one_mm():
+    from noisyseg.evaluate import boundary_offset
+
+    ref = np.zeros((6, 9), np.uint8)
+    ref[:, :4] = 1
+    big = np.zeros_like(ref)
+    big[:, :6] = 1
+    # big's boundary voxels (column 5) lie 1 mm - 0.25 mm outside ref; ref's (column 3)
+    # lie 1.5 mm - 0.25 mm inside big: (0.75 + 1.25) / 2 = 1 mm; the array edge is no boundary
+    assert boundary_offset(big, ref, n_classes=2, spacing=(1.0, 0.5))[1] == pytest.approx(1.0)
+    assert boundary_offset(ref, big, n_classes=2, spacing=(1.0, 0.5))[1] == pytest.approx(-1.0)
+    off = boundary_offset(ref, ref, n_classes=3)
+    assert np.isnan(off[0]) and off[1] == 0 and np.isnan(off[2])  # class 2 is absent
+
+
+def test_boundary_offset_measures_a_3d_dilation_in_mm():
+    from noisyseg.corrupt import grow_structures
+    from noisyseg.evaluate import boundary_offset
+
+    sp = (2.5, 0.8, 0.8)
+    zz, yy, xx = np.mgrid[:24, :48, :48]
+    ball = ((((zz - 12) * sp[0]) ** 2 + ((yy - 24) * sp[1]) ** 2 + ((xx - 24) * sp[2]) ** 2)
+            < 12.0 ** 2).astype(np.uint8)
+    for r in (1.6, 3.2, 5.0):  # within the 2.5 mm slices' discreteness of r
+        grown = grow_structures(ball, r, spacing=sp)
+        shrunk = grow_structures(ball, -r, spacing=sp)
+        assert boundary_offset(grown, ball, n_classes=2, spacing=sp)[1] == pytest.approx(r, abs=0.5)
+        assert boundary_offset(shrunk, ball, n_classes=2, spacing=sp)[1] == pytest.approx(-r, abs=0.5)
+
+
+@given(st.integers(0, 10_000))
+@settings(max_examples=25, deadline=None)
+def test_boundary_offset_is_antisymmetric(seed):
+    from noisyseg.evaluate import boundary_offset
+
+    rng = np.random.default_rng(seed)
+    a = np.zeros((20, 20), np.uint8)
+    b = np.zeros((20, 20), np.uint8)
+    for m in (a, b):
+        r0, c0 = rng.integers(2, 10, 2)
+        m[r0:r0 + rng.integers(3, 9), c0:c0 + rng.integers(3, 9)] = 1
+    sp = rng.uniform(0.3, 2.0, 2)
+    np.testing.assert_allclose(boundary_offset(a, b, n_classes=2, spacing=sp),
+                               -boundary_offset(b, a, n_classes=2, spacing=sp), equal_nan=True)
+
+
+def test_boundary_offset_errors_name_the_parameter():
+    from noisyseg.evaluate import boundary_offset
+
+    with pytest.raises(ConfigError, match="^mask, reference: expected one shape"):
+        boundary_offset(np.zeros((4, 4)), np.zeros((4, 5)), n_classes=2)
+    with pytest.raises(ConfigError, match="^spacing: expected one positive"):
+        boundary_offset(np.zeros((4, 4)), np.zeros((4, 4)), n_classes=2, spacing=(1, 0))

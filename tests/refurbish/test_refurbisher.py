@@ -60,7 +60,7 @@ def test_calibrated_pseudo_labels_use_the_validation_offsets(echo_small):
 
 
 def test_refurbish_mode_is_validated():
-    with pytest.raises(ConfigError, match="mode: expected one of replace, ignore, drop, boundary"):
+    with pytest.raises(ConfigError, match="mode: expected one of replace, ignore, drop, boundary, debias"):
         RefurbishConfig(mode="erase")
     with pytest.raises(ConfigError, match="^band: must be >= 1, got 0"):
         RefurbishConfig(mode="boundary", band=0)
@@ -153,3 +153,98 @@ def test_ignore_leaves_unsure_pixels_out_and_exports_the_model_label(echo_small)
     np.testing.assert_array_equal(final[r.flagged], pred.numpy())
     np.testing.assert_array_equal(final[~r.flagged],
                                   echo_small.masks[trainer.train_idx.numpy()[~r.flagged]])
+
+
+def _disc_dataset(n=8, size=32, radius=7.0):
+    """Discs of class 1 (radius ``radius`` px, centres moving), every second one in the
+    training split; training masks 0, 2, 4 drawn 2 px too large."""
+    import numpy as np
+
+    from noisyseg.corrupt import grow_structures
+    from noisyseg.data import SegDataset
+
+    yy, xx = np.mgrid[:size, :size]
+    truth = np.stack([(((yy - 14 - i % 3) ** 2 + (xx - 15 - i % 2) ** 2) <= radius ** 2)
+                      for i in range(n)]).astype(np.uint8)
+    split = np.array(["train", "val"] * (n // 2))
+    masks = truth.copy()
+    for i in (0, 2, 4):
+        masks[i] = grow_structures(truth[i], 2.0)
+    ds = SegDataset(np.random.default_rng(0).normal(size=truth.shape).astype(np.float32),
+                    masks, ("background", "organ"), tuple(f"s{i}" for i in range(n)), split,
+                    clean_masks=truth, corrupted=np.any(masks != truth, axis=(1, 2)))
+    return ds, truth
+
+
+def test_systematic_offset_cancels_the_models_own_bias():
+    import numpy as np
+
+    from noisyseg.corrupt import grow_structures
+    from noisyseg.refurbish import debias_masks, systematic_offset
+
+    ds, truth = _disc_dataset()
+    flagged, trusted = [0, 2, 4], [1, 3, 5, 7]
+    # a model that learnt half the bias predicts every structure 1 px too large
+    pred = np.stack([grow_structures(t, 1.0) for t in truth])
+    off = systematic_offset(ds.masks[flagged], pred[flagged], truth[trusted], pred[trusted],
+                            n_classes=3)
+    assert off[0] == 0 and off[2] == 0  # background; class 2 is in neither set
+    assert off[1] == pytest.approx(2.0, abs=0.25)  # + 1 px against the model, - (-1 px)
+    # spacing scales it: pixels of 0.5 mm
+    sp = [(0.5, 0.5)] * 4
+    off_mm = systematic_offset(ds.masks[flagged], pred[flagged], truth[trusted], pred[trusted],
+                               n_classes=3, spacing=sp[:3], trusted_spacing=sp)
+    assert off_mm[1] == pytest.approx(off[1] / 2)
+    fixed = debias_masks(ds.masks[flagged], off)
+    assert (fixed != truth[flagged]).sum() <= 0.1 * (ds.masks[flagged] != truth[flagged]).sum()
+    # an offset under half a voxel changes nothing
+    np.testing.assert_array_equal(debias_masks(ds.masks[flagged], np.array([0, 0.49, 0])),
+                                  ds.masks[flagged])
+
+
+def test_debias_moves_the_flagged_masks_boundaries_and_records_the_offset(monkeypatch):
+    import numpy as np
+
+    from noisyseg.corrupt import grow_structures
+    from noisyseg.metrics import dice
+
+    ds, truth = _disc_dataset()
+    trainer = Trainer(TrainConfig(epochs=1, batch_size=2, threads=1,
+                                  model_options={"width": 2, "depth": 1}), ds)
+    biased = np.stack([grow_structures(t, 1.0) for t in truth])
+    monkeypatch.setattr(trainer, "predict", lambda idx: biased[np.asarray(idx)])
+    det = LossDetector()
+    idx = trainer.train_idx.numpy()  # samples 0, 2, 4, 6
+    det.history = [(1, np.array([3.0, 1.0, 2.0, 0.0]))]  # 0 and 4 are the top half
+    r = Refurbisher(det, RefurbishConfig(warmup=1, every=1, mode="debias"), rule="top", value=0.5,
+                    spacing=lambda i: (0.5, 0.5))
+    r.on_train_start(trainer)
+    r.on_epoch_end(trainer, 0, {})
+    assert list(idx[r.flagged]) == [0, 4]
+    (rec,) = r.offsets
+    assert rec["epoch"] == 1 and rec["offset_mm"]["organ"] == pytest.approx(1.0, abs=0.15)
+    targets = trainer.train_targets.numpy()
+    for i in (0, 4):  # debiased: back near the truth, far better than the given mask
+        assert dice(targets[i][None], truth[i][None], 2)[0] > 0.97 > dice(ds.masks[i][None],
+                                                                          truth[i][None], 2)[0]
+    for i in (2, 6):  # not flagged: untouched (2 keeps its error)
+        np.testing.assert_array_equal(targets[i], ds.masks[i])
+    assert [e["action"] for e in r.events] == ["debiased", "debiased"]
+    np.testing.assert_array_equal(r.final_masks(trainer), targets[idx])
+    assert r.state_dict()["offsets"] == r.offsets
+    trainer.fit()
+    assert np.isfinite(trainer.history[-1]["train_loss"])
+
+
+def test_debias_needs_trusted_masks_and_no_calibration():
+    import numpy as np
+
+    ds, _ = _disc_dataset()
+    ds = ds.subset(np.array([0, 2, 4, 6]))  # no validation split: nothing trusted
+    trainer = Trainer(TrainConfig(epochs=1, batch_size=2, threads=1,
+                                  model_options={"width": 2, "depth": 1}), ds)
+    trainer.trusted_idx = np.zeros(0, np.int64)
+    with pytest.raises(ConfigError, match="^mode: 'debias' measures offsets against masks known"):
+        Refurbisher(LossDetector(), RefurbishConfig(mode="debias")).on_train_start(trainer)
+    with pytest.raises(ConfigError, match="^calibrate: mode 'debias'"):
+        RefurbishConfig(mode="debias", calibrate=True)

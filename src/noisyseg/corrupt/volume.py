@@ -35,8 +35,9 @@ from scipy import ndimage as ndi
 
 from noisyseg.corrupt._geometry import compose
 from noisyseg.errors import ConfigError
+from noisyseg.evaluate import signed_distance
 
-__all__ = ["VOLUMETRIC", "slicewise"]
+__all__ = ["VOLUMETRIC", "grow_structures", "slicewise"]
 
 Box = tuple[slice, ...]
 
@@ -197,6 +198,33 @@ def erode3d(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     return _grow3d(mask, -strength, _spacing(spacing, mask.ndim), classes)
 
 
+def grow_structures(mask: np.ndarray, distance: float, *,
+                    spacing: Sequence[float] | None = None,
+                    classes: Sequence[int] | None = None) -> np.ndarray:
+    """Move every boundary of the chosen structures of a 2-D or 3-D label map along its
+    normal by ``distance`` mm: out (the structure grows) when positive, in when negative.
+
+    The structure's signed distance map (:func:`noisyseg.evaluate.signed_distance`, exact
+    Euclidean distances honouring anisotropic ``spacing``) thresholded at ``distance``: the
+    inverse of what :func:`noisyseg.evaluate.boundary_offset` measures, so moving by a
+    measured offset undoes it (refurbishment's ``debias`` mode). Grown structures are
+    painted over their neighbours; voxels a shrunk one gives up take the nearest other
+    label. A 2-D map ``(H, W)`` takes two spacing values.
+    """
+    m = np.asarray(mask)
+    if m.ndim == 2:
+        sp2 = _spacing(spacing, 2)
+        return grow_structures(m[None], distance, spacing=(float(sp2.max()), *sp2),
+                               classes=classes)[0]
+    sp = _spacing(spacing, m.ndim)
+    margin = _margin(max(distance, 0.0), sp)
+    parts = {}
+    for c, tight in _class_boxes(m, classes).items():
+        box = _grow_box(tight, margin, m.shape)
+        parts[c] = (box, signed_distance(m[box] == c, spacing=sp) < distance)
+    return _compose(m, parts, int(np.ceil(abs(distance) / sp[1:].min())) + 1)
+
+
 def _grow3d(mask: np.ndarray, distance: float, sp: np.ndarray,
             classes: Sequence[int] | None) -> np.ndarray:
     parts = {}
@@ -279,14 +307,6 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], sp: np.ndarr
     return (f / sd).astype(np.float32)
 
 
-def _sdf_mm(binary: np.ndarray, sp: np.ndarray) -> np.ndarray:
-    """Signed distance in mm (< 0 inside), boundary half-way between voxel centres."""
-    inside = ndi.distance_transform_edt(binary, sampling=sp) if binary.any() else np.zeros(binary.shape)
-    outside = ndi.distance_transform_edt(~binary, sampling=sp) if not binary.all() else np.zeros(binary.shape)
-    half = 0.5 * float(sp.min())
-    return np.where(binary, half - inside, outside - half).astype(np.float32)
-
-
 def natural3d(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
               spacing: Sequence[float] | None = None, classes: Sequence[int] | None = None,
               scale: float = 30.0) -> np.ndarray:
@@ -301,7 +321,7 @@ def natural3d(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     for c in sorted(boxes):
         box = _grow_box(boxes[c], _margin(reach_mm, sp), mask.shape)
         field = _smooth_field(rng, mask.shape, sp, scale, box, 1)[0]
-        sdf = _sdf_mm(mask[box] == c, sp)
+        sdf = signed_distance(mask[box] == c, spacing=sp)
         parts[c] = (box, sdf < np.clip(field * strength, -reach_mm, reach_mm))
     return _compose(mask, parts, int(np.ceil(reach_mm / sp[1:].min())) + 1)
 

@@ -71,6 +71,16 @@ class SliceIndex:
         """Voxel size of case ``i`` in mm, per array axis."""
         return tuple(self.geometry[i].spacing)
 
+    def sample_spacing(self, i: int) -> tuple[float, ...]:
+        """Pixel size in mm of slice sample ``i`` (its case's in-plane spacing, scaled when
+        the slices were resized to :attr:`size`)."""
+        c = int(self.case[i])
+        plane = [k for k in range(len(self.shapes[c])) if k != self.axis]
+        sp = [self.geometry[c].spacing[k] for k in plane]
+        if self.size:
+            sp = [v * self.shapes[c][k] / self.size for v, k in zip(sp, plane, strict=True)]
+        return tuple(float(v) for v in sp)
+
     def volume_from(self, i: int, samples: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """Case ``i``'s volume from ``masks`` given for the slice samples ``samples`` (which
         hold all of case ``i``'s slices, in any order): :meth:`volume` of its rows."""

@@ -127,6 +127,11 @@ class VolumeIndex:
         """Voxel size of case ``i`` in mm (its own grid, where metrics are measured)."""
         return tuple(self.geometry[i].spacing)
 
+    def sample_spacing(self, i: int) -> tuple[float, ...]:
+        """Voxel size in mm of sample ``i``'s arrays: the common spacing when the cases were
+        resampled, else case ``i``'s own (padding does not change it)."""
+        return tuple(self.spacing_mm) if self.spacing_mm is not None else self.spacing(i)
+
     def crop(self, i: int, array: np.ndarray) -> np.ndarray:
         """Sample ``i``'s array on the common grid without its padding (the resampled case)."""
         return np.asarray(array)[tuple(slice(0, n) for n in self.resampled[i])]

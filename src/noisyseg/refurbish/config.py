@@ -11,9 +11,10 @@ __all__ = ["MODES", "PSEUDO_FROM", "RefurbishConfig"]
 
 #: What a flagged mask becomes: ``replace`` (pseudo-label, the given label where the model
 #: is unsure), ``ignore`` (pseudo-label, unsure pixels left out of the loss), ``drop``
-#: (the whole mask left out of the loss) or ``boundary`` (the given mask, its boundaries
-#: left out of the loss).
-MODES = ("replace", "ignore", "drop", "boundary")
+#: (the whole mask left out of the loss), ``boundary`` (the given mask, its boundaries
+#: left out of the loss) or ``debias`` (the given mask, each structure grown or shrunk by
+#: the systematic offset measured between flagged and trusted masks).
+MODES = ("replace", "ignore", "drop", "boundary", "debias")
 #: Which weights make the pseudo-labels.
 PSEUDO_FROM = ("current", "best")
 
@@ -35,20 +36,28 @@ class RefurbishConfig:
     unflag : bool
         Give samples that are no longer flagged their given masks back.
     pseudo_from : {'current', 'best'}
-        Pseudo-labels from the current model or from the best-on-validation weights so far
+        Pseudo-labels (or, with ``mode='debias'``, the predictions the offsets are
+        measured against) from the current model or from the best-on-validation weights so far
         (validation masks are clean, so under heavy systematic errors this is an
         early-learning model that has not yet fitted the bias).
     calibrate : bool
         Pseudo-labels with per-class logit offsets fitted on the clean validation masks
         (:func:`noisyseg.detect.class_bias`): a model that learnt a systematic bias then
         labels with the validation masks' boundaries instead of copying the bias.
-    mode : {'replace', 'ignore', 'drop', 'boundary'}
+    mode : {'replace', 'ignore', 'drop', 'boundary', 'debias'}
         What unsure pixels of a flagged mask train on: the given label, nothing, or (drop)
         no pixel of a flagged mask is trained on; ``boundary`` makes no pseudo-label: a
         flagged mask trains on its given labels except within ``band`` voxels of any of its
         label boundaries, where systematic errors (a structure drawn too large, too small or
         shifted) live. It needs no model better than the labels, only a detector that finds
         the flagged masks; the network learns where boundaries go from the unflagged masks.
+        ``debias`` makes no pseudo-label either: it measures, per structure, how far the
+        flagged masks' boundaries lie outside the model's prediction, minus how far the
+        trusted masks' boundaries do (the model's own bias cancels; median over samples,
+        in mm, see :func:`noisyseg.evaluate.boundary_offset`), and grows or shrinks that
+        structure in every flagged mask by the difference (offsets under half a voxel are
+        left alone). It undoes a systematic over- or under-segmentation while keeping the
+        annotator's shapes, so it helps where the network is no better than the labels.
     band : int
         Half-width in voxels (per axis: a square or cube around each boundary voxel) of the
         band a flagged mask leaves out with ``mode='boundary'``; cover the error's size
@@ -83,6 +92,9 @@ class RefurbishConfig:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.confidence <= 1:
             raise ConfigError(f"confidence: expected a probability in [0, 1], got {self.confidence}")
+        if self.mode == "debias" and self.calibrate:
+            raise ConfigError("calibrate: mode 'debias' measures the model against the trusted "
+                              "masks itself; calibrate applies to 'replace' and 'ignore'")
         if self.pseudo_from not in PSEUDO_FROM:
             raise ConfigError(f"pseudo_from: expected one of {', '.join(PSEUDO_FROM)}, "
                               f"got {self.pseudo_from!r}")

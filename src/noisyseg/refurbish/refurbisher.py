@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 
+from noisyseg.corrupt import grow_structures
 from noisyseg.detect import (
     Detector,
     add_class_offsets,
@@ -17,10 +20,15 @@ from noisyseg.detect import (
     flag,
     validation_bias,
 )
+from noisyseg.errors import ConfigError
+from noisyseg.evaluate import boundary_offset
 from noisyseg.refurbish.config import RefurbishConfig
 from noisyseg.train import IGNORE_INDEX, Callback, Trainer
 
-__all__ = ["Refurbisher", "pseudo_labels"]
+__all__ = ["Refurbisher", "debias_masks", "pseudo_labels", "systematic_offset"]
+
+#: At most this many flagged (and trusted) samples measure the systematic offset.
+MAX_OFFSET_SAMPLES = 256
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,62 @@ def pseudo_labels(probs: torch.Tensor | np.ndarray, given: np.ndarray, *,
     return out.astype(np.uint8)
 
 
+def systematic_offset(flagged: np.ndarray, flagged_pred: np.ndarray, trusted: np.ndarray,
+                      trusted_pred: np.ndarray, *, n_classes: int,
+                      spacing: Sequence[Sequence[float]] | None = None,
+                      trusted_spacing: Sequence[Sequence[float]] | None = None) -> np.ndarray:
+    """Per structure, how far flagged masks are drawn outside the truth (mm), as measured by
+    one model: the median over flagged samples of :func:`~noisyseg.evaluate.boundary_offset`
+    (given mask against the model's prediction), minus the same median over trusted samples
+    (right mask against prediction). What the model itself gets wrong (a bias it learnt
+    from the flagged masks) shifts both medians alike and cancels.
+
+    Parameters
+    ----------
+    flagged, flagged_pred : (N, *S) integer ndarray
+        Flagged samples' given masks and the model's predictions for them.
+    trusted, trusted_pred : (M, *S) integer ndarray
+        Masks known to be right and the model's predictions for those samples.
+    n_classes : int
+    spacing, trusted_spacing : sequence of sequence of float, optional
+        Voxel size (mm, array order) of each flagged / trusted sample; voxels when omitted.
+
+    Returns
+    -------
+    (n_classes,) float ndarray
+        Positive: the flagged masks draw the structure too large; 0 for the background and
+        for a structure either set does not show.
+    """
+    def medians(masks: np.ndarray, preds: np.ndarray, sps: Sequence[Sequence[float]] | None) -> np.ndarray:
+        rows = [boundary_offset(m, p, n_classes=n_classes, spacing=None if sps is None else sps[k])
+                for k, (m, p) in enumerate(zip(masks, preds, strict=True))]
+        table = np.array(rows).reshape(len(rows), n_classes)
+        out = np.full(n_classes, np.nan)
+        seen = ~np.all(np.isnan(table), axis=0)
+        out[seen] = np.nanmedian(table[:, seen], axis=0)
+        return out
+
+    offset = medians(flagged, flagged_pred, spacing) - medians(trusted, trusted_pred, trusted_spacing)
+    return np.nan_to_num(offset, nan=0.0)
+
+
+def debias_masks(masks: np.ndarray, offset: np.ndarray, *,
+                 spacing: Sequence[Sequence[float]] | None = None) -> np.ndarray:
+    """Undo a systematic offset: shrink each structure ``c`` of every mask by ``offset[c]``
+    mm (grow it where negative), by a Euclidean ball (:func:`noisyseg.corrupt.grow_structures`).
+    Offsets under half the sample's smallest voxel size are left alone.
+    ``(N, *S)`` masks -> ``(N, *S)`` uint8."""
+    masks = np.asarray(masks)
+    out = np.empty(masks.shape, dtype=np.uint8)
+    for k, m in enumerate(masks):
+        sp = np.ones(m.ndim) if spacing is None else np.asarray(spacing[k], dtype=float)
+        for c in np.flatnonzero(np.abs(np.asarray(offset)) >= 0.5 * sp.min()):
+            if c > 0:
+                m = grow_structures(m, -float(offset[c]), spacing=sp, classes=[int(c)])
+        out[k] = m
+    return out
+
+
 class Refurbisher(Callback):
     """Flag suspects with a detector's scores and train on pseudo-labels for them.
 
@@ -66,7 +130,10 @@ class Refurbisher(Callback):
     (``ignore``: left out of the loss), or, with ``drop``, no pixel of a flagged mask is
     trained on (the sample is removed from the loss; no pseudo-label is made); with
     ``boundary`` a flagged mask keeps its given labels except within ``config.band`` voxels
-    of its label boundaries, which leave the loss (no pseudo-label either).
+    of its label boundaries, which leave the loss (no pseudo-label either); with ``debias``
+    every flagged mask is its given mask with each structure moved by the systematic offset
+    (:func:`systematic_offset`, measured again at every flagging against the trusted masks
+    and recorded in ``offsets``; :func:`debias_masks`).
 
     Parameters
     ----------
@@ -79,22 +146,31 @@ class Refurbisher(Callback):
         The fraction for ``top`` or the percentile for ``percentile``.
     seed : int
         Seed of the mixture flag rule.
+    spacing : callable, optional
+        Dataset sample index -> its voxel size in mm (array order), for ``debias``; default:
+        the dataset's geometry (:meth:`~noisyseg.data.SegDataset.label_geometry`).
     """
 
     def __init__(self, detector: Detector, config: RefurbishConfig | None = None, *,
-                 rule: str = "mixture", value: float | None = None, seed: int = 0) -> None:
+                 rule: str = "mixture", value: float | None = None, seed: int = 0,
+                 spacing: Callable[[int], Sequence[float]] | None = None) -> None:
         check_flag_rule(rule, value)
         self.config = config = config or RefurbishConfig()
         self.mode, self.pseudo_from, self.calibrate = config.mode, config.pseudo_from, config.calibrate
         self.warmup, self.every = config.warmup, config.every
         self.confidence, self.unflag = config.confidence, config.unflag
         self.biases: list[dict[str, Any]] = []
+        self.offsets: list[dict[str, Any]] = []
+        self.spacing = spacing
         self.detector, self.rule, self.value = detector, rule, value
         self.seed = seed
         self.flagged = np.empty(0, dtype=bool)
         self.events: list[dict[str, Any]] = []
 
     def on_train_start(self, trainer: Trainer) -> None:
+        if self.mode == "debias" and len(trainer.trusted_idx) == 0:
+            raise ConfigError("mode: 'debias' measures offsets against masks known to be right; "
+                              "give a validation split or trusted=")
         self.flagged = np.zeros(len(trainer.train_idx), dtype=bool)
         self._given = trainer.dataset.masks[trainer.train_idx.numpy()]
         self._guess = self._given.copy()  # the model's full label map where it was unsure
@@ -123,6 +199,13 @@ class Refurbisher(Callback):
             action = "dropped" if self.mode == "drop" else "boundary left out"
             self.events += [{"epoch": e, "sample_id": trainer.sample_ids[idx[i]],
                              "action": action} for i in fresh]
+        elif self.mode == "debias":
+            if new.size:
+                offset = self._offset(trainer, idx[new], e)
+                trainer.replace_masks(idx[new], debias_masks(
+                    self._given[new], offset, spacing=[self._spacing(trainer, idx[i]) for i in new]))
+                self.events += [{"epoch": e, "sample_id": trainer.sample_ids[idx[i]],
+                                 "action": "debiased"} for i in new]
         elif new.size:
             probs = torch.softmax(self._pseudo_logits(trainer, idx[new], e), dim=1)
             trainer.replace_masks(idx[new], pseudo_labels(
@@ -148,28 +231,66 @@ class Refurbisher(Callback):
         masks = trainer.train_targets[trainer.train_idx].numpy()
         return np.where(masks == IGNORE_INDEX, self._guess, masks).astype(np.uint8)
 
-    def _pseudo_logits(self, trainer: Trainer, indices: np.ndarray, epoch: int) -> torch.Tensor:
-        """Logits that make the pseudo-labels: from the chosen weights (one swap of the
-        weights when they are the best ones), plus the validation offsets when calibrating."""
+    @contextmanager
+    def _weights(self, trainer: Trainer) -> Iterator[None]:
+        """The weights that make pseudo-labels (one swap when they are the best ones)."""
         restore = None
         if self.pseudo_from == "best" and trainer.best_state is not None:
             restore = copy.deepcopy(trainer.model.state_dict())
             trainer.model.load_state_dict(trainer.best_state)
         try:
+            yield
+        finally:
+            if restore is not None:
+                trainer.model.load_state_dict(restore)
+
+    def _pseudo_logits(self, trainer: Trainer, indices: np.ndarray, epoch: int) -> torch.Tensor:
+        """Logits that make the pseudo-labels: from the chosen weights, plus the validation
+        offsets when calibrating."""
+        with self._weights(trainer):
             logits = trainer.predict_logits(indices)
             if self.calibrate:
                 bias = validation_bias(trainer)
                 self.biases.append({"epoch": epoch, "bias": bias.tolist()})
                 logits = add_class_offsets(logits, bias)
             return logits
-        finally:
-            if restore is not None:
-                trainer.model.load_state_dict(restore)
+
+    def _spacing(self, trainer: Trainer, i: int) -> tuple[float, ...]:
+        if self.spacing is not None:
+            return tuple(float(v) for v in self.spacing(int(i)))
+        return tuple(trainer.dataset.label_geometry(int(i)).spacing)
+
+    def _offset(self, trainer: Trainer, flagged: np.ndarray, epoch: int) -> np.ndarray:
+        """The flagged masks' systematic offset per class (mm), measured on (at most
+        :data:`MAX_OFFSET_SAMPLES`) flagged and trusted samples spread evenly."""
+        def spread(a: np.ndarray) -> np.ndarray:
+            a = np.asarray(a)
+            if len(a) <= MAX_OFFSET_SAMPLES:
+                return a
+            return a[np.linspace(0, len(a) - 1, MAX_OFFSET_SAMPLES).round().astype(np.int64)]
+
+        fl, tr = spread(flagged), spread(trainer.trusted_idx)
+        with self._weights(trainer):
+            pred_f, pred_t = trainer.predict(fl), trainer.predict(tr)
+        pos = {int(t): k for k, t in enumerate(trainer.train_idx.numpy())}
+        given = self._given[[pos[int(i)] for i in fl]]
+        offset = systematic_offset(given, pred_f, trainer.trusted_masks(tr), pred_t,
+                                   n_classes=trainer.dataset.n_classes,
+                                   spacing=[self._spacing(trainer, i) for i in fl],
+                                   trusted_spacing=[self._spacing(trainer, i) for i in tr])
+        names = trainer.dataset.class_names
+        self.offsets.append({"epoch": epoch, "offset_mm": {names[c]: round(float(offset[c]), 4)
+                                                           for c in range(1, len(names))}})
+        log.info("epoch %d: systematic offset of the flagged masks (mm): %s", epoch,
+                 self.offsets[-1]["offset_mm"])
+        return offset
 
     def state_dict(self) -> dict[str, Any]:
-        return {"flagged": self.flagged.tolist(), "events": self.events, "biases": self.biases}
+        return {"flagged": self.flagged.tolist(), "events": self.events, "biases": self.biases,
+                "offsets": self.offsets}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.flagged = np.asarray(state["flagged"], dtype=bool)
         self.events = list(state["events"])
         self.biases = list(state.get("biases", []))
+        self.offsets = list(state.get("offsets", []))

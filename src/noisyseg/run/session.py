@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,7 +150,8 @@ def read_trusted(ds: SegDataset, trusted: str | Path | Sequence[str]) -> tuple[n
 def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str] = (),
                 refurbish: RefurbishConfig | None = None, flag_rule: str = "mixture",
                 flag_value: float | None = None, trusted: str | Path | Sequence[str] | None = None,
-                callbacks: Sequence[Callback] = ()) -> Session:
+                callbacks: Sequence[Callback] = (),
+                spacing: Callable[[int], Sequence[float]] | None = None) -> Session:
     """Train on ``ds``'s training masks with detectors attached; evaluate on clean test masks.
 
     Parameters
@@ -173,6 +174,9 @@ def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str]
         validation split, which the session then records (and logs) as taken to be right.
     callbacks : sequence of Callback
         Extra callbacks (e.g. a progress bar), run after the detectors.
+    spacing : callable, optional
+        Sample index -> voxel size in mm (array order) of the sample's arrays, for
+        ``refurbish.mode='debias'``; default: the dataset's geometry.
 
     Returns
     -------
@@ -192,11 +196,12 @@ def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str]
     refurbisher = None
     if refurbish is not None:
         refurbisher = Refurbisher(dets[refurbish.with_detector or detectors[0]], refurbish,
-                                  rule=flag_rule, value=flag_value, seed=config.seed)
+                                  rule=flag_rule, value=flag_value, seed=config.seed,
+                                  spacing=spacing)
         cbs.append(refurbisher)
     needs = [n for n, d in dets.items() if isinstance(d, DisagreeDetector) and d.calibrate]
-    if refurbish is not None and refurbish.calibrate:
-        needs.append("refurbish calibrate")
+    if refurbish is not None and (refurbish.calibrate or refurbish.mode == "debias"):
+        needs.append(f"refurbish {'calibrate' if refurbish.calibrate else 'debias'}")
     trusted_at = None if trusted is None else read_trusted(ds, trusted)
     t0 = time.perf_counter()
     trainer = Trainer(config, ds, [*cbs, *callbacks])
@@ -268,5 +273,7 @@ def session_summary(session: Session) -> dict[str, Any]:
         out["n_refurbished"] = int(session.refurbisher.flagged.sum())
         if session.refurbisher.biases:
             out["refurbish_biases"] = session.refurbisher.biases
+        if session.refurbisher.offsets:
+            out["refurbish_offsets_mm"] = session.refurbisher.offsets
         out["refurbish_dice"] = session.refurbish_dice
     return out

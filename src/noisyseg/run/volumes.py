@@ -271,7 +271,7 @@ def run_volume_session(cases: CaseDataset, config: TrainConfig, *, dims: int = 2
     samples, source = _trusted_samples(cases, ds.sample_ids, index, trusted)
     session = run_session(ds, config, detectors=detectors, refurbish=refurbish,
                           flag_rule=flag_rule, flag_value=flag_value, trusted=samples,
-                          callbacks=callbacks)
+                          callbacks=callbacks, spacing=index.sample_spacing)
     if session.trusted is not None and source is not None:
         session.trusted["source"] = source
     train_idx = session.train_idx
