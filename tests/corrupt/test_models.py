@@ -162,6 +162,35 @@ def test_natural_is_reproducible_and_smooth():
     assert ndi.label(a)[1] == 1
 
 
+def test_natural_radial_moves_contour_points_along_rays_from_the_centre():
+    yy, xx = np.mgrid[:48, :48]
+    disc = (((yy - 24) ** 2 + (xx - 24) ** 2) <= 10 ** 2).astype(np.uint8)
+    # no offset: the refilled contour is the mask itself (sub-pixel polygon of pixel centres)
+    np.testing.assert_array_equal(natural(disc, 0.0, rng=np.random.default_rng(0), form="radial"),
+                                  disc)
+    # a ring (a hole) keeps its hole
+    ring = disc.copy()
+    ring[((yy - 24) ** 2 + (xx - 24) ** 2) <= 4 ** 2] = 0
+    out = natural(ring, 0.0, rng=np.random.default_rng(0), form="radial")
+    np.testing.assert_array_equal(out, ring)
+    a = natural(disc, 2.0, rng=np.random.default_rng(3), form="radial")
+    np.testing.assert_array_equal(a, natural(disc, 2.0, rng=np.random.default_rng(3), form="radial"))
+    assert 0.75 < dice(a, disc) < 1.0
+    # on a disc, the ray from the centre is the normal: the radius along each ray is
+    # 10 px minus the curve there, so it stays within 10 +- (the largest offset) px
+    r = np.hypot(yy - 24, xx - 24)[a.astype(bool)]
+    assert r.max() < 10 + 2.0 * 4
+    # both forms make structures larger on average (area grows with the radius squared)
+    small = (((yy[:21, :21] - 10) ** 2 + (xx[:21, :21] - 10) ** 2) <= 4 ** 2).astype(np.uint8)
+    assert small.sum() == 49
+    for form in ("normal", "radial"):
+        mean_area = np.mean([natural(small, 2.4, rng=np.random.default_rng(k), form=form).sum()
+                             for k in range(60)])
+        assert mean_area > 1.15 * 49, form
+    with pytest.raises(ConfigError, match="^natural: form must be 'normal' or 'radial'"):
+        natural(disc, 1.0, rng=np.random.default_rng(0), form="polar")
+
+
 @pytest.mark.parametrize("bad", [-1.0, float("nan")])
 def test_bad_strength_is_a_config_error(bad):
     with pytest.raises(ConfigError, match="strength"):

@@ -197,7 +197,7 @@ def test_ignored_pixels_leave_the_loss(tiny):
 
     g = torch.Generator().manual_seed(0)
     y = torch.as_tensor(tiny.masks[:3].astype(np.int64))
-    for loss in ("dicece", "ce"):
+    for loss in ("dicece", "ce", "wce"):
         tr = Trainer(_cfg(loss=loss), tiny)
         logits = torch.randn(3, tiny.n_classes, 32, 32, generator=g, requires_grad=True)
         # the masked path with nothing masked is the plain loss
@@ -213,6 +213,37 @@ def test_ignored_pixels_leave_the_loss(tiny):
         assert float(got[2].detach()) == 0.0
         got.sum().backward()
         assert float(logits.grad[..., 16:].abs().max()) == 0.0 and logits.grad[:2, ..., :16].abs().sum() > 0
+
+
+def test_class_balance_weights_give_every_class_the_same_total_weight():
+    from noisyseg.train import class_balance_weights
+
+    # 12 background voxels, 4 of class 1, none of class 2, 4 ignored (255)
+    m = np.zeros((2, 2, 5), np.uint8)
+    m[0, 0, :4] = 1
+    m[1, 1, :4] = 255
+    w = class_balance_weights(m, 3).numpy()
+    # w ~ (1/12, 1/4), scaled to average 1 over the 16 labelled voxels: 12 w0 + 4 w1 = 16
+    np.testing.assert_allclose(w[:2], [16 / 24, 16 / 8])
+    assert w[2] == w[1]  # an absent class takes the largest weight
+    assert 12 * w[0] == pytest.approx(4 * w[1])
+
+
+def test_wce_is_cross_entropy_weighted_by_class(tiny):
+    import torch.nn.functional as F
+
+    tr = Trainer(_cfg(loss="wce"), tiny)
+    w = tr.class_weights
+    assert w is not None and w[0] < w[1:].min()  # the background is the common class
+    g = torch.Generator().manual_seed(1)
+    y = torch.as_tensor(tiny.masks[:2].astype(np.int64))
+    logits = torch.randn(2, tiny.n_classes, 32, 32, generator=g)
+    per_pixel = F.cross_entropy(logits, y, reduction="none")
+    expected = (w[y] * per_pixel).sum(dim=(1, 2)) / w[y].sum(dim=(1, 2))
+    torch.testing.assert_close(tr.per_sample_loss(logits, y), expected)
+    assert Trainer(_cfg(loss="ce"), tiny).class_weights is None
+    with pytest.raises(ConfigError, match="^loss: expected one of dicece, ce, wce"):
+        TrainConfig(loss="focal")
 
 
 def test_training_with_ignored_masks_is_finite(tiny):

@@ -7,10 +7,12 @@ from typing import Any
 
 from noisyseg.errors import ConfigError
 
-__all__ = ["MEMORY_FORMATS", "PRECISIONS", "TrainConfig"]
+__all__ = ["LOSSES", "MEMORY_FORMATS", "PRECISIONS", "TrainConfig"]
 
 #: Values of :attr:`TrainConfig.precision`.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: Training losses (:attr:`TrainConfig.loss`).
+LOSSES = ("dicece", "ce", "wce")
 #: Values of :attr:`TrainConfig.memory_format`.
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
@@ -31,8 +33,11 @@ class TrainConfig:
     batch_size : int
     lr : float
         Adam learning rate (other Adam settings at PyTorch defaults, as in study A).
-    loss : {'dicece', 'ce'}
-        Dice + cross-entropy (MONAI) or cross-entropy alone.
+    loss : {'dicece', 'ce', 'wce'}
+        Dice + cross-entropy (MONAI), cross-entropy alone, or class-balanced cross-entropy
+        (``wce``: each class's voxels weighted by the inverse of its frequency in the
+        training masks, :func:`~noisyseg.train.class_balance_weights`; study A's loss, whose
+        code kept all foreground pixels and a random few background ones).
     balanced : bool
         Class-balanced sampling (study A): samples containing rarer classes are drawn more.
     augment : bool
@@ -89,8 +94,8 @@ class TrainConfig:
             raise ConfigError(f"steps_per_epoch: must be >= 1, got {self.steps_per_epoch}")
         if not self.lr > 0:
             raise ConfigError(f"lr: must be > 0, got {self.lr}")
-        if self.loss not in ("dicece", "ce"):
-            raise ConfigError(f"loss: expected dicece or ce, got {self.loss!r}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss: expected one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.patch_size is not None:
             ps = self.patch_size
             if (not isinstance(ps, (list, tuple)) or len(ps) not in (2, 3)

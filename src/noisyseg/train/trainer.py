@@ -22,8 +22,8 @@ from noisyseg.models import build_model
 from noisyseg.train.callbacks import BatchResult, Callback
 from noisyseg.train.config import TrainConfig
 
-__all__ = ["IGNORE_INDEX", "Trainer", "choose_patch_size", "load_checkpoint", "normalise_images",
-           "select_device"]
+__all__ = ["IGNORE_INDEX", "Trainer", "choose_patch_size", "class_balance_weights",
+           "load_checkpoint", "normalise_images", "select_device"]
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +258,30 @@ def _cpu_has_bf16() -> bool:
         return False
 
 
+def class_balance_weights(masks: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Cross-entropy weights that give every class the same total weight in ``masks``.
+
+    ``w_c`` is proportional to the inverse of class ``c``'s voxel frequency (labels
+    :data:`IGNORE_INDEX` and classes absent from ``masks`` left out; an absent class gets
+    the largest weight), scaled so the weights average 1 over the voxels. Study A's loss
+    kept every foreground pixel and a random ``f`` of the background pixels, ``f`` the
+    foreground frequency: in expectation the background/foreground ratio ``f``; these
+    weights give ``f / (1 - f)`` on two classes, the same balance defined for any number
+    of classes. ``(N, *S)`` uint8 -> ``(n_classes,)`` float32.
+    """
+    counts = np.zeros(n_classes, dtype=np.int64)
+    for m in masks:  # one sample at a time: no int64 copy of a large dataset
+        counts += np.bincount(np.asarray(m).ravel(), minlength=256)[:n_classes]
+    seen = counts > 0
+    if not seen.any():
+        return torch.ones(n_classes)
+    w = np.zeros(n_classes)
+    w[seen] = 1.0 / counts[seen]
+    w[~seen] = w[seen].max()
+    w *= counts.sum() / float((w * counts).sum())
+    return torch.as_tensor(w, dtype=torch.float32)
+
+
 class Trainer:
     """Train a segmentation network on a :class:`SegDataset`'s training masks.
 
@@ -337,6 +361,8 @@ class Trainer:
         self.dice_loss = DiceLoss(include_background=False, to_onehot_y=True, softmax=True,
                                   reduction="none")
         self._masked_dice = DiceLoss(include_background=False, reduction="none")
+        self.class_weights = (class_balance_weights(masks[self.train_idx.numpy()], dataset.n_classes)
+                              if config.loss == "wce" else None)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.history: list[dict[str, float]] = []
         self.best_score = -1.0
@@ -448,6 +474,10 @@ class Trainer:
         if bool(ignored.any()):
             return self._masked_loss(logits, y, ~ignored)
         dims = tuple(range(1, y.ndim))
+        if self.class_weights is not None:  # wce: sum of weighted losses / sum of weights
+            w = self.class_weights.to(logits.device)
+            ce = F.cross_entropy(logits.float(), y, weight=w, reduction="none").sum(dim=dims)
+            return ce / w[y].sum(dim=dims).clamp_min(1e-12)
         ce = F.cross_entropy(logits.float(), y, reduction="none").mean(dim=dims)
         if self.config.loss == "ce":
             return ce
@@ -462,6 +492,10 @@ class Trainer:
         v = valid.to(logits.dtype)
         dims = tuple(range(1, y.ndim))
         n_valid = v.sum(dim=dims)
+        if self.class_weights is not None:
+            w = self.class_weights.to(logits.device)
+            ce = F.cross_entropy(logits, y, weight=w, ignore_index=IGNORE_INDEX, reduction="none")
+            return ce.sum(dim=dims) / (w[torch.where(valid, y, 0)] * v).sum(dim=dims).clamp_min(1e-12)
         ce = F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX, reduction="none")
         ce = ce.sum(dim=dims) / n_valid.clamp_min(1)
         if self.config.loss == "ce":
