@@ -108,6 +108,8 @@ def test_demo_runs_the_quick_study_and_writes_its_report(tmp_path, monkeypatch):
     (["audit", "--refurbish", "--refurbish-mode", "erase"], "--refurbish-mode: expected one of"),
     (["audit", "--refurbish", "--refurbish-mode", "boundary", "--refurbish-band", "0"],
      "--refurbish-band: must be >= 1, got 0"),
+    (["audit", "--refurbish", "--refurbish-mode", "debias", "--refurbish-calibrate"],
+     "--refurbish-calibrate: mode 'debias' measures the model against the trusted masks"),
 ])
 def test_train_and_audit_bad_options(tmp_path, args, match):
     out = tmp_path / "run"

@@ -65,6 +65,22 @@ def test_resized_slices_come_back_on_the_case_grid():
         np.testing.assert_array_equal(back, lab)
 
 
+def test_sample_spacing_is_the_spacing_of_each_samples_arrays():
+    from noisyseg.data import volume_dataset
+
+    ds, _ = _generated([(3, 8, 10), (3, 8, 10)])  # voxels of 2.5 x 0.8 x 0.7 mm
+    _, along_z = slice_dataset(ds)
+    assert along_z.sample_spacing(0) == (0.8, 0.7)
+    _, along_y = slice_dataset(ds, slice_axis=1)
+    assert along_y.sample_spacing(4) == (2.5, 0.7)
+    _, resized = slice_dataset(ds, slice_size=16)  # 8 x 10 in-plane -> 16 x 16
+    assert resized.sample_spacing(0) == pytest.approx((0.8 * 8 / 16, 0.7 * 10 / 16))
+    _, grid = volume_dataset(ds)
+    assert grid.sample_spacing(1) == (2.5, 0.8, 0.7)  # padded, not resampled
+    _, common = volume_dataset(ds, spacing=(2.0, 1.0, 1.0))
+    assert common.sample_spacing(0) == (2.0, 1.0, 1.0)
+
+
 @pytest.mark.parametrize("kwargs, match", [({"slice_axis": 3}, "^slice_axis:"),
                                            ({"slice_size": 4}, "^slice_size:")])
 def test_bad_slicing_names_the_parameter(kwargs, match):

@@ -304,3 +304,26 @@ def test_calibrated_refurbishment_of_volumes_replaces_whole_cases():
     assert vs.refurbished.sum() == ref.flagged.sum() > 0
     events = vs.events_table()
     assert set(events["slices"]) == {16}  # a whole case: all its axial slices
+
+
+def test_3d_debias_audit_records_offsets_in_mm_and_writes_labels_on_the_source_grid(nnunet,
+                                                                                    tmp_path):
+    raw, _, _ = nnunet
+    aud = tmp_path / "aud"
+    rc = run_cli(["audit", "--data", f"nnunet:{raw}", "--dims", "3", "--spacing", "2.5,1.6,1.4",
+                  "--detector", "loss", "--refurbish", "--refurbish-mode", "debias",
+                  "--flag-rule", "top", "--flag-value", "0.5", "--warmup", "1", "--every", "1",
+                  "--epochs", "2", "--batch-size", "2", "--width", "2", "--threads", "1",
+                  "--no-progress", "--out", str(aud)])
+    assert rc == 0
+    metrics = json.loads((aud / "metrics.json").read_text())
+    offsets = metrics["refurbish_offsets_mm"]
+    assert [o["epoch"] for o in offsets] == [1, 2]
+    assert all(set(o["offset_mm"]) == {"liver", "tumour"} for o in offsets)
+    assert metrics["trusted"]["used_by"] == ["refurbish debias"]
+    events = pd.read_csv(aud / "refurbish_events.csv")
+    assert set(events["action"]) == {"debiased"}
+    for cid in set(events["sample_id"]):
+        img = nib.load(str(aud / "refurbished" / "labelsTr" / f"{cid}.nii.gz"))
+        assert img.shape == nib.load(str(raw / "labelsTr" / f"{cid}.nii.gz")).shape
+        np.testing.assert_allclose(img.affine, AFFINE)

@@ -208,7 +208,7 @@ def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str]
     if trusted_at is not None:
         trainer.set_trusted(*trusted_at)
     elif needs:
-        log.warning("%s: calibrating on the %d validation masks, taken to be right; name the "
+        log.warning("%s: measuring against the %d validation masks, taken to be right; name the "
                     "masks you checked with trusted= (--trusted)", ", ".join(needs),
                     len(trainer.trusted_idx))
     trainer.fit()
