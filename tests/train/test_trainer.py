@@ -246,6 +246,31 @@ def test_wce_is_cross_entropy_weighted_by_class(tiny):
         TrainConfig(loss="focal")
 
 
+def test_a_step_with_non_finite_gradients_is_skipped(tiny):
+    tr = Trainer(_cfg(epochs=1), tiny)
+    plain = tr.per_sample_loss
+    calls = []
+
+    def poisoned(logits, y):
+        calls.append(1)
+        out = plain(logits, y)
+        return out * float("inf") if len(calls) == 2 else out  # the second step's gradients
+
+    tr.per_sample_loss = poisoned
+    seen = []
+
+    class Snap(Callback):
+        def on_batch_end(self, trainer, batch):
+            seen.append([p.detach().clone() for p in trainer.model.parameters()])
+
+    tr.callbacks.append(Snap())
+    tr.fit()
+    assert tr.skipped_steps == 1 and tr.history[-1]["skipped_steps"] == 1.0
+    # the skipped step left the weights as they were; every weight stays finite
+    assert all(torch.equal(a, b) for a, b in zip(seen[0], seen[1], strict=True))
+    assert all(torch.isfinite(p).all() for p in tr.model.parameters())
+
+
 def test_training_with_ignored_masks_is_finite(tiny):
     from noisyseg.train import IGNORE_INDEX
 

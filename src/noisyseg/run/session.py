@@ -261,6 +261,7 @@ def session_summary(session: Session) -> dict[str, Any]:
         "config": tr.config.to_dict(), "test": session.test.to_dict() | {"n": int(len(session.test_idx))},
         "best_epoch": tr.best_epoch, "best_val_dice": tr.best_score, "interrupted": tr.interrupted,
         "train_seconds": round(session.train_seconds, 2), "device": str(tr.device),
+        "skipped_steps": int(tr.skipped_steps),
         "torch": torch.__version__, "threads": torch.get_num_threads(), **tr.settings,
         "truth_known": session.truth is not None}
     if session.scores:

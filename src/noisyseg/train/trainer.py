@@ -372,6 +372,7 @@ class Trainer:
         self.interrupted = False
         self.epoch = 0
         self.step = 0
+        self.skipped_steps = 0  # optimiser steps skipped for non-finite gradients
         self._weights = self._sampling_weights() if config.balanced else None
         n_train = len(self.train_idx)
         self.steps_per_epoch = config.steps_per_epoch or max(1, -(-n_train // config.batch_size))
@@ -595,6 +596,19 @@ class Trainer:
         is_train = is_train.reshape(-1, *([1] * len(self.dataset.shape)))
         return np.where(is_train, self.dataset.masks[idx], self.dataset.truth[idx])
 
+    def _finite_gradients(self) -> bool:
+        """Whether every gradient is finite and their joint norm representable in float32.
+
+        A step with an infinite or NaN gradient (or one so large that its square overflows)
+        would put infinities into Adam's moments and NaN into every weight after it; it is
+        skipped instead, as PyTorch's ``GradScaler`` does for float16 (seen with ``wce``'s
+        large rare-class weights in bfloat16 at lr 5e-3)."""
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if not grads:
+            return True
+        norms = torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])
+        return bool(torch.isfinite(torch.linalg.vector_norm(norms)))
+
     def validate(self) -> float:
         """Mean foreground Dice on the validation split against the truth."""
         pred = self.predict(self.val_idx)
@@ -634,7 +648,13 @@ class Trainer:
                     scaler.scale(losses.mean()).backward()
                     if tracked and grab is not None:
                         grab.finish(scaler.get_scale() if scaler.is_enabled() else 1.0)
-                    scaler.step(self.optimizer)
+                    if scaler.is_enabled() or self._finite_gradients():
+                        scaler.step(self.optimizer)  # GradScaler skips non-finite fp16 steps itself
+                    else:
+                        self.skipped_steps += 1
+                        log.warning("step %d: non-finite gradients, optimiser step skipped (%d so "
+                                    "far); lower --lr if this repeats", self.step + 1,
+                                    self.skipped_steps)
                     scaler.update()
                     self.step += 1
                     seen += len(idx)
@@ -645,6 +665,7 @@ class Trainer:
                 train_s = time.perf_counter() - t0
                 score = self.validate()
                 logs = {"epoch": epoch + 1, "train_loss": total / max(seen, 1),
+                        "skipped_steps": float(self.skipped_steps),
                         "val_dice": score, "images_per_s": seen / max(train_s, 1e-9),
                         "seconds": time.perf_counter() - t0}
                 self.history.append(logs)
