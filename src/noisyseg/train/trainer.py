@@ -665,9 +665,9 @@ class Trainer:
                 train_s = time.perf_counter() - t0
                 score = self.validate()
                 logs = {"epoch": epoch + 1, "train_loss": total / max(seen, 1),
-                        "skipped_steps": float(self.skipped_steps),
                         "val_dice": score, "images_per_s": seen / max(train_s, 1e-9),
-                        "seconds": time.perf_counter() - t0}
+                        "seconds": time.perf_counter() - t0,
+                        "skipped_steps": float(self.skipped_steps)}
                 self.history.append(logs)
                 if score > self.best_score:
                     self.best_score, self.best_epoch = score, epoch + 1
