@@ -160,7 +160,8 @@ StepsOpt = Annotated[int | None, typer.Option(
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Mini-batch size.")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
 LossOpt = Annotated[str, typer.Option(
-    "--loss", help="dicece (Dice + cross-entropy), ce, or wce (class-balanced cross-entropy, study A's).")]
+    "--loss", help="dicece (Dice + cross-entropy), ce, or wce (study A's: background weighted "
+    "by the foreground's frequency).")]
 BalancedOpt = Annotated[bool, typer.Option("--balanced/--no-balanced", help="Class-balanced sampling.")]
 AugmentOpt = Annotated[bool, typer.Option("--augment/--no-augment", help="Light augmentation.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed (weights, sampling, augmentation).")]

@@ -215,18 +215,20 @@ def test_ignored_pixels_leave_the_loss(tiny):
         assert float(logits.grad[..., 16:].abs().max()) == 0.0 and logits.grad[:2, ..., :16].abs().sum() > 0
 
 
-def test_class_balance_weights_give_every_class_the_same_total_weight():
+def test_wce_weights_the_background_by_the_foreground_frequency():
     from noisyseg.train import class_balance_weights
 
-    # 12 background voxels, 4 of class 1, none of class 2, 4 ignored (255)
+    # 12 background voxels, 3 of class 1, 1 of class 2, none of class 3, 4 ignored (255)
     m = np.zeros((2, 2, 5), np.uint8)
-    m[0, 0, :4] = 1
+    m[0, 0, :3] = 1
+    m[0, 0, 3] = 2
     m[1, 1, :4] = 255
-    w = class_balance_weights(m, 3).numpy()
-    # w ~ (1/12, 1/4), scaled to average 1 over the 16 labelled voxels: 12 w0 + 4 w1 = 16
-    np.testing.assert_allclose(w[:2], [16 / 24, 16 / 8])
-    assert w[2] == w[1]  # an absent class takes the largest weight
-    assert 12 * w[0] == pytest.approx(4 * w[1])
+    w = class_balance_weights(m, 4).numpy()
+    # foreground share f = 4/16: weights (f, 1, 1, 1), scaled so 12 w0 + 4 w1 = 16
+    scale = 16 / (12 * 0.25 + 4)
+    np.testing.assert_allclose(w, [0.25 * scale, scale, scale, scale], rtol=1e-6)
+    np.testing.assert_array_equal(class_balance_weights(np.zeros((1, 3), np.uint8), 2).numpy(),
+                                  [1.0, 1.0])  # no foreground: plain cross-entropy
 
 
 def test_wce_is_cross_entropy_weighted_by_class(tiny):

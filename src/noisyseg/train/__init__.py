@@ -2,7 +2,7 @@
 
 Public API: :class:`TrainConfig`, :class:`Trainer`, :class:`Callback`, :class:`BatchResult`,
 :class:`ProgressBar`, :func:`load_checkpoint`, :func:`normalise_images`,
-:func:`choose_patch_size`, :func:`class_balance_weights` (the ``wce`` loss), :data:`IGNORE_INDEX`,
+:func:`choose_patch_size`, :func:`class_balance_weights` (the ``wce`` loss's weights), :data:`IGNORE_INDEX`,
 :data:`LOSSES`.
 """
 

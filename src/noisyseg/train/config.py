@@ -34,10 +34,10 @@ class TrainConfig:
     lr : float
         Adam learning rate (other Adam settings at PyTorch defaults, as in study A).
     loss : {'dicece', 'ce', 'wce'}
-        Dice + cross-entropy (MONAI), cross-entropy alone, or class-balanced cross-entropy
-        (``wce``: each class's voxels weighted by the inverse of its frequency in the
-        training masks, :func:`~noisyseg.train.class_balance_weights`; study A's loss, whose
-        code kept all foreground pixels and a random few background ones).
+        Dice + cross-entropy (MONAI), cross-entropy alone, or study A's weighted
+        cross-entropy (``wce``: background voxels weighted by the foreground's frequency in
+        the training masks, foreground 1, :func:`~noisyseg.train.class_balance_weights`;
+        study A's code kept all foreground pixels and that share of the background ones).
     balanced : bool
         Class-balanced sampling (study A): samples containing rarer classes are drawn more.
     augment : bool

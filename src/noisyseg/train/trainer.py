@@ -259,26 +259,26 @@ def _cpu_has_bf16() -> bool:
 
 
 def class_balance_weights(masks: np.ndarray, n_classes: int) -> torch.Tensor:
-    """Cross-entropy weights that give every class the same total weight in ``masks``.
+    """Study A's loss weights: the background weighted by the foreground's voxel frequency.
 
-    ``w_c`` is proportional to the inverse of class ``c``'s voxel frequency (labels
-    :data:`IGNORE_INDEX` and classes absent from ``masks`` left out; an absent class gets
-    the largest weight), scaled so the weights average 1 over the voxels. Study A's loss
-    kept every foreground pixel and a random ``f`` of the background pixels, ``f`` the
-    foreground frequency: in expectation the background/foreground ratio ``f``; these
-    weights give ``f / (1 - f)`` on two classes, the same balance defined for any number
-    of classes. ``(N, *S)`` uint8 -> ``(n_classes,)`` float32.
+    Study A's code kept every foreground pixel in its cross-entropy and a random share
+    ``f`` of the background pixels, ``f`` the foreground (liver) frequency: in expectation
+    a cross-entropy with background weight ``f`` and foreground weight 1. Here ``f`` is the
+    share of labelled voxels of ``masks`` in any foreground class (labels
+    :data:`IGNORE_INDEX` left out), every foreground class weighs 1, and the weights are
+    scaled to average 1 over the voxels. The network then labels a voxel foreground where
+    more than about ``f`` of the training labels there say so, not half of them.
+    ``(N, *S)`` uint8 -> ``(n_classes,)`` float32.
     """
     counts = np.zeros(n_classes, dtype=np.int64)
     for m in masks:  # one sample at a time: no int64 copy of a large dataset
         counts += np.bincount(np.asarray(m).ravel(), minlength=256)[:n_classes]
-    seen = counts > 0
-    if not seen.any():
+    total = int(counts.sum())
+    if total == 0 or counts[0] in (0, total):
         return torch.ones(n_classes)
-    w = np.zeros(n_classes)
-    w[seen] = 1.0 / counts[seen]
-    w[~seen] = w[seen].max()
-    w *= counts.sum() / float((w * counts).sum())
+    w = np.ones(n_classes)
+    w[0] = (total - counts[0]) / total
+    w *= total / float((w * counts).sum())
     return torch.as_tensor(w, dtype=torch.float32)
 
 
