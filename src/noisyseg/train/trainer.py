@@ -6,7 +6,7 @@ import copy
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -258,7 +258,7 @@ def _cpu_has_bf16() -> bool:
         return False
 
 
-def class_balance_weights(masks: np.ndarray, n_classes: int) -> torch.Tensor:
+def class_balance_weights(masks: np.ndarray | Iterable[np.ndarray], n_classes: int) -> torch.Tensor:
     """Study A's loss weights: the background weighted by the foreground's voxel frequency.
 
     Study A's code kept every foreground pixel in its cross-entropy and a random share
@@ -268,7 +268,7 @@ def class_balance_weights(masks: np.ndarray, n_classes: int) -> torch.Tensor:
     :data:`IGNORE_INDEX` left out), every foreground class weighs 1, and the weights are
     scaled to average 1 over the voxels. The network then labels a voxel foreground where
     more than about ``f`` of the training labels there say so, not half of them.
-    ``(N, *S)`` uint8 -> ``(n_classes,)`` float32.
+    ``(N, *S)`` uint8 (or an iterable of ``(*S)`` masks) -> ``(n_classes,)`` float32.
     """
     counts = np.zeros(n_classes, dtype=np.int64)
     for m in masks:  # one sample at a time: no int64 copy of a large dataset
@@ -361,7 +361,8 @@ class Trainer:
         self.dice_loss = DiceLoss(include_background=False, to_onehot_y=True, softmax=True,
                                   reduction="none")
         self._masked_dice = DiceLoss(include_background=False, reduction="none")
-        self.class_weights = (class_balance_weights(masks[self.train_idx.numpy()], dataset.n_classes)
+        self.class_weights = (class_balance_weights((masks[i] for i in self.train_idx.tolist()),
+                                                    dataset.n_classes)
                               if config.loss == "wce" else None)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.history: list[dict[str, float]] = []
@@ -601,8 +602,8 @@ class Trainer:
 
         A step with an infinite or NaN gradient (or one so large that its square overflows)
         would put infinities into Adam's moments and NaN into every weight after it; it is
-        skipped instead, as PyTorch's ``GradScaler`` does for float16 (seen with ``wce``'s
-        large rare-class weights in bfloat16 at lr 5e-3)."""
+        skipped instead, as PyTorch's ``GradScaler`` does for float16 (seen with ``wce`` on
+        the 3-D U-Net in bfloat16 at lr 5e-3: about 2.5% of the steps)."""
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if not grads:
             return True
