@@ -70,6 +70,7 @@ def test_shipped_specs_are_valid_and_sized_as_documented():
     assert sizes["heller2018-ct"] == 3 * 3  # control, natural, random_flip x 3 seeds, volumes
     assert sizes["heller2018-ct3d"] == 3 * 3  # the same with a 3-D U-Net
     assert sizes["heller2018-ct-wce"] == 3 * 3  # heller2018-ct with study A's loss
+    assert sizes["heller2018-ct3d-wce"] == 3 * 2  # heller2018-ct3d with it, 2 seeds
     assert {t.train.loss for t in load_spec(SPEC_DIR / "heller2018-ct-wce.yaml").trials()} == {"wce"}
     assert all(t.volumes.dims == 3 for t in load_spec(SPEC_DIR / "heller2018-ct3d.yaml").trials())
     # islam2026: (3 types x 9 levels x 5 arms + 5 control arms) x 3 seeds
