@@ -607,8 +607,7 @@ class Trainer:
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if not grads:
             return True
-        norms = torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])
-        return bool(torch.isfinite(torch.linalg.vector_norm(norms)))
+        return bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
 
     def validate(self) -> float:
         """Mean foreground Dice on the validation split against the truth."""
