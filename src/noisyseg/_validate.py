@@ -13,7 +13,13 @@ __all__ = [
     "check_image",
     "check_label_mask",
     "check_rng",
+    "check_seed",
+    "check_threads",
 ]
+
+#: Seeds are 0 <= seed < 2**32: what every generator noisyseg hands a seed to accepts
+#: (NumPy's SeedSequence, torch.manual_seed, scikit-learn's random_state).
+MAX_SEED = 2**32 - 1
 
 
 def check_label_mask(mask: np.ndarray, *, name: str = "mask", ndim: int = 2) -> np.ndarray:
@@ -58,6 +64,41 @@ def check_rng(rng: object) -> np.random.Generator:
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
     return rng
+
+
+def check_seed(value: object, *, name: str = "seed") -> int:
+    """Return ``value`` as a seed (an integer in ``0..2**32 - 1``) or raise :class:`ConfigError`.
+
+    >>> check_seed(7)
+    7
+    >>> check_seed(-1)
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: seed: expected an integer from 0 to 4294967295, got -1
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
+            not 0 <= int(value) <= MAX_SEED:
+        raise ConfigError(f"{name}: expected an integer from 0 to {MAX_SEED}, got {value!r}")
+    return int(value)
+
+
+def check_threads(value: object, *, name: str = "threads") -> int | None:
+    """Return ``value`` as a number of CPU threads (``None``: all cores) or raise
+    :class:`ConfigError` for anything but a positive integer.
+
+    >>> check_threads(None) is None
+    True
+    >>> check_threads(0)
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: threads: expected a positive number of threads ...
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
+        raise ConfigError(f"{name}: expected a positive number of threads (leave it out for all "
+                          f"cores), got {value!r}")
+    return int(value)
 
 
 def parse_classes(values: Iterable[str | int] | None, class_names: tuple[str, ...]) -> tuple[int, ...] | None:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from noisyseg._validate import parse_classes
+from noisyseg._validate import check_seed, parse_classes
 from noisyseg.corrupt import CaseCorruption, CorruptionResult, corrupt_dataset
-from noisyseg.data import CaseDataset, absolute_source, load_dataset, write_folder
-from noisyseg.data.io import atomic_dir, check_out_dir
+from noisyseg.data import CaseDataset, absolute_source, load_dataset, source_path, write_folder
+from noisyseg.data.outdir import atomic_dir, check_out_dir
 from noisyseg.errors import ConfigError
 from noisyseg.refurbish import RefurbishConfig
 from noisyseg.report import corruption_figure
@@ -44,13 +44,15 @@ def run_corrupt(*, data: str, model: str, out: str | Path, target_dice: float | 
     from noisyseg.data import CaseDataset
     from noisyseg.report import volume_corruption_figure
 
-    check_out_dir(out, overwrite=overwrite)
+    check_seed(seed)
+    inputs = [source_path(data)]
+    check_out_dir(out, overwrite=overwrite, inputs=inputs)
     ds = load_dataset(data)
     cls = parse_classes(classes, ds.class_names) if classes else None
     if isinstance(ds, CaseDataset):
         from rich.progress import Progress
 
-        with atomic_dir(out, overwrite=overwrite) as tmp, Progress(disable=not progress,
+        with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp, Progress(disable=not progress,
                                                                    transient=True) as bar:
             task = bar.add_task("corrupting", total=len(ds))
             res = corrupt_cases(ds, model, tmp, strength=strength, target_dice=target_dice,
@@ -75,7 +77,7 @@ def run_corrupt(*, data: str, model: str, out: str | Path, target_dice: float | 
     write_folder(res.dataset, out, fmt=fmt, manifest=res.manifest,
                  extra_json={"corruption.json": record}, overwrite=overwrite,
                  extra=(lambda tmp: corruption_figure(res, tmp / "examples.png")) if figure
-                 else None)
+                 else None, inputs=inputs)
     return res
 
 
@@ -160,7 +162,8 @@ def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: boo
     from noisyseg.run import run_session, session_summary, write_tables
     from noisyseg.train import ProgressBar
 
-    check_out_dir(out, overwrite=overwrite)
+    inputs = [source_path(data)]
+    check_out_dir(out, overwrite=overwrite, inputs=inputs)
     ds = load_dataset(data)
     if isinstance(ds, CaseDataset):
         return _volume_train(ds, data=data, out=out, config=config, overwrite=overwrite,
@@ -170,7 +173,7 @@ def run_train(*, data: str, out: str | Path, config: TrainConfig, overwrite: boo
     session = run_session(ds, config, callbacks=[ProgressBar(enabled=progress)])
     result = {"data": data, "dataset": ds.summary(), **session_summary(session)}
     test, pred, metrics = session.test_idx, session.test_pred, session.test
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2))
         (tmp / "config.json").write_text(json.dumps({"data": data, **config.to_dict()}, indent=2))
         write_tables(session, tmp)
@@ -221,7 +224,8 @@ def run_rank(*, data: str, probs: Sequence[str | Path], out: str | Path, split: 
 
     from noisyseg.run import rank_predictions
 
-    check_out_dir(out, overwrite=overwrite)
+    inputs = [source_path(data), *probs]
+    check_out_dir(out, overwrite=overwrite, inputs=inputs)
     ds = load_dataset(data, lazy=True)
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("ranking", total=None)
@@ -232,7 +236,7 @@ def run_rank(*, data: str, probs: Sequence[str | Path], out: str | Path, split: 
                                    progress=lambda i, n: bar.update(task, completed=i, total=n))
     result = {"data": data, "data_resolved": absolute_source(data),
               "probs": [str(p) for p in probs]}
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         result = _write_ranking(tmp, ds, ranking, result, pseudo_labels=pseudo_labels,
                                 n_suspects=n_suspects)
     return result
@@ -303,14 +307,15 @@ def run_crossval(*, data: str, out: str | Path, config: TrainConfig, folds: int 
     from noisyseg.run.crossval import fold_assignment, fold_job
     from noisyseg.study import make_executor
 
-    check_out_dir(out, overwrite=overwrite)
+    inputs = [source_path(data)]
+    check_out_dir(out, overwrite=overwrite, inputs=inputs)
     ds = load_dataset(data, volumes=False)
     fold_assignment(len(ds.indices("train")), folds, seed=config.seed)  # validates folds
     ex = make_executor(executor, workers=workers, address=address, cpus_per_trial=cpus_per_trial)
     jobs = [{"data": data, "train": config.to_dict(), "fold": k, "folds": folds,
              "seed": config.seed} for k in range(folds)]
     summaries = []
-    with atomic_dir(out, overwrite=overwrite) as tmp, Progress(disable=not progress,
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp, Progress(disable=not progress,
                                                                transient=True) as bar:
         task = bar.add_task(f"{folds} folds ({ex.describe()})", total=folds)
         for job, (res, files) in ex.run(jobs, job=fold_job):
@@ -465,7 +470,8 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
     check_detectors(detectors, refurbish=refurbish is not None,
                     refurbish_with=None if refurbish is None else refurbish.with_detector)
     check_flag_rule(flag_rule, flag_value)
-    check_out_dir(out, overwrite=overwrite)
+    inputs = _audit_inputs(data, trusted)
+    check_out_dir(out, overwrite=overwrite, inputs=inputs)
     ds = load_dataset(data)
     if isinstance(ds, CaseDataset):
         return _volume_audit(ds, data=data, out=out, config=config, detectors=detectors,
@@ -485,7 +491,7 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
     # suspects: the top of the first detector's ranking
     top = np.argsort(-session.scores[detectors[0]], kind="stable")[:n_suspects]
     pred_top = trainer.predict(idx[top])
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         write_tables(session, tmp)
         if truth is not None:
             (tmp / "detection.json").write_text(json.dumps(
@@ -517,6 +523,14 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
 
 
 
+def _audit_inputs(data: str, trusted: str | Path | Sequence[str] | None) -> list[Path | None]:
+    """What an audit reads: its dataset and, when ``trusted`` names a file, that file."""
+    inputs = [source_path(data)]
+    if isinstance(trusted, (str, Path)) and Path(trusted).is_file():
+        inputs.append(Path(trusted))
+    return inputs
+
+
 def _audit_record(data: str, flag_rule: str, flag_value: float | None,
                   refurbish: RefurbishConfig | None, detectors: Sequence[str],
                   summary: dict[str, Any]) -> dict[str, Any]:
@@ -546,6 +560,7 @@ def _volume_audit(ds: CaseDataset, *, data: str, out: str | Path, config: TrainC
     from noisyseg.run.volumes import run_volume_session, volume_summary
     from noisyseg.train import ProgressBar
 
+    inputs = _audit_inputs(data, trusted)
     vs = run_volume_session(ds, config, **view.options(),
                             detectors=detectors, refurbish=refurbish, flag_rule=flag_rule,
                             flag_value=flag_value, trusted=trusted,
@@ -562,7 +577,7 @@ def _volume_audit(ds: CaseDataset, *, data: str, out: str | Path, config: TrainC
     top = np.argsort(-vs.scores[detectors[0]], kind="stable")[:n_suspects]
     slice_scores = tables["slice_scores.csv"]
     slice_scores = slice_scores[slice_scores["detector"] == detectors[0]]
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         for name, df in tables.items():
             df.to_csv(tmp / name, index=False)
         if vs.truth is not None:
@@ -620,11 +635,12 @@ def _volume_train(ds: CaseDataset, *, data: str, out: str | Path, config: TrainC
     from noisyseg.run.volumes import run_volume_session, volume_summary
     from noisyseg.train import ProgressBar
 
+    inputs = [source_path(data)]
     vs = run_volume_session(ds, config, **view.options(),
                             callbacks=[ProgressBar(enabled=progress)])
     session, index = vs.session, vs.index
     result: dict[str, Any] = {"data": data, "dataset": ds.summary(), **volume_summary(vs)}
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2))
         (tmp / "config.json").write_text(json.dumps(
             {"data": data, **session.trainer.config.to_dict(), **view.options(),

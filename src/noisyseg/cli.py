@@ -250,9 +250,19 @@ def train(
     if "slice_axis" in res:
         console.print(f"[green]wrote[/] {out}: {_case_metrics(res)} "
                       f"({res['train_seconds']:.0f} s training)")
-        return
-    console.print(f"[green]wrote[/] {out}: test Dice {m['dice']:.4f}, IoU {m['iou']:.4f}, "
-                  f"HD95 {m['hd95']:.2f} px ({res['train_seconds']:.0f} s training)")
+    else:
+        console.print(f"[green]wrote[/] {out}: test Dice {m['dice']:.4f}, IoU {m['iou']:.4f}, "
+                      f"HD95 {m['hd95']:.2f} px ({res['train_seconds']:.0f} s training)")
+    _exit_if_interrupted(res)
+
+
+def _exit_if_interrupted(res: dict[str, Any]) -> None:
+    """Exit with status 130 (as an interrupted program does) once a run that Ctrl-C stopped
+    early has written its folder with the best weights so far."""
+    if res.get("interrupted"):
+        console.print(f"[yellow]interrupted[/]: training stopped early; the folder holds the "
+                      f"best weights so far (epoch {res.get('best_epoch')})", soft_wrap=True)
+        raise typer.Exit(130)
 
 
 @app.command()
@@ -363,8 +373,9 @@ def audit(
                      f"{'x'.join(map(str, res['grid']))} grid, patches of "
                      f"{'x'.join(map(str, res['patch_size']))}")
         console.print(f"[green]wrote[/] {out}: {seen}; {_case_metrics(res)}")
-        return
-    console.print(f"[green]wrote[/] {out}: test Dice {m['dice']:.4f}")
+    else:
+        console.print(f"[green]wrote[/] {out}: test Dice {m['dice']:.4f}")
+    _exit_if_interrupted(res)
 
 
 @app.command()
@@ -579,6 +590,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         sys.exit(130)
+    except OSError as exc:  # a file system refusing a write or read the library did not name
+        where = f": {exc.filename}" if exc.filename else ""
+        console.print(f"[red]error:[/] {escape(exc.strerror or str(exc))}{escape(where)}",
+                      highlight=False, soft_wrap=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

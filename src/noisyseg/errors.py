@@ -15,5 +15,9 @@ class ConfigError(NoisysegError):
     """An option or configuration value is invalid."""
 
 
+class WriteError(NoisysegError):
+    """An output cannot be written: disk full, read-only file system, permission denied."""
+
+
 class CalibrationError(ConfigError):
     """A target agreement cannot be reached by an error model."""

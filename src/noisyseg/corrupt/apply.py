@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from noisyseg._validate import check_fraction
+from noisyseg._validate import check_fraction, check_seed
 from noisyseg.corrupt.calibrate import Calibration, calibrate
 from noisyseg.corrupt.models import get_model
 from noisyseg.data import SegDataset
@@ -47,6 +47,7 @@ def choose_samples(train: np.ndarray, n: int, fraction: float, seed: int
     of ``SeedSequence((seed, 2))``. Shared by the in-memory and the streaming corruption, so a
     2-D dataset gets the same masks either way."""
     n_bad = int(round(fraction * len(train)))
+    seed = check_seed(seed)
     chosen = np.sort(np.random.default_rng([seed, 1]).choice(train, n_bad, replace=False))
     seeds = [int(s.generate_state(1, np.uint64)[0])
              for s in np.random.SeedSequence([seed, 2]).spawn(n)]

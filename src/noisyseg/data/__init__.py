@@ -18,7 +18,7 @@ from noisyseg.data.folder import load_folder, write_folder
 from noisyseg.data.io import Geometry, read_array, read_image, write_array, write_image
 from noisyseg.data.predictions import Prediction, find_predictions, read_prediction
 from noisyseg.data.slices import SliceIndex, slice_dataset
-from noisyseg.data.sources import SOURCES, absolute_source, load_dataset, parse_source
+from noisyseg.data.sources import SOURCES, absolute_source, load_dataset, parse_source, source_path
 from noisyseg.data.synthetic import (
     ECHO_CLASSES,
     make_echo_sample,
@@ -54,6 +54,7 @@ __all__ = [
     "parse_source",
     "random_split",
     "slice_dataset",
+    "source_path",
     "volume_dataset",
     "read_array",
     "read_image",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,7 +32,6 @@ from noisyseg.data.io import (
     FORMATS,
     SUFFIXES,
     Geometry,
-    atomic_dir,
     copy_image_file,
     read_array,
     read_image,
@@ -40,6 +39,7 @@ from noisyseg.data.io import (
     write_array,
     write_image,
 )
+from noisyseg.data.outdir import atomic_dir
 from noisyseg.errors import ConfigError, DataError
 
 __all__ = ["index_folder", "load_folder", "pair_folder", "write_folder", "write_masks"]
@@ -222,7 +222,8 @@ def write_masks(folder: Path, ds: SegDataset, index: np.ndarray, masks: np.ndarr
 
 def write_folder(ds: SegDataset, out: str | Path, *, fmt: str = "nii.gz",
                  manifest: pd.DataFrame | None = None, extra_json: dict | None = None,
-                 extra: Callable[[Path], None] | None = None, overwrite: bool = False) -> Path:
+                 extra: Callable[[Path], None] | None = None, overwrite: bool = False,
+                 inputs: Sequence[str | Path | None] = ()) -> Path:
     """Write ``ds`` as a folder dataset that :func:`load_folder` reads back.
 
     Written atomically: into a temporary folder renamed to ``out`` at the end. Samples read
@@ -242,6 +243,9 @@ def write_folder(ds: SegDataset, out: str | Path, *, fmt: str = "nii.gz",
         Extra JSON files to write, ``{file_name: object}``.
     extra : callable, optional
         Called with the temporary folder before it is renamed, to add files (figures).
+    inputs : sequence of path
+        What the run read (its dataset, an audit folder): ``out`` may not be, contain or lie
+        inside any of them (:func:`~noisyseg.data.outdir.check_out_dir`).
     """
     if fmt not in FORMATS:
         raise ConfigError(f"fmt: expected one of {list(FORMATS)}, got {fmt!r}")
@@ -251,7 +255,7 @@ def write_folder(ds: SegDataset, out: str | Path, *, fmt: str = "nii.gz",
         lo, hi = float(images.min()), float(images.max())
         images = np.round((images - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8)
     every = np.arange(len(ds))
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         (tmp / "images").mkdir()
         for j, sid in enumerate(ds.sample_ids):
             geom: Geometry | None = None if ds.geometry is None else ds.geometry[j]

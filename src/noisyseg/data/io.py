@@ -12,19 +12,16 @@ source image exactly in ITK-SNAP or 3D Slicer.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import threading
 import zipfile
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from noisyseg.data.outdir import atomic_dir, check_out_dir
 from noisyseg.errors import ConfigError, DataError
 
 __all__ = [
@@ -464,39 +461,3 @@ def copy_image_file(src: str | Path, dst: str | Path) -> None:
         sitk.WriteImage(sitk.ReadImage(str(src)), str(dst))
     else:
         shutil.copyfile(src, dst)
-
-
-def check_out_dir(out: str | Path, *, overwrite: bool = False) -> Path:
-    """Raise :class:`ConfigError` if ``out`` exists, is not empty, and ``overwrite`` is false."""
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise ConfigError(f"out: {out} exists and is not empty (overwrite=True replaces it)")
-    return out
-
-
-@contextmanager
-def atomic_dir(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Build a folder under a temporary name beside ``out``; rename it to ``out`` on success.
-
-    On any error the temporary folder is removed and ``out`` is left as it was.
-
-    Raises
-    ------
-    ConfigError
-        ``out`` exists, is not empty and ``overwrite`` is false.
-    """
-    out = check_out_dir(out, overwrite=overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        yield tmp
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

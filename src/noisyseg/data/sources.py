@@ -37,7 +37,7 @@ from noisyseg.data.synthetic import synthetic_echo
 from noisyseg.data.synthetic_ct import synthetic_ct
 from noisyseg.errors import ConfigError
 
-__all__ = ["SOURCES", "absolute_source", "load_dataset", "parse_source"]
+__all__ = ["SOURCES", "absolute_source", "load_dataset", "parse_source", "source_path"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,20 @@ def absolute_source(spec: str) -> str:
         return absolute + spec[len(path):]
     head = f"{name}:"
     return head + absolute + spec[len(head) + len(path):]
+
+
+def source_path(spec: str) -> Path | None:
+    """The file or folder a source string reads (``None`` for generated data).
+
+    What an output may not overwrite (:func:`~noisyseg.data.outdir.check_out_dir`).
+
+    >>> source_path("synthetic-echo:n=20") is None
+    True
+    >>> source_path("nnunet:/data/Dataset003_Liver").as_posix()
+    '/data/Dataset003_Liver'
+    """
+    _, path, _ = parse_source(spec)
+    return None if path is None else Path(path).expanduser()
 
 
 def load_dataset(spec: str, *, volumes: bool = True, lazy: bool = False) -> SegDataset | CaseDataset:

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from noisyseg.data import CaseDataset, SegDataset, write_folder
-from noisyseg.data.io import atomic_dir, check_out_dir
+from noisyseg.data import CaseDataset, SegDataset, source_path, write_folder
 from noisyseg.data.layouts import CaseWriter
+from noisyseg.data.outdir import atomic_dir, check_out_dir
 from noisyseg.review.audit import AuditView, open_audit
 from noisyseg.review.store import DecisionStore
 
@@ -62,10 +62,13 @@ def export_review(folder: str | Path, out: str | Path, *, data: str | None = Non
     DataError
         Not an audit folder, its dataset or a pseudo-label unreadable.
     ConfigError
-        A non-empty ``out`` without ``overwrite``.
+        A non-empty ``out`` without ``overwrite``; an ``out`` that is, contains or lies inside
+        the audit folder or its dataset (refused whatever ``overwrite`` says).
     """
-    check_out_dir(out, overwrite=overwrite)
+    check_out_dir(out, overwrite=overwrite, inputs=[folder])
     view = open_audit(folder, data=data)
+    inputs = [folder, source_path(view.data)]
+    check_out_dir(out, overwrite=overwrite, inputs=inputs)
     log_path = Path(folder) / DECISION_LOG
     if not log_path.is_file():
         log.warning("review: %s has no decisions yet (%s); exporting every given mask",
@@ -100,10 +103,10 @@ def export_review(folder: str | Path, out: str | Path, *, data: str | None = Non
         for i in accepted_idx:
             masks[i] = view.read_pseudo(i, ds.masks[i])
         write_folder(replace(ds, masks=masks), out, manifest=manifest, extra=records,
-                     overwrite=overwrite)
+                     overwrite=overwrite, inputs=inputs)
         return record
     assert isinstance(ds, CaseDataset)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         writer = CaseWriter(ds, tmp, unchanged="given", clean=ds.has_clean_labels)
         take = set(accepted_idx)
         for i in range(len(ds)):

@@ -23,11 +23,18 @@ from noisyseg.run.outputs import (
     write_tables,
 )
 from noisyseg.run.rank import RANK_SPLITS, Ranking, rank_predictions, read_case_prediction
-from noisyseg.run.session import Session, read_trusted, run_session, session_summary
+from noisyseg.run.session import (
+    MIN_VAL_DICE,
+    Session,
+    model_check,
+    read_trusted,
+    run_session,
+    session_summary,
+)
 from noisyseg.run.volumes import VolumeSession, run_volume_session, volume_summary
 
-__all__ = ["CLASS_COLUMNS", "EVENT_COLUMNS", "RANK_SPLITS", "SCORE_COLUMNS", "SLICE_COLUMNS",
-           "Ranking", "Session", "VolumeSession", "rank_predictions", "ranking_tables",
+__all__ = ["CLASS_COLUMNS", "EVENT_COLUMNS", "MIN_VAL_DICE", "RANK_SPLITS", "SCORE_COLUMNS", "SLICE_COLUMNS",
+           "Ranking", "Session", "VolumeSession", "model_check", "rank_predictions", "ranking_tables",
            "read_case_prediction", "read_trusted", "run_session", "run_tables",
            "run_volume_session", "score_table", "session_summary", "table_bytes",
            "volume_summary", "write_tables"]

@@ -39,6 +39,48 @@ __all__ = ["Session", "read_trusted", "run_session", "session_summary"]
 
 log = logging.getLogger(__name__)
 
+#: Below this best validation Dice (mean over the foreground classes) a network is taken to
+#: have learnt too little for its scores, flags and pseudo-labels to be trusted: the run
+#: says so in the log, in ``metrics.json`` (``model_check``) and on the review page.
+MIN_VAL_DICE = 0.5
+
+
+def model_check(val_dice: float | None, *, floor: float = MIN_VAL_DICE) -> dict[str, Any]:
+    """Whether a network learnt enough to be trusted as a judge of its training masks.
+
+    Parameters
+    ----------
+    val_dice : float or None
+        The network's best validation Dice (``None`` or negative: never validated).
+    floor : float
+        The lowest validation Dice taken as good enough.
+
+    Returns
+    -------
+    dict
+        ``val_dice``, ``floor``, ``passed`` (bool) and ``message`` (one line; empty when
+        passed): what ``metrics.json`` records as ``model_check``.
+
+    Examples
+    --------
+    >>> model_check(0.91)["passed"]
+    True
+    >>> model_check(0.0035)["message"][:50]
+    'the network reached a validation Dice of 0.0035 on'
+    """
+    v = None if val_dice is None or not np.isfinite(val_dice) or val_dice < 0 else float(val_dice)
+    passed = v is not None and v >= floor
+    if passed:
+        message = ""
+    elif v is None:
+        message = ("the network was never validated (no validation masks): nothing says it "
+                   "learnt the structures, so its scores, flags and pseudo-labels are unchecked")
+    else:
+        message = (f"the network reached a validation Dice of {v:.4g} only (floor {floor:g}): "
+                   f"it has not learnt the structures, so its scores, flags and pseudo-labels "
+                   f"are not worth trusting; train longer or check the data")
+    return {"val_dice": v, "floor": float(floor), "passed": bool(passed), "message": message}
+
 
 @dataclass
 class Session:
@@ -213,6 +255,9 @@ def run_session(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str]
                     len(trainer.trusted_idx))
     trainer.fit()
     train_s = time.perf_counter() - t0
+    check = model_check(trainer.best_score)
+    if dets and not check["passed"]:
+        log.warning("%s", check["message"])
 
     test = ds.indices("test")
     if len(test) == 0:
@@ -263,7 +308,8 @@ def session_summary(session: Session) -> dict[str, Any]:
         "train_seconds": round(session.train_seconds, 2), "device": str(tr.device),
         "skipped_steps": int(tr.skipped_steps),
         "torch": torch.__version__, "threads": torch.get_num_threads(), **tr.settings,
-        "truth_known": session.truth is not None}
+        "truth_known": session.truth is not None,
+        "model_check": model_check(tr.best_score)}
     if session.scores:
         out["detectors"] = list(session.scores)
         out["detector_seconds"] = {k: round(v, 2) for k, v in session.detector_seconds.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from noisyseg._validate import check_seed, check_threads
 from noisyseg.errors import ConfigError
 
 __all__ = ["LOSSES", "MEMORY_FORMATS", "PRECISIONS", "TrainConfig"]
@@ -43,9 +44,10 @@ class TrainConfig:
     augment : bool
         Light augmentation: random translation (up to 1/16 of the size) and intensity scaling.
     seed : int
+        0 to 2**32 - 1 (weights, sampling, augmentation).
     device : {'auto', 'cpu', 'cuda'}
     threads : int or None
-        CPU threads for PyTorch (``None``: all cores).
+        CPU threads for PyTorch, at least 1 (``None``: all cores).
     patch_size : list of int or None
         Train on random patches of this size (one entry per spatial axis) and predict whole
         samples with MONAI's sliding-window inference. ``None``: whole samples when they fit
@@ -86,6 +88,8 @@ class TrainConfig:
     memory_format: str = "auto"
 
     def __post_init__(self) -> None:
+        self.seed = check_seed(self.seed)
+        self.threads = check_threads(self.threads)
         if self.epochs < 1:
             raise ConfigError(f"epochs: must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
