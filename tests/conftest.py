@@ -13,6 +13,26 @@ settings.register_profile("ci", max_examples=40, deadline=None,
 settings.load_profile("ci")
 
 
+def pytest_addoption(parser):
+    parser.addoption("--fuzz-examples", type=int, default=None, metavar="N",
+                     help="examples per fuzz test (default: each test's small CI budget; "
+                          "the same as NOISYSEG_FUZZ_EXAMPLES=N)")
+
+
+def pytest_configure(config):
+    n = config.getoption("--fuzz-examples")
+    if n:
+        os.environ["NOISYSEG_FUZZ_EXAMPLES"] = str(n)
+
+
+def fuzz_settings(default: int, **kwargs):
+    """Hypothesis settings of a fuzz test: ``default`` examples in CI, or the budget given
+    by ``--fuzz-examples N`` / ``NOISYSEG_FUZZ_EXAMPLES``."""
+    n = int(os.environ.get("NOISYSEG_FUZZ_EXAMPLES", default))
+    return settings(max_examples=n, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow], **kwargs)
+
+
 @pytest.fixture(scope="session")
 def echo_small():
     from noisyseg.data import synthetic_echo

@@ -582,7 +582,23 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
-        app(args=argv, standalone_mode=True)
+        code = app(args=argv, standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+    except typer.TyperException as exc:  # click's usage errors: a bad flag or value
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare command group: its help
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(2)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        console.print(f"[red]error:[/] {escape(message)}{escape(hint)}", highlight=False,
+                      soft_wrap=True)
+        sys.exit(int(getattr(exc, "exit_code", 2)))
     except NoisysegError as exc:
         console.print(f"[red]error:[/] {escape(cli_message(str(exc)))}", highlight=False,
                       soft_wrap=True)
