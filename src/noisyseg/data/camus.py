@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from noisyseg._validate import check_image, check_labels_in
+from noisyseg._validate import check_image, check_labels_in, check_seed
 from noisyseg.data._resize import resize_image, resize_mask
 from noisyseg.data.dataset import SegDataset
-from noisyseg.data.io import read_array, read_image
+from noisyseg.data.folder import MAX_SIZE, check_file_name, check_same_grid, read_grid
+from noisyseg.data.io import read_image
 from noisyseg.errors import ConfigError, DataError
 
 __all__ = ["CAMUS_CLASSES", "load_camus"]
@@ -54,10 +55,16 @@ def _official_split(root: Path) -> dict[str, str] | None:
             table: dict[str, str] = {}
             for split, fname in _SPLIT_FILES.items():
                 f = base / fname
-                if not f.exists():
+                if not f.is_file():
                     raise DataError(f"{f}: split file missing")
-                for line in f.read_text().split():
-                    table[line.strip()] = split
+                try:
+                    names = f.read_text(encoding="utf-8").split()
+                except (OSError, ValueError) as exc:
+                    raise DataError(f"{f}: cannot read split file ({exc})") from exc
+                for name in names:
+                    if table.get(name, split) != split:
+                        raise DataError(f"{f}: patient {name!r} is also in the {table[name]} split")
+                    table[name] = split
             return table
     return None
 
@@ -87,7 +94,11 @@ def load_camus(path: str | Path, *, view: str = "4CH", phase: str = "ED", size: 
         raise ConfigError(f"camus view: expected 2CH or 4CH, got {view!r}")
     if phase not in ("ED", "ES"):
         raise ConfigError(f"camus phase: expected ED or ES, got {phase!r}")
+    check_seed(seed)
+    if not 1 <= int(size) <= MAX_SIZE:
+        raise ConfigError(f"size: expected 1 to {MAX_SIZE} pixels, got {size}")
     root = Path(path)
+    check_file_name(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
     dirs, suffix = _patient_dirs(root)
@@ -98,12 +109,21 @@ def load_camus(path: str | Path, *, view: str = "4CH", phase: str = "ED", size: 
         gt_f = d / f"{d.name}_{view}_{phase}_gt{suffix}"
         if not img_f.exists() or not gt_f.exists():
             continue  # e.g. the older release's testing patients have no ground truth
+        check_file_name(img_f)
+        check_file_name(gt_f)
+        check_same_grid(read_grid(img_f), read_grid(gt_f))
         img_raw, geom = read_image(img_f)
         img = check_image(np.squeeze(img_raw), name=str(img_f))
-        gt = read_array(gt_f)
+        gt_raw = read_image(gt_f)[0]
+        gt = np.squeeze(gt_raw)
+        if img.ndim != 2 or gt.ndim != 2:
+            raise DataError(f"{img_f if img.ndim != 2 else gt_f}: expected a 2-D image, got an "
+                            f"array of shape {(img_raw if img.ndim != 2 else gt_raw).shape}")
+        if not np.issubdtype(gt.dtype, np.number):
+            raise DataError(f"{gt_f}: expected integer labels, got dtype {gt.dtype}")
         if gt.shape != img.shape:
             raise DataError(f"{gt_f}: mask shape {gt.shape} differs from image shape {img.shape}")
-        if not np.all(gt == np.round(gt)):
+        if not np.all(np.isfinite(gt)) or not np.all(gt == np.round(gt)):
             raise DataError(f"{gt_f}: mask holds non-integer values")
         check_labels_in(gt.astype(np.int64), len(CAMUS_CLASSES), name=str(gt_f))
         images.append(resize_image(img, size))

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -32,9 +34,18 @@ from typing import Any
 
 import numpy as np
 
+from noisyseg._validate import check_seed
 from noisyseg.data.dataset import SPLITS, read_corrupted, read_split
-from noisyseg.data.folder import index_folder, pair_folder
-from noisyseg.data.io import Geometry, read_header, read_image, split_suffix
+from noisyseg.data.folder import (
+    binary_255_values,
+    check_file_name,
+    check_same_grid,
+    index_folder,
+    pair_folder,
+    read_grid,
+    show_path,
+)
+from noisyseg.data.io import SUFFIXES, Geometry, read_header, read_image, split_suffix
 from noisyseg.errors import DataError
 
 __all__ = ["Case", "CaseDataset", "load_folder_cases", "load_msd", "load_nnunet"]
@@ -101,12 +112,20 @@ class CaseDataset:
         if len(self.class_names) < 2:
             raise DataError(f"{self.source}: need at least 2 classes (background and one "
                             f"structure), got {self.class_names}")
+        if len(self.class_names) > 255:
+            raise DataError(f"{self.source}: {len(self.class_names)} classes; at most 255 are "
+                            f"supported (masks are uint8 class indices)")
+        values = [int(v) for v in self.label_values]
+        if len(set(values)) != len(values) or min(values) < 0 or max(values) > MAX_LABEL_VALUE:
+            raise DataError(f"{self.source}: label values {values[:8]} must be distinct integers "
+                            f"from 0 to {MAX_LABEL_VALUE}")
         ids = [c.case_id for c in self.cases]
         self._ids = tuple(ids)  # cases are fixed: ids and split are looked up per case
         self._split = np.array([c.split for c in self.cases])
         self._split.flags.writeable = False
         if len(set(ids)) != len(ids):
-            raise DataError(f"{self.source}: case ids are not unique")
+            dup = next(i for i, n in Counter(ids).items() if n > 1)
+            raise DataError(f"{self.source}: case ids are not unique ({dup!r} appears twice)")
         if not self.cases:
             raise DataError(f"{self.source}: no cases found")
         lut = np.full(max(max(self.label_values) + 1, 256), 255, dtype=np.uint8)
@@ -187,7 +206,10 @@ class CaseDataset:
         """
         arr, geom = read_image(path)
         if arr.ndim != geom.ndim:
-            raise DataError(f"{path}: expected a label map, got {arr.ndim - geom.ndim} channels")
+            stored = " x ".join(map(str, read_grid(path).stored))
+            raise DataError(f"{path}: a label map holds one value per voxel, but the file's shape "
+                            f"is {stored} ({arr.shape[0]} values per voxel); expected "
+                            f"{' x '.join(map(str, geom.shape[::-1]))}")
         if np.issubdtype(arr.dtype, np.floating):
             if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
                 raise DataError(f"{path}: label map holds non-integer values")
@@ -263,25 +285,137 @@ class CaseDataset:
 
 
 # --------------------------------------------------------------------------- helpers
+#: Largest label value a dataset may declare (a uint16 label file's range).
+MAX_LABEL_VALUE = 65535
+
+
 def _hidden(p: Path | str) -> bool:
     return Path(p).name.startswith(".")
 
 
 def _read_json(path: Path) -> dict:
+    """``path`` as a JSON object; DataError for anything else, duplicate keys included."""
     if not path.is_file():
         raise DataError(f"{path}: missing (every {path.parent.name} dataset needs one)")
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict:
+        obj: dict[str, Any] = {}
+        for k, v in pairs:
+            if k in obj:
+                raise DataError(f"{path}: key {k!r} appears twice in one object")
+            obj[k] = v
+        return obj
+
     try:
-        obj = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from exc
+        obj = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=unique)
+    except DataError:
+        raise
+    except (ValueError, OSError, RecursionError) as exc:  # JSON, UTF-8, a huge number
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"{path}: not valid JSON ({first})") from exc
     if not isinstance(obj, dict):
-        raise DataError(f"{path}: expected a JSON object")
+        raise DataError(f"{path}: expected a JSON object, got {type(obj).__name__}")
     return obj
+
+
+def _as_int(value: object) -> int | None:
+    """``value`` as an integer (an int, an integral float, a string of digits), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]{1,9}\s*", value):
+        return int(value)
+    return None
+
+
+def _label_table(meta_f: Path, pairs: list[tuple[object, object]]) -> list[tuple[int, str]]:
+    """``(value, name)`` pairs, sorted, each value an integer in ``0..MAX_LABEL_VALUE`` used
+    once, background (0) included."""
+    labels: dict[int, str] = {}
+    for value, name in pairs:
+        v = _as_int(value)
+        if v is None or not 0 <= v <= MAX_LABEL_VALUE or not isinstance(name, str):
+            raise DataError(f"{meta_f}: label {name!r}: expected a name and an integer value "
+                            f"from 0 to {MAX_LABEL_VALUE}, got {value!r}")
+        if v in labels:
+            raise DataError(f"{meta_f}: label value {v} appears twice ({labels[v]!r} and {name!r})")
+        labels[v] = name
+    if 0 not in labels:
+        raise DataError(f"{meta_f}: 'labels' must include the background with value 0")
+    if len(labels) > 255:
+        raise DataError(f"{meta_f}: {len(labels)} labels; noisyseg handles at most 255 classes")
+    return sorted(labels.items())
+
+
+def _channel_table(meta_f: Path, key: str, table: object) -> list[str]:
+    """Channel names of a ``{"0": name, "1": name, ...}`` object (indices 0..C-1)."""
+    if not isinstance(table, dict) or not table:
+        raise DataError(f"{meta_f}: {key!r} must map channel indices to names, e.g. "
+                        f"{{\"0\": \"CT\"}}, got {json.dumps(table)[:60]}")
+    names: dict[int, str] = {}
+    for k, v in table.items():
+        i = _as_int(k)
+        if i is None or i in names or not isinstance(v, str | int | float) or isinstance(v, bool):
+            raise DataError(f"{meta_f}: {key!r}: entry {k!r}: {v!r} is not a channel index "
+                            f"and a name")
+        names[i] = str(v)
+    if sorted(names) != list(range(len(names))):
+        raise DataError(f"{meta_f}: {key!r} indices must run 0..{len(names) - 1}, got "
+                        f"{sorted(names)}")
+    return [names[i] for i in range(len(names))]
+
+
+def _check_id(meta_f: Path, cid: str) -> None:
+    try:
+        check_file_name(cid)
+    except DataError as exc:
+        raise DataError(f"{meta_f}: case id {show_path(cid)!r} is not valid UTF-8 or holds a "
+                        f"control character") from exc
+
+
+def check_case_files(cases: list[Case], channels: list[str] | tuple[str, ...]) -> None:
+    """Refuse, from the file headers, cases whose channels do not add up to ``channels`` or
+    whose labels (and clean labels) are not on the grid of every image file of the case
+    (:func:`~noisyseg.data.folder.check_same_grid`).
+
+    Raises
+    ------
+    DataError
+        Naming the files and what differs.
+    """
+    for case in cases:
+        for f in (*case.images, case.label, case.clean_label):
+            if f is not None:
+                check_file_name(f)
+        grids = [read_grid(p) for p in case.images]
+        total = sum(g.components for g in grids)
+        if total != len(channels):
+            raise DataError(f"{show_path(case.images[0])}: {total} channel(s) (file shape "
+                            f"{' x '.join(map(str, grids[0].stored))}), but the dataset declares "
+                            f"{len(channels)} ({', '.join(channels)})")
+        for lab in (case.label, case.clean_label):
+            if lab is None:
+                continue
+            lgrid = read_grid(lab)
+            for g in grids:
+                check_same_grid(g, lgrid)
 
 
 def _with_split(cases: list[Case], split: np.ndarray) -> tuple[Case, ...]:
     return tuple(Case(c.case_id, c.images, c.label, str(s), c.clean_label)
                  for c, s in zip(cases, split, strict=True))
+
+
+def _open_root(path: str | Path, seed: int) -> Path:
+    root = Path(path)
+    check_file_name(root)
+    check_seed(seed)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
+    return root
 
 
 # --------------------------------------------------------------------------- nnU-Net
@@ -300,6 +434,7 @@ def _with_records(cases: list[Case], root: Path, labels: list[tuple[int, str]],
     if clean_dir.is_dir():
         cases = [Case(c.case_id, c.images, c.label, c.split, str(clean_dir / Path(c.label).name))
                  for c in cases]
+    check_case_files(cases, channels)
     return CaseDataset(_with_split(cases, read_split(ids, root, records, seed=seed)),
                        tuple(n for _, n in labels), layout, root=root,
                        label_values=tuple(v for v, _ in labels), channel_names=tuple(channels),
@@ -313,56 +448,73 @@ def load_nnunet(path: str | Path, *, seed: int = 0) -> CaseDataset:
     Cases are the files of ``labelsTr/`` (or the ``dataset`` entry of ``dataset.json`` when
     present); ``imagesTs/`` has no labels and is never used as a test set. The split is read
     from ``split.csv`` (in the folder or its ``noisyseg/`` records) or drawn 70/15/15 with
-    ``seed``.
+    ``seed``. Every label is checked against every channel file of its case from the
+    headers (shape, spacing, origin, direction) before anything is read.
 
     Raises
     ------
     DataError
-        Missing ``dataset.json`` keys or files, region-based labels, a ``numTraining`` that
-        does not match the cases found.
+        Missing or malformed ``dataset.json`` keys, missing files, region-based or
+        duplicate labels, a ``numTraining`` that does not match the cases found, a label
+        off its image's grid, a file name that is not UTF-8.
+    ConfigError
+        A seed outside ``0..2**32 - 1``.
     """
-    root = Path(path)
-    if not root.is_dir():
-        raise DataError(f"{root}: no such folder")
+    root = _open_root(path, seed)
     meta_f = root / "dataset.json"
     dj = _read_json(meta_f)
     for key in ("channel_names", "labels", "file_ending"):
         if key not in dj:
             raise DataError(f"{meta_f}: missing key {key!r} (nnU-Net v2 dataset.json)")
+    if not isinstance(dj["labels"], dict):
+        raise DataError(f"{meta_f}: 'labels' must be an object mapping names to integer values, "
+                        f"got {type(dj['labels']).__name__}")
     if "regions_class_order" in dj or any(isinstance(v, list | tuple) for v in dj["labels"].values()):
         raise DataError(f"{meta_f}: region-based labels (lists of label values, "
                         f"regions_class_order) are not supported: noisyseg needs one integer "
                         f"label per class")
     if "ignore" in dj["labels"]:
         raise DataError(f"{meta_f}: the 'ignore' label (sparse annotation) is not supported")
-    try:
-        labels = sorted(((int(v), str(k)) for k, v in dj["labels"].items()))
-        channels = [str(v) for _, v in sorted((int(k), v) for k, v in dj["channel_names"].items())]
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise DataError(f"{meta_f}: 'labels' must map names to integers and 'channel_names' "
-                        f"indices to names ({exc})") from exc
-    if not labels or labels[0][0] != 0:
-        raise DataError(f"{meta_f}: 'labels' must include the background with value 0")
-    fe = str(dj["file_ending"])
-    if not fe.startswith("."):
-        raise DataError(f"{meta_f}: file_ending should start with a dot, got {fe!r}")
+    labels = _label_table(meta_f, [(v, k) for k, v in dj["labels"].items()])
+    channels = _channel_table(meta_f, "channel_names", dj["channel_names"])
+    fe = dj["file_ending"]
+    if not isinstance(fe, str) or not fe.startswith("."):
+        raise DataError(f"{meta_f}: file_ending should be a suffix starting with a dot, e.g. "
+                        f"'.nii.gz', got {fe!r}")
+    if split_suffix(Path(f"x{fe}"))[1] != fe.lower() or fe.lower() not in SUFFIXES:
+        raise DataError(f"{meta_f}: file_ending {fe!r} is not a format noisyseg reads "
+                        f"({', '.join(SUFFIXES)})")
     cases: list[Case] = []
-    if isinstance(dj.get("dataset"), dict):
+    if "dataset" in dj:
+        if not isinstance(dj["dataset"], dict):
+            raise DataError(f"{meta_f}: 'dataset' must map case ids to {{images, label}}")
         for cid, entry in sorted(dj["dataset"].items()):
-            try:
-                imgs = tuple(str((root / p).resolve()) for p in entry["images"])
-                lab = str((root / entry["label"]).resolve())
-            except (KeyError, TypeError) as exc:
-                raise DataError(f"{meta_f}: dataset entry {cid!r} needs 'images' and 'label'") from exc
-            cases.append(Case(cid, imgs, lab))
+            _check_id(meta_f, cid)
+            ok = isinstance(entry, dict) and isinstance(entry.get("images"), list) and \
+                isinstance(entry.get("label"), str) and \
+                all(isinstance(p, str) for p in entry["images"])
+            if not ok:
+                raise DataError(f"{meta_f}: dataset entry {cid!r} needs 'images' (a list of "
+                                f"files) and 'label' (a file)")
+            if len(entry["images"]) != len(channels):
+                raise DataError(f"{meta_f}: dataset entry {cid!r} lists {len(entry['images'])} "
+                                f"image(s) for {len(channels)} channel(s)")
+            files = [root / p for p in (*entry["images"], entry["label"])]
+            for f in files:
+                check_file_name(f)
+                if not f.is_file():
+                    raise DataError(f"{f}: missing (listed for case {cid!r} in {meta_f.name})")
+            cases.append(Case(cid, tuple(str(f.resolve()) for f in files[:-1]),
+                              str(files[-1].resolve())))
     else:
         lab_dir, img_dir = root / "labelsTr", root / "imagesTr"
         for d in (img_dir, lab_dir):
             if not d.is_dir():
                 raise DataError(f"{root}: expected imagesTr/ and labelsTr/; {d.name}/ is missing")
         for p in sorted(lab_dir.iterdir()):
-            if _hidden(p) or not p.name.endswith(fe):
+            if _hidden(p) or not p.name.endswith(fe) or not p.is_file():
                 continue
+            check_file_name(p)
             cid = p.name[: -len(fe)]
             imgs = tuple(str(img_dir / f"{cid}_{c:04d}{fe}") for c in range(len(channels)))
             for f in imgs:
@@ -373,9 +525,14 @@ def load_nnunet(path: str | Path, *, seed: int = 0) -> CaseDataset:
         if not cases:
             raise DataError(f"{lab_dir}: no label files ending in {fe}")
     n_decl = dj.get("numTraining")
-    if n_decl is not None and int(n_decl) != len(cases):
-        raise DataError(f"{meta_f}: numTraining is {n_decl} but {len(cases)} labelled cases "
-                        f"were found")
+    if n_decl is not None:
+        n = _as_int(n_decl)
+        if n is None or n < 0:
+            raise DataError(f"{meta_f}: numTraining should be the number of training cases, got "
+                            f"{n_decl!r}")
+        if n != len(cases):
+            raise DataError(f"{meta_f}: numTraining is {n} but {len(cases)} labelled cases "
+                            f"were found")
     return _with_records(cases, root, labels, channels, "nnunet", seed,
                          {"dataset.json": dj, "file_ending": fe, "seed": seed})
 
@@ -386,43 +543,53 @@ def load_msd(path: str | Path, *, seed: int = 0) -> CaseDataset:
 
     Cases are the ``training`` entries of ``dataset.json`` (the ``._*`` files that the
     archives carry are skipped); multi-modal 4-D images give one channel per ``modality``.
+    A ``numTraining`` that differs from the entries is logged as a warning (the entries are
+    what is read). Every label is checked against its image from the headers.
 
     Raises
     ------
     DataError
-        Missing ``dataset.json`` keys or files.
+        Missing or malformed ``dataset.json`` keys, missing files, duplicate labels or
+        cases, a label off its image's grid, a file name that is not UTF-8.
+    ConfigError
+        A seed outside ``0..2**32 - 1``.
     """
-    root = Path(path)
-    if not root.is_dir():
-        raise DataError(f"{root}: no such folder")
+    root = _open_root(path, seed)
     meta_f = root / "dataset.json"
     dj = _read_json(meta_f)
     for key in ("training", "labels"):
         if key not in dj:
             raise DataError(f"{meta_f}: missing key {key!r} (Decathlon dataset.json)")
-    try:
-        labels = sorted((int(k), str(v)) for k, v in dj["labels"].items())
-        modality = dj.get("modality") or {"0": "image"}
-        channels = [str(v) for _, v in sorted((int(k), v) for k, v in modality.items())]
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise DataError(f"{meta_f}: 'labels' and 'modality' must map integers to names "
-                        f"({exc})") from exc
-    if not labels or labels[0][0] != 0:
-        raise DataError(f"{meta_f}: 'labels' must include the background with value 0")
-    cases = []
+    if not isinstance(dj["labels"], dict):
+        raise DataError(f"{meta_f}: 'labels' must map integer values to names, got "
+                        f"{type(dj['labels']).__name__}")
+    labels = _label_table(meta_f, list(dj["labels"].items()))
+    channels = _channel_table(meta_f, "modality", dj.get("modality") or {"0": "image"})
+    cases: list[Case] = []
     if not isinstance(dj["training"], list):
         raise DataError(f"{meta_f}: 'training' must list {{image, label}} entries")
-    for entry in dj["training"]:
-        try:
-            img, lab = root / entry["image"], root / entry["label"]
-        except (KeyError, TypeError) as exc:
-            raise DataError(f"{meta_f}: every 'training' entry needs 'image' and 'label'") from exc
+    seen: dict[str, int] = {}
+    for j, entry in enumerate(dj["training"], 1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("image"), str) or \
+                not isinstance(entry.get("label"), str):
+            raise DataError(f"{meta_f}: 'training' entry {j}: needs 'image' and 'label' file names")
+        img, lab = root / entry["image"], root / entry["label"]
         if _hidden(img) or _hidden(lab):
             continue
         for f in (img, lab):
+            check_file_name(f)
             if not f.is_file():
                 raise DataError(f"{f}: missing (listed in {meta_f.name})")
-        cases.append(Case(split_suffix(img)[0], (str(img),), str(lab)))
+        cid = split_suffix(img)[0]
+        if cid in seen:
+            raise DataError(f"{meta_f}: case {cid!r} is listed twice in 'training' (entries "
+                            f"{seen[cid]} and {j})")
+        seen[cid] = j
+        cases.append(Case(cid, (str(img),), str(lab)))
+    n_decl = dj.get("numTraining")
+    if n_decl is not None and _as_int(n_decl) != len(cases):
+        log.warning("%s: numTraining is %r but 'training' lists %d cases; reading the %d listed",
+                    meta_f, n_decl, len(cases), len(cases))
     return _with_records(cases, root, labels, channels, "msd", seed,
                          {"dataset.json": dj, "seed": seed})
 
@@ -439,7 +606,42 @@ def folder_is_volumetric(root: Path) -> bool:
     first = files[sorted(files)[0]]
     if split_suffix(first)[1] in (".png", ".npy"):
         return False
-    return read_header(first).ndim >= 3
+    return len(read_grid(first).shape) >= 3
+
+
+def _mask_values(path: Path) -> set[int]:
+    """The distinct labels of a mask file, checked to be non-negative integers."""
+    arr, _ = read_image(path)
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise DataError(f"{path}: label map holds non-integer values")
+    elif not np.issubdtype(arr.dtype, np.integer) and arr.dtype != bool:
+        raise DataError(f"{path}: expected integer labels, got dtype {arr.dtype}")
+    values = {int(v) for v in np.unique(arr)}
+    if values and min(values) < 0:
+        raise DataError(f"{path}: negative labels {sorted(v for v in values if v < 0)[:5]}")
+    return values
+
+
+def _folder_labels(masks: list[Path], names: tuple[str, ...] | None
+                   ) -> tuple[tuple[str, ...], tuple[int, ...] | None]:
+    """Class names and stored label values of a folder of masks, from the first mask that
+    holds a structure: 0/255 masks are binary (values 0 and 255); without names, the
+    classes are 0..max."""
+    values, first = {0}, masks[0]
+    for f in masks:
+        values, first = _mask_values(f), f
+        if values - {0}:
+            break
+    if (names is None or len(names) == 2) and binary_255_values(values, names, first):
+        return names or ("background", "class_1"), (0, 255)
+    if names is not None:
+        return names, None
+    k = max(max(values), 1)
+    if k > 255:
+        raise DataError(f"{first}: labels up to {k}; without 'class_names' in dataset.json the "
+                        f"classes are 0..max, at most 255")
+    return ("background", *(f"class_{i}" for i in range(1, k + 1))), None
 
 
 def load_folder_cases(path: str | Path, *, seed: int = 0,
@@ -448,37 +650,41 @@ def load_folder_cases(path: str | Path, *, seed: int = 0,
     ``split.csv``, ``dataset.json`` with ``class_names``, ``manifest.csv``) lazily.
 
     Without class names, the classes are ``class_1..class_K`` with K the largest label of
-    the first mask.
+    the first mask that holds a structure; masks holding only 0 and 255 are binary (255
+    read as class 1 and written back as 255). Every mask is checked against its image from
+    the headers.
+
+    Raises
+    ------
+    DataError
+        Unpaired or unreadable files, a mask off its image's grid, a malformed
+        ``dataset.json``, ``split.csv`` or ``manifest.csv``.
+    ConfigError
+        A seed outside ``0..2**32 - 1``.
     """
-    root = Path(path)
+    root = _open_root(path, seed)
     imgs, masks, cleans = pair_folder(root)
     ids = sorted(imgs)
     cases = [Case(i, (str(imgs[i]),), str(masks[i]), "train",
                   str(cleans[i]) if cleans else None) for i in ids]
     names = classes
     meta_f = root / "dataset.json"
-    if names is None and meta_f.is_file():
-        dj = _read_json(meta_f)
-        names = tuple(dj.get("class_names") or ()) or None
-        if names is not None and (len(names) < 2 or not all(isinstance(n, str) for n in names)):
-            raise DataError(f"{meta_f}: 'class_names' must list at least 2 names, background first")
-    if names is None:
-        arr, _ = read_image(masks[ids[0]])
-        k = max(int(np.max(arr)), 1)
-        names = ("background", *(f"class_{i}" for i in range(1, k + 1)))
-    first = read_header(imgs[ids[0]])
-    n_chan = 1
-    if split_suffix(imgs[ids[0]])[1] in (".nii", ".nii.gz"):
-        import nibabel as nib
-
-        shp = nib.load(str(imgs[ids[0]])).shape
-        n_chan = int(shp[3]) if len(shp) == 4 else 1
+    dj = _read_json(meta_f) if meta_f.is_file() else {}
+    if names is None and dj.get("class_names") is not None:
+        named = dj["class_names"]
+        if not isinstance(named, list) or not 2 <= len(named) <= 256 or \
+                not all(isinstance(n, str) for n in named):
+            raise DataError(f"{meta_f}: 'class_names' must list 2 to 256 names, background first")
+        names = tuple(named)
+    first = read_grid(imgs[ids[0]])
+    n_chan = first.components
     channels = ("image",) if n_chan == 1 else tuple(f"channel_{c}" for c in range(n_chan))
-    if meta_f.is_file():  # what noisyseg wrote (e.g. "CT", which sets the display window)
-        named = _read_json(meta_f).get("channel_names")
-        if isinstance(named, list) and len(named) == n_chan and all(isinstance(c, str) for c in named):
-            channels = tuple(named)
+    named = dj.get("channel_names")  # what noisyseg wrote (e.g. "CT", which sets the display window)
+    if isinstance(named, list) and len(named) == n_chan and all(isinstance(c, str) for c in named):
+        channels = tuple(named)
+    check_case_files(cases, channels)
+    names, values = _folder_labels([masks[i] for i in ids], names)
     log.debug("%s: %d volumes, first %s", root, len(ids), first.shape)
     return CaseDataset(_with_split(cases, read_split(ids, root, seed=seed)), tuple(names), "folder",
-                       root=root, channel_names=channels, source=str(root),
+                       root=root, label_values=values, channel_names=channels, source=str(root),
                        corrupted=read_corrupted(ids, root), meta={"seed": seed})

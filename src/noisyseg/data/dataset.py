@@ -192,34 +192,75 @@ def random_split(n: int, *, fractions: tuple[float, float, float] = (0.7, 0.15, 
     return labels[rng.permutation(n)]
 
 
+def _read_table(f: Path, columns: tuple[str, ...]) -> Any:
+    """``f`` as a DataFrame of strings (empty fields ``""``, no NA guessing), or DataError."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(f, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{f}: empty file; expected a header with columns "
+                        f"{', '.join(columns)}") from exc
+    except (ValueError, OSError) as exc:  # ParserError, UnicodeDecodeError, a folder
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"{f}: cannot parse CSV ({first})") from exc
+    if not isinstance(df.index, pd.RangeIndex):  # pandas took the first column as an index
+        raise DataError(f"{f}: cannot parse CSV (rows hold more fields than the header "
+                        f"{', '.join(map(str, df.columns))})")
+    return df
+
+
+def _rows(f: Path, df: Any, ids: list[str], column: str) -> dict[str, tuple[int, str]]:
+    """``sample_id -> (line, value of column)`` for a table that lists every sample of
+    ``ids`` once and no other sample."""
+    known = set(ids)
+    table: dict[str, tuple[int, str]] = {}
+    for j, (sid, value) in enumerate(zip(df["sample_id"], df[column], strict=True)):
+        line, sid = j + 2, str(sid).strip()  # line 1 is the header
+        if not sid:
+            raise DataError(f"{f}: line {line}: empty sample_id")
+        if sid in table:
+            raise DataError(f"{f}: sample {sid!r} is listed twice (lines {table[sid][0]} and "
+                            f"{line})")
+        if sid not in known:
+            example = f", e.g. {ids[0]!r}" if ids else ""
+            raise DataError(f"{f}: line {line}: {sid!r} is not a sample of this dataset "
+                            f"({len(ids)} samples{example})")
+        table[sid] = (line, str(value).strip())
+    missing = [i for i in ids if i not in table]
+    if missing:
+        raise DataError(f"{f}: no {column} for sample {missing[0]!r} ({len(missing)} missing)")
+    return table
+
+
 def read_split(ids: list[str], *folders: Path, seed: int = 0) -> np.ndarray:
     """Split of each sample from the first ``split.csv`` (``sample_id, split``) among
     ``folders``; without one, 70/15/15 at random (seeded).
 
+    The file must list every sample once, and no other: a split written for another
+    dataset is refused rather than half applied.
+
     Raises
     ------
     DataError
-        An unparsable file, a missing column or sample, or an unknown split name.
+        An empty or unparsable file, a missing column, a sample missing, listed twice or
+        unknown, or an unknown split name; naming the file and the line.
     """
-    import pandas as pd
-
     for f in (Path(d) / "split.csv" for d in folders):
         if not f.is_file():
             continue
-        try:
-            df = pd.read_csv(f, dtype=str)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise DataError(f"{f}: cannot parse CSV ({exc})") from exc
+        df = _read_table(f, ("sample_id", "split"))
         if not {"sample_id", "split"} <= set(df.columns):
             raise DataError(f"{f}: needs columns sample_id and split, found {list(df.columns)}")
-        table = dict(zip(df["sample_id"].str.strip(), df["split"].str.strip(), strict=True))
-        missing = [i for i in ids if i not in table]
-        if missing:
-            raise DataError(f"{f}: no split for sample {missing[0]!r} ({len(missing)} missing)")
-        bad = sorted({table[i] for i in ids} - set(SPLITS))
-        if bad:
-            raise DataError(f"{f}: unknown split {bad[0]!r}; expected one of {SPLITS}")
-        return np.array([table[i] for i in ids])
+        table = _rows(f, df, ids, "split")
+        for sid in ids:
+            line, split = table[sid]
+            if not split:
+                raise DataError(f"{f}: line {line}: no split for sample {sid!r}")
+            if split not in SPLITS:
+                raise DataError(f"{f}: line {line}: unknown split {split!r} for sample {sid!r}; "
+                                f"expected one of {SPLITS}")
+        return np.array([table[i][1] for i in ids])
     return random_split(len(ids), rng=np.random.default_rng(seed))
 
 
@@ -230,22 +271,22 @@ def read_corrupted(ids: list[str], *folders: Path) -> np.ndarray | None:
     Raises
     ------
     DataError
-        An unparsable file, or one that does not list every sample.
+        An empty or unparsable file, a sample missing, listed twice or unknown, or a
+        ``corrupted`` value other than True or False; naming the file and the line.
     """
-    import pandas as pd
-
     for f in (Path(d) / "manifest.csv" for d in folders):
         if not f.is_file():
             continue
-        try:
-            df = pd.read_csv(f, dtype={"sample_id": str})
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise DataError(f"{f}: cannot parse CSV ({exc})") from exc
+        df = _read_table(f, ("sample_id", "corrupted"))
         if not {"sample_id", "corrupted"} <= set(df.columns):
             return None
-        table = dict(zip(df["sample_id"], df["corrupted"].astype(str).str.lower() == "true",
-                         strict=True))
-        if any(i not in table for i in ids):
-            raise DataError(f"{f}: does not list every sample")
-        return np.array([table[i] for i in ids], dtype=bool)
+        table = _rows(f, df, ids, "corrupted")
+        out = np.zeros(len(ids), dtype=bool)
+        for k, sid in enumerate(ids):
+            line, value = table[sid]
+            if value.lower() not in ("true", "false"):
+                raise DataError(f"{f}: line {line}: corrupted is {value!r} for sample {sid!r}; "
+                                f"expected True or False")
+            out[k] = value.lower() == "true"
+        return out
     return None

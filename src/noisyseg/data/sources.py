@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from noisyseg._validate import check_seed
 from noisyseg.data.camus import load_camus
 from noisyseg.data.cases import (
     CaseDataset,
@@ -32,10 +33,10 @@ from noisyseg.data.cases import (
     load_nnunet,
 )
 from noisyseg.data.dataset import SegDataset
-from noisyseg.data.folder import load_folder
+from noisyseg.data.folder import check_file_name, load_folder, show_path
 from noisyseg.data.synthetic import synthetic_echo
 from noisyseg.data.synthetic_ct import synthetic_ct
-from noisyseg.errors import ConfigError
+from noisyseg.errors import ConfigError, DataError
 
 __all__ = ["SOURCES", "absolute_source", "load_dataset", "parse_source", "source_path"]
 
@@ -74,6 +75,11 @@ def parse_source(spec: str) -> tuple[str, str | None, dict[str, Any]]:
     spec = spec.strip()
     if not spec:
         raise ConfigError("data: empty source; try 'synthetic-echo'")
+    try:
+        check_file_name(spec)
+    except DataError as exc:
+        raise ConfigError(f"data: {show_path(spec)}: the source string holds a control character "
+                          f"or bytes that are not UTF-8") from exc
     head, sep, rest = spec.partition(":")
     if head in SOURCES and sep:
         name, body = head, rest
@@ -94,6 +100,8 @@ def parse_source(spec: str) -> tuple[str, str | None, dict[str, Any]]:
         if not eq:
             raise ConfigError(f"data: {spec}: option {p!r} should look like key=value")
         key = key.strip()
+        if key in opts:
+            raise ConfigError(f"data: {spec}: option {key} given twice")
         if key not in src.options:
             raise ConfigError(f"data: {spec}: unknown option {key!r} for {name}; "
                               f"expected one of {sorted(src.options)}")
@@ -103,6 +111,18 @@ def parse_source(spec: str) -> tuple[str, str | None, dict[str, Any]]:
             raise ConfigError(f"data: {spec}: option {key}={value!r} is not a valid "
                               f"{src.options[key].__name__}") from exc
     return name, path, opts
+
+
+def _check_path(spec: str, path: str) -> None:
+    """Refuse a path string the file system cannot take (a NUL byte, a control character,
+    bytes that are not UTF-8)."""
+    if "\x00" in path:
+        raise ConfigError(f"data: {show_path(spec)}: the path holds a NUL byte")
+    try:
+        check_file_name(path)
+    except DataError as exc:
+        raise ConfigError(f"data: {show_path(spec)}: the path is not valid UTF-8 or holds a "
+                          f"control character") from exc
 
 
 def absolute_source(spec: str) -> str:
@@ -156,7 +176,19 @@ def load_dataset(spec: str, *, volumes: bool = True, lazy: bool = False) -> SegD
 
 
 def _load(spec: str, *, lazy: bool = False) -> SegDataset | CaseDataset:
+    spec = spec.strip()
     name, path, opts = parse_source(spec)
+    if path is not None:
+        _check_path(spec, path)
+    try:
+        return _load_parsed(spec, name, path, opts, lazy=lazy)
+    except OSError as exc:  # a name too long, a folder that cannot be listed
+        raise DataError(f"data: {show_path(spec)}: {exc.strerror or type(exc).__name__}"
+                        f"{f' ({show_path(exc.filename)})' if exc.filename else ''}") from exc
+
+
+def _load_parsed(spec: str, name: str, path: str | None, opts: dict[str, Any], *,
+                 lazy: bool) -> SegDataset | CaseDataset:
     if name == "folder" and path is not None and not Path(path).exists():
         raise ConfigError(f"data: {spec}: {path!r} is neither a known source "
                           f"({', '.join(s for s in SOURCES if s != 'folder')}) nor a folder")
@@ -165,6 +197,11 @@ def _load(spec: str, *, lazy: bool = False) -> SegDataset | CaseDataset:
     for key in ("n", "size", "slices"):
         if key in opts and opts[key] < 1:
             raise ConfigError(f"data: {spec}: option {key} must be positive, got {opts[key]}")
+    if "seed" in opts:
+        try:
+            check_seed(opts["seed"])
+        except ConfigError as exc:
+            raise ConfigError(f"data: {spec}: option {exc}") from exc
     src = SOURCES[name]
     if name == "folder" and path is not None and (lazy or folder_is_volumetric(Path(path))):
         if opts.get("size") is not None:
@@ -172,5 +209,10 @@ def _load(spec: str, *, lazy: bool = False) -> SegDataset | CaseDataset:
             raise ConfigError(f"data: {spec}: option size resizes 2-D images; {what} are "
                               f"kept on their own grid")
         return load_folder_cases(path, **opts)
-    ds = src.loader(path, **opts) if src.takes_path else src.loader(**opts)
+    try:
+        ds = src.loader(path, **opts) if src.takes_path else src.loader(**opts)
+    except ConfigError as exc:
+        if str(exc).startswith("data:"):
+            raise
+        raise ConfigError(f"data: {spec}: option {exc}") from exc
     return ds

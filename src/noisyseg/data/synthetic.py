@@ -21,9 +21,41 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from noisyseg._validate import check_seed
 from noisyseg.data.dataset import SegDataset, random_split
+from noisyseg.errors import ConfigError
 
-__all__ = ["ECHO_CLASSES", "make_echo_sample", "synthetic_echo", "synthetic_echo_masks"]
+__all__ = ["ECHO_CLASSES", "ECHO_LIMITS", "make_echo_sample", "synthetic_echo",
+           "synthetic_echo_masks"]
+
+#: Bounds of synthetic-echo's options: ``n`` samples, ``size`` pixels per side, and
+#: ``n * size**2`` pixels in all (the dataset is held in memory: 5 bytes per pixel).
+ECHO_LIMITS = {"n": (1, 100_000), "size": (8, 2048), "pixels": 2**30}
+
+
+def check_echo_options(n: object, size: object, seed: object) -> tuple[int, int, int]:
+    """``(n, size, seed)`` as integers within :data:`ECHO_LIMITS`, or :class:`ConfigError`.
+
+    >>> check_echo_options(10, 64, 0)
+    (10, 64, 0)
+    >>> check_echo_options(2, 10_000_000, 0)
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: size: synthetic-echo takes 8 to 2048 pixels, got 10000000
+    """
+    out = []
+    for name, value in (("n", n), ("size", size)):
+        lo, hi = ECHO_LIMITS[name]
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or \
+                not lo <= int(value) <= hi:
+            unit = " samples" if name == "n" else " pixels"
+            raise ConfigError(f"{name}: synthetic-echo takes {lo} to {hi}{unit}, got {value!r}")
+        out.append(int(value))
+    if out[0] * out[1] ** 2 > ECHO_LIMITS["pixels"]:
+        raise ConfigError(f"n x size x size: synthetic-echo holds at most {ECHO_LIMITS['pixels']} "
+                          f"pixels in memory, got n={out[0]}, size={out[1]} "
+                          f"({out[0] * out[1] ** 2} pixels)")
+    return out[0], out[1], check_seed(seed)
 
 ECHO_CLASSES = ("background", "lv_cavity", "lv_myocardium", "left_atrium")
 
@@ -178,6 +210,7 @@ def synthetic_echo_masks(*, n: int = 500, size: int = 128, seed: int = 0) -> np.
     -------
     (n, size, size) uint8 ndarray
     """
+    n, size, seed = check_echo_options(n, size, seed)
     children = np.random.SeedSequence([int(seed), 0x5EC0]).spawn(int(n))
     return np.stack([make_echo_sample(size, np.random.default_rng(c), image=False)[1]
                      for c in children])
@@ -193,12 +226,17 @@ def synthetic_echo(*, n: int = 500, size: int = 128, seed: int = 0) -> SegDatase
     size : int
         Image height and width in pixels.
     seed : int
-        Seed; sample ``i`` depends only on ``(seed, i)``.
+        Seed (0 to 2**32 - 1); sample ``i`` depends only on ``(seed, i)``.
 
     Returns
     -------
     SegDataset
         Images (n, size, size) float32 in [0, 1]; masks with labels :data:`ECHO_CLASSES`.
+
+    Raises
+    ------
+    ConfigError
+        ``n``, ``size`` or ``n * size**2`` outside :data:`ECHO_LIMITS`, a negative seed.
 
     Examples
     --------
@@ -206,6 +244,7 @@ def synthetic_echo(*, n: int = 500, size: int = 128, seed: int = 0) -> SegDatase
     >>> ds.images.shape, ds.class_names[1]
     ((6, 32, 32), 'lv_cavity')
     """
+    n, size, seed = check_echo_options(n, size, seed)
     children = np.random.SeedSequence([int(seed), 0x5EC0]).spawn(int(n))
     images = np.empty((n, size, size), dtype=np.float32)
     masks = np.empty((n, size, size), dtype=np.uint8)

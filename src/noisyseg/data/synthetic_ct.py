@@ -20,12 +20,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from noisyseg._validate import check_seed
 from noisyseg.data.cases import Case, CaseDataset
 from noisyseg.data.dataset import random_split
 from noisyseg.data.io import Geometry
 from noisyseg.errors import ConfigError
 
-__all__ = ["CT_CLASSES", "CT_SPACING", "make_ct_case", "synthetic_ct"]
+__all__ = ["CT_CLASSES", "CT_LIMITS", "CT_SPACING", "make_ct_case", "synthetic_ct"]
+
+#: Bounds of synthetic-ct's options: ``n`` cases, ``size`` pixels per side, ``slices``,
+#: voxels per case (one case is generated at a time) and voxels in all.
+CT_LIMITS = {"n": (1, 100_000), "size": (16, 1024), "slices": (4, 1024), "case_voxels": 2**27,
+             "voxels": 2**31}
 
 CT_CLASSES = ("background", "liver", "spleen", "kidney")
 #: Voxel size in array order (z, y, x), mm.
@@ -121,10 +127,26 @@ def synthetic_ct(n: int = 12, size: int = 96, slices: int = 32, seed: int = 0) -
     """The built-in 3-D dataset: ``n`` CT-like volumes of ``slices`` x ``size`` x ``size``.
 
     Cases are generated when read (see module docstring); the split is 70/15/15 (seeded).
+
+    Raises
+    ------
+    ConfigError
+        An option outside :data:`CT_LIMITS`, a seed outside ``0..2**32 - 1``.
     """
-    if n < 1 or size < 16 or slices < 4:
-        raise ConfigError(f"data: synthetic-ct needs n >= 1, size >= 16 and slices >= 4, got "
-                          f"n={n}, size={size}, slices={slices}")
+    for name, value in (("n", n), ("size", size), ("slices", slices)):
+        lo, hi = CT_LIMITS[name]
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or \
+                not lo <= int(value) <= hi:
+            raise ConfigError(f"{name}: synthetic-ct takes {lo} to {hi}, got {value!r}")
+    n, size, slices, seed = int(n), int(size), int(slices), check_seed(seed)
+    if size * size * slices > CT_LIMITS["case_voxels"]:
+        raise ConfigError(f"size x size x slices: synthetic-ct generates at most "
+                          f"{CT_LIMITS['case_voxels']} voxels per case, got size={size}, "
+                          f"slices={slices}")
+    if n * size * size * slices > CT_LIMITS["voxels"]:
+        raise ConfigError(f"n x size x size x slices: synthetic-ct makes at most "
+                          f"{CT_LIMITS['voxels']} voxels in all, got n={n}, size={size}, "
+                          f"slices={slices} ({n * size * size * slices} voxels)")
     shape = (int(slices), int(size), int(size))
     geom = Geometry.from_spacing(shape, CT_SPACING)
 

@@ -18,28 +18,41 @@ finds its finished result.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
+import math
+import reprlib
+import types
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from noisyseg._validate import check_seed
 from noisyseg.data import parse_source
 from noisyseg.detect import check_detectors, check_flag_rule
 from noisyseg.errors import ConfigError, NoisysegError
 from noisyseg.refurbish import RefurbishConfig
 from noisyseg.train import TrainConfig
 
-__all__ = ["SPEC_DIR", "AuditSpec", "CorruptSpec", "StudySpec", "TrialConfig", "VolumeSpec",
-           "find_spec", "load_spec"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_SPEC_BYTES", "MAX_TRIALS", "MAX_TRIAL_VALUES", "SPEC_DIR",
+           "AuditSpec", "CorruptSpec", "StudySpec", "TrialConfig", "VolumeSpec", "find_spec", "load_spec"]
 
 SPEC_DIR = Path(__file__).parent / "specs"
 SECTIONS = ("data", "seed", "train", "corrupt", "audit", "volumes")
 _CONTROL = (None, "none", "control")
+
+# What a spec may hold; past these a spec is refused before it can take unbounded memory or time.
+MAX_SPEC_BYTES = 1 << 20  # size of the file (1 MiB)
+MAX_DEPTH = 50  # nesting levels of mappings and lists, the document itself included
+MAX_NODES = 100_000  # values (mappings, lists and scalars) once YAML aliases are expanded
+MAX_TRIALS = 100_000  # grid points, all grids together
+MAX_TRIAL_VALUES = 5_000_000  # grid points x values of each point's config
+_MAX_INT_BITS = 64
 
 
 @dataclass(frozen=True)
@@ -56,7 +69,7 @@ class CorruptSpec:
         Strength to apply instead of a target (unit in the model's docstring).
     fraction : float
         Error level: the fraction of training samples corrupted, in [0, 1].
-    classes : list of str or None
+    classes : list of str or int, or None
         Structures to corrupt (names or labels); ``None`` for the model's default.
     options : dict
         Model options, e.g. ``{"points": 6}``.
@@ -71,7 +84,7 @@ class CorruptSpec:
     target_dice: float | None = None
     strength: float | None = None
     fraction: float = 1.0
-    classes: list[str] | None = None
+    classes: list[str | int] | None = None
     options: dict[str, Any] = field(default_factory=dict)
     mode: str | None = None
     slice_axis: int = 0
@@ -174,6 +187,17 @@ class VolumeSpec:
             raise ConfigError("volumes.slice_size: only for dims 2 (a 3-D network takes spacing)")
         if self.dims == 2 and self.spacing is not None:
             raise ConfigError("volumes.spacing: only for dims 3 (a 2-D network takes slice_size)")
+        sp = self.spacing
+        if sp is not None and sp != "median" and not (
+                isinstance(sp, list) and len(sp) == 3 and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf
+                    for v in sp)):
+            raise ConfigError(f"volumes.spacing: expected 'median' or 3 sizes in mm (each > 0), "
+                              f"got {_show(sp)}")
+        if self.slice_size is not None and self.slice_size < 1:
+            raise ConfigError(f"volumes.slice_size: expected a size >= 1 pixel, got {self.slice_size}")
+        if not 0 <= self.tolerance < math.inf:
+            raise ConfigError(f"volumes.tolerance: expected a number >= 0, got {self.tolerance}")
 
     def options(self) -> dict[str, Any]:
         """Keyword options of :func:`~noisyseg.run.run_volume_session`."""
@@ -182,17 +206,111 @@ class VolumeSpec:
         return asdict(self)
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlist = _REPR.maxdict = _REPR.maxset = 8
+_REPR.maxlevel = 3
+
+
+def _show(value: Any) -> str:
+    """A value for a message: one line, shortened (``reprlib``), aliases never expanded."""
+    return _REPR.repr(value)
+
+
+def _key(key: Any) -> str:
+    """A key as it appears in a dotted path (quoted where it is not plain printable text)."""
+    return key if isinstance(key, str) and key and key.isprintable() else repr(key)
+
+
+def _join(where: str, key: Any) -> str:
+    return f"{where}.{_key(key)}" if where else _key(key)
+
+
+def _kind(value: Any) -> str:
+    """'a list', 'a string', ...: what a value is, for a message."""
+    if value is None:
+        return "null"
+    for t, name in ((bool, "true or false"), (int, "an integer"), (float, "a number"),
+                    (str, "a string"), (list, "a list"), (Mapping, "a mapping")):
+        if isinstance(value, t):
+            return name
+    return type(value).__name__
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+def _fits(hint: Any, value: Any) -> bool:
+    """Whether ``value`` (from YAML) has the type of a dataclass field annotated ``hint``."""
+    origin = get_origin(hint)
+    if hint is Any:
+        return True
+    if origin in (Union, types.UnionType):
+        return any(_fits(h, value) for h in get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is list:
+        (item,) = get_args(hint)
+        return isinstance(value, list) and all(_fits(item, v) for v in value)
+    if origin is dict or hint is dict:
+        return isinstance(value, Mapping)
+    return True  # any other annotation: the class validates it
+
+
+def _describe(hint: Any, plural: bool = False) -> str:
+    """What a field annotated ``hint`` takes: 'an integer', 'a list of strings or null', ..."""
+    if get_origin(hint) in (Union, types.UnionType):
+        parts = [_describe(h, plural) for h in get_args(hint)]
+        return (", or " if any(" or " in p for p in parts) else " or ").join(parts)
+    if get_origin(hint) is list:
+        return "a list of " + _describe(get_args(hint)[0], plural=True)
+    one, many = {bool: ("true or false", "booleans"), int: ("an integer", "integers"),
+                 float: ("a number", "numbers"), str: ("a string", "strings"),
+                 type(None): ("null", "nulls")}.get(hint, ("a mapping", "mappings"))
+    return many if plural else one
+
+
 def _build(cls: type, section: str, value: Any) -> Any:
+    """``cls(**value)`` for a spec section, every error a :class:`ConfigError` naming the field."""
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{section}: expected a mapping of fields, got {value!r}")
+        raise ConfigError(f"{section}: expected a mapping of fields, got {_show(value)}")
+    hints = _hints(cls)
     known = [f.name for f in fields(cls)]
-    for key in value:
+    for key, v in value.items():
         if key not in known:
-            raise ConfigError(f"{section}.{key}: unknown field; expected one of {', '.join(known)}")
+            raise ConfigError(f"{section}.{_key(key)}: unknown field; expected one of {', '.join(known)}")
+        if not _fits(hints[key], v):
+            raise ConfigError(f"{section}.{key}: expected {_describe(hints[key])}, got {_show(v)}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{section}.{key}: expected a finite number, got {v}")
+    for f in fields(cls):
+        if f.name not in value and f.default is MISSING and f.default_factory is MISSING:
+            raise ConfigError(f"{section}: missing required field {f.name!r}")
     try:
         return cls(**value)
-    except TypeError as exc:  # a missing required field
-        raise ConfigError(f"{section}: {exc}") from None
+    except ConfigError as exc:  # the class's own checks, named within the section
+        msg = str(exc)
+        raise type(exc)(msg if msg.startswith(section) else f"{section}.{msg}") from None
+
+
+def _section(d: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """A section of a config dict: a mapping of fields, or ``{}`` where it is missing or null."""
+    value = d.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{name}: expected a mapping of fields, got {_show(value)}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -227,43 +345,52 @@ class TrialConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], labels: Mapping[str, Any] | None = None) -> TrialConfig:
         """Validate and normalise a config dict (sections ``data, seed, train, corrupt, audit``)."""
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"expected a mapping of sections, got {_show(d)}")
         for key in d:
             if key not in SECTIONS:
-                raise ConfigError(f"{key}: unknown section; expected one of {', '.join(SECTIONS)}")
+                raise ConfigError(f"{_key(key)}: unknown section; expected one of {', '.join(SECTIONS)}")
         data = d.get("data")
         if not isinstance(data, str):
-            raise ConfigError(f"data: expected a source string such as synthetic-echo, got {data!r}")
+            raise ConfigError(f"data: expected a source string such as synthetic-echo, got {_show(data)}")
         parse_source(data)
-        seed = d.get("seed", 0)
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ConfigError(f"seed: expected an integer, got {seed!r}")
-        if (d.get("train") or {}).get("seed", seed) != seed:
+        seed = check_seed(d.get("seed", 0))
+        train_d = _section(d, "train")
+        if train_d.get("seed", seed) != seed:
             raise ConfigError("train.seed: set the trial's seed at the top level (seed: ...), "
                               "it seeds both the corruption and the training")
-        train = _build(TrainConfig, "train", {**(d.get("train") or {}), "seed": seed})
+        train = _build(TrainConfig, "train", {**train_d, "seed": seed})
         from noisyseg.models import MODELS
 
         if train.model not in MODELS and not train.model.startswith("monai:"):
-            raise ConfigError(f"train.model: unknown network {train.model!r}; expected one of "
+            raise ConfigError(f"train.model: unknown network {_show(train.model)}; expected one of "
                               f"{', '.join(MODELS)} or monai:NAME")
         cor = d.get("corrupt")
         if isinstance(cor, str) and cor in _CONTROL:
             cor = None
+        if cor is not None and not isinstance(cor, Mapping):
+            raise ConfigError(f"corrupt: expected a mapping of fields (or none), got {_show(cor)}")
+        frac = None if cor is None else cor.get("fraction")
+        no_errors = isinstance(frac, (int, float)) and not isinstance(frac, bool) and frac == 0
         if isinstance(cor, Mapping) and set(cor) <= {f.name for f in fields(CorruptSpec)} and (
-                ("model" in cor and cor["model"] in _CONTROL) or cor.get("fraction") == 0):
+                ("model" in cor and cor["model"] in _CONTROL) or no_errors):
             cor = None
         corrupt = None if cor is None else _build(CorruptSpec, "corrupt", cor)
-        aud = dict(d.get("audit") or {})
-        if isinstance(aud.get("detectors"), str):
-            aud["detectors"] = [] if aud["detectors"] in _CONTROL else [aud["detectors"]]
-        elif aud.get("detectors") is None:
+        aud = dict(_section(d, "audit"))
+        det = aud.get("detectors")
+        if isinstance(det, str):
+            aud["detectors"] = [] if det in _CONTROL else [det]
+        elif det is None:
             aud["detectors"] = []
+        elif isinstance(det, list):
+            aud["detectors"] = list(det)
         else:
-            aud["detectors"] = list(aud["detectors"])
+            raise ConfigError("audit.detectors: expected a detector name or a list of them, "
+                              f"got {_show(det)}")
         if not aud["detectors"]:
             aud["refurbish"] = False
         audit = _build(AuditSpec, "audit", aud)
-        volumes = _build(VolumeSpec, "volumes", d.get("volumes") or {})
+        volumes = _build(VolumeSpec, "volumes", _section(d, "volumes"))
         return cls(data=data, seed=seed, train=train, corrupt=corrupt, audit=audit,
                    volumes=volumes, labels=dict(labels or {}))
 
@@ -311,17 +438,25 @@ class TrialConfig:
 
 
 def _set(d: dict[str, Any], path: str, value: Any) -> None:
-    head, _, rest = path.partition(".")
+    """Set the field at dotted ``path`` (``train.model_options.width``) of config dict ``d``."""
+    parts = path.split(".")
+    if len(parts) > MAX_DEPTH:
+        raise ConfigError(f"grid.{_show(path)}: more than {MAX_DEPTH} parts in the dotted path")
+    if "" in parts:
+        raise ConfigError(f"grid.{_key(path)}: empty part in the dotted path")
+    head, keys = parts[0], parts[1:]
     if head not in SECTIONS:
-        raise ConfigError(f"grid.{path}: unknown field; the first part must be one of "
+        raise ConfigError(f"grid.{_key(path)}: unknown field; the first part must be one of "
                           f"{', '.join(SECTIONS)}")
-    if not rest:
+    if not keys:
         d[head] = value
         return
     if head in ("data", "seed"):
-        raise ConfigError(f"grid.{path}: {head} has no sub-fields")
-    section = dict(d.get(head) or {})
-    keys = rest.split(".")
+        raise ConfigError(f"grid.{_key(path)}: {head} has no sub-fields")
+    current = d.get(head)
+    if current is not None and not isinstance(current, Mapping):
+        raise ConfigError(f"grid.{_key(path)}: {head} is {_show(current)}, not a mapping of fields")
+    section = dict(current or {})
     node = section
     for k in keys[:-1]:  # e.g. corrupt.options.source or train.model_options.width
         child = node.get(k)
@@ -329,6 +464,19 @@ def _set(d: dict[str, Any], path: str, value: Any) -> None:
         node = node[k]
     node[keys[-1]] = value
     d[head] = section
+
+
+def _count(value: Any, limit: int) -> int:
+    """Values (mappings, lists, scalars) in ``value``, aliases expanded; stops past ``limit``."""
+    n, stack = 0, [value]
+    while stack and n <= limit:
+        v = stack.pop()
+        n += 1
+        if isinstance(v, Mapping):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return n
 
 
 @dataclass(frozen=True)
@@ -363,22 +511,56 @@ class StudySpec:
         ConfigError
             A field that does not exist or a value that is not valid, naming the field.
         """
+        self._check_size()
+        where = self.path or self.name
         out: dict[str, TrialConfig] = {}
         for grid in self.grids or [{}]:
             keys = list(grid)
             for values in itertools.product(*(grid[k] for k in keys)):
-                d = json.loads(json.dumps(self.base))
-                for k, v in zip(keys, values, strict=True):
-                    _set(d, k, v)
                 labels = dict(zip(keys, values, strict=True))
                 try:
+                    # a copy of the base and the values: no two trials share a mutable value
+                    d, copies = json.loads(json.dumps([self.base, values]))
+                    for k, v in zip(keys, copies, strict=True):
+                        _set(d, k, v)
                     trial = TrialConfig.from_dict(d, labels)
                 except NoisysegError as exc:
-                    where = ", ".join(f"{k}={v!r}" for k, v in labels.items())
-                    raise ConfigError(f"{self.path or self.name}: {exc}"
-                                      + (f" (grid point {where})" if where else "")) from None
+                    point = ", ".join(f"{_key(k)}={_show(v)}" for k, v in labels.items())
+                    raise ConfigError(f"{where}: {exc}"
+                                      + (f" (grid point {point})" if point else "")) from None
+                except (TypeError, ValueError) as exc:  # a value JSON cannot hold (StudySpec made in code)
+                    raise ConfigError(f"{where}: not a JSON value in the spec ({exc})") from None
                 out.setdefault(trial.trial_id, trial)
         return list(out.values())
+
+    def _check_size(self) -> None:
+        """Refuse a study past :data:`MAX_TRIALS` grid points or :data:`MAX_TRIAL_VALUES` values."""
+        where = self.path or self.name
+        label = "grids" if len(self.grids) > 1 else "grid"
+        cap = MAX_TRIALS ** 2  # exact counts up to here; past it, "more than"
+        counts = []
+        for grid in self.grids or [{}]:
+            p = 1
+            for v in grid.values():
+                p *= len(v)
+                if p > cap:
+                    break
+            counts.append(min(p, cap + 1))
+        total = sum(counts)
+        if total > MAX_TRIALS:
+            detail = (" + ".join(map(str, counts)) if len(counts) > 1
+                      else " x ".join(str(len(v)) for v in self.grids[0].values()))
+            n = f"more than {cap}" if total > cap else str(total)
+            raise ConfigError(f"{where}: {label}: {n} trials ({detail}), more than the limit of "
+                              f"{MAX_TRIALS}; split the study or shorten the lists")
+        base = _count(self.base, MAX_TRIAL_VALUES)
+        values = 0
+        for grid, n in zip(self.grids or [{}], counts, strict=True):
+            per = base + sum(max(_count(v, MAX_TRIAL_VALUES) for v in axis) for axis in grid.values())
+            values += n * per
+            if values > MAX_TRIAL_VALUES:
+                raise ConfigError(f"{where}: {label}: {n} trials of {per} values each, more than the "
+                                  f"limit of {MAX_TRIAL_VALUES} values in all trials")
 
     def grid_points(self) -> int:
         """Number of grid points before de-duplication."""
@@ -403,41 +585,200 @@ def find_spec(name_or_path: str | Path) -> Path:
     raise ConfigError(f"SPEC {name_or_path}: no such file, nor a shipped spec ({names})")
 
 
+class _Refused(yaml.MarkedYAMLError):
+    """A spec the loader refuses though it is valid YAML (too deep, a duplicate key, too large)."""
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing nesting past :data:`MAX_DEPTH`, duplicate keys and merge-key
+    (``<<``) bombs while it parses, before any of it can take unbounded memory or time."""
+
+    _depth = 0
+    _nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        self._nodes += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(problem=f"nested deeper than {MAX_DEPTH} levels",
+                               problem_mark=self.peek_event().start_mark)
+            if self._nodes > 2 * MAX_NODES:  # keys and values, before aliases are expanded
+                raise _Refused(problem=f"more than {2 * MAX_NODES} YAML nodes (keys and values); "
+                                       f"a spec may hold at most {MAX_NODES} values",
+                               problem_mark=self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # merged keys may be overridden
+                key = self.construct_object(key_node)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise _Refused(problem=f"duplicate key {_show(key)} (first on line {seen[key]})",
+                                       problem_mark=key_node.start_mark)
+                    seen[key] = line
+                except TypeError:
+                    continue  # an unhashable key: SafeLoader refuses it
+        return super().construct_mapping(node, deep=deep)
+
+    def flatten_mapping(self, node: Any) -> None:
+        super().flatten_mapping(node)
+        if len(node.value) > MAX_NODES:
+            raise _Refused(problem=f"more than {MAX_NODES} values once YAML merge keys (<<) are "
+                                   "expanded", problem_mark=node.start_mark)
+
+
+def _read(path: Path) -> str:
+    """The spec's text: at most :data:`MAX_SPEC_BYTES` bytes of UTF-8."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_SPEC_BYTES + 1)
+            size = max(len(data), path.stat().st_size)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the spec ({exc.strerror or exc})") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise ConfigError(f"{path}: {size} bytes, larger than the limit of {MAX_SPEC_BYTES} bytes "
+                          "for a spec")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                          f"{exc.start}); save it as UTF-8") from None
+
+
+def _parse(path: Path, text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 (a SafeLoader)
+    except _Refused as exc:
+        raise ConfigError(f"{path} line {exc.problem_mark.line + 1}: {exc.problem}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(f"{path} line {line}: not valid YAML (unacceptable character "
+                          f"#x{exc.character:04x}: {exc.reason})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"{path}: not a valid spec ({exc})") from None
+
+
+def _check_tree(raw: Any, path: Path) -> None:
+    """Refuse what YAML can build but a spec cannot hold, expanding aliases as a copy would.
+
+    Keys must be strings; values mappings, lists, strings, numbers, booleans or null; nesting at
+    most :data:`MAX_DEPTH` levels, at most :data:`MAX_NODES` values and :data:`MAX_SPEC_BYTES`
+    characters of text. Stops at the first value past a limit, so an alias bomb costs no more.
+    """
+    nodes = chars = 0
+    stack: list[tuple[Any, str, int]] = [(raw, "", 1)]
+    while stack:
+        value, where, depth = stack.pop()
+        at = f"{where}: " if where else ""
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise ConfigError(f"{path}: {at}more than {MAX_NODES} values once YAML aliases are "
+                              f"expanded; a spec may hold at most {MAX_NODES}")
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{path}: {at}nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            items = list(value.items())
+            for k, _ in items:
+                if not isinstance(k, str):
+                    raise ConfigError(f"{path}: {at}key {_show(k)} is not a string (quote it)")
+            stack.extend((v, _join(where, k), depth + 1) for k, v in reversed(items))
+            chars += sum(len(k) for k, _ in items)
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in reversed(list(enumerate(value))))
+        elif isinstance(value, str):
+            chars += len(value)
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ConfigError(f"{path}: {at}text with a lone surrogate ({_show(value)}) is not "
+                                  "supported") from None
+        elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > _MAX_INT_BITS:
+            raise ConfigError(f"{path}: {at}an integer of more than {_MAX_INT_BITS} bits is not "
+                              "supported")
+        elif not isinstance(value, (bool, int, float, type(None))):
+            kind = {"date": "a date", "datetime": "a date and time", "bytes": "binary data",
+                    "set": "a set"}.get(type(value).__name__, f"a {type(value).__name__}")
+            raise ConfigError(f"{path}: {at}{kind} is not a supported value (quote it to make it "
+                              "a string)")
+        if chars > MAX_SPEC_BYTES:
+            raise ConfigError(f"{path}: {at}more than {MAX_SPEC_BYTES} characters of text once YAML "
+                              "aliases are expanded")
+
+
 def load_spec(name_or_path: str | Path) -> StudySpec:
     """Read and validate a study spec (YAML); every trial is checked before anything runs.
+
+    A spec is at most :data:`MAX_SPEC_BYTES` of UTF-8 YAML without duplicate keys, nested at
+    most :data:`MAX_DEPTH` levels, holding at most :data:`MAX_NODES` values once aliases are
+    expanded, and expanding into at most :data:`MAX_TRIALS` grid points.
 
     Raises
     ------
     ConfigError
-        Unreadable YAML, an unknown section or field, a grid value that is not a list, or an
-        invalid trial, with the field named.
+        One line naming the file and the field (or line): unreadable, not UTF-8 or not YAML, too
+        large or too deep, a duplicate key, an unknown section or field, a value of the wrong
+        type, a grid value that is not a list, too many trials, or an invalid trial.
     """
     path = find_spec(name_or_path)
-    text = path.read_text()
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{path}: expected a mapping with data, train, grid, ...")
+        return _load(path)
+    except RecursionError:  # a safety net: nesting is bounded while parsing
+        raise ConfigError(f"{path}: nested too deeply (at most {MAX_DEPTH} levels)") from None
+    except ConfigError as exc:
+        lines = str(exc).splitlines()
+        if len(lines) > 1:  # a value's text with a line break: the CLI promises one line
+            raise type(exc)(" ".join(lines)) from None
+        raise
+
+
+def _load(path: Path) -> StudySpec:
+    text = _read(path)
+    raw = _parse(path, text)
+    if raw is None:
+        raise ConfigError(f"{path}: the file is empty; expected a mapping with data, train, grid, ...")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with data, train, grid, ..., got {_kind(raw)}")
+    _check_tree(raw, path)
     allowed = {*SECTIONS, "name", "description", "grid", "grids"}
     for key in raw:
         if key not in allowed:
-            raise ConfigError(f"{path}: {key}: unknown top-level field; expected one of "
+            raise ConfigError(f"{path}: {_key(key)}: unknown top-level field; expected one of "
                               f"{', '.join(sorted(allowed))}")
+    for key in ("name", "description"):
+        v = raw.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int, float))):
+            raise ConfigError(f"{path}: {key}: expected a string, got {_show(v)}")
     if "grid" in raw and "grids" in raw:
         raise ConfigError(f"{path}: give grid or grids, not both")
-    grids = raw.get("grids", [raw["grid"]] if raw.get("grid") else [])
-    if not isinstance(grids, list):
-        raise ConfigError(f"{path}: grids: expected a list of mappings")
+    if "grid" in raw:
+        grid = raw["grid"]
+        if grid is not None and not isinstance(grid, Mapping):
+            raise ConfigError(f"{path}: grid: expected a mapping of field: [values], got {_show(grid)}")
+        grids = [grid] if grid else []
+    else:
+        grids = raw.get("grids", [])
+        if not isinstance(grids, list):
+            raise ConfigError(f"{path}: grids: expected a list of mappings, got {_show(grids)}")
     for i, g in enumerate(grids):
         if not isinstance(g, Mapping):
-            raise ConfigError(f"{path}: grids[{i}]: expected a mapping of field: [values]")
+            raise ConfigError(f"{path}: grids[{i}]: expected a mapping of field: [values], got {_show(g)}")
         for k, v in g.items():
             if not isinstance(v, list) or not v:
-                raise ConfigError(f"{path}: grid.{k}: expected a non-empty list of values, got {v!r}")
+                raise ConfigError(f"{path}: grid.{_key(k)}: expected a non-empty list of values, "
+                                  f"got {_show(v)}")
     base = {k: raw[k] for k in SECTIONS if k in raw}
     base.setdefault("data", "synthetic-echo")
     spec = StudySpec(name=str(raw.get("name") or path.stem), base=base,
