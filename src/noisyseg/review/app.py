@@ -14,23 +14,34 @@ the ``X-Noisyseg-Token`` header on the one write, which a page of another site c
 
 Only the page's own files and the audit's cases (looked up by row number, never by a path
 from the request) are served; a malformed request gets a 4xx and changes nothing.
+
+Every request must name one of ``allowed_hosts`` in its ``Host`` header (else 400: a page of
+another site whose name was re-pointed at 127.0.0.1, "DNS rebinding", is refused), and a write
+that carries an ``Origin`` must come from ``http(s)://<allowed host>[:port]`` (else 403). A
+write's body is a JSON object of at most 16 KiB, nested at most 8 deep, whose strings are valid
+UTF-8.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import secrets
+from collections.abc import Iterable
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from noisyseg.errors import NoisysegError
 from noisyseg.report import CLASS_COLOURS, display_window
@@ -38,18 +49,131 @@ from noisyseg.review.audit import AuditView
 from noisyseg.review.render import LAYERS, auto_window, plane_shape, render
 from noisyseg.review.store import DecisionStore
 
-__all__ = ["TOKEN_HEADER", "make_app"]
+__all__ = ["LOCAL_HOSTS", "TOKEN_HEADER", "make_app"]
 
 TOKEN_HEADER = "X-Noisyseg-Token"
+#: The host names a local server answers to when no others are given.
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 _STATIC = {"review.js": "text/javascript", "review.css": "text/css"}
 _MAX_BODY = 16_384
+_MAX_DEPTH = 8
 _PLANES = ("axial", "coronal", "sagittal")
+# Starlette's in-process TestClient: its requests name the host ``testserver`` and come from
+# the peer ``testclient``, which no socket peer can be (uvicorn runs without proxy headers).
+_IN_PROCESS = ("testclient", "testserver")
 
 
 class _BadRequest(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+def host_name(value: str | None) -> str | None:
+    """The host name of a ``Host`` header or URL netloc (``[::1]:8765`` -> ``::1``), lower
+    case without a trailing dot; None when it is not a well-formed ``host[:port]``."""
+    if not value or any(c.isspace() or c in "/@?#\\" for c in value):
+        return None
+    if value.startswith("["):
+        host, sep, port = value[1:].partition("]")
+        if not sep:
+            return None
+        try:
+            host = str(ipaddress.IPv6Address(host))
+        except ValueError:
+            return None
+        if port and not port.startswith(":"):
+            return None
+        port = port[1:]
+    else:
+        host, sep, port = value.partition(":")
+        if sep and not port:
+            return None
+    if port and not (port.isascii() and port.isdigit()):
+        return None
+    return host.lower().rstrip(".") or None
+
+
+def _host_set(hosts: Iterable[str]) -> frozenset[str]:
+    """``hosts`` (``name``, IPv4, ``::1`` or ``[::1]``) spelled as :func:`host_name` spells them."""
+    out = set()
+    for h in hosts:
+        h = h.strip().lower().rstrip(".")
+        if h.startswith("[") and h.endswith("]"):
+            h = h[1:-1]
+        try:
+            h = str(ipaddress.IPv6Address(h))
+        except ValueError:
+            pass
+        if h:
+            out.add(h)
+    return frozenset(out)
+
+
+def _origin_ok(origin: str, hosts: frozenset[str]) -> bool:
+    """Whether an ``Origin`` header is ``http(s)://<one of hosts>[:port]``."""
+    try:
+        u = urlsplit(origin)
+    except ValueError:
+        return False
+    if u.scheme not in ("http", "https") or u.path or u.query or u.fragment:
+        return False
+    return host_name(u.netloc) in hosts
+
+
+class _HostCheck:
+    """ASGI middleware: requests whose ``Host`` is not one of ``hosts`` get 400 (JSON)."""
+
+    def __init__(self, app: ASGIApp, hosts: frozenset[str]) -> None:
+        self.app, self.hosts = app, hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            raw = [v for k, v in scope.get("headers", []) if k == b"host"]
+            host = host_name(raw[0].decode("latin-1")) if len(raw) == 1 else None
+            peer = (scope.get("client") or ("",))[0]
+            if host not in self.hosts and (peer, host) != _IN_PROCESS:
+                resp = JSONResponse({"error": "Host header: this server answers only to "
+                                     f"{sorted(self.hosts)}"}, status_code=400)
+                await resp(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _check_strings(v: Any, depth: int = 0) -> None:
+    """Every string of a parsed JSON body (keys too) must be valid UTF-8 (no lone
+    surrogates, which JSON's ``\\ud800`` escapes can carry); nesting at most
+    :data:`_MAX_DEPTH`."""
+    if depth > _MAX_DEPTH:
+        raise _BadRequest(f"body: nested more than {_MAX_DEPTH} deep")
+    if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _BadRequest("body: a string is not valid UTF-8 (a lone surrogate)") from None
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            _check_strings(k, depth + 1)
+            _check_strings(x, depth + 1)
+    elif isinstance(v, list):
+        for x in v:
+            _check_strings(x, depth + 1)
+
+
+def _same(given: str | None, token: str) -> bool:
+    """Constant-time token comparison that takes any text (compare_digest refuses non-ASCII str)."""
+    if not given:
+        return False
+    return secrets.compare_digest(given.encode("utf-8", "replace"), token.encode("utf-8"))
+
+
+def _json_safe(v: Any) -> Any:
+    """``v`` with non-finite floats as None (JSON has no NaN)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    return v
 
 
 def _static(name: str) -> str:
@@ -111,11 +235,24 @@ def _centroid(fg: np.ndarray) -> list[int]:
     return out
 
 
-def make_app(view: AuditView, store: DecisionStore, *, reviewer: str,
-             token: str | None = None) -> Starlette:
-    """The app (see module docstring); ``token`` defaults to a fresh random one, kept as
-    ``app.state.token``."""
+def make_app(view: AuditView, store: DecisionStore, *, reviewer: str, token: str | None = None,
+             allowed_hosts: Iterable[str] = LOCAL_HOSTS) -> Starlette:
+    """The app (see module docstring).
+
+    Parameters
+    ----------
+    view, store
+        The opened audit and its decision log.
+    reviewer : str
+        Who the decisions are signed by.
+    token : str, optional
+        The session token; a fresh random one by default, kept as ``app.state.token``.
+    allowed_hosts : iterable of str
+        The host names (no port) the ``Host`` header and a write's ``Origin`` may name;
+        by default the local ones, :data:`LOCAL_HOSTS`.
+    """
     token = token or secrets.token_urlsafe(24)
+    hosts = _host_set(allowed_hosts)
     cases = view.cases
     n = len(cases)
     dets = view.detectors
@@ -126,7 +263,7 @@ def make_app(view: AuditView, store: DecisionStore, *, reviewer: str,
     def authorised(request: Request, *, write: bool = False) -> bool:
         given = request.headers.get(TOKEN_HEADER) if write else (
             request.headers.get(TOKEN_HEADER) or request.query_params.get("t"))
-        return bool(given) and secrets.compare_digest(str(given), token)
+        return _same(given, token)
 
     def guard(handler: Any, *, write: bool = False) -> Any:
         async def wrapped(request: Request) -> Response:
@@ -143,7 +280,7 @@ def make_app(view: AuditView, store: DecisionStore, *, reviewer: str,
 
     async def index(request: Request) -> Response:
         t = request.query_params.get("t")
-        if not t or not secrets.compare_digest(t, token):
+        if not _same(t, token):
             return HTMLResponse("<p>noisyseg review: open the URL that <code>noisyseg review</code> "
                                 "printed (it carries the session token).</p>", status_code=403)
         return HTMLResponse(_static("index.html"), headers={"Cache-Control": "no-store"})
@@ -169,6 +306,7 @@ def make_app(view: AuditView, store: DecisionStore, *, reviewer: str,
                 "truth_known": bool(truth.notna().all()),
                 "rows": [list(r) for r in zip(*cols, strict=True)],
                 "corrupted": [None if pd.isna(v) else bool(v) for v in truth.tolist()],
+                "model_check": _json_safe(view.model_check),
                 "log": [d.to_dict() for d in store.history()]}
         body["seq"] = body["log"][-1]["seq"] if body["log"] else 0
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
@@ -238,18 +376,38 @@ def make_app(view: AuditView, store: DecisionStore, *, reviewer: str,
         since = _int(request.query_params, "since", 0, 2**62)
         return JSONResponse(decisions_since(since), headers={"Cache-Control": "no-store"})
 
+    async def read_body(request: Request) -> bytes:
+        """The body, read no further than :data:`_MAX_BODY` bytes (413 beyond)."""
+        length = request.headers.get("content-length")
+        if length is not None:
+            if not (length.isascii() and length.isdigit()) or len(length) > 18:
+                raise _BadRequest(f"Content-Length: expected a byte count, got {length[:40]!r}")
+            if int(length) > _MAX_BODY:
+                raise _BadRequest(f"request too large (at most {_MAX_BODY} bytes)", 413)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > _MAX_BODY:
+                raise _BadRequest(f"request too large (at most {_MAX_BODY} bytes)", 413)
+        return bytes(body)
+
     async def post_decision(request: Request) -> Response:
+        origin = request.headers.get("origin")
+        if origin is not None and not _origin_ok(origin, hosts):
+            return JSONResponse({"error": f"Origin {origin[:80]!r}: writes come from this "
+                                 "server's own page only"}, status_code=403)
         if not request.headers.get("content-type", "").startswith("application/json"):
             raise _BadRequest("send JSON (Content-Type: application/json)", 415)
-        body = await request.body()
-        if len(body) > _MAX_BODY:
-            raise _BadRequest("request too large", 413)
+        body = await read_body(request)
         try:
             data = json.loads(body)
+        except RecursionError:
+            raise _BadRequest(f"body: nested more than {_MAX_DEPTH} deep") from None
         except ValueError:
             raise _BadRequest("body is not valid JSON") from None
         if not isinstance(data, dict):
             raise _BadRequest("body: expected a JSON object")
+        _check_strings(data)
         sid, decision, note = data.get("sample_id"), data.get("decision"), data.get("note", "")
         if not isinstance(sid, str) or not isinstance(decision, str) or not isinstance(note, str):
             raise _BadRequest("sample_id and decision (strings) are required; note is a string")
@@ -268,6 +426,7 @@ def make_app(view: AuditView, store: DecisionStore, *, reviewer: str,
         Route("/api/decisions", guard(poll)),
         Route("/api/decision", guard(post_decision, write=True), methods=["POST"]),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(_HostCheck, hosts=hosts)])
     app.state.token = token
+    app.state.allowed_hosts = hosts
     return app

@@ -11,7 +11,9 @@ of 10,000 images or 200 volumes opens in a moment.
 from __future__ import annotations
 
 import json
+import math
 import threading
+import warnings
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -64,6 +66,11 @@ class AuditView:
     primary : str
     slice_axis : int
         The axis ``slice_scores.csv`` numbers slices along (volumes).
+    model_check : dict or None
+        The audit's trust check of its final network, as ``metrics.json`` records it
+        (``val_dice``: float or None, ``floor``: float, ``passed``: bool, ``message``: str);
+        None when the audit has none. When ``passed`` is false its pseudo-labels are not
+        worth accepting.
     """
 
     folder: Path
@@ -74,6 +81,7 @@ class AuditView:
     detectors: list[str]
     primary: str
     slice_axis: int = 0
+    model_check: dict[str, Any] | None = None
     slices: dict[str, np.ndarray] = field(default_factory=dict)
     pseudo_files: dict[str, Path] = field(default_factory=dict)
     cache_size: int = 6
@@ -167,11 +175,115 @@ class AuditView:
                 self._loading.pop(i).set()
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def _read_json(path: Path) -> dict[str, Any]:
+    """``path``'s JSON object; DataError when unreadable, not JSON or not an object."""
     try:
-        return json.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable ({exc})") from exc
+        raise DataError(f"{path}: unreadable ({_one_line(exc)})") from exc
+    try:
+        record = json.loads(text)
+    except RecursionError:
+        raise DataError(f"{path}: not valid JSON (nested too deep)") from None
+    except ValueError as exc:
+        raise DataError(f"{path}: not valid JSON ({_one_line(exc)})") from exc
+    if not isinstance(record, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def _read_table(path: Path, columns: set[str]) -> pd.DataFrame:
+    """``path`` read as CSV (``sample_id`` and ``detector`` as text), with ``columns``."""
+    try:
+        with warnings.catch_warnings():  # a row longer than the header: an error, not a warning
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            table = pd.read_csv(path, dtype={"sample_id": str, "detector": str}, index_col=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: empty (no header line)") from None
+    except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError, OSError) as exc:
+        raise DataError(f"{path}: not a valid CSV file ({_one_line(exc)})") from exc
+    missing = columns - set(table.columns)
+    if missing:
+        raise DataError(f"{path}: missing columns {sorted(missing)} (has {list(table.columns)[:8]})")
+    for col in ("sample_id", "detector"):
+        if col in columns:
+            bad = table[col].isna() | (table[col].astype(str).str.strip() == "")
+            if bad.any():
+                raise DataError(f"{path}: column {col} is empty on line {int(bad.idxmax()) + 2}")
+    return table
+
+
+def _numbers(path: Path, table: pd.DataFrame, col: str, *, integer: bool = False) -> pd.Series:
+    """Column ``col`` as float64 (empty cells: NaN); DataError naming the first cell that is
+    not a number (not a finite whole number when ``integer``)."""
+    raw = table[col]
+    num = pd.to_numeric(raw, errors="coerce").astype(float)
+    bad = num.isna() & raw.notna()
+    if integer:
+        bad |= ~np.isfinite(num) | (num != np.round(num))
+    if bad.any():
+        k = bad.to_numpy().argmax()
+        what = "a whole number" if integer else "a number"
+        raise DataError(f"{path}: column {col} holds {raw.iloc[k]!r} on line {k + 2}, "
+                        f"expected {what}")
+    return num
+
+
+_TRUE = {"true", "1", "1.0", "yes"}
+_FALSE = {"false", "0", "0.0", "no"}
+
+
+def _booleans(path: Path, table: pd.DataFrame, col: str, *, missing_ok: bool) -> pd.Series:
+    """Column ``col`` as a nullable boolean (True/False, 1/0; empty cells: NA when
+    ``missing_ok``); DataError naming the first other value."""
+    out = []
+    for k, v in enumerate(table[col].tolist()):
+        if isinstance(v, bool | np.bool_):
+            out.append(bool(v))
+            continue
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            if missing_ok:
+                out.append(None)
+                continue
+        else:
+            t = str(v).strip().lower()
+            if t in _TRUE or t in _FALSE:
+                out.append(t in _TRUE)
+                continue
+        raise DataError(f"{path}: column {col} holds {v!r} on line {k + 2}, expected True or False")
+    return pd.Series(pd.array(out, dtype="boolean"), index=table.index)
+
+
+def _model_check(path: Path, value: Any) -> dict[str, Any]:
+    """The record's ``model_check``, checked: ``passed`` (bool), ``message`` (str),
+    ``val_dice`` and ``floor`` (numbers or null; non-finite ones become None)."""
+    where = f"{path}: model_check"
+    if not isinstance(value, dict):
+        raise DataError(f"{where}: expected an object, got {type(value).__name__}")
+    if not isinstance(value.get("passed"), bool):
+        raise DataError(f"{where}: passed: expected true or false, got {value.get('passed')!r}")
+    if not isinstance(value.get("message", ""), str):
+        raise DataError(f"{where}: message: expected text, got {value.get('message')!r}")
+    out: dict[str, Any] = {"passed": value["passed"], "message": value.get("message", "")}
+    for key in ("val_dice", "floor"):
+        v = value.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise DataError(f"{where}: {key}: expected a number or null, got {v!r}")
+        out[key] = None if v is None or not math.isfinite(v) else float(v)
+    return out
+
+
+def _field(path: Path, record: dict[str, Any], key: str, kind: type | tuple[type, ...],
+           expected: str) -> Any:
+    """``record[key]`` (None when absent or null); DataError when it is not a ``kind``."""
+    v = record.get(key)
+    if v is not None and (not isinstance(v, kind) or isinstance(v, bool)):
+        raise DataError(f"{path}: {key}: expected {expected}, got {type(v).__name__} {v!r:.60}")
+    return v
 
 
 def _index_folder(folder: Path) -> dict[str, Path]:
@@ -198,14 +310,31 @@ def open_audit(folder: str | Path, *, data: str | None = None) -> AuditView:
         raise DataError(f"audit: {folder} is not a folder")
     scores_csv = folder / "scores.csv"
     if (folder / "rank.json").is_file():
-        kind, record = "rank", _read_json(folder / "rank.json")
+        kind, record_path = "rank", folder / "rank.json"
     elif (folder / "metrics.json").is_file() and scores_csv.is_file():
-        kind, record = "audit", _read_json(folder / "metrics.json")
+        kind, record_path = "audit", folder / "metrics.json"
     else:
         raise DataError(f"audit: {folder} is not an audit folder (no scores.csv with rank.json "
                         f"or metrics.json); run `noisyseg audit` or `noisyseg rank` first")
+    record = _read_json(record_path)
     if not scores_csv.is_file():
         raise DataError(f"audit: {scores_csv} is missing")
+    for key in ("data_resolved", "data"):
+        _field(record_path, record, key, str, "a dataset source")
+    _field(record_path, record, "detector", str, "a detector name")
+    dets = _field(record_path, record, "detectors", list, "a list of detector names")
+    files = _field(record_path, record, "prediction_files", dict, "an object of case: file")
+    if files and not all(isinstance(f, str) for f in files.values()):
+        raise DataError(f"{record_path}: prediction_files: expected an object of case: file path")
+    try:
+        slice_axis = int(_field(record_path, record, "slice_axis", (int, float, str), "an axis") or 0)
+    except ValueError:
+        raise DataError(f"{record_path}: slice_axis: expected an axis 0..2, got "
+                        f"{record.get('slice_axis')!r:.60}") from None
+    if not 0 <= slice_axis <= 2:
+        raise DataError(f"{record_path}: slice_axis: expected an axis 0..2, got {slice_axis}")
+    check = record.get("model_check")
+    model_check = None if check is None else _model_check(record_path, check)
     spec = data or record.get("data_resolved") or record.get("data")
     if not spec:
         raise DataError(f"audit: {folder} does not say which dataset it audited; pass data=")
@@ -217,20 +346,29 @@ def open_audit(folder: str | Path, *, data: str | None = None) -> AuditView:
     except NoisysegError as exc:
         hint = "" if data else " (the audit's dataset moved? name it with data=)"
         raise DataError(f"{exc}{hint}") from exc
-    scores = pd.read_csv(scores_csv, dtype={"sample_id": str})
-    missing = {"sample_id", "detector", "score", "flagged"} - set(scores.columns)
-    if missing:
-        raise DataError(f"{scores_csv}: missing columns {sorted(missing)}")
-    detectors = list(dict.fromkeys(scores["detector"]))
-    if not detectors:
+    scores = _read_table(scores_csv, {"sample_id", "detector", "score", "flagged"})
+    if scores.empty:
         raise DataError(f"{scores_csv}: no scores")
-    primary = str(record.get("detector") or (record.get("detectors") or detectors)[0])
+    scores["score"] = _numbers(scores_csv, scores, "score")
+    scores["flagged"] = _booleans(scores_csv, scores, "flagged", missing_ok=False)
+    if "corrupted" in scores.columns:
+        scores["corrupted"] = _booleans(scores_csv, scores, "corrupted", missing_ok=True)
+    twice = scores.duplicated(["sample_id", "detector"])
+    if twice.any():
+        k = int(twice.to_numpy().argmax())
+        raise DataError(f"{scores_csv}: case {scores['sample_id'].iloc[k]!r} is scored twice by "
+                        f"{scores['detector'].iloc[k]!r} (line {k + 2})")
+    detectors = list(dict.fromkeys(scores["detector"]))
+    names = [d for d in (dets or []) if isinstance(d, str)]
+    primary = str(record.get("detector") or (names or detectors)[0])
     if primary not in detectors:
         primary = detectors[0]
     detectors.remove(primary)
     detectors.insert(0, primary)
     wide = scores.pivot(index="sample_id", columns="detector", values="score")
-    flags = scores.pivot(index="sample_id", columns="detector", values="flagged").astype(bool)
+    # a case a detector did not score is not flagged by it
+    flags = scores.pivot(index="sample_id", columns="detector", values="flagged")
+    flags = flags.fillna(False).astype(bool)
     pos = {s: i for i, s in enumerate(ds.sample_ids)}
     unknown = [s for s in wide.index if s not in pos]
     if unknown:
@@ -245,13 +383,13 @@ def open_audit(folder: str | Path, *, data: str | None = None) -> AuditView:
     cases["flagged"] = cases[f"flagged_{primary}"]
     truth = None
     if "corrupted" in scores.columns:
-        t = scores[scores["detector"] == primary].set_index("sample_id")["corrupted"]
+        t = scores[scores["detector"] == primary].set_index("sample_id")["corrupted"].reindex(order)
         if t.notna().all():
-            truth = t.loc[order].astype(bool).to_numpy()
+            truth = t.astype(bool).to_numpy()
     cases["corrupted"] = pd.array([None] * len(cases) if truth is None else truth, dtype="boolean")
 
     if kind == "rank":
-        files = record.get("prediction_files") or {}
+        files = files or {}
         # inside the audit folder (audit --folds' oof/) or absolute; older audits: the cwd's
         pseudo = {c: folder / p if (folder / p).exists() else Path(p) for c, p in files.items()}
     else:
@@ -267,11 +405,13 @@ def open_audit(folder: str | Path, *, data: str | None = None) -> AuditView:
     slices: dict[str, np.ndarray] = {}
     sl_csv = folder / "slice_scores.csv"
     if sl_csv.is_file():
-        sl = pd.read_csv(sl_csv, dtype={"sample_id": str})
+        sl = _read_table(sl_csv, {"sample_id", "detector", "slice", "score"})
+        sl["slice"] = _numbers(sl_csv, sl, "slice", integer=True)
+        sl["score"] = _numbers(sl_csv, sl, "score")
         sl = sl[sl["detector"] == primary].sort_values(["sample_id", "slice"])
         for sid, g in sl.groupby("sample_id", sort=False):
             if len(g) > 1:
                 slices[str(sid)] = g["score"].to_numpy(dtype=float)
     return AuditView(folder=folder, ds=ds, data=spec, kind=kind, cases=cases, detectors=detectors,
-                     primary=primary, slice_axis=int(record.get("slice_axis", 0) or 0),
+                     primary=primary, slice_axis=slice_axis, model_check=model_check,
                      slices=slices, pseudo_files=pseudo)

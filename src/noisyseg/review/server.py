@@ -12,15 +12,39 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from noisyseg.errors import ConfigError
-from noisyseg.review.app import make_app
+from noisyseg.review.app import LOCAL_HOSTS, make_app
 from noisyseg.review.audit import AuditView, open_audit
 from noisyseg.review.export import DECISION_LOG
 from noisyseg.review.render import render
 from noisyseg.review.store import DecisionStore
 
-__all__ = ["ReviewServer", "bind", "serve"]
+__all__ = ["ReviewServer", "allowed_hosts_for", "bind", "serve"]
 
 log = logging.getLogger("noisyseg")
+
+_EVERY_INTERFACE = ("0.0.0.0", "::", "")
+
+
+def allowed_hosts_for(host: str) -> tuple[str, ...]:
+    """The ``Host`` names a server bound to ``host`` answers to: the local names
+    (:data:`~noisyseg.review.app.LOCAL_HOSTS`) and ``host`` itself; bound to every interface
+    (``0.0.0.0``, ``::``), this machine's host names and their addresses instead of ``host``.
+
+    Examples
+    --------
+    >>> allowed_hosts_for("review.lab")
+    ('127.0.0.1', 'localhost', '::1', 'review.lab')
+    """
+    if host not in _EVERY_INTERFACE:
+        return tuple(dict.fromkeys([*LOCAL_HOSTS, host.strip("[]")]))
+    names = [socket.gethostname(), socket.getfqdn()]
+    addrs = []
+    for name in names:
+        try:
+            addrs += [str(a[4][0]) for a in socket.getaddrinfo(name, None)]
+        except OSError:
+            pass
+    return tuple(dict.fromkeys([*LOCAL_HOSTS, *(n for n in names + addrs if n)]))
 
 
 def bind(host: str, port: int, *, tries: int = 20) -> socket.socket:
@@ -69,7 +93,8 @@ def serve(folder: str | Path, *, reviewer: str | None = None, host: str = "127.0
 
     Decisions go to ``folder/review.sqlite`` (see :mod:`noisyseg.review.store`), signed with
     ``reviewer`` (default: the login name). ``on_ready`` gets the URL once the port listens,
-    before the first request is served.
+    before the first request is served. Requests must name this server in their ``Host``
+    header (see :func:`allowed_hosts_for`).
 
     Raises
     ------
@@ -84,7 +109,7 @@ def serve(folder: str | Path, *, reviewer: str | None = None, host: str = "127.0
     store = DecisionStore(Path(folder) / DECISION_LOG, cases=set(view.cases["sample_id"]))
     reviewer = (reviewer or getpass.getuser() or "reviewer").strip()
     token = token or secrets.token_urlsafe(24)
-    app = make_app(view, store, reviewer=reviewer, token=token)
+    app = make_app(view, store, reviewer=reviewer, token=token, allowed_hosts=allowed_hosts_for(host))
     _warm_up(view)
     sock = bind(host, port)
     real_port = sock.getsockname()[1]
@@ -97,7 +122,9 @@ def serve(folder: str | Path, *, reviewer: str | None = None, host: str = "127.0
                         port=real_port)
     if on_ready is not None:
         on_ready(info)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    # no proxy in front: the peer address is the socket's, never an X-Forwarded-For header
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            proxy_headers=False)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

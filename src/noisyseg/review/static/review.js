@@ -409,6 +409,20 @@
     return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
   }
 
+  // the audit's check of its final network: failed, its pseudo-labels are not worth accepting
+  function renderTrust(check) {
+    const el = $("trust");
+    el.hidden = !check || check.passed !== false;
+    if (el.hidden) return;
+    const fmt = (v) => (typeof v === "number" ? v.toFixed(3) : "unknown");
+    el.replaceChildren();
+    const head = document.createElement("strong");
+    head.textContent = "Model check failed:";
+    el.append(head, `${check.message || "the audit's network did not pass its check"} `
+      + `(validation Dice ${fmt(check.val_dice)}, floor ${fmt(check.floor)}). `
+      + "Its pseudo-labels are not worth accepting: keep the given masks or send cases for re-annotation.");
+  }
+
   // ------------------------------------------------------------------ start
   async function start() {
     try {
@@ -421,6 +435,7 @@
     for (const d of S.meta.log) S.decisions[d.sample_id] = d;
     S.seq = S.meta.seq;
     $("audit").textContent = `${S.meta.audit} (${S.meta.kind}, ${S.meta.data})`;
+    renderTrust(S.meta.model_check);
     $("reviewer").textContent = `reviewer: ${S.meta.reviewer}`;
     $("sortby").innerHTML = S.meta.detectors.map((d) => `<option value="${escapeHtml(d)}">rank by ${escapeHtml(d)}</option>`).join("");
     updateProgress();
