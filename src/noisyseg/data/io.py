@@ -8,12 +8,27 @@ nibabel returns ``(x, y, z)``; :func:`read_image` transposes NIfTI data so both 
 :func:`write_image` transposes back. Every file read comes with a :class:`Geometry` (affine,
 spacing, source format and dtype, the source path); a mask written with it overlays the
 source image exactly in ITK-SNAP or 3D Slicer.
+
+Refused files: every reader raises :class:`~noisyseg.errors.DataError` (one line, naming the
+file) for a missing, truncated, corrupt or unsupported file, never another exception. Before
+allocating, a reader checks the data size a header declares (shape x bytes per voxel) against
+what the file can hold (its size after the header; at most 1100 times its size when
+compressed: deflate cannot do better than about 1032:1) and against a limit of ``2**33``
+bytes (8 GiB) per file, which the environment variable ``NOISYSEG_MAX_IMAGE_BYTES`` (a number
+of bytes) overrides. PNG files are also held to PIL's decompression-bomb limit
+(``PIL.Image.MAX_IMAGE_PIXELS`` pixels).
 """
 
 from __future__ import annotations
 
+import math
+import os
+import re
 import shutil
+import struct
+import sys
 import threading
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass, replace
@@ -22,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from noisyseg.data.outdir import atomic_dir, check_out_dir
-from noisyseg.errors import ConfigError, DataError
+from noisyseg.errors import ConfigError, DataError, NoisysegError
 
 __all__ = [
     "read_npy",
@@ -171,11 +186,256 @@ def _affine_from_itk(spacing: tuple[float, ...], origin: tuple[float, ...],
     return a
 
 
+#: Environment variable: the most bytes of voxel data a reader allocates for one file.
+MAX_IMAGE_BYTES_ENV = "NOISYSEG_MAX_IMAGE_BYTES"
+_DEFAULT_MAX_IMAGE_BYTES = 2**33
+#: Deflate (gzip, zlib, PNG, zip) expands at most ~1032:1; a header declaring more data than
+#: this many times the compressed bytes is corrupt.
+_DEFLATE_RATIO = 1100
+
+
+def _max_image_bytes() -> int:
+    """The per-file limit on voxel data: ``NOISYSEG_MAX_IMAGE_BYTES`` or 2**33 bytes."""
+    text = os.environ.get(MAX_IMAGE_BYTES_ENV, "").strip()
+    if not text:
+        return _DEFAULT_MAX_IMAGE_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{MAX_IMAGE_BYTES_ENV}={text!r}: expected a positive number of bytes")
+    return value
+
+
+def _check_declared(p: Path, nbytes: int, capacity: int | None, holds: str, *,
+                    memory: int | None = None) -> None:
+    """Refuse a header declaring ``nbytes`` of data when the file can hold at most
+    ``capacity`` bytes (``holds`` says why), or when reading it needs more than the limit."""
+    if capacity is not None and nbytes > capacity:
+        raise DataError(f"{p}: header declares {nbytes:,} bytes of data, but {holds} (truncated "
+                        f"file or corrupt header)")
+    limit = _max_image_bytes()
+    need = max(nbytes, memory or 0)
+    if need > limit:
+        raise DataError(f"{p}: reading it needs {need:,} bytes, more than the limit of "
+                        f"{limit:,} (set {MAX_IMAGE_BYTES_ENV} to read larger files)")
+
+
+def _is_read_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is what a file parser (nibabel, SimpleITK, PIL, numpy, zipfile, gzip)
+    raises for a file it cannot read, rather than a bug."""
+    kinds: list[type[BaseException]] = [
+        OSError, ValueError, EOFError, RuntimeError, zlib.error, struct.error, KeyError,
+        IndexError, TypeError, OverflowError, MemoryError, SyntaxError, zipfile.BadZipFile,
+        RecursionError, tokenize.TokenError]  # TokenError: numpy's .npy header parser
+    if "nibabel" in sys.modules:
+        from nibabel.filebasedimages import ImageFileError
+        from nibabel.spatialimages import HeaderDataError, HeaderTypeError
+        from nibabel.wrapstruct import WrapStructError
+
+        kinds += [ImageFileError, HeaderDataError, HeaderTypeError, WrapStructError]
+    if "PIL.Image" in sys.modules:
+        from PIL import Image
+
+        kinds += [Image.DecompressionBombError, Image.DecompressionBombWarning]
+    return isinstance(exc, tuple(kinds))
+
+
 def _read_error(p: Path, exc: BaseException) -> DataError:
     if isinstance(exc, FileNotFoundError):
         return DataError(f"{p}: file not found")
-    first = str(exc).splitlines()[0] if str(exc) else "truncated?"
+    if isinstance(exc, IsADirectoryError):
+        return DataError(f"{p}: is a folder, not a file")
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if lines and lines[0].startswith("Exception thrown in SimpleITK"):
+        # SimpleITK: "Exception thrown ...: file.cxx:410:", "itk::ERROR: Class(0x..): what",
+        # then (NRRD) the details, most specific last
+        lines = [re.sub(r"^itk::ERROR: \w+\(0x[0-9a-fA-F]+\): ", "", v) for v in lines[1:]]
+        lines = [" / ".join(dict.fromkeys([lines[0], lines[-1]]))] if lines else []
+    first = lines[0][:300] if lines else "truncated?"
     return DataError(f"{p}: cannot read file ({type(exc).__name__}: {first})")
+
+
+def _file_size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError as exc:
+        raise _read_error(p, exc) from exc
+
+
+def _check_nifti(p: Path, img: object) -> None:
+    """Refuse a NIfTI header whose data cannot be in the file or is over the limit."""
+    proxy = img.dataobj  # type: ignore[attr-defined]  # nibabel's ArrayProxy: what it reads
+    shape = tuple(int(v) for v in proxy.shape)
+    if any(v < 0 for v in shape):
+        raise DataError(f"{p}: header declares a negative dimension {shape}")
+    dtype = np.dtype(proxy.dtype)
+    count = math.prod(shape)
+    nbytes = count * max(dtype.itemsize, 1)
+    offset = int(proxy.offset)
+    slope, inter = getattr(proxy, "slope", 1.0), getattr(proxy, "inter", 0.0)
+    scaled = not (slope == 1 and inter == 0)
+    memory = nbytes + count * 8 if scaled else nbytes  # raw bytes, then float64 values
+    size = _file_size(p)
+    if p.name.lower().endswith(".gz"):
+        capacity, holds = _DEFLATE_RATIO * size - offset, (
+            f"{size:,} compressed bytes hold at most {_DEFLATE_RATIO * size:,} (data from byte "
+            f"{offset})")
+    else:
+        capacity, holds = size - offset, f"the file has {size:,} bytes (data from byte {offset})"
+    _check_declared(p, nbytes, capacity, holds, memory=memory)
+
+
+def _head(p: Path, n: int = 1 << 16) -> bytes:
+    try:
+        with open(p, "rb") as f:
+            return f.read(n)
+    except OSError as exc:
+        raise _read_error(p, exc) from exc
+
+
+def _data_file(p: Path, name: bytes) -> Path | None:
+    """The detached data file ``name`` of header ``p`` (None for lists and file patterns)."""
+    text = name.decode("utf-8", "replace").strip()
+    if not text or text.upper().startswith("LIST") or "%" in text or " " in text:
+        return None
+    f = Path(text) if Path(text).is_absolute() else p.parent / text
+    if not f.is_file():
+        raise DataError(f"{p}: its data file {text!r} is not there ({f})")
+    return f
+
+
+def _meta_ints(p: Path, fields: dict[bytes, bytes], key: bytes, n: int | None,
+               lo: int, hi: int) -> None:
+    """Refuse MetaImage field ``key`` unless it is ``n`` integers in ``[lo, hi]``."""
+    if key not in fields:
+        return
+    words = fields[key].split()
+    try:
+        values = [int(w) for w in words]
+    except ValueError:
+        values = []
+    if not values or (n is not None and len(values) != n) or not all(lo <= v <= hi for v in values):
+        want = f"{n} integer{'s' if n != 1 else ''}" if n else "integers"
+        raise DataError(f"{p}: bad MetaImage header field {key.decode('latin1')} = "
+                        f"{fields[key][:60].decode('latin1')!r}; expected {want} from {lo} to {hi}")
+
+
+def _check_meta_fields(p: Path, fields: dict[bytes, bytes]) -> None:
+    """Refuse what MetaIO (in SimpleITK) does not survive: it writes past its fixed arrays
+    (a crash, not an exception) for NDims beyond 10, so the dimensions are checked first."""
+    keys = {k.lower(): k for k in (b"NDims", b"DimSize", b"ElementNumberOfChannels")}
+    fields = {keys.get(k, k): v for k, v in fields.items()}
+    if b"NDims" not in fields:
+        raise DataError(f"{p}: not a MetaImage header (no NDims field before ElementDataFile)")
+    _meta_ints(p, fields, b"NDims", 1, 1, 5)  # SimpleITK reads 2- to 5-D images
+    _meta_ints(p, fields, b"DimSize", int(fields[b"NDims"]), 1, 2**31 - 1)
+    _meta_ints(p, fields, b"ElementNumberOfChannels", 1, 1, 2**16)
+
+
+def _itk_data(p: Path, suf: str) -> tuple[Path, int, str] | None:
+    """Where the data of MetaImage / NRRD header ``p`` lies: ``(file, bytes there, encoding)``
+    with encoding ``{'raw', 'deflate', 'text', 'hex'}``; None when unknown (file lists,
+    patterns, other encodings, a header longer than 64 KiB)."""
+    head = _head(p)
+    if suf in (".mha", ".mhd"):
+        fields, start, pos = {}, None, 0
+        for line in head.splitlines(keepends=True):
+            pos += len(line)
+            key, sep, val = line.partition(b"=")
+            if not sep:
+                continue
+            k = key.strip().lower()
+            fields[k] = val.strip()
+            if k == b"elementdatafile":
+                start = pos
+                break
+        _check_meta_fields(p, fields)
+        if start is None:
+            return None
+        encoding = "deflate" if fields.get(b"compresseddata", b"").lower() in (b"true", b"1") \
+            else "raw"
+        name = fields[b"elementdatafile"]
+        if name.upper() == b"LOCAL":
+            return p, max(_file_size(p) - start, 0), encoding
+    else:
+        if not head.startswith(b"NRRD"):
+            return None
+        end, gap = head.find(b"\n\n"), 2
+        crlf = head.find(b"\r\n\r\n")
+        if crlf >= 0 and (end < 0 or crlf < end):
+            end, gap = crlf, 4
+        fields = {}
+        for line in (head if end < 0 else head[:end]).splitlines():
+            key, sep, val = line.partition(b":")
+            if sep and not val.startswith(b"="):
+                fields[key.strip().lower()] = val.strip()
+        enc = fields.get(b"encoding", b"raw").lower()
+        encoding = {b"raw": "raw", b"gzip": "deflate", b"gz": "deflate", b"ascii": "text",
+                    b"text": "text", b"txt": "text", b"hex": "hex"}.get(enc)
+        if encoding is None:
+            return None  # bzip2: no useful bound on its ratio
+        name = fields.get(b"data file", fields.get(b"datafile"))
+        if name is None:
+            if end < 0:
+                return None
+            return p, max(_file_size(p) - end - gap, 0), encoding
+    f = _data_file(p, name)
+    return None if f is None else (f, _file_size(f), encoding)
+
+
+def _itk_component_bytes(pixel_id: int) -> int:
+    import SimpleITK as sitk
+
+    try:
+        return max(int(sitk.Image([1, 1], pixel_id).GetSizeOfPixelComponent()), 1)
+    except RuntimeError:
+        return 1
+
+
+def _check_itk(p: Path, r: object, data: tuple[Path, int, str] | None) -> None:
+    """Refuse an ITK header (``r``: an ImageFileReader after ReadImageInformation) whose
+    data cannot be in its data file (``data``, see :func:`_itk_data`) or is over the limit."""
+    size = tuple(int(v) for v in r.GetSize())  # type: ignore[attr-defined]
+    comps = max(int(r.GetNumberOfComponents()), 1)  # type: ignore[attr-defined]
+    comp_bytes = _itk_component_bytes(r.GetPixelID())  # type: ignore[attr-defined]
+    nbytes = math.prod(size) * comps * comp_bytes
+    capacity, holds = None, ""
+    if data is not None:
+        f, n, encoding = data
+        # most decoded bytes per stored byte: deflate ~1032, text one value per character
+        capacity = {"raw": n, "deflate": _DEFLATE_RATIO * n, "text": comp_bytes * n,
+                    "hex": n // 2}[encoding]
+        what = {"raw": "bytes of data", "deflate": "compressed bytes", "text": "characters",
+                "hex": "hex digits"}[encoding]
+        holds = f"{f} holds {n:,} {what}" + (f" (at most {capacity:,} bytes)"
+                                              if encoding == "deflate" else "")
+    _check_declared(p, nbytes, capacity, holds)
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def _check_png(p: Path) -> None:
+    """Refuse a PNG whose IHDR declares more pixels than PIL's decompression-bomb limit,
+    than its compressed data can hold, or than the limit."""
+    from PIL import Image
+
+    head = _head(p, 33)
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return  # not a PNG: PIL identifies it or refuses it
+    w, h = struct.unpack(">II", head[16:24])
+    depth, channels = head[24], _PNG_CHANNELS.get(head[25], 4)
+    bomb = Image.MAX_IMAGE_PIXELS
+    if bomb is not None and w * h > bomb:
+        raise DataError(f"{p}: {w} x {h} pixels, more than PIL's decompression-bomb limit of "
+                        f"{bomb:,} pixels (PIL.Image.MAX_IMAGE_PIXELS)")
+    raw = h * ((w * channels * depth + 7) // 8 + 1)
+    size = _file_size(p)
+    _check_declared(p, raw, _DEFLATE_RATIO * size,
+                    f"{size:,} compressed bytes hold at most {_DEFLATE_RATIO * size:,}",
+                    memory=w * h * 8)  # PIL's pixels (up to 4 bytes) and the grey copy
 
 
 def _itk_dtype(pixel_id: int) -> str:
@@ -193,6 +453,12 @@ def read_header(path: str | Path) -> Geometry:
     """The :class:`Geometry` of an image file without reading its voxels (NIfTI, ITK formats).
 
     The shape excludes channels (a 4-D NIfTI's last axis, an ITK vector image's components).
+
+    Raises
+    ------
+    DataError
+        The file is missing, unreadable, truncated, declares more data than it holds or than
+        the limit (see the module docstring), or is of an unsupported type.
     """
     p = Path(path)
     _, suf = split_suffix(p)
@@ -201,6 +467,7 @@ def read_header(path: str | Path) -> Geometry:
             import nibabel as nib
 
             img = nib.load(str(p))
+            _check_nifti(p, img)
             shape = tuple(int(v) for v in img.shape)
             spatial = shape[:3] if len(shape) >= 3 else shape
             while len(spatial) > 2 and spatial[-1] == 1:
@@ -209,20 +476,34 @@ def read_header(path: str | Path) -> Geometry:
             return Geometry(tuple(spatial[::-1]), tuple(float(z) for z in zooms[::-1]),
                             _tup(img.affine), suf, str(img.get_data_dtype()), str(p))
         if suf in (".mha", ".mhd", ".nrrd", ".nhdr"):
-            import SimpleITK as sitk
-
-            r = sitk.ImageFileReader()
-            r.SetFileName(str(p))
-            r.ReadImageInformation()
+            r = _itk_info(p, suf)
             size, sp = r.GetSize(), r.GetSpacing()
             aff = _affine_from_itk(sp, r.GetOrigin(), r.GetDirection())
             return Geometry(tuple(int(v) for v in size[::-1]), tuple(float(v) for v in sp[::-1]),
                             _tup(aff), suf, _itk_dtype(r.GetPixelID()), str(p))
-    except (OSError, ValueError, EOFError, RuntimeError, zlib.error) as exc:
+    except NoisysegError:
+        raise
+    except Exception as exc:
+        if not _is_read_error(exc):
+            raise
         raise _read_error(p, exc) from exc
     arr = read_image(p)[0]
     return replace(Geometry.from_spacing(arr.shape[-2:] if arr.ndim > 2 else arr.shape),
                    format=suf, dtype=str(arr.dtype), path=str(p))
+
+
+def _itk_info(p: Path, suf: str) -> object:
+    """A SimpleITK ImageFileReader of ``p`` after ReadImageInformation, its size checked."""
+    import SimpleITK as sitk
+
+    if not p.is_file():
+        raise DataError(f"{p}: file not found" if not p.exists() else f"{p}: not a file")
+    data = _itk_data(p, suf)  # before SimpleITK: a missing data file gets a clear message
+    r = sitk.ImageFileReader()
+    r.SetFileName(str(p))
+    r.ReadImageInformation()
+    _check_itk(p, r, data)
+    return r
 
 
 #: ``np.load`` parses ``.npy`` headers with ``ast.literal_eval``, which is not thread-safe on
@@ -232,47 +513,109 @@ def read_header(path: str | Path) -> Geometry:
 _NPY_HEADER_LOCK = threading.Lock()
 
 
-def _read_npy_stream(fp: object) -> np.ndarray:
+def _read_npy_stream(fp: object, name: str, total: int | None, holds: str) -> np.ndarray:
+    """The array of a ``.npy`` stream whose decoded size is at most ``total`` bytes
+    (``holds`` says why); DataError naming ``name`` for anything malformed."""
     from numpy.lib import format as npf
 
-    version = npf.read_magic(fp)
+    try:
+        version = npf.read_magic(fp)
+    except ValueError as exc:
+        raise DataError(f"{name}: not a .npy file (no NumPy magic string)") from exc
+    if version not in ((1, 0), (2, 0)):
+        raise DataError(f"{name}: unsupported .npy format version {version[0]}.{version[1]}; "
+                        f"expected 1.0 or 2.0")
     with _NPY_HEADER_LOCK:
         if version == (1, 0):
             shape, fortran, dtype = npf.read_array_header_1_0(fp)
-        elif version == (2, 0):
-            shape, fortran, dtype = npf.read_array_header_2_0(fp)
         else:
-            raise ValueError(f"unsupported .npy format version {version}")
+            shape, fortran, dtype = npf.read_array_header_2_0(fp)
     if dtype.hasobject:
-        raise ValueError("object arrays are not read (allow_pickle is off)")
-    count = int(np.prod(shape, dtype=np.int64))
+        raise DataError(f"{name}: object arrays are not read (allow_pickle is off)")
+    if any(int(v) < 0 for v in shape) or len(shape) > 32:
+        raise DataError(f"{name}: bad array shape {shape} in the .npy header")
+    count = math.prod(int(v) for v in shape)
+    nbytes = count * dtype.itemsize
+    available = None if total is None else total - fp.tell()  # type: ignore[attr-defined]
+    _check_declared(Path(name), nbytes, available, holds, memory=count)
     arr = np.empty(count, dtype=dtype)
     view, got = memoryview(arr).cast("B"), 0
     while got < view.nbytes:
         n = fp.readinto(view[got:])  # type: ignore[attr-defined]
         if not n:
-            raise EOFError(f"truncated array: {got} of {view.nbytes} bytes")
+            raise DataError(f"{name}: cannot read file (truncated array: {got:,} of "
+                            f"{view.nbytes:,} bytes)")
         got += n
     return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
 
 
 def read_npy(path: str | Path) -> np.ndarray:
     """``np.load(path, allow_pickle=False)`` for a ``.npy`` file, safe to call from threads
-    (see ``_NPY_HEADER_LOCK``)."""
-    with open(path, "rb") as fp:
-        return _read_npy_stream(fp)
+    (see ``_NPY_HEADER_LOCK``).
+
+    Raises
+    ------
+    DataError
+        The file is missing, not a ``.npy`` file, truncated, of an object dtype, or declares
+        more data than it holds or than the limit (see the module docstring).
+    """
+    p = Path(path)
+    try:
+        with open(p, "rb") as fp:
+            size = os.fstat(fp.fileno()).st_size
+            return _read_npy_stream(fp, str(p), size, f"the file has {size:,} bytes")
+    except NoisysegError:
+        raise
+    except Exception as exc:
+        if not _is_read_error(exc):
+            raise
+        raise _read_error(p, exc) from exc
+
+
+def _member_size(info: zipfile.ZipInfo, zip_size: int) -> int:
+    """Most bytes zip member ``info`` can decompress to."""
+    packed = min(info.compress_size, zip_size)
+    if info.compress_type == zipfile.ZIP_STORED:
+        return min(info.file_size, packed)
+    if info.compress_type == zipfile.ZIP_DEFLATED:
+        return min(info.file_size, _DEFLATE_RATIO * packed)
+    return info.file_size
 
 
 def read_npz(path: str | Path, keys: tuple[str, ...] = ()) -> tuple[str, np.ndarray]:
     """The first array of ``keys`` in an ``.npz`` file (or its only array) as ``(key, array)``,
-    safe to call from threads; KeyError listing the keys when none is there."""
-    with zipfile.ZipFile(path) as zf:
-        names = [n.removesuffix(".npy") for n in zf.namelist() if n.endswith(".npy")]
-        key = next((k for k in keys if k in names), names[0] if len(names) == 1 else None)
-        if key is None:
-            raise KeyError(names)
-        with zf.open(f"{key}.npy") as fp:
-            return key, _read_npy_stream(fp)
+    safe to call from threads.
+
+    Raises
+    ------
+    DataError
+        The file is missing or not a zip file; none of ``keys`` is there and the file holds
+        no or several arrays (listing them); the array is malformed (see :func:`read_npy`).
+    """
+    p = Path(path)
+    try:
+        with zipfile.ZipFile(p) as zf:
+            names = [n.removesuffix(".npy") for n in zf.namelist() if n.endswith(".npy")]
+            key = next((k for k in keys if k in names), names[0] if len(names) == 1 else None)
+            if key is None:
+                wanted = " or ".join(repr(k) for k in keys)
+                found = f"found {len(names)}: {names[:8]}" if names else "found none"
+                raise DataError(f"{p}: no {wanted + ' ' if keys else ''}array, and not a single "
+                                f"array ({found})")
+            info = zf.getinfo(f"{key}.npy")
+            total = _member_size(info, _file_size(p))
+            with zf.open(info) as fp:
+                return key, _read_npy_stream(fp, f"{p}[{key}]", total,
+                                             f"its zip member holds {total:,} bytes")
+    except NoisysegError:
+        raise
+    except zipfile.BadZipFile as exc:
+        raise DataError(f"{p}: not an .npz (zip) file ({(str(exc).splitlines() or ['?'])[0]})") \
+            from exc
+    except Exception as exc:
+        if not _is_read_error(exc):
+            raise
+        raise _read_error(p, exc) from exc
 
 
 def read_image(path: str | Path) -> tuple[np.ndarray, Geometry]:
@@ -296,7 +639,23 @@ def read_image(path: str | Path) -> tuple[np.ndarray, Geometry]:
     Raises
     ------
     DataError
-        The file is missing, unreadable, truncated, or of an unsupported type.
+        The file is missing, unreadable, truncated, of an unsupported type, or declares more
+        data than it holds or than the limit (``NOISYSEG_MAX_IMAGE_BYTES``, see the module
+        docstring).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> write_image(d / "a.nii.gz", np.zeros((2, 3, 4), np.uint8))
+    >>> arr, geom = read_image(d / "a.nii.gz")
+    >>> arr.shape, geom.shape, geom.format
+    ((2, 3, 4), (2, 3, 4), '.nii.gz')
+    >>> _ = (d / "b.nii.gz").write_bytes((d / "a.nii.gz").read_bytes()[:40])
+    >>> read_image(d / "b.nii.gz")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.DataError: .../b.nii.gz: cannot read file (...)
     """
     p = Path(path)
     _, suf = split_suffix(p)
@@ -307,6 +666,7 @@ def read_image(path: str | Path) -> tuple[np.ndarray, Geometry]:
         elif suf == ".png":
             from PIL import Image
 
+            _check_png(p)
             with Image.open(p) as im:
                 im.load()
                 if im.mode in ("RGB", "RGBA", "P", "LA"):
@@ -317,10 +677,11 @@ def read_image(path: str | Path) -> tuple[np.ndarray, Geometry]:
             import nibabel as nib
 
             img = nib.load(str(p))
+            _check_nifti(p, img)
             data = np.asanyarray(img.dataobj)
             if data.ndim > 4:
                 raise DataError(f"{p}: expected at most 4 dimensions (x, y, z, channel), got "
-                                f"shape {data.shape}")
+                                f"the file's shape {data.shape}")
             channels = data.ndim == 4 and data.shape[3] > 1
             if data.ndim == 4 and not channels:
                 data = data[..., 0]
@@ -336,7 +697,8 @@ def read_image(path: str | Path) -> tuple[np.ndarray, Geometry]:
         elif suf in (".mha", ".mhd", ".nrrd", ".nhdr"):
             import SimpleITK as sitk
 
-            img = sitk.ReadImage(str(p))
+            r = _itk_info(p, suf)
+            img = r.Execute()  # type: ignore[attr-defined]
             arr = sitk.GetArrayFromImage(img)
             if img.GetNumberOfComponentsPerPixel() > 1:
                 arr = np.moveaxis(arr, -1, 0)
@@ -347,9 +709,11 @@ def read_image(path: str | Path) -> tuple[np.ndarray, Geometry]:
                             str(arr.dtype), str(p))
         else:
             raise DataError(f"{p}: unsupported file type {suf!r}; expected one of {SUFFIXES}")
-    except DataError:
+    except NoisysegError:
         raise
-    except (OSError, ValueError, EOFError, RuntimeError, zlib.error) as exc:
+    except Exception as exc:
+        if not _is_read_error(exc):
+            raise
         raise _read_error(p, exc) from exc
     return arr, replace(geom, format=suf, path=str(p))
 
@@ -362,9 +726,11 @@ def read_array(path: str | Path) -> np.ndarray:
     DataError
         The file is missing, unreadable, truncated, or not 2-D.
     """
-    arr = np.squeeze(read_image(path)[0])
+    raw = read_image(path)[0]
+    arr = np.squeeze(raw)
     if arr.ndim != 2:
-        raise DataError(f"{path}: expected a 2-D image, got shape {arr.shape}")
+        raise DataError(f"{path}: expected a 2-D image (exactly two axes longer than 1, any "
+                        f"others of length 1), got shape {raw.shape}")
     return arr
 
 

@@ -21,9 +21,8 @@ order (SimpleITK's, which is also the order of nnU-Net's ``.npz`` files).
 from __future__ import annotations
 
 import logging
+import math
 import re
-import zipfile
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,10 +62,19 @@ def _fold_of(p: Path) -> str | None:
     return None
 
 
+def _listing(folder: Path) -> list[Path]:
+    """The sorted entries of ``folder``; DataError naming it when it cannot be listed."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot list the folder ({type(exc).__name__}: "
+                        f"{exc.strerror or exc})") from exc
+
+
 def _files(folder: Path) -> dict[str, Path]:
     """Case id -> prediction file of one folder (probabilities win over label maps)."""
     found: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
+    for p in _listing(folder):
         if p.name.startswith(".") or not p.is_file():
             continue
         stem, suf = split_suffix(p)
@@ -87,7 +95,7 @@ def _folders(path: Path) -> list[Path]:
     """The prediction folders a given path stands for (see module docstring)."""
     if not path.is_dir():
         raise DataError(f"{path}: no such folder of predictions")
-    folds = sorted(p for p in path.iterdir() if p.is_dir() and _FOLD.match(p.name))
+    folds = [p for p in _listing(path) if p.is_dir() and _FOLD.match(p.name)]
     if folds:
         out = []
         for f in folds:
@@ -135,11 +143,8 @@ def find_predictions(paths: Sequence[str | Path]) -> dict[str, Prediction]:
 
 
 def _load_npz(p: Path) -> np.ndarray:
-    try:
-        return read_npz(p, PROB_KEYS)[1]
-    except KeyError as exc:
-        raise DataError(f"{p}: no 'probabilities' (nnU-Net v2) or 'softmax' (v1) array; found "
-                        f"{exc.args[0]}") from None
+    """The ``probabilities`` (nnU-Net v2) or ``softmax`` (v1) array, or the only array."""
+    return read_npz(p, PROB_KEYS)[1]
 
 
 def read_prediction(path: str | Path, *, n_classes: int, shape: tuple[int, ...],
@@ -169,30 +174,36 @@ def read_prediction(path: str | Path, *, n_classes: int, shape: tuple[int, ...],
     """
     p = Path(path)
     suf = split_suffix(p)[1]
-    try:
-        if suf == ".npz":
-            arr = _load_npz(p)
-        elif suf == ".npy":
-            arr = read_npy(p)
-        else:
-            arr = read_image(p)[0]
-    except DataError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise DataError(f"{p}: cannot read predictions ({type(exc).__name__}: {exc})") from exc
+    # the readers raise DataError naming the file for anything missing, malformed or too big
+    if suf == ".npz":
+        arr = _load_npz(p)
+    elif suf == ".npy":
+        arr = read_npy(p)
+    else:
+        arr = read_image(p)[0]
     shape = tuple(int(v) for v in shape)
-    if (np.issubdtype(arr.dtype, np.floating) and arr.size == int(np.prod(shape))
+    if arr.dtype.fields is not None or arr.dtype.subdtype is not None:
+        raise DataError(f"{p}: expected float probabilities or integer labels, got the "
+                        f"structured dtype {arr.dtype}")
+    values = list(range(n_classes)) if label_values is None else [int(v) for v in label_values]
+    if (np.issubdtype(arr.dtype, np.floating) and arr.size == math.prod(shape)
             and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+        if arr.size and (float(arr.min()) < 0 or float(arr.max()) > max(values)):
+            raise DataError(f"{p}: label map holds values "
+                            f"{sorted(set(np.unique(arr).tolist()) - set(values))[:5]} that are "
+                            f"not the dataset's labels {values}")
         arr = arr.astype(np.int64)  # a label map stored as floats (CAMUS does): no class axis
     if np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
         if arr.ndim > len(shape) and arr.shape[0] == 1:
             arr = arr[0]
         arr = _squeeze_to(arr, shape, p, channels=False)
-        values = list(range(n_classes)) if label_values is None else [int(v) for v in label_values]
-        lut = np.full(max(max(values) + 1, int(arr.max(initial=0)) + 1), -1, np.int64)
-        lut[values] = np.arange(n_classes)
-        cls = lut[np.clip(arr, 0, None)]
-        if arr.size and (int(arr.min()) < 0 or (cls < 0).any()):
+        if arr.size and (int(arr.min()) < 0 or int(arr.max()) > max(values)):
+            cls = None  # values outside the dataset's: no look-up table of the file's size
+        else:
+            lut = np.full(max(values) + 1, -1, np.int64)
+            lut[values] = np.arange(n_classes)
+            cls = lut[arr]
+        if cls is None or (cls < 0).any():
             bad = sorted(set(np.unique(arr).tolist()) - set(values))
             raise DataError(f"{p}: label map holds values {bad[:5]} that are not the dataset's "
                             f"labels {values}")
@@ -204,6 +215,9 @@ def read_prediction(path: str | Path, *, n_classes: int, shape: tuple[int, ...],
         raise DataError(f"{p}: expected float probabilities or integer labels, got {arr.dtype}")
     if arr.ndim != len(shape) + 1:
         arr = _squeeze_to(arr, shape, p, channels=True)
+    if arr.ndim != len(shape) + 1:
+        raise DataError(f"{p}: prediction shape {arr.shape} has no class axis: expected "
+                        f"(K, {', '.join(map(str, shape))})")
     if arr.shape[0] != n_classes:
         hint = (" (one fewer: sigmoid / region-based outputs without a background channel are "
                 "not supported)" if arr.shape[0] == n_classes - 1 else "")
@@ -214,7 +228,7 @@ def read_prediction(path: str | Path, *, n_classes: int, shape: tuple[int, ...],
     total = arr.sum(axis=0, dtype=np.float32)
     dev = float(np.max(np.abs(total - 1.0))) if total.size else 0.0
     limit = max(tol, 1e-2) if arr.dtype == np.float16 else tol
-    if dev > limit or float(arr.min()) < -limit:
+    if dev > limit or float(arr.min(initial=0.0)) < -limit:
         raise DataError(f"{p}: probabilities do not sum to one over the classes (off by up to "
                         f"{dev:.3g}); logits, sigmoid or region-based outputs are not supported: "
                         f"save softmax probabilities")
