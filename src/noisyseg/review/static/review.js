@@ -418,9 +418,12 @@
     el.replaceChildren();
     const head = document.createElement("strong");
     head.textContent = "Model check failed:";
-    el.append(head, `${check.message || "the audit's network did not pass its check"} `
-      + `(validation Dice ${fmt(check.val_dice)}, floor ${fmt(check.floor)}). `
-      + "Its pseudo-labels are not worth accepting: keep the given masks or send cases for re-annotation.");
+    const why = check.message || `the audit's network reached a validation Dice of ${fmt(check.val_dice)} `
+      + `(floor ${fmt(check.floor)})`;
+    const advice = document.createElement("div");
+    advice.textContent = "Its pseudo-labels are not worth accepting: keep the given masks or send "
+      + "the cases for re-annotation.";
+    el.append(head, why.replace(/\.?$/, "."), advice);
   }
 
   // ------------------------------------------------------------------ start
