@@ -47,6 +47,16 @@ def _check_contract(code: int, err: str, root: Path, out: Path) -> None:
     assert left == [], f"temporary files left behind: {left}"
 
 
+def _run_checked(args: list[str], parts) -> None:
+    """Run ``args`` plus the drawn option ``parts`` into a fresh folder; check the contract."""
+    args = [*args, *(v for p in parts for v in p)]
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        out = root / "out"
+        code, err = _run(args, out)
+        _check_contract(code, err, root, out)
+
+
 corrupt_args = st.tuples(
     _option("--model", st.one_of(st.sampled_from(["natural", "dilate", "erode", "random_flip",
                                                   "choppy", "merge"]), _TEXT)),
@@ -65,14 +75,7 @@ corrupt_args = st.tuples(
 @fuzz_settings(25)
 @given(corrupt_args)
 def test_corrupt_options(parts):
-    args = ["corrupt", "--data", "synthetic-echo:n=6,size=24"]
-    for p in parts:
-        args += list(p)
-    with tempfile.TemporaryDirectory() as d:
-        root = Path(d)
-        out = root / "out"
-        code, err = _run(args, out)
-        _check_contract(code, err, root, out)
+    _run_checked(["corrupt", "--data", "synthetic-echo:n=6,size=24"], parts)
 
 
 train_args = st.tuples(
@@ -95,10 +98,4 @@ train_args = st.tuples(
 def test_train_and_audit_options(parts, command):
     args = [command, "--data", "synthetic-echo:n=6,size=24", "--epochs", "1", "--width", "4",
             "--model-option", "depth=2", "--batch-size", "4", "--steps-per-epoch", "1"]
-    for p in parts:
-        args += list(p)
-    with tempfile.TemporaryDirectory() as d:
-        root = Path(d)
-        out = root / "out"
-        code, err = _run(args, out)
-        _check_contract(code, err, root, out)
+    _run_checked(args, parts)

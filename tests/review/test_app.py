@@ -20,7 +20,8 @@ def client_2d(audit_2d):
     aud = audit_2d[0]
     view = open_audit(aud)
     store = DecisionStore(aud / "review.sqlite", cases=set(view.cases["sample_id"]))
-    return TestClient(make_app(view, store, reviewer="ann", token=TOKEN)), view, store
+    return TestClient(make_app(view, store, reviewer="ann", token=TOKEN),
+                      base_url="http://127.0.0.1:8765"), view, store
 
 
 def _png(resp):
@@ -155,7 +156,8 @@ def test_malformed_reads_get_4xx(client_2d, query):
 def test_volumes_open_at_the_worst_slice_in_three_planes(audit_nnunet):
     aud, raw, truth = audit_nnunet
     view = open_audit(aud)
-    c = TestClient(make_app(view, DecisionStore(aud / "review.sqlite"), reviewer="ann", token=TOKEN))
+    c = TestClient(make_app(view, DecisionStore(aud / "review.sqlite"), reviewer="ann", token=TOKEN),
+                   base_url="http://127.0.0.1:8765")
     meta = c.get(f"/api/case/0?t={TOKEN}").json()
     assert meta["sample_id"] == "case_002"  # structure 2 left out: the worst case
     assert meta["shape"] == [6, 14, 16] and meta["spacing"] == pytest.approx([2.5, 0.8, 0.7])

@@ -31,6 +31,8 @@ import threading
 import tokenize
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -257,6 +259,20 @@ def _read_error(p: Path, exc: BaseException) -> DataError:
     return DataError(f"{p}: cannot read file ({type(exc).__name__}: {first})")
 
 
+@contextmanager
+def _reading(p: Path) -> Iterator[None]:
+    """Turn what a file parser raises for an unreadable ``p`` into one :class:`DataError`
+    (:func:`_read_error`); noisyseg's own errors and anything else (a bug) pass through."""
+    try:
+        yield
+    except NoisysegError:
+        raise
+    except Exception as exc:
+        if not _is_read_error(exc):
+            raise
+        raise _read_error(p, exc) from exc
+
+
 def _file_size(p: Path) -> int:
     try:
         return p.stat().st_size
@@ -462,7 +478,7 @@ def read_header(path: str | Path) -> Geometry:
     """
     p = Path(path)
     _, suf = split_suffix(p)
-    try:
+    with _reading(p):
         if suf in (".nii", ".nii.gz"):
             import nibabel as nib
 
@@ -481,12 +497,6 @@ def read_header(path: str | Path) -> Geometry:
             aff = _affine_from_itk(sp, r.GetOrigin(), r.GetDirection())
             return Geometry(tuple(int(v) for v in size[::-1]), tuple(float(v) for v in sp[::-1]),
                             _tup(aff), suf, _itk_dtype(r.GetPixelID()), str(p))
-    except NoisysegError:
-        raise
-    except Exception as exc:
-        if not _is_read_error(exc):
-            raise
-        raise _read_error(p, exc) from exc
     arr = read_image(p)[0]
     return replace(Geometry.from_spacing(arr.shape[-2:] if arr.ndim > 2 else arr.shape),
                    format=suf, dtype=str(arr.dtype), path=str(p))
@@ -560,16 +570,10 @@ def read_npy(path: str | Path) -> np.ndarray:
         more data than it holds or than the limit (see the module docstring).
     """
     p = Path(path)
-    try:
+    with _reading(p):
         with open(p, "rb") as fp:
             size = os.fstat(fp.fileno()).st_size
             return _read_npy_stream(fp, str(p), size, f"the file has {size:,} bytes")
-    except NoisysegError:
-        raise
-    except Exception as exc:
-        if not _is_read_error(exc):
-            raise
-        raise _read_error(p, exc) from exc
 
 
 def _member_size(info: zipfile.ZipInfo, zip_size: int) -> int:
@@ -593,29 +597,24 @@ def read_npz(path: str | Path, keys: tuple[str, ...] = ()) -> tuple[str, np.ndar
         no or several arrays (listing them); the array is malformed (see :func:`read_npy`).
     """
     p = Path(path)
-    try:
-        with zipfile.ZipFile(p) as zf:
-            names = [n.removesuffix(".npy") for n in zf.namelist() if n.endswith(".npy")]
-            key = next((k for k in keys if k in names), names[0] if len(names) == 1 else None)
-            if key is None:
-                wanted = " or ".join(repr(k) for k in keys)
-                found = f"found {len(names)}: {names[:8]}" if names else "found none"
-                raise DataError(f"{p}: no {wanted + ' ' if keys else ''}array, and not a single "
-                                f"array ({found})")
-            info = zf.getinfo(f"{key}.npy")
-            total = _member_size(info, _file_size(p))
-            with zf.open(info) as fp:
-                return key, _read_npy_stream(fp, f"{p}[{key}]", total,
-                                             f"its zip member holds {total:,} bytes")
-    except NoisysegError:
-        raise
-    except zipfile.BadZipFile as exc:
-        raise DataError(f"{p}: not an .npz (zip) file ({(str(exc).splitlines() or ['?'])[0]})") \
-            from exc
-    except Exception as exc:
-        if not _is_read_error(exc):
-            raise
-        raise _read_error(p, exc) from exc
+    with _reading(p):
+        try:
+            with zipfile.ZipFile(p) as zf:
+                names = [n.removesuffix(".npy") for n in zf.namelist() if n.endswith(".npy")]
+                key = next((k for k in keys if k in names), names[0] if len(names) == 1 else None)
+                if key is None:
+                    wanted = " or ".join(repr(k) for k in keys)
+                    found = f"found {len(names)}: {names[:8]}" if names else "found none"
+                    raise DataError(f"{p}: no {wanted + ' ' if keys else ''}array, and not a single "
+                                    f"array ({found})")
+                info = zf.getinfo(f"{key}.npy")
+                total = _member_size(info, _file_size(p))
+                with zf.open(info) as fp:
+                    return key, _read_npy_stream(fp, f"{p}[{key}]", total,
+                                                 f"its zip member holds {total:,} bytes")
+        except zipfile.BadZipFile as exc:
+            raise DataError(f"{p}: not an .npz (zip) file ({(str(exc).splitlines() or ['?'])[0]})") \
+                from exc
 
 
 def read_image(path: str | Path) -> tuple[np.ndarray, Geometry]:
@@ -659,7 +658,7 @@ def read_image(path: str | Path) -> tuple[np.ndarray, Geometry]:
     """
     p = Path(path)
     _, suf = split_suffix(p)
-    try:
+    with _reading(p):
         if suf == ".npy":
             arr = read_npy(p)
             geom = Geometry.from_spacing(arr.shape)
@@ -709,12 +708,6 @@ def read_image(path: str | Path) -> tuple[np.ndarray, Geometry]:
                             str(arr.dtype), str(p))
         else:
             raise DataError(f"{p}: unsupported file type {suf!r}; expected one of {SUFFIXES}")
-    except NoisysegError:
-        raise
-    except Exception as exc:
-        if not _is_read_error(exc):
-            raise
-        raise _read_error(p, exc) from exc
     return arr, replace(geom, format=suf, path=str(p))
 
 

@@ -58,9 +58,6 @@ _STATIC = {"review.js": "text/javascript", "review.css": "text/css"}
 _MAX_BODY = 16_384
 _MAX_DEPTH = 8
 _PLANES = ("axial", "coronal", "sagittal")
-# Starlette's in-process TestClient: its requests name the host ``testserver`` and come from
-# the peer ``testclient``, which no socket peer can be (uvicorn runs without proxy headers).
-_IN_PROCESS = ("testclient", "testserver")
 
 
 class _BadRequest(Exception):
@@ -131,8 +128,7 @@ class _HostCheck:
         if scope["type"] in ("http", "websocket"):
             raw = [v for k, v in scope.get("headers", []) if k == b"host"]
             host = host_name(raw[0].decode("latin-1")) if len(raw) == 1 else None
-            peer = (scope.get("client") or ("",))[0]
-            if host not in self.hosts and (peer, host) != _IN_PROCESS:
+            if host not in self.hosts:
                 resp = JSONResponse({"error": "Host header: this server answers only to "
                                      f"{sorted(self.hosts)}"}, status_code=400)
                 await resp(scope, receive, send)
