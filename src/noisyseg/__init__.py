@@ -4,7 +4,7 @@ Pipeline stages, each a subpackage that imports only from the stages before it::
 
     data -> corrupt -> models / train -> detect -> refurbish -> run -> study -> report -> cli
 
-``evaluate`` holds pure metrics (used from ``run`` on).
+``evaluate`` holds pure metrics (the project-wide Dice, MONAI test metrics), used by every stage.
 
 Conventions used everywhere: images ``(N, H, W)`` float32, masks ``(N, H, W)`` uint8
 with label 0 the background, logits ``(N, C, H, W)``.

@@ -18,7 +18,7 @@ from noisyseg.corrupt import (
     shift,
 )
 from noisyseg.errors import ConfigError
-from noisyseg.metrics import dice
+from noisyseg.evaluate import dice
 
 from ..conftest import square_mask
 

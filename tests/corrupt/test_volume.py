@@ -8,7 +8,7 @@ from scipy import ndimage as ndi
 
 from noisyseg.corrupt import ERROR_MODELS, calibrate, get_model
 from noisyseg.errors import ConfigError
-from noisyseg.metrics import dice
+from noisyseg.evaluate import dice
 
 SPACING = (2.5, 0.8, 0.8)  # array order (z, y, x), mm: anisotropic as in abdominal CT
 RUNS = [(name, mode) for name in sorted(ERROR_MODELS) for mode in ERROR_MODELS[name].modes]

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from noisyseg.detect.probs import case_scores, given_label_probability, softmin
 from noisyseg.errors import DataError
-from noisyseg.metrics import dice
+from noisyseg.evaluate import dice
 
 
 def _probs(rng, k, shape, sharp=2.0):

@@ -4,8 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from noisyseg.errors import ConfigError
-from noisyseg.evaluate import evaluate_masks
-from noisyseg.metrics import dice
+from noisyseg.evaluate import dice, evaluate_masks
 
 NAMES = ("background", "lv_cavity", "lv_myocardium", "left_atrium")
 

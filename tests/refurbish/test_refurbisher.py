@@ -206,7 +206,7 @@ def test_debias_moves_the_flagged_masks_boundaries_and_records_the_offset(monkey
     import numpy as np
 
     from noisyseg.corrupt import grow_structures
-    from noisyseg.metrics import dice
+    from noisyseg.evaluate import dice
 
     ds, truth = _disc_dataset()
     trainer = Trainer(TrainConfig(epochs=1, batch_size=2, threads=1,

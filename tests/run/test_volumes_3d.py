@@ -74,7 +74,7 @@ def test_resampling_to_a_common_spacing_is_undone_on_output():
     np.testing.assert_array_equal(back[3:5, 3:5, 3:5], lab[3:5, 3:5, 3:5])
     np.testing.assert_array_equal(back[:, :, :2], 0)
     np.testing.assert_array_equal(back[:2], 0)
-    from noisyseg.metrics import dice
+    from noisyseg.evaluate import dice
     assert dice(back[None], lab[None], 3)[0] > 0.85
     assert index.spacing(0) == (1.0, 1.0, 1.0)  # metrics are measured on the case's own grid
     # 'median' takes the median of the cases' spacings

@@ -13,7 +13,7 @@ from noisyseg.corrupt.calibrate import Calibration, calibrate
 from noisyseg.corrupt.models import get_model
 from noisyseg.data import SegDataset
 from noisyseg.errors import ConfigError
-from noisyseg.metrics import dice
+from noisyseg.evaluate import dice
 
 __all__ = ["CorruptionResult", "corrupt_dataset"]
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from noisyseg.corrupt.models import ErrorModel, get_model
 from noisyseg.errors import CalibrationError, ConfigError
-from noisyseg.metrics import dice
+from noisyseg.evaluate import dice
 
 __all__ = ["Calibration", "calibrate", "mean_dice_at"]
 

@@ -17,7 +17,7 @@ from noisyseg.corrupt.models import get_model
 from noisyseg.data.cases import CaseDataset
 from noisyseg.data.layouts import CaseWriter
 from noisyseg.errors import ConfigError
-from noisyseg.metrics import dice
+from noisyseg.evaluate import dice
 
 __all__ = ["CaseCorruption", "corrupt_cases"]
 

@@ -25,7 +25,7 @@ from noisyseg.detect.scores import (
     vog_scores,
 )
 from noisyseg.errors import ConfigError
-from noisyseg.metrics import dice
+from noisyseg.evaluate import dice
 from noisyseg.train import BatchResult, Callback, Trainer
 
 __all__ = ["DETECTORS", "VOG_TARGETS", "CleanlabDetector", "Detector", "DisagreeDetector",

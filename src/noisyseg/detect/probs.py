@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from noisyseg.errors import ConfigError, DataError
-from noisyseg.metrics import confusion_counts
+from noisyseg.evaluate import confusion_counts
 
 __all__ = ["PROB_DETECTORS", "CaseScores", "case_scores", "given_label_probability",
            "softmin"]

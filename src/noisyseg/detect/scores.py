@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from noisyseg.errors import ConfigError
-from noisyseg.metrics import dice
+from noisyseg.evaluate import dice
 
 __all__ = [
     "RunningMoments",

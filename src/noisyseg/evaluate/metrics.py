@@ -5,7 +5,7 @@ physical units when the voxel spacing is given (one value per axis: anisotropic 
 such as 0.8 x 0.8 x 2.5 mm are measured as such).
 
 Empty cases are handled, not crashed on: a class absent from both the prediction and the
-truth of a sample is left out of that sample's averages (as in :func:`noisyseg.metrics.dice`);
+truth of a sample is left out of that sample's averages (as in :func:`noisyseg.evaluate.dice`);
 HD95 is undefined when exactly one of the two is empty; those cases are counted and reported
 (``hd95_undefined``) and left out of the HD95 mean.
 """

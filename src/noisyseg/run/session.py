@@ -30,8 +30,7 @@ from noisyseg.detect import (
     make_detector,
 )
 from noisyseg.errors import ConfigError, DataError
-from noisyseg.evaluate import SegmentationMetrics, evaluate_masks
-from noisyseg.metrics import dice
+from noisyseg.evaluate import SegmentationMetrics, dice, evaluate_masks
 from noisyseg.refurbish import RefurbishConfig, Refurbisher
 from noisyseg.train import Callback, TrainConfig, Trainer
 

@@ -97,7 +97,7 @@ def _run(trial: TrialConfig, files: dict[str, bytes], summary: dict[str, Any]) -
 
     from noisyseg.corrupt import corrupt_dataset
     from noisyseg.data import CaseDataset
-    from noisyseg.metrics import dice
+    from noisyseg.evaluate import dice
     from noisyseg.run import run_session, session_summary, table_bytes
 
     ds = _dataset(trial.data)
@@ -166,7 +166,7 @@ def _run_volumes(trial: TrialConfig, ds: Any, files: dict[str, bytes], summary: 
 
     from noisyseg.corrupt import corrupt_cases
     from noisyseg.data import load_dataset
-    from noisyseg.metrics import dice
+    from noisyseg.evaluate import dice
     from noisyseg.run import run_volume_session, score_table, table_bytes, volume_summary
 
     with tempfile.TemporaryDirectory(prefix="noisyseg-trial-") as tmp:

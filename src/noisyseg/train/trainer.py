@@ -17,7 +17,7 @@ from monai.losses import DiceLoss
 
 from noisyseg.data import SegDataset
 from noisyseg.errors import ConfigError, DataError
-from noisyseg.metrics import dice
+from noisyseg.evaluate import dice
 from noisyseg.models import build_model
 from noisyseg.train.callbacks import BatchResult, Callback
 from noisyseg.train.config import TrainConfig

@@ -1,4 +1,4 @@
-"""Mask agreement used by every stage: the project-wide definition of Dice.
+"""Mask agreement used by every stage: the project-wide definition of Dice (numpy).
 
 Dice between two masks means, everywhere in noisyseg, the mean over the foreground classes
 present in *either* mask of the per-class Dice; two masks with no foreground at all agree

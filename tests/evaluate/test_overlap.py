@@ -6,7 +6,7 @@ from hypothesis.extra.numpy import arrays
 from monai.metrics import compute_dice
 from monai.networks.utils import one_hot
 
-from noisyseg.metrics import dice, dice_per_class
+from noisyseg.evaluate import dice, dice_per_class
 
 
 def test_dice_hand_computed():
