@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from noisyseg.report.corruption import CT_WINDOW
+from noisyseg.plot import CT_WINDOW
 from noisyseg.review import TOKEN_HEADER, DecisionStore, make_app, open_audit
 from noisyseg.review.render import label_layer, zoom
 

@@ -5,14 +5,15 @@ Public API: :func:`plot_contour_grid`, :func:`save_figure`, :func:`corruption_fi
 :class:`Document`, :func:`study_report`, :func:`write_study_report`.
 """
 
-from noisyseg.report.corruption import (
-    corruption_figure,
+from noisyseg.plot import (
+    CLASS_COLOURS,
     display_window,
+    plot_contour_grid,
     plot_volume_planes,
-    volume_corruption_figure,
+    save_figure,
 )
+from noisyseg.report.corruption import corruption_figure, volume_corruption_figure
 from noisyseg.report.document import Document
-from noisyseg.report.figures import CLASS_COLOURS, plot_contour_grid, save_figure
 from noisyseg.report.stats import PairedTest, interpolated_precision, paired_test
 from noisyseg.report.study import study_report, write_study_report
 from noisyseg.report.tables import markdown_table

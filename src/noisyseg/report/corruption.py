@@ -8,19 +8,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from noisyseg.corrupt import CaseCorruption, CorruptionResult
-from noisyseg.report.figures import CLASS_COLOURS, _contours, plot_contour_grid, save_figure
+from noisyseg.plot import (
+    CLASS_COLOURS,
+    display_window,
+    plot_contour_grid,
+    plot_volume_planes,
+    save_figure,
+)
 
-__all__ = ["corruption_figure", "display_window", "plot_volume_planes", "volume_corruption_figure"]
-
-#: Display window (HU) for CT: the abdominal soft-tissue window of radiology reading rooms.
-CT_WINDOW = (-200.0, 250.0)
-
-
-def display_window(channel_names: tuple[str, ...] | list[str]) -> tuple[float, float] | None:
-    """A fixed window for CT (a channel named ``CT``, nnU-Net's convention for Hounsfield
-    units); None (percentiles of the image) otherwise."""
-    return CT_WINDOW if any(str(c).upper() == "CT" for c in channel_names) else None
-
+__all__ = ["corruption_figure", "volume_corruption_figure"]
 
 def corruption_figure(result: CorruptionResult, path: str | Path, *, n: int = 8) -> Path:
     """Save clean (solid) vs corrupted (dashed) contours for up to ``n`` corrupted samples."""
@@ -39,45 +35,6 @@ def corruption_figure(result: CorruptionResult, path: str | Path, *, n: int = 8)
                 f"mean Dice {cfg['mean_dice_corrupted']:.3f}")
     return save_figure(fig, path)
 
-
-
-def plot_volume_planes(image: np.ndarray, masks: list[np.ndarray], *, spacing: tuple[float, ...],
-                       labels: tuple[str, ...], class_names: tuple[str, ...], title: str = "",
-                       centre: tuple[int, int, int] | None = None, window: tuple[float, float] | None = None,
-                       axes_row: np.ndarray | None = None) -> plt.Figure | None:
-    """Three orthogonal planes (axial, coronal, sagittal) of a volume with contour sets.
-
-    Planes pass through ``centre`` (default: the centroid of the first mask's foreground);
-    each is drawn at its physical aspect ratio from ``spacing`` (array order z, y, x), with
-    the patient's head up in the coronal and sagittal planes.
-    """
-    fig = None
-    if axes_row is None:
-        fig, axes_row = plt.subplots(1, 3, figsize=(10, 3.6), squeeze=True)
-    if centre is None:
-        fg = np.argwhere(masks[0] > 0)
-        centre = tuple(int(v) for v in (fg.mean(0) if len(fg) else np.array(image.shape) // 2))
-    z, y, x = centre
-    sz, sy, sx = spacing
-    lo, hi = window or (float(np.percentile(image, 1)), float(np.percentile(image, 99)))
-    planes = [("axial", lambda a: a[z], sy / sx), ("coronal", lambda a: a[:, y][::-1], sz / sx),
-              ("sagittal", lambda a: a[:, :, x][::-1], sz / sy)]
-    styles = ("solid", "dashed", "dotted")
-    for ax, (name, cut, aspect) in zip(axes_row, planes, strict=True):
-        ax.imshow(cut(image), cmap="gray", vmin=lo, vmax=hi, aspect=aspect, interpolation="nearest")
-        for j, m in enumerate(masks):
-            _contours(ax, cut(m), style=styles[j % 3], width=1.4 if j == 0 else 1.0)
-        ax.set_title(f"{title}  {name}".strip(), fontsize=8)
-        ax.axis("off")
-    if fig is not None:
-        handles = [plt.Line2D([], [], color="k", linestyle=styles[j % 3], label=lab)
-                   for j, lab in enumerate(labels)]
-        handles += [plt.Line2D([], [], color=CLASS_COLOURS[(c - 1) % 7], label=n)
-                    for c, n in enumerate(class_names) if c > 0]
-        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8,
-                   frameon=False)
-        fig.tight_layout(rect=(0, 0.08, 1, 1))
-    return fig
 
 
 def volume_corruption_figure(result: CaseCorruption, class_names: tuple[str, ...],

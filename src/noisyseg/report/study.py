@@ -28,8 +28,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from noisyseg.plot import CLASS_COLOURS, plot_contour_grid  # noqa: E402
 from noisyseg.report.document import Document  # noqa: E402
-from noisyseg.report.figures import CLASS_COLOURS, plot_contour_grid  # noqa: E402
 from noisyseg.report.stats import interpolated_precision, paired_test  # noqa: E402
 
 __all__ = ["study_report", "write_study_report"]

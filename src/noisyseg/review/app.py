@@ -44,7 +44,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from noisyseg.errors import NoisysegError
-from noisyseg.report import CLASS_COLOURS, display_window
+from noisyseg.plot import CLASS_COLOURS, display_window
 from noisyseg.review.audit import AuditView
 from noisyseg.review.render import LAYERS, auto_window, plane_shape, render
 from noisyseg.review.store import DecisionStore

@@ -13,7 +13,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from noisyseg.report import CLASS_COLOURS
+from noisyseg.plot import CLASS_COLOURS
 
 __all__ = ["LAYERS", "auto_window", "cut", "encode_png", "label_layer", "plane_shape", "render", "zoom"]
 
