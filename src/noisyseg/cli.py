@@ -217,11 +217,19 @@ def _train_config(options: dict[str, Any]) -> Any:
                        **{k: options[k] for k in _TRAIN_OPTIONS})
 
 
-def _case_metrics(res: dict) -> str:
-    """The per-case test metrics of a run on volumes, in one line."""
-    m = res["test"]["mean"]
-    return (f"test cases Dice {m['dice']:.4f}, HD95 {m['hd95']:.2f} mm, surface Dice "
-            f"{m['surface_dice']:.4f} at {res['test']['surface_dice_tolerance_mm']:g} mm")
+def _test_metrics(res: Any) -> str:
+    """A run's test metrics in one line (per case in mm for volumes, per image otherwise)."""
+    m, test = res.test["mean"], res.test
+    if "surface_dice_tolerance_mm" in test:
+        return (f"test cases Dice {m['dice']:.4f}, HD95 {m['hd95']:.2f} mm, surface Dice "
+                f"{m['surface_dice']:.4f} at {test['surface_dice_tolerance_mm']:g} mm")
+    return f"test Dice {m['dice']:.4f}, IoU {m['iou']:.4f}, HD95 {m['hd95']:.2f} px"
+
+
+def _print_detection(res: Any) -> None:
+    for name, m in res.detection.items():
+        console.print(f"{name}: AP {m['average_precision']:.3f}, AUROC {m['auroc']:.3f}, "
+                      f"precision {m['precision']:.3f}, recall {m['recall']:.3f}")
 
 
 @app.command()
@@ -246,22 +254,18 @@ def train(
     res = run_train(data=data, out=out, config=cfg, overwrite=overwrite, progress=progress,
                     dims=dims, slice_axis=slice_axis, slice_size=slice_size,
                     spacing=_parse_sizes(spacing, "spacing", float), tolerance=tolerance)
-    m = res["test"]["mean"]
-    if "slice_axis" in res:
-        console.print(f"[green]wrote[/] {out}: {_case_metrics(res)} "
-                      f"({res['train_seconds']:.0f} s training)")
-    else:
-        console.print(f"[green]wrote[/] {out}: test Dice {m['dice']:.4f}, IoU {m['iou']:.4f}, "
-                      f"HD95 {m['hd95']:.2f} px ({res['train_seconds']:.0f} s training)")
+    console.print(f"[green]wrote[/] {out}: {_test_metrics(res)} "
+                  f"({res.record['train_seconds']:.0f} s training)")
     _exit_if_interrupted(res)
 
 
-def _exit_if_interrupted(res: dict[str, Any]) -> None:
+def _exit_if_interrupted(res: Any) -> None:
     """Exit with status 130 (as an interrupted program does) once a run that Ctrl-C stopped
     early has written its folder with the best weights so far."""
-    if res.get("interrupted"):
+    if res.interrupted:
         console.print(f"[yellow]interrupted[/]: training stopped early; the folder holds the "
-                      f"best weights so far (epoch {res.get('best_epoch')})", soft_wrap=True)
+                      f"best weights so far (epoch {res.record.get('best_epoch')})",
+                      soft_wrap=True)
         raise typer.Exit(130)
 
 
@@ -339,11 +343,9 @@ def audit(
                            workers=workers, detector=detector[0] if detector else "expected-dice",
                            flag_rule=flag_rule, flag_value=flag_value, pseudo_labels=refurbish,
                            overwrite=overwrite, progress=progress)
-        for name, m in res["detection"].items():
-            console.print(f"{name}: AP {m['average_precision']:.3f}, AUROC {m['auroc']:.3f}, "
-                          f"precision {m['precision']:.3f}, recall {m['recall']:.3f}")
-        console.print(f"[green]wrote[/] {out}: {res['n_cases']} training cases ranked from "
-                      f"{folds}-fold out-of-fold probabilities")
+        _print_detection(res)
+        console.print(f"[green]wrote[/] {out}: {res.record['n_cases']} training cases ranked "
+                      f"from {folds}-fold out-of-fold probabilities")
         return
     rcfg = RefurbishConfig(with_detector=refurbish_with, warmup=warmup, every=every,
                            confidence=confidence, unflag=unflag, pseudo_from=pseudo_from,
@@ -354,27 +356,15 @@ def audit(
                     flag_value=flag_value, trusted=trusted, overwrite=overwrite,
                     progress=progress, dims=dims, slice_axis=slice_axis, slice_size=slice_size,
                     spacing=_parse_sizes(spacing, "spacing", float), tolerance=tolerance)
-    if res.get("trusted"):
-        t = res["trusted"]
+    if res.trusted:
+        t = res.trusted
         console.print(f"{', '.join(t['used_by'])}: calibrated on {t['n']} masks taken to be "
                       f"right ({t['source']})")
-    if not res["truth_known"]:
+    if not res.truth_known:
         console.print("no ground truth of which samples are corrupted: scores and flags only, "
                       "no detection.json")
-    else:
-        det = json.loads((out / "detection.json").read_text())["detectors"]
-        for name, m in det.items():
-            console.print(f"{name}: AP {m['average_precision']:.3f}, AUROC {m['auroc']:.3f}, "
-                          f"precision {m['precision']:.3f}, recall {m['recall']:.3f}")
-    m = res["test"]["mean"]
-    if "slice_axis" in res:
-        seen = (f"{res['n_slices']} slices along axis {res['slice_axis']}" if res["dims"] == 2
-                else f"{sum(res['n_cases'].values())} volumes on a "
-                     f"{'x'.join(map(str, res['grid']))} grid, patches of "
-                     f"{'x'.join(map(str, res['patch_size']))}")
-        console.print(f"[green]wrote[/] {out}: {seen}; {_case_metrics(res)}")
-    else:
-        console.print(f"[green]wrote[/] {out}: test Dice {m['dice']:.4f}")
+    _print_detection(res)
+    console.print(f"[green]wrote[/] {out}: {res.seen}; {_test_metrics(res)}")
     _exit_if_interrupted(res)
 
 
@@ -416,12 +406,9 @@ def rank(
                    flag_rule=flag_rule, flag_value=flag_value, temperature=temperature,
                    slice_axis=slice_axis, pseudo_labels=pseudo_labels, workers=workers,
                    overwrite=overwrite, progress=progress)
-    folds = f" from folds {', '.join(res['folds'])}" if res["folds"] else ""
-    console.print(f"ranked {res['n_cases']} cases{folds}; flagged by {res['detector']}: "
-                  f"{res['n_flagged'][res['detector']]}")
-    for name, m in res["detection"].items():
-        console.print(f"{name}: AP {m['average_precision']:.3f}, AUROC {m['auroc']:.3f}, "
-                      f"precision {m['precision']:.3f}, recall {m['recall']:.3f}")
+    primary = res.record["detector"]
+    console.print(f"ranked {res.seen}; flagged by {primary}: {res.n_flagged[primary]}")
+    _print_detection(res)
     console.print(f"[green]wrote[/] {out}")
 
 

@@ -114,15 +114,15 @@ def test_audit_outputs(tmp_path, planted):
     assert len(refurbished) == n_train
     # unsure pixels were left out of the loss but are exported with the model's label
     assert max(int(np.load(f).max()) for f in refurbished) < planted.n_classes
-    assert res["refurbish_config"]["mode"] == "ignore"
-    assert res["refurbish_dice"]["all_train_before"] <= 1.0
+    assert res.record["refurbish_config"]["mode"] == "ignore"
+    assert res.record["refurbish_dice"]["all_train_before"] <= 1.0
 
 
 def test_audit_without_truth_says_so(tmp_path):
     out = tmp_path / "aud"
     res = run_audit(data="synthetic-echo:n=20,size=32", out=out, config=_cfg(epochs=2),
                     detectors=("loss",), progress=False)
-    assert not res["truth_known"] and not (out / "detection.json").exists()
+    assert not res.truth_known and not (out / "detection.json").exists()
     assert (out / "scores.csv").exists()
 
 

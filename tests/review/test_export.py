@@ -124,7 +124,7 @@ def test_export_errors_leave_nothing_behind(audit_2d, tmp_path):
     with pytest.raises(ConfigError, match="exists and is not empty"):
         export_review(aud, out)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    with pytest.raises(DataError, match="not an audit folder"):
+    with pytest.raises(DataError, match="not a run folder"):
         export_review(src, tmp_path / "f2")
     assert not (tmp_path / "f2").exists()
     src.rename(tmp_path / "moved")

@@ -259,6 +259,7 @@ def test_a_broken_record_is_a_data_error_naming_it(audit_2d, name, text, what):
     aud = audit_2d[0]
     if name == "metrics.json":
         (aud / "rank.json").unlink()
+        _set_kind(aud, "audit")
     (aud / name).write_text(text)
     with pytest.raises(DataError, match=what) as exc:
         open_audit(aud)
@@ -288,6 +289,43 @@ def test_the_cli_says_one_line_and_exits_2(audit_2d, tmp_path):
     assert run_cli(["review", "export", str(aud), "--out", str(tmp_path / "fixed")]) == 2
 
 
+def _set_kind(aud, kind):
+    """Say in ``run.json`` that the folder holds a run of ``kind``."""
+    info = json.loads((aud / "run.json").read_text())
+    record = {"train": "metrics.json", "audit": "metrics.json"}.get(kind, "rank.json")
+    (aud / "run.json").write_text(json.dumps(info | {"kind": kind, "record": record}))
+
+
+@pytest.mark.parametrize(("text", "what"), [
+    ("{not json", "not valid JSON"), ('{"kind": "nonsense", "format_version": 1}', "kind"),
+    ('{"kind": "rank", "format_version": 99}', "newer"),
+    ('{"kind": "rank", "format_version": "1"}', "format_version"),
+    ('{"kind": "rank", "format_version": 1, "files": "scores.csv"}', "files"),
+])
+def test_a_broken_run_json_is_a_data_error_naming_it(audit_2d, text, what):
+    aud = audit_2d[0]
+    (aud / "run.json").write_text(text)
+    with pytest.raises(DataError, match=what) as exc:
+        open_audit(aud)
+    assert "run.json" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_run_json_names_the_kind_and_the_review_believes_it(audit_2d):
+    aud = audit_2d[0]
+    info = json.loads((aud / "run.json").read_text())
+    assert info["kind"] == "rank" and info["format_version"] == 1 and "scores.csv" in info["files"]
+    _set_kind(aud, "audit")  # an audit's record is metrics.json, which this folder lacks
+    with pytest.raises(DataError, match="metrics.json is missing"):
+        open_audit(aud)
+    (aud / "metrics.json").write_text("{}")
+    _set_kind(aud, "train")
+    with pytest.raises(DataError, match="training without detectors"):
+        open_audit(aud)
+    (aud / "run.json").unlink()
+    with pytest.raises(DataError, match="no run.json"):
+        open_audit(aud)
+
+
 # ------------------------------------------------------------------ 6. the model check
 def _as_audit(aud, src, check):
     """Turn the ranked folder into what ``noisyseg audit`` writes (metrics.json and
@@ -298,6 +336,7 @@ def _as_audit(aud, src, check):
     if check is not None:
         rec["model_check"] = check
     (aud / "metrics.json").write_text(json.dumps(rec))
+    _set_kind(aud, "audit")
     (aud / "pseudo_labels").mkdir()
     for p in (src / "masks").iterdir():
         shutil.copy(p, aud / "pseudo_labels" / p.name)

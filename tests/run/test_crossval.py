@@ -60,8 +60,8 @@ def test_crossval_audit_predicts_every_training_case_out_of_fold(tmp_path):
     assert sum(f["n_held_out"] for f in folds) == len(train_ids)
     scores = pd.read_csv(out / "scores.csv")
     assert set(scores["sample_id"]) == train_ids
-    assert r["truth_known"] and (out / "detection.json").exists()
-    assert len(list((out / "refurbished").iterdir())) == r["n_flagged"][r["detector"]]
+    assert r.truth_known and (out / "detection.json").exists()
+    assert len(list((out / "refurbished").iterdir())) == r.n_flagged[r.record["detector"]]
     with np.load(files[0]) as z:
         p = z["probabilities"]
     assert p.shape == (4, 32, 32) and np.allclose(p.sum(0), 1, atol=1e-5)

@@ -128,7 +128,7 @@ def test_2d_folder_with_npy_probabilities_and_the_truth(tmp_path):
     r = run_rank(data=str(src), probs=[probs], out=out, split="train", progress=False)
     det = json.loads((out / "detection.json").read_text())["detectors"]
     assert det["label-quality"]["average_precision"] == pytest.approx(1.0)
-    assert r["n_cases"] == int((ds.split == "train").sum())
+    assert r.record["n_cases"] == int((ds.split == "train").sum())
     assert (out / "suspects.png").exists()
 
 

@@ -185,7 +185,7 @@ def test_trusted_cases_are_all_their_slices(tmp_path):
     res = run_audit(data=data, out=tmp_path / "a", config=TrainConfig(epochs=1, batch_size=4,
                     threads=1, model_options={"width": 4}), detectors=["disagree"],
                     trusted=tmp_path / "ok.txt", progress=False)
-    t = res["trusted"]
+    t = res.trusted
     assert t["cases"] == sorted(val) and t["n"] == 4 * len(val)  # 4 slices per case
     assert t["source"] == f"file {tmp_path / 'ok.txt'}" and t["used_by"] == ["disagree"]
     with pytest.raises(Exception, match="trusted: .*'nope' is not in the dataset"):

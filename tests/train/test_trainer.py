@@ -95,7 +95,7 @@ def test_checkpoint_round_trip_and_run_folder(tmp_path):
     m = json.loads((run / "metrics.json").read_text())
     assert set(m["test"]["per_class"]) >= {"lv_cavity", "lv_myocardium", "left_atrium",
                                            "lv_epicardium"}
-    assert m["config"]["seed"] == 0 and res["test"]["mean"]["dice"] == m["test"]["mean"]["dice"]
+    assert m["config"]["seed"] == 0 and res.test["mean"]["dice"] == m["test"]["mean"]["dice"]
     assert m["precision"] == "fp32" and m["memory_format"] in ("channels_last", "contiguous")
     hist = pd.read_csv(run / "history.csv")
     assert list(hist.columns[:4]) == ["epoch", "train_loss", "val_dice", "images_per_s"]

@@ -10,10 +10,8 @@ of 10,000 images or 200 volumes opens in a moment.
 
 from __future__ import annotations
 
-import json
 import math
 import threading
-import warnings
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,6 +26,11 @@ from noisyseg.data._resize import restore_mask
 from noisyseg.data.io import read_image, split_suffix
 from noisyseg.data.predictions import Prediction, read_case_prediction
 from noisyseg.errors import DataError, NoisysegError
+from noisyseg.run.folder import read_booleans as _booleans
+from noisyseg.run.folder import read_json as _read_json
+from noisyseg.run.folder import read_numbers as _numbers
+from noisyseg.run.folder import read_run_json
+from noisyseg.run.folder import read_table as _read_table
 
 __all__ = ["AuditView", "open_audit"]
 
@@ -175,89 +178,6 @@ class AuditView:
                 self._loading.pop(i).set()
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    """``path``'s JSON object; DataError when unreadable, not JSON or not an object."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable ({_one_line(exc)})") from exc
-    try:
-        record = json.loads(text)
-    except RecursionError:
-        raise DataError(f"{path}: not valid JSON (nested too deep)") from None
-    except ValueError as exc:
-        raise DataError(f"{path}: not valid JSON ({_one_line(exc)})") from exc
-    if not isinstance(record, dict):
-        raise DataError(f"{path}: expected a JSON object, got {type(record).__name__}")
-    return record
-
-
-def _read_table(path: Path, columns: set[str]) -> pd.DataFrame:
-    """``path`` read as CSV (``sample_id`` and ``detector`` as text), with ``columns``."""
-    try:
-        with warnings.catch_warnings():  # a row longer than the header: an error, not a warning
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            table = pd.read_csv(path, dtype={"sample_id": str, "detector": str}, index_col=False)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: empty (no header line)") from None
-    except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError, OSError) as exc:
-        raise DataError(f"{path}: not a valid CSV file ({_one_line(exc)})") from exc
-    missing = columns - set(table.columns)
-    if missing:
-        raise DataError(f"{path}: missing columns {sorted(missing)} (has {list(table.columns)[:8]})")
-    for col in ("sample_id", "detector"):
-        if col in columns:
-            bad = table[col].isna() | (table[col].astype(str).str.strip() == "")
-            if bad.any():
-                raise DataError(f"{path}: column {col} is empty on line {int(bad.idxmax()) + 2}")
-    return table
-
-
-def _numbers(path: Path, table: pd.DataFrame, col: str, *, integer: bool = False) -> pd.Series:
-    """Column ``col`` as float64 (empty cells: NaN); DataError naming the first cell that is
-    not a number (not a finite whole number when ``integer``)."""
-    raw = table[col]
-    num = pd.to_numeric(raw, errors="coerce").astype(float)
-    bad = num.isna() & raw.notna()
-    if integer:
-        bad |= ~np.isfinite(num) | (num != np.round(num))
-    if bad.any():
-        k = bad.to_numpy().argmax()
-        what = "a whole number" if integer else "a number"
-        raise DataError(f"{path}: column {col} holds {raw.iloc[k]!r} on line {k + 2}, "
-                        f"expected {what}")
-    return num
-
-
-_TRUE = {"true", "1", "1.0", "yes"}
-_FALSE = {"false", "0", "0.0", "no"}
-
-
-def _booleans(path: Path, table: pd.DataFrame, col: str, *, missing_ok: bool) -> pd.Series:
-    """Column ``col`` as a nullable boolean (True/False, 1/0; empty cells: NA when
-    ``missing_ok``); DataError naming the first other value."""
-    out = []
-    for k, v in enumerate(table[col].tolist()):
-        if isinstance(v, bool | np.bool_):
-            out.append(bool(v))
-            continue
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            if missing_ok:
-                out.append(None)
-                continue
-        else:
-            t = str(v).strip().lower()
-            if t in _TRUE or t in _FALSE:
-                out.append(t in _TRUE)
-                continue
-        raise DataError(f"{path}: column {col} holds {v!r} on line {k + 2}, expected True or False")
-    return pd.Series(pd.array(out, dtype="boolean"), index=table.index)
-
-
 def _model_check(path: Path, value: Any) -> dict[str, Any]:
     """The record's ``model_check``, checked: ``passed`` (bool), ``message`` (str),
     ``val_dice`` and ``floor`` (numbers or null; non-finite ones become None)."""
@@ -308,14 +228,13 @@ def open_audit(folder: str | Path, *, data: str | None = None) -> AuditView:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"audit: {folder} is not a folder")
+    info = read_run_json(folder)
+    if info.kind == "train":
+        raise DataError(f"audit: {folder} holds a training without detectors (run.json: kind "
+                        f"train); review an audit: run `noisyseg audit` or `noisyseg rank`")
+    kind = "rank" if info.kind in ("rank", "folds") else "audit"
+    record_path = folder / info.record
     scores_csv = folder / "scores.csv"
-    if (folder / "rank.json").is_file():
-        kind, record_path = "rank", folder / "rank.json"
-    elif (folder / "metrics.json").is_file() and scores_csv.is_file():
-        kind, record_path = "audit", folder / "metrics.json"
-    else:
-        raise DataError(f"audit: {folder} is not an audit folder (no scores.csv with rank.json "
-                        f"or metrics.json); run `noisyseg audit` or `noisyseg rank` first")
     record = _read_json(record_path)
     if not scores_csv.is_file():
         raise DataError(f"audit: {scores_csv} is missing")

@@ -98,7 +98,7 @@ def _run(trial: TrialConfig, files: dict[str, bytes], summary: dict[str, Any]) -
     from noisyseg.corrupt import corrupt_dataset
     from noisyseg.data import CaseDataset
     from noisyseg.evaluate import dice
-    from noisyseg.run import run_session, session_summary, table_bytes
+    from noisyseg.run import encode_table, run_session, run_tables, session_summary
 
     ds = _dataset(trial.data)
     if isinstance(ds, CaseDataset):
@@ -134,7 +134,7 @@ def _run(trial: TrialConfig, files: dict[str, bytes], summary: dict[str, Any]) -
     idx, truth = session.train_idx, session.truth
     ids = [ds.sample_ids[i] for i in idx]
 
-    files |= table_bytes(session)
+    files |= {name: encode_table(name, df) for name, df in run_tables(session).items()}
     if session.scores:
         lead = session.scores[a.detectors[0]]
         top = np.argsort(-lead, kind="stable")[:6]
@@ -167,7 +167,13 @@ def _run_volumes(trial: TrialConfig, ds: Any, files: dict[str, bytes], summary: 
     from noisyseg.corrupt import corrupt_cases
     from noisyseg.data import load_dataset
     from noisyseg.evaluate import dice
-    from noisyseg.run import run_volume_session, score_table, table_bytes, volume_summary
+    from noisyseg.run import (
+        encode_table,
+        run_tables,
+        run_volume_session,
+        score_table,
+        volume_summary,
+    )
 
     with tempfile.TemporaryDirectory(prefix="noisyseg-trial-") as tmp:
         t0 = time.perf_counter()
@@ -198,12 +204,12 @@ def _run_volumes(trial: TrialConfig, ds: Any, files: dict[str, bytes], summary: 
                                 refurbish=a.refurbish_config() if a.refurbish else None,
                                 flag_rule=a.flag_rule, flag_value=a.flag_value)
         summary |= volume_summary(vs)
-        files |= table_bytes(vs.session)
+        tables = run_tables(vs.session)
         if vs.scores:
-            files["scores.csv"] = score_table(vs.case_ids, vs.scores, vs.flags,
-                                              vs.truth).to_csv(index=False).encode()
-            files["slice_scores.csv"] = vs.slice_table().to_csv(index=False).encode()
-        files["case_metrics.csv"] = vs.case_metrics_table().to_csv(index=False).encode()
+            tables["scores.csv"] = score_table(vs.case_ids, vs.scores, vs.flags, vs.truth)
+            tables["slice_scores.csv"] = vs.slice_table()
+        tables["case_metrics.csv"] = vs.case_metrics_table()
+        files |= {name: encode_table(name, df) for name, df in tables.items()}
         summary["class_names"] = list(cases.class_names)
 
 
@@ -239,7 +245,12 @@ def execute_trial(config: dict[str, Any], worker: str | None = None) -> TrialOut
                     "traceback": traceback.format_exc()}
         files = {}
     summary["trial_seconds"] = round(time.perf_counter() - t0, 2)
-    files["metrics.json"] = json.dumps(summary, indent=2, default=float).encode()
+    from noisyseg.run import encode_json, encode_run_json
+
+    files["metrics.json"] = encode_json(summary)
+    if summary["status"] == "ok":
+        files["run.json"] = encode_run_json("audit" if trial.audit.detectors else "train",
+                                            data=trial.data, files=files)
     return trial_result(trial, summary), files
 
 

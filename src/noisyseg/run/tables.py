@@ -1,5 +1,5 @@
-"""The writers of a run's output files, shared by ``noisyseg train``/``audit``, the Python API
-and the study trials (one writer per file, so the files cannot drift apart).
+"""The tables of a run, built from what it measured (written by :mod:`noisyseg.run.folder`,
+for ``noisyseg train``/``audit``/``rank``, the Python API and the study trials alike).
 
 Tables (CSV):
 
@@ -18,22 +18,21 @@ Tables (CSV):
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from noisyseg.detect import score_ranks
+from noisyseg.run.folder import TABLES
 from noisyseg.run.rank import Ranking
 from noisyseg.run.session import Session
 
 __all__ = ["CLASS_COLUMNS", "EVENT_COLUMNS", "SCORE_COLUMNS", "SLICE_COLUMNS", "ranking_tables",
-           "run_tables", "score_table", "table_bytes", "write_tables"]
+           "run_tables", "score_table"]
 
-SCORE_COLUMNS = ["sample_id", "detector", "score", "rank", "flagged", "corrupted"]
-SLICE_COLUMNS = ["sample_id", "slice", "detector", "score"]
-CLASS_COLUMNS = ["sample_id", "class", "given_voxels", "predicted_voxels", "dice", "expected_dice"]
-EVENT_COLUMNS = ["epoch", "sample_id", "action"]
+SCORE_COLUMNS = list(TABLES["scores.csv"])
+SLICE_COLUMNS = list(TABLES["slice_scores.csv"])
+CLASS_COLUMNS = list(TABLES["class_scores.csv"])
+EVENT_COLUMNS = list(TABLES["refurbish_events.csv"])
 
 
 def score_table(ids: list[str] | tuple[str, ...], scores: dict[str, np.ndarray],
@@ -78,21 +77,3 @@ def run_tables(session: Session) -> dict[str, pd.DataFrame]:
         tables["refurbish_events.csv"] = pd.DataFrame(session.refurbisher.events,
                                                       columns=EVENT_COLUMNS)
     return tables
-
-
-def table_bytes(session: Session) -> dict[str, bytes]:
-    """:func:`run_tables` as CSV bytes (what a study trial sends back to the study folder)."""
-    return {name: df.to_csv(index=False).encode() for name, df in run_tables(session).items()}
-
-
-def write_tables(run: Session | Ranking, folder: str | Path) -> list[Path]:
-    """Write a session's :func:`run_tables` (or a ranking's :func:`ranking_tables`) into
-    ``folder``; return the paths written."""
-    out = []
-    tables = (table_bytes(run) if isinstance(run, Session) else
-              {n: df.to_csv(index=False).encode() for n, df in ranking_tables(run).items()})
-    for name, data in tables.items():
-        p = Path(folder) / name
-        p.write_bytes(data)
-        out.append(p)
-    return out

@@ -1,0 +1,589 @@
+"""The runs behind ``noisyseg train``, ``audit``, ``rank`` and ``audit --folds``: each runs,
+writes its run folder (atomically, through :mod:`noisyseg.run.folder`) and returns a
+:class:`RunResult`.
+
+The Python API (:mod:`noisyseg.api`) and the CLI call these; what a folder holds is
+documented on each function and in :mod:`noisyseg.run.folder`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from noisyseg.data import CaseDataset, SegDataset, absolute_source, load_dataset, source_path
+from noisyseg.data.layouts import CaseWriter, write_labels
+from noisyseg.data.outdir import atomic_dir, check_out_dir
+from noisyseg.errors import ConfigError
+from noisyseg.plot import display_window, plot_contour_grid, plot_volume_planes, save_figure
+from noisyseg.refurbish import RefurbishConfig
+from noisyseg.run.folder import (
+    read_record,
+    write_config,
+    write_detection,
+    write_record,
+    write_run_json,
+    write_table,
+)
+from noisyseg.run.rank import Ranking, rank_predictions, read_case_prediction
+from noisyseg.run.session import run_session, session_summary
+from noisyseg.run.tables import ranking_tables, run_tables, score_table
+from noisyseg.run.volumes import run_volume_session, volume_summary
+from noisyseg.train import Callback, TrainConfig
+
+__all__ = ["DEFAULT_DETECTORS", "RunResult", "VolumeView", "audit_run", "folds_run",
+           "rank_run", "read_run", "train_run"]
+
+#: ``audit``'s detectors unless told otherwise, chosen from the detection matrix
+#: (docs/detection-matrix.md): per-sample loss ranks every error type on 30% of the masks at
+#: AP >= 0.98 and every random one on 70% at >= 0.995; ``disagree`` is the one detector that
+#: still ranks majority systematic and structural errors (AP >= 0.98 in all 18 cells), given
+#: trusted masks; VOG stays near chance in every cell. The first one picks the suspects and
+#: drives refurbishment.
+DEFAULT_DETECTORS = ("loss", "disagree")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run wrote and measured (the same for every kind of run and every dimension).
+
+    Attributes
+    ----------
+    kind : {'train', 'audit', 'rank', 'folds'}
+    folder : Path
+        The run folder.
+    data : str
+        The ``--data`` source.
+    record : dict
+        The run's record as written (``metrics.json`` or ``rank.json``): every setting and
+        measurement, for what the fields below leave out.
+    test : dict or None
+        Test metrics against the clean masks (``mean`` and ``per_class``: Dice, IoU, HD95,
+        surface Dice), per case in mm for volumes; None for a ranking.
+    detection : dict of str to dict
+        Per detector: AP, AUROC, precision, recall, F1 on the training cases (empty when the
+        dataset does not say which were corrupted).
+    n_flagged : dict of str to int
+        Per detector, the cases it flagged.
+    seen : str
+        What the network trained on, in words (``"24 images"``, ``"96 slices along axis 0"``,
+        ``"6 volumes on a 16x32x32 grid, patches of 16x32x32"``; a ranking: its folds).
+    """
+
+    kind: str
+    folder: Path
+    data: str
+    record: dict[str, Any]
+    test: dict[str, Any] | None = None
+    detection: dict[str, dict[str, Any]] = field(default_factory=dict)
+    n_flagged: dict[str, int] = field(default_factory=dict)
+    seen: str = ""
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether Ctrl-C stopped the training early (the folder holds the best weights)."""
+        return bool(self.record.get("interrupted", False))
+
+    @property
+    def truth_known(self) -> bool:
+        """Whether the dataset says which cases were corrupted (``detection`` is measured)."""
+        return bool(self.record.get("truth_known", False))
+
+    @property
+    def trusted(self) -> dict[str, Any] | None:
+        """The masks taken to be right by the methods that calibrate on them, if any."""
+        return self.record.get("trusted")
+
+
+def _flag_counts(record: dict[str, Any]) -> dict[str, int]:
+    if "n_flagged" in record:
+        return {k: int(v) for k, v in record["n_flagged"].items()}
+    return {k: int(v.get("n_flagged", 0)) for k, v in record.get("detection", {}).items()}
+
+
+def _seen(kind: str, record: dict[str, Any]) -> str:
+    if kind in ("rank", "folds"):
+        folds = record.get("folds") or []
+        plural = "s" if len(folds) > 1 else ""
+        return f"{record.get('n_cases', 0)} cases" + (
+            f" from fold{plural} {', '.join(map(str, folds))}" if folds else "")
+    if "slice_axis" not in record:
+        return "2-D images"
+    if record.get("dims") == 2:
+        return f"{record['n_slices']} slices along axis {record['slice_axis']}"
+    return (f"{sum(record['n_cases'].values())} volumes on a "
+            f"{'x'.join(map(str, record['grid']))} grid, patches of "
+            f"{'x'.join(map(str, record['patch_size']))}")
+
+
+def _result(kind: str, folder: Path, record: dict[str, Any], *, seen: str | None = None
+            ) -> RunResult:
+    return RunResult(kind=kind, folder=Path(folder), data=str(record.get("data", "")),
+                     record=record, test=record.get("test") if kind in ("train", "audit") else None,
+                     detection=dict(record.get("detection") or {}),
+                     n_flagged=_flag_counts(record), seen=seen or _seen(kind, record))
+
+
+def read_run(folder: str | Path) -> RunResult:
+    """The :class:`RunResult` of a run folder, read back from its ``run.json`` and record.
+
+    Raises
+    ------
+    DataError
+        Not a run folder, or a ``run.json`` or record that is not what noisyseg writes.
+    """
+    info, record = read_record(folder)
+    return _result(info.kind, Path(folder), record)
+
+
+@dataclass(frozen=True)
+class VolumeView:
+    """How a run sees volumes: the network's dimensions and the grid options of each."""
+
+    dims: int = 2
+    slice_axis: int = 0
+    slice_size: int | None = None
+    spacing: str | Sequence[float] | None = None
+    tolerance: float = 1.0
+
+    def options(self) -> dict[str, Any]:
+        """Keyword options of :func:`~noisyseg.run.run_volume_session` (JSON-serialisable)."""
+        return {"dims": self.dims, "slice_axis": self.slice_axis, "slice_size": self.slice_size,
+                "spacing": self.spacing if self.spacing is None or isinstance(self.spacing, str)
+                else list(self.spacing), "tolerance": self.tolerance}
+
+    def check_images(self, data: str) -> None:
+        """Refuse the volume-only options for a dataset of 2-D images."""
+        if self.dims != 2:
+            raise ConfigError(f"dims: {data} holds 2-D images; a 3-D network needs volumes")
+        if self.spacing is not None:
+            raise ConfigError(f"spacing: {data} holds 2-D images; resampling is for volumes")
+
+
+def _write_tables(folder: Path, tables: dict[str, pd.DataFrame]) -> None:
+    for name, df in tables.items():
+        write_table(folder, name, df)
+
+
+# ---------------------------------------------------------------------- train
+def train_run(*, data: str, out: str | Path, config: TrainConfig, view: VolumeView = VolumeView(),
+              overwrite: bool = False, callbacks: Sequence[Callback] = ()) -> RunResult:
+    """Train on ``data``'s training masks, evaluate on clean test masks, write a run folder.
+
+    ``out`` receives ``run.json``, ``metrics.json`` (test metrics per class and mean, config,
+    seed, timing), ``config.json``, ``history.csv`` (per epoch: train loss, val Dice,
+    images/s), ``model.pt`` (weights + config; loads with ``weights_only=True``),
+    ``predictions/`` (the test predictions, one label file per test case in the source
+    files' format, grid and geometry) and ``predictions.png``. On volumes also
+    ``case_metrics.csv`` (Dice, IoU, HD95 and surface Dice per test case, in mm).
+    """
+    inputs = [source_path(data)]
+    check_out_dir(out, overwrite=overwrite, inputs=inputs)
+    ds = load_dataset(data)
+    if isinstance(ds, CaseDataset):
+        return _train_volumes(ds, data=data, out=out, config=config, view=view,
+                              overwrite=overwrite, callbacks=callbacks)
+    view.check_images(data)
+    from noisyseg.data.folder import write_masks
+
+    session = run_session(ds, config, callbacks=callbacks)
+    record = {"data": data, "dataset": ds.summary(), **session_summary(session)}
+    test, pred, metrics = session.test_idx, session.test_pred, session.test
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
+        write_record(tmp, "metrics.json", record)
+        write_config(tmp, {"data": data, **config.to_dict()})
+        _write_tables(tmp, run_tables(session))
+        session.trainer.save(tmp / "model.pt")
+        write_masks(tmp / "predictions", ds, test, pred)
+        k = test[:8]
+        fig = plot_contour_grid(
+            ds.images[k], [ds.truth[k], pred[:8]], labels=("truth", "prediction"),
+            titles=[f"{ds.sample_ids[i]}  Dice {metrics.per_sample_dice[j]:.3f}"
+                    for j, i in enumerate(k)],
+            class_names=ds.class_names,
+            caption=f"{config.model}: test mean Dice {metrics.mean['dice']:.3f}")
+        save_figure(fig, tmp / "predictions.png")
+        write_run_json(tmp, "train", data=data)
+    return _result("train", Path(out), record, seen=f"{len(session.train_idx)} training images")
+
+
+def _train_volumes(ds: CaseDataset, *, data: str, out: str | Path, config: TrainConfig,
+                   view: VolumeView, overwrite: bool, callbacks: Sequence[Callback]) -> RunResult:
+    inputs = [source_path(data)]
+    vs = run_volume_session(ds, config, **view.options(), callbacks=callbacks)
+    session, index = vs.session, vs.index
+    record: dict[str, Any] = {"data": data, "dataset": ds.summary(), **volume_summary(vs)}
+    tables = run_tables(session)
+    tables["case_metrics.csv"] = vs.case_metrics_table()
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
+        write_record(tmp, "metrics.json", record)
+        write_config(tmp, {"data": data, **session.trainer.config.to_dict(), **view.options(),
+                           "patch_size": list(session.trainer.patch_size)})
+        _write_tables(tmp, tables)
+        session.trainer.save(tmp / "model.pt")
+        for k, i in enumerate(vs.test_cases):
+            pred = vs.test_volume(int(i))
+            write_labels(tmp / "predictions", ds, np.array([i]), [pred])
+            if k == 0:
+                truth, geom = ds.read_label(int(i), clean=True)
+                fig = plot_volume_planes(ds.read_image(int(i))[0][0], [truth, pred],
+                                         spacing=geom.spacing, labels=("truth", "prediction"),
+                                         class_names=ds.class_names,
+                                         window=display_window(ds.channel_names))
+                trainer = session.trainer
+                how = (f"on slices along axis {index.axis}" if vs.dims == 2 else
+                       f"3-D on patches of {'x'.join(map(str, trainer.patch_size))}"
+                       if trainer.patched else "3-D on whole volumes")
+                fig.suptitle(f"{config.model} {how}: test case "
+                             f"{ds.sample_ids[int(i)]}, Dice "
+                             f"{vs.test.per_sample[0]['dice']:.3f}", fontsize=9)
+                fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+                save_figure(fig, tmp / "predictions.png")
+        write_run_json(tmp, "train", data=data)
+    return _result("train", Path(out), record)
+
+
+# ---------------------------------------------------------------------- audit
+def audit_inputs(data: str, trusted: str | Path | Sequence[str] | None) -> list[Path | None]:
+    """What an audit reads: its dataset and, when ``trusted`` names a file, that file."""
+    inputs = [source_path(data)]
+    if isinstance(trusted, str | Path) and Path(trusted).is_file():
+        inputs.append(Path(trusted))
+    return inputs
+
+
+def _audit_record(data: str, flag_rule: str, flag_value: float | None,
+                  refurbish: RefurbishConfig | None, detectors: Sequence[str],
+                  summary: dict[str, Any]) -> dict[str, Any]:
+    """An audit's ``metrics.json``: its data and flag rule, the run's summary, and the
+    refurbishment settings when it refurbished."""
+    record: dict[str, Any] = {"data": data, "data_resolved": absolute_source(data),
+                              "flag_rule": flag_rule, "flag_value": flag_value,
+                              "refurbish": refurbish is not None, **summary}
+    if refurbish is not None:
+        record["refurbish_config"] = refurbish.to_dict() | {
+            "with": refurbish.with_detector or detectors[0]}
+    return record
+
+
+def audit_run(*, data: str, out: str | Path, config: TrainConfig, detectors: Sequence[str],
+              refurbish: RefurbishConfig | None = None, flag_rule: str = "mixture",
+              flag_value: float | None = None, n_suspects: int = 8,
+              trusted: str | Path | Sequence[str] | None = None, view: VolumeView = VolumeView(),
+              overwrite: bool = False, callbacks: Sequence[Callback] = ()) -> RunResult:
+    """Train once with detectors (and optionally refurbishment) attached; write an audit folder.
+
+    ``out`` receives ``run.json``, ``scores.csv`` (``sample_id, detector, score, rank,
+    flagged, corrupted``), ``score_history.csv`` (per detector and epoch),
+    ``detection.json`` (when the dataset says which cases were corrupted), ``suspects.png``
+    and ``suspects/`` (top suspects: image, given mask, prediction; volumes in three planes
+    through the worst slice), ``metrics.json`` (clean-test metrics, config),
+    ``pseudo_labels/`` (the final network's labels of every training case, what
+    ``noisyseg review`` offers in place of a given mask) and, with refurbishment,
+    ``refurbished/`` and ``refurbish_events.csv``. Volumes add ``slice_scores.csv`` and
+    ``case_metrics.csv``; their ``refurbished/`` is the whole dataset in its own layout.
+    See :func:`noisyseg.api.run_audit` for the options.
+    """
+    from noisyseg.data.folder import write_masks
+
+    inputs = audit_inputs(data, trusted)
+    check_out_dir(out, overwrite=overwrite, inputs=inputs)
+    ds = load_dataset(data)
+    if isinstance(ds, CaseDataset):
+        return _audit_volumes(ds, data=data, out=out, config=config, detectors=detectors,
+                              refurbish=refurbish, flag_rule=flag_rule, flag_value=flag_value,
+                              n_suspects=n_suspects, trusted=trusted, overwrite=overwrite,
+                              callbacks=callbacks, view=view)
+    view.check_images(data)
+    session = run_session(ds, config, detectors=detectors, refurbish=refurbish, flag_rule=flag_rule,
+                          flag_value=flag_value, trusted=trusted, callbacks=callbacks)
+    trainer, idx, truth = session.trainer, session.train_idx, session.truth
+    record = _audit_record(data, flag_rule, flag_value, refurbish, detectors,
+                           session_summary(session))
+    final = session.final_masks()
+
+    # suspects: the top of the first detector's ranking
+    top = np.argsort(-session.scores[detectors[0]], kind="stable")[:n_suspects]
+    pred_top = trainer.predict(idx[top])
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
+        _write_tables(tmp, run_tables(session))
+        if truth is not None:
+            write_detection(tmp, flag_rule=flag_rule, flag_value=flag_value,
+                            detectors=session.detection)
+        write_record(tmp, "metrics.json", record)
+        (tmp / "suspects").mkdir()
+        titles = []
+        for r, j in enumerate(top):
+            sid = ds.sample_ids[idx[j]]
+            tag = "" if truth is None else (" (corrupted)" if truth[j] else " (clean)")
+            titles.append(f"#{r + 1} {sid}{tag}")
+            fig = plot_contour_grid(ds.images[idx[j]][None].repeat(2, 0),
+                                    [np.stack([ds.masks[idx[j]], pred_top[r]])],
+                                    titles=["given mask", "model prediction"],
+                                    labels=(f"#{r + 1} {sid}{tag}",),
+                                    class_names=ds.class_names)
+            save_figure(fig, tmp / "suspects" / f"{r + 1:02d}_{sid}.png")
+        fig = plot_contour_grid(ds.images[idx[top]], [ds.masks[idx[top]], pred_top],
+                                titles=titles, labels=("given mask", "model prediction"),
+                                class_names=ds.class_names,
+                                caption=f"top suspects by {detectors[0]}")
+        save_figure(fig, tmp / "suspects.png")
+        if session.refurbisher is not None:
+            write_masks(tmp / "refurbished", ds, idx, final)
+        for s in range(0, len(idx), 256):  # the final network's labels, for `noisyseg review`
+            write_masks(tmp / "pseudo_labels", ds, idx[s:s + 256], trainer.predict(idx[s:s + 256]))
+        write_run_json(tmp, "audit", data=data)
+    return _result("audit", Path(out), record, seen=f"{len(idx)} training images")
+
+
+def _audit_volumes(ds: CaseDataset, *, data: str, out: str | Path, config: TrainConfig,
+                   detectors: Sequence[str], refurbish: RefurbishConfig | None, flag_rule: str,
+                   flag_value: float | None, n_suspects: int,
+                   trusted: str | Path | Sequence[str] | None, overwrite: bool,
+                   callbacks: Sequence[Callback], view: VolumeView) -> RunResult:
+    """:func:`audit_run` on volumes: a 2-D network on their slices or a 3-D one on patches,
+    everything per case."""
+    inputs = audit_inputs(data, trusted)
+    vs = run_volume_session(ds, config, **view.options(),
+                            detectors=detectors, refurbish=refurbish, flag_rule=flag_rule,
+                            flag_value=flag_value, trusted=trusted, callbacks=callbacks)
+    session, trainer, index = vs.session, vs.session.trainer, vs.index
+    record = _audit_record(data, flag_rule, flag_value, refurbish, detectors, volume_summary(vs))
+    tables = run_tables(session)
+    tables["scores.csv"] = score_table(vs.case_ids, vs.scores, vs.flags, vs.truth)
+    tables["slice_scores.csv"] = vs.slice_table()
+    tables["case_metrics.csv"] = vs.case_metrics_table()
+    if session.refurbisher is not None:
+        tables["refurbish_events.csv"] = vs.events_table()
+    final = session.final_masks()
+    top = np.argsort(-vs.scores[detectors[0]], kind="stable")[:n_suspects]
+    slice_scores = tables["slice_scores.csv"]
+    slice_scores = slice_scores[slice_scores["detector"] == detectors[0]]
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
+        _write_tables(tmp, tables)
+        if vs.truth is not None:
+            write_detection(tmp, flag_rule=flag_rule, flag_value=flag_value,
+                            detectors=vs.detection, slices=vs.slice_detection)
+        write_record(tmp, "metrics.json", record)
+        (tmp / "suspects").mkdir()
+        predicted: dict[int, Any] = {}  # the final network's label volumes of the top cases
+
+        def predict(i: int) -> Any:
+            return predicted.pop(i) if i in predicted else index.volume(
+                i, trainer.predict(index.slices_of(i)))
+
+        for r, j in enumerate(top):
+            i = int(vs.train_cases[j])
+            sid = ds.sample_ids[i]
+            tag = "" if vs.truth is None else (" (corrupted)" if vs.truth[j] else " (clean)")
+            title = f"#{r + 1} {sid}{tag}  {detectors[0]} {vs.scores[detectors[0]][j]:.3f}"
+            labels, geom = ds.read_label(i)
+            pred = predicted[i] = predict(i)
+            s = slice_scores.loc[slice_scores["sample_id"] == sid].sort_values("slice")["score"]
+            volume_suspect(ds, ds.read_image(i)[0][0], labels, pred, geom.spacing, s.to_numpy(),
+                           index.axis, title, tmp / "suspects" / f"{r + 1:02d}_{sid}.png")
+        # the final network's labels of every training case, for `noisyseg review`
+        for i in vs.train_cases:
+            write_labels(tmp / "pseudo_labels", ds, np.array([i]), [predict(int(i))])
+        if session.refurbisher is not None:
+            changed = {int(i): k for k, i in enumerate(vs.train_cases) if vs.refurbished[k]}
+            write_dataset(tmp / "refurbished", ds,
+                          (vs.case_volume(i, final) if i in changed else None
+                           for i in range(len(ds))),
+                          {"audit.json": {"data": data, "refurbish": record.get(
+                              "refurbish_config"), "n_refurbished_cases": len(changed)}},
+                          label="refurbished")
+        write_run_json(tmp, "audit", data=data)
+    return _result("audit", Path(out), record)
+
+
+def write_dataset(folder: Path, ds: CaseDataset, labels: Iterable[np.ndarray | None],
+                  records: dict[str, Any], *, label: str) -> None:
+    """A whole dataset in ``ds``'s own layout (nnU-Net, Decathlon or folder), trainable as it
+    is: every case's image and label, with the given label volume (one per case, in case
+    order; None keeps the case's own label) in place of its label where one is given.
+    ``manifest.csv`` says which label each case carries (``label`` or ``given``)."""
+    writer = CaseWriter(ds, folder, unchanged="given", clean=False)
+    changed = []
+    for i, lab in enumerate(labels):
+        image = ds.read_image(i)[0] if ds.generator is not None else None
+        writer.write(i, lab, ds.label_geometry(i), image)
+        changed.append(lab is not None)
+    manifest = pd.DataFrame({"sample_id": list(ds.sample_ids), "split": ds.split})
+    manifest["label"] = np.where(changed, label, "given")
+    writer.finish(manifest, records)
+
+
+def volume_suspect(ds: Any, image: Any, labels: Any, pred: Any, spacing: tuple[float, ...],
+                   slice_scores: Any, axis: int, title: str, path: Path) -> None:
+    """A suspect volume in three orthogonal planes through its worst slice (highest slice
+    score along ``axis`` among the slices where the given labels or the prediction hold a
+    structure, so the planes show one; the middle slice when no score is finite), given
+    labels against the prediction, centred in-plane on what the slice holds."""
+    s = np.asarray(slice_scores, dtype=float)
+    other = tuple(a for a in range(labels.ndim) if a != axis)
+    seen = np.any((labels > 0) | (pred > 0), axis=other)
+    if seen.any() and np.isfinite(s[seen]).any():
+        s = np.where(seen, s, np.nan)
+    worst = int(np.nanargmax(s)) if np.isfinite(s).any() else labels.shape[axis] // 2
+    fg = np.argwhere((np.take(labels, worst, axis=axis) > 0) | (np.take(pred, worst, axis=axis) > 0))
+    rest = fg.mean(0) if len(fg) else np.array([n for a, n in enumerate(labels.shape) if a != axis]) / 2
+    centre = [int(v) for v in rest]
+    centre.insert(axis, worst)
+    fig = plot_volume_planes(image, [labels, pred], spacing=spacing,
+                             labels=("given labels", "prediction"), class_names=ds.class_names,
+                             centre=tuple(centre), window=display_window(ds.channel_names))
+    fig.suptitle(f"{title}; planes through the worst slice ({worst}, axis {axis})", fontsize=9)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    save_figure(fig, path)
+
+
+# ---------------------------------------------------------------------- rankings
+def _suspect_figures(ds: SegDataset | CaseDataset, ranking: Ranking, top: np.ndarray,
+                     folder: Path) -> None:
+    """``suspects/`` (one figure per top case) and ``suspects.png`` (2-D: a grid of them):
+    the given labels against the prediction; volumes in three planes through the worst slice."""
+    (folder / "suspects").mkdir()
+    primary = ranking.primary
+    sl = ranking.slices[ranking.slices["detector"] == primary]
+    truth = ranking.truth
+    imgs, given, preds, titles = [], [], [], []
+    for r, j in enumerate(top):
+        i = int(ranking.index[j])
+        sid = ds.sample_ids[i]
+        labels, geom = ds.read_label(i)
+        pred = np.argmax(read_case_prediction(ds, i, ranking.predictions[sid], labels), axis=0)
+        image = ds.read_image(i)[0][0]
+        tag = "" if truth is None else (" (corrupted)" if truth[j] else " (clean)")
+        title = f"#{r + 1} {sid}{tag}  {primary} {ranking.scores[primary][j]:.3f}"
+        if labels.ndim == 3:
+            s = sl.loc[sl["sample_id"] == sid, "score"].to_numpy()
+            volume_suspect(ds, image, labels, pred, geom.spacing, s,
+                           ranking.config["slice_axis"], title,
+                           folder / "suspects" / f"{r + 1:02d}_{sid}.png")
+            continue
+        fig = plot_contour_grid(image[None].repeat(2, 0), [np.stack([labels, pred])],
+                                titles=["given labels", "prediction"], labels=(title,),
+                                class_names=ds.class_names)
+        save_figure(fig, folder / "suspects" / f"{r + 1:02d}_{sid}.png")
+        imgs.append(image)
+        given.append(labels)
+        preds.append(pred)
+        titles.append(title)
+    if imgs and len({a.shape for a in imgs}) == 1:
+        fig = plot_contour_grid(np.stack(imgs), [np.stack(given), np.stack(preds)], titles=titles,
+                                labels=("given labels", "prediction"), class_names=ds.class_names,
+                                caption=f"top suspects by {primary}")
+        save_figure(fig, folder / "suspects.png")
+
+
+def _write_ranking(folder: Path, ds: SegDataset | CaseDataset, ranking: Ranking,
+                   record: dict[str, Any], *, pseudo_labels: bool, n_suspects: int) -> dict[str, Any]:
+    """The audit folder of a ranking (shared by ``rank`` and ``audit --folds``): tables,
+    ``detection.json``, ``rank.json``, suspects and, with ``pseudo_labels``, ``refurbished/``.
+    Returns what ``rank.json`` holds plus the detection metrics."""
+    primary = ranking.primary
+    order = np.argsort(-ranking.scores[primary], kind="stable")
+    flagged = np.flatnonzero(ranking.flags[primary])
+    detection = ranking.detection()
+    record = {**record, **ranking.config,
+              "n_flagged": {d: int(f.sum()) for d, f in ranking.flags.items()},
+              "truth_known": ranking.truth is not None,
+              "prediction_files": {c: str(p.path.relative_to(folder))
+                                   if p.path.is_relative_to(folder) else str(p.path.resolve())
+                                   for c, p in ranking.predictions.items()},
+              "pseudo_labels": bool(pseudo_labels)}
+    _write_tables(folder, ranking_tables(ranking))
+    if detection:
+        write_detection(folder, flag_rule=ranking.config["flag_rule"],
+                        flag_value=ranking.config["flag_value"], detectors=detection)
+    write_record(folder, "rank.json", record | {"detection": detection})
+    _suspect_figures(ds, ranking, order[:n_suspects], folder)
+    if pseudo_labels:
+        masks = []
+        for j in flagged:
+            i = int(ranking.index[j])
+            labels, _ = ds.read_label(i)
+            p = read_case_prediction(ds, i, ranking.predictions[ds.sample_ids[i]], labels)
+            masks.append(np.argmax(p, axis=0).astype(np.uint8))
+        write_labels(folder / "refurbished", ds, ranking.index[flagged], masks)
+    return record | {"detection": detection}
+
+
+def rank_run(*, data: str, probs: Sequence[str | Path], out: str | Path, split: str = "all",
+             detector: str = "expected-dice", flag_rule: str = "mixture",
+             flag_value: float | None = None, temperature: float = 0.1, slice_axis: int = 0,
+             pseudo_labels: bool = False, n_suspects: int = 8, workers: int | None = None,
+             overwrite: bool = False, progress: Any = None) -> RunResult:
+    """Rank ``data``'s cases from a model's predictions (no training); write an audit folder
+    (see :func:`noisyseg.api.run_rank`). ``progress(i, n)`` is called as cases are scored."""
+    inputs = [source_path(data), *probs]
+    check_out_dir(out, overwrite=overwrite, inputs=inputs)
+    ds = load_dataset(data, lazy=True)
+    ranking = rank_predictions(ds, probs, split=split, detector=detector,
+                               flag_rule=flag_rule, flag_value=flag_value,
+                               temperature=temperature, slice_axis=slice_axis,
+                               workers=workers, progress=progress)
+    record = {"data": data, "data_resolved": absolute_source(data),
+              "probs": [str(p) for p in probs]}
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
+        record = _write_ranking(tmp, ds, ranking, record, pseudo_labels=pseudo_labels,
+                                n_suspects=n_suspects)
+        write_run_json(tmp, "rank", data=data)
+    return _result("rank", Path(out), record)
+
+
+class Executor(Protocol):
+    """What :func:`folds_run` needs of an executor (:mod:`noisyseg.study.executors`)."""
+
+    def describe(self) -> str: ...
+
+    def run(self, configs: Sequence[dict[str, Any]], job: Any
+            ) -> Iterator[tuple[dict[str, Any], tuple[dict[str, Any], dict[str, bytes]]]]: ...
+
+
+def folds_run(*, data: str, out: str | Path, config: TrainConfig, folds: int, executor: Executor,
+              detector: str = "expected-dice", flag_rule: str = "mixture",
+              flag_value: float | None = None, pseudo_labels: bool = False, n_suspects: int = 8,
+              overwrite: bool = False, progress: Any = None) -> RunResult:
+    """Audit by cross-validation (``noisyseg audit --folds K``): K networks, each predicting its
+    held-out fold on ``executor``, then a ranking of the training cases from those
+    out-of-fold probabilities (see :func:`noisyseg.api.run_crossval`). ``progress(k, K)`` is
+    called as folds finish."""
+    from noisyseg.run.crossval import fold_assignment, fold_job
+
+    inputs = [source_path(data)]
+    check_out_dir(out, overwrite=overwrite, inputs=inputs)
+    ds = load_dataset(data, volumes=False)
+    fold_assignment(len(ds.indices("train")), folds, seed=config.seed)  # validates folds
+    jobs = [{"data": data, "train": config.to_dict(), "fold": k, "folds": folds,
+             "seed": config.seed} for k in range(folds)]
+    summaries = []
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
+        for job, (res, files) in executor.run(jobs, job=fold_job):
+            if res.get("status") != "ok":
+                raise ConfigError(f"folds: fold {job['fold']} failed: {res.get('error')}")
+            fold_dir = tmp / "oof" / f"fold_{job['fold']}" / "validation"  # nnU-Net's layout
+            fold_dir.mkdir(parents=True)
+            for name, data_bytes in files.items():
+                (fold_dir / name).write_bytes(data_bytes)
+            summaries.append(res)
+            if progress is not None:
+                progress(len(summaries), folds)
+        ranking = rank_predictions(ds, [tmp / "oof"], split="train", detector=detector,
+                                   flag_rule=flag_rule, flag_value=flag_value)
+        summaries.sort(key=lambda r: r["fold"])
+        write_record(tmp, "folds.json", {"folds": folds, "seed": config.seed,
+                                         "config": config.to_dict(),
+                                         "executor": executor.describe(), "per_fold": summaries})
+        record = _write_ranking(tmp, ds, ranking, {"data": data,
+                                                   "data_resolved": absolute_source(data),
+                                                   "folds_run": folds},
+                                pseudo_labels=pseudo_labels, n_suspects=n_suspects)
+        write_run_json(tmp, "folds", data=data)
+    return _result("folds", Path(out), record)
