@@ -40,14 +40,25 @@ def test_rank_finds_the_folds_and_the_bad_case(nnunet, tmp_path):
     row = cls[(cls["sample_id"] == BAD) & (cls["class"] == "tumour")].iloc[0]
     assert row["given_voxels"] == 0 and row["predicted_voxels"] > 0 and row["dice"] == 0
     assert len(list((out / "suspects").glob("*.png"))) == N_CASES
-    # the pseudo-label of the flagged case is the model's, on the source grid and header
-    written = out / "refurbished" / f"{BAD}.nii.gz"
+    # refurbished/ is the whole nnU-Net dataset; the flagged case's label is the model's, on
+    # the source grid and header, every other case keeps its own
+    ref = out / "refurbished"
+    written = ref / "labelsTr" / f"{BAD}.nii.gz"
     src = nib.load(str(raw / "labelsTr" / f"{BAD}.nii.gz"))
     img = nib.load(str(written))
     assert np.allclose(img.affine, src.affine) and img.shape == src.shape
     assert int(img.header["sform_code"]) == 2 and img.get_data_dtype() == np.int16
     assert np.array_equal(np.asarray(img.dataobj).T, truth[BAD])
-    assert sorted(p.name for p in (out / "refurbished").iterdir()) == [f"{BAD}.nii.gz"]
+    assert (ref / "dataset.json").is_file() and len(list((ref / "imagesTr").iterdir())) == N_CASES
+    labels = sorted((ref / "labelsTr").iterdir())
+    assert len(labels) == N_CASES
+    for p in labels:
+        if p.name != f"{BAD}.nii.gz":
+            assert p.read_bytes() == (raw / "labelsTr" / p.name).read_bytes() or np.array_equal(
+                np.asarray(nib.load(str(p)).dataobj), np.asarray(nib.load(str(raw / "labelsTr" /
+                                                                            p.name)).dataobj))
+    manifest = pd.read_csv(next(ref.rglob("manifest.csv")))
+    assert manifest.loc[manifest["label"] == "refurbished", "sample_id"].tolist() == [BAD]
 
 
 def test_hard_label_maps_when_there_are_no_probabilities(nnunet, tmp_path):

@@ -31,7 +31,7 @@ from noisyseg.data.folder import write_masks
 from noisyseg.data.io import FORMATS, Geometry, split_suffix, write_image
 from noisyseg.errors import ConfigError
 
-__all__ = ["CaseWriter", "write_labels"]
+__all__ = ["CaseWriter", "write_labels", "write_refurbished"]
 
 
 def _rel(path: str, root: Path | None, default_dir: str) -> Path:
@@ -181,3 +181,39 @@ def write_labels(folder: str | Path, ds: SegDataset | CaseDataset, index: np.nda
         write_image(dst, ds.encode(m), geom, dtype=geom.dtype if geom.path else np.uint8)
         out.append(dst)
     return out
+
+
+def write_refurbished(folder: str | Path, ds: SegDataset | CaseDataset, index: np.ndarray,
+                      masks: list[np.ndarray] | np.ndarray, records: dict[str, Any]) -> Path:
+    """A dataset with the label maps of cases ``index`` replaced by ``masks``: what audit's and
+    rank's ``refurbished/`` hold.
+
+    Cases read one at a time (nnU-Net, Decathlon, a folder of volumes or files) give the
+    whole dataset in its own layout, every case's image and label, trainable as it is
+    (nnU-Net's ``dataset.json``, ``imagesTr/``, ``labelsTr/``), with ``manifest.csv`` saying
+    which label each case carries (``refurbished`` or ``given``) and ``records`` (``{file
+    name: object}``) beside it; an in-memory dataset gives the replaced mask files.
+    """
+    folder = Path(folder)
+    index = np.asarray(index, dtype=np.int64)
+    if isinstance(ds, SegDataset):
+        write_masks(folder, ds, index, np.asarray(masks))
+        return folder
+    if len(masks) != len(index):
+        raise ValueError(f"{len(masks)} masks for {len(index)} cases")
+    if np.all(np.diff(index) > 0):  # in case order: each mask is made as it is written
+        pairs = zip((int(i) for i in index), masks, strict=True)
+    else:
+        pairs = iter(sorted(((int(i), m) for i, m in zip(index, masks, strict=True)), key=lambda p: p[0]))
+    nxt = next(pairs, None)
+    writer = CaseWriter(ds, folder, unchanged="given", clean=False)
+    for i in range(len(ds)):
+        image = ds.read_image(i)[0] if ds.generator is not None else None
+        mask = None
+        if nxt is not None and nxt[0] == i:
+            mask, nxt = nxt[1], next(pairs, None)
+        writer.write(i, mask, ds.label_geometry(i), image)
+    manifest = pd.DataFrame({"sample_id": list(ds.sample_ids), "split": ds.split})
+    manifest["label"] = np.where(np.isin(np.arange(len(ds)), index), "refurbished", "given")
+    writer.finish(manifest, records)
+    return folder

@@ -8,7 +8,7 @@ documented on each function and in :mod:`noisyseg.run.folder`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from noisyseg.data import CaseDataset, SegDataset, absolute_source, load_dataset, source_path
-from noisyseg.data.layouts import CaseWriter, write_labels
+from noisyseg.data.layouts import write_labels, write_refurbished
 from noisyseg.data.outdir import atomic_dir, check_out_dir
 from noisyseg.errors import ConfigError
 from noisyseg.plot import display_window, plot_contour_grid, plot_volume_planes, save_figure
@@ -391,32 +391,27 @@ def _audit_volumes(ds: CaseDataset, *, data: str, out: str | Path, config: Train
         for i in vs.train_cases:
             write_labels(tmp / "pseudo_labels", ds, np.array([i]), [predict(int(i))])
         if session.refurbisher is not None:
-            changed = {int(i): k for k, i in enumerate(vs.train_cases) if vs.refurbished[k]}
-            write_dataset(tmp / "refurbished", ds,
-                          (vs.case_volume(i, final) if i in changed else None
-                           for i in range(len(ds))),
-                          {"audit.json": {"data": data, "refurbish": record.get(
-                              "refurbish_config"), "n_refurbished_cases": len(changed)}},
-                          label="refurbished")
+            changed = [int(i) for k, i in enumerate(vs.train_cases) if vs.refurbished[k]]
+            write_refurbished(tmp / "refurbished", ds, np.array(changed, dtype=np.int64),
+                              _Volumes(vs, final, changed),
+                              {"audit.json": {"data": data, "refurbish": record.get(
+                                  "refurbish_config"), "n_refurbished_cases": len(changed)}})
         write_run_json(tmp, "audit", data=data)
     return _result("audit", Path(out), record)
 
 
-def write_dataset(folder: Path, ds: CaseDataset, labels: Iterable[np.ndarray | None],
-                  records: dict[str, Any], *, label: str) -> None:
-    """A whole dataset in ``ds``'s own layout (nnU-Net, Decathlon or folder), trainable as it
-    is: every case's image and label, with the given label volume (one per case, in case
-    order; None keeps the case's own label) in place of its label where one is given.
-    ``manifest.csv`` says which label each case carries (``label`` or ``given``)."""
-    writer = CaseWriter(ds, folder, unchanged="given", clean=False)
-    changed = []
-    for i, lab in enumerate(labels):
-        image = ds.read_image(i)[0] if ds.generator is not None else None
-        writer.write(i, lab, ds.label_geometry(i), image)
-        changed.append(lab is not None)
-    manifest = pd.DataFrame({"sample_id": list(ds.sample_ids), "split": ds.split})
-    manifest["label"] = np.where(changed, label, "given")
-    writer.finish(manifest, records)
+class _Volumes:
+    """The refurbished label volumes of cases ``changed``, built one at a time as they are
+    written (a list of them would hold every volume in memory at once)."""
+
+    def __init__(self, vs: Any, final: np.ndarray, changed: list[int]) -> None:
+        self.vs, self.final, self.changed = vs, final, changed
+
+    def __len__(self) -> int:
+        return len(self.changed)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self.vs.case_volume(i, self.final) for i in self.changed)
 
 
 def volume_suspect(ds: Any, image: Any, labels: Any, pred: Any, spacing: tuple[float, ...],
@@ -511,7 +506,11 @@ def _write_ranking(folder: Path, ds: SegDataset | CaseDataset, ranking: Ranking,
             labels, _ = ds.read_label(i)
             p = read_case_prediction(ds, i, ranking.predictions[ds.sample_ids[i]], labels)
             masks.append(np.argmax(p, axis=0).astype(np.uint8))
-        write_labels(folder / "refurbished", ds, ranking.index[flagged], masks)
+        write_refurbished(folder / "refurbished", ds, ranking.index[flagged], masks,
+                          {"audit.json": {"data": record.get("data"), "detector": primary,
+                                          "n_refurbished_cases": len(masks),
+                                          "labels": "the argmax of each flagged case's "
+                                                    "prediction"}})
     return record | {"detection": detection}
 
 
