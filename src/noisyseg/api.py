@@ -202,7 +202,9 @@ def run_crossval(*, data: str, out: str | Path, config: TrainConfig, folds: int 
                  cpus_per_trial: int = 1, detector: str = "expected-dice",
                  flag_rule: str = "mixture", flag_value: float | None = None,
                  pseudo_labels: bool = False, n_suspects: int = 8, overwrite: bool = False,
-                 progress: bool = True) -> RunResult:
+                 progress: bool = True, dims: int = 2, slice_axis: int = 0,
+                 slice_size: int | None = None, spacing: str | Sequence[float] | None = None
+                 ) -> RunResult:
     """Audit by cross-validation: K networks, each predicting its held-out fold, then a ranking
     of the training cases from those out-of-fold probabilities (``noisyseg audit --folds K``).
 
@@ -211,6 +213,10 @@ def run_crossval(*, data: str, out: str | Path, config: TrainConfig, folds: int 
     ``oof/fold_k/validation/{case}.npz`` (the out-of-fold probabilities, laid out as nnU-Net
     writes them, so ``noisyseg rank --probs out/oof`` ranks them again with other options)
     and ``folds.json`` (per fold: cases, best epoch, validation Dice, seconds).
+
+    Volumes train each fold as :func:`run_audit` does (a 2-D network on the slices along
+    ``slice_axis``, or with ``dims=3`` a 3-D one on patches); each held-out case's
+    probabilities are written on its own grid, ``(K, *S)``.
 
     Raises
     ------
@@ -225,6 +231,7 @@ def run_crossval(*, data: str, out: str | Path, config: TrainConfig, folds: int 
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task(f"{folds} folds ({ex.describe()})", total=folds)
         return folds_run(data=data, out=out, config=config, folds=folds, executor=ex,
+                         view=VolumeView(dims, slice_axis, slice_size, spacing),
                          detector=detector, flag_rule=flag_rule, flag_value=flag_value,
                          pseudo_labels=pseudo_labels, n_suspects=n_suspects,
                          overwrite=overwrite,

@@ -342,7 +342,9 @@ def audit(
         res = run_crossval(data=data, out=out, config=cfg, folds=folds, executor=executor,
                            workers=workers, detector=detector[0] if detector else "expected-dice",
                            flag_rule=flag_rule, flag_value=flag_value, pseudo_labels=refurbish,
-                           overwrite=overwrite, progress=progress)
+                           overwrite=overwrite, progress=progress, dims=dims,
+                           slice_axis=slice_axis, slice_size=slice_size,
+                           spacing=_parse_sizes(spacing, "spacing", float))
         _print_detection(res)
         console.print(f"[green]wrote[/] {out}: {res.record['n_cases']} training cases ranked "
                       f"from {folds}-fold out-of-fold probabilities")

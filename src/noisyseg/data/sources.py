@@ -157,22 +157,14 @@ def source_path(spec: str) -> Path | None:
     return None if path is None else Path(path).expanduser()
 
 
-def load_dataset(spec: str, *, volumes: bool = True, lazy: bool = False) -> SegDataset | CaseDataset:
+def load_dataset(spec: str, *, lazy: bool = False) -> SegDataset | CaseDataset:
     """Load the dataset a source string names (see module docstring).
 
-    ``volumes=False`` (cross-validation) refuses case datasets with a clear error: it
-    runs on 2-D images for now. ``lazy=True`` reads a folder of 2-D
-    images one case at a time too (a :class:`CaseDataset` on the files' own grid, no
-    ``size``): what streaming consumers (``noisyseg rank``) want for 10,000s of images.
+    ``lazy=True`` reads a folder of 2-D images one case at a time too (a
+    :class:`CaseDataset` on the files' own grid, no ``size``): what streaming consumers
+    (``noisyseg rank``) want for 10,000s of images.
     """
-    ds = _load(spec, lazy=lazy)
-    if not volumes and isinstance(ds, CaseDataset):
-        raise ConfigError(f"data: {spec}: a {ds.layout} dataset of cases read one at a time; "
-                          f"cross-validation (audit --folds) runs on 2-D datasets "
-                          f"(synthetic-echo, CAMUS, a folder of 2-D images) for now, while "
-                          f"`noisyseg corrupt`, `rank`, `train`, `audit` and studies handle "
-                          f"this one")
-    return ds
+    return _load(spec, lazy=lazy)
 
 
 def _load(spec: str, *, lazy: bool = False) -> SegDataset | CaseDataset:

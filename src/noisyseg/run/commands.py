@@ -547,7 +547,8 @@ class Executor(Protocol):
 
 
 def folds_run(*, data: str, out: str | Path, config: TrainConfig, folds: int, executor: Executor,
-              detector: str = "expected-dice", flag_rule: str = "mixture",
+              view: VolumeView = VolumeView(), detector: str = "expected-dice",
+              flag_rule: str = "mixture",
               flag_value: float | None = None, pseudo_labels: bool = False, n_suspects: int = 8,
               overwrite: bool = False, progress: Any = None) -> RunResult:
     """Audit by cross-validation (``noisyseg audit --folds K``): K networks, each predicting its
@@ -558,10 +559,12 @@ def folds_run(*, data: str, out: str | Path, config: TrainConfig, folds: int, ex
 
     inputs = [source_path(data)]
     check_out_dir(out, overwrite=overwrite, inputs=inputs)
-    ds = load_dataset(data, volumes=False)
+    ds = load_dataset(data)
+    if not isinstance(ds, CaseDataset):
+        view.check_images(data)
     fold_assignment(len(ds.indices("train")), folds, seed=config.seed)  # validates folds
     jobs = [{"data": data, "train": config.to_dict(), "fold": k, "folds": folds,
-             "seed": config.seed} for k in range(folds)]
+             "seed": config.seed, "view": view.options()} for k in range(folds)]
     summaries = []
     with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         for job, (res, files) in executor.run(jobs, job=fold_job):
@@ -575,10 +578,11 @@ def folds_run(*, data: str, out: str | Path, config: TrainConfig, folds: int, ex
             if progress is not None:
                 progress(len(summaries), folds)
         ranking = rank_predictions(ds, [tmp / "oof"], split="train", detector=detector,
-                                   flag_rule=flag_rule, flag_value=flag_value)
+                                   flag_rule=flag_rule, flag_value=flag_value,
+                                   slice_axis=view.slice_axis)
         summaries.sort(key=lambda r: r["fold"])
         write_record(tmp, "folds.json", {"folds": folds, "seed": config.seed,
-                                         "config": config.to_dict(),
+                                         "config": config.to_dict(), "view": view.options(),
                                          "executor": executor.describe(), "per_fold": summaries})
         record = _write_ranking(tmp, ds, ranking, {"data": data,
                                                    "data_resolved": absolute_source(data),
