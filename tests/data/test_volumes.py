@@ -311,11 +311,13 @@ def test_write_folder_of_generated_data_has_no_geometry_to_keep(tmp_path):
     assert nib.load(str(tmp_path / "o" / "masks" / f"{ds.sample_ids[0]}.nii.gz")).shape == (16, 16)
 
 
-def test_cross_validation_on_volumes_is_refused_clearly(tmp_path, capsys):
-    code = run_cli(["audit", "--folds", "2", "--data", "synthetic-ct:n=4,size=32,slices=8",
-                    "--out", str(tmp_path / "t"), "--epochs", "1"])
+def test_cross_validation_refuses_volume_options_on_2d_images_clearly(tmp_path, capsys):
+    """Volumes take --folds (tests/run/test_crossval_volumes.py); 2-D images refuse what
+    only volumes have, in one line, writing nothing."""
+    code = run_cli(["audit", "--folds", "2", "--data", "synthetic-echo:n=12,size=32",
+                    "--dims", "3", "--out", str(tmp_path / "t"), "--epochs", "1"])
     err = capsys.readouterr().err.replace("\n", " ")
-    assert code == 2 and "cross-validation (audit --folds) runs on 2-D" in err
+    assert code == 2 and "dims: synthetic-echo:n=12,size=32 holds 2-D images" in err
     assert not (tmp_path / "t").exists()
 
 
