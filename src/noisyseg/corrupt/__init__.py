@@ -5,7 +5,7 @@ Public API: the error models (:func:`natural`, :func:`choppy`, :func:`random_fli
 :func:`omit`), the registry (:data:`ERROR_MODELS`, :func:`get_model`, :func:`register`),
 :func:`calibrate`, :func:`corrupt_dataset` (2-D, in memory) and :func:`corrupt_cases`
 (volumes and case layouts, streamed one case at a time). Volumes: every model applies slice
-by slice or, where it has one, in its 3-D form (:mod:`noisyseg.corrupt.volume`).
+by slice or, where it has one, in its 3-D form (:mod:`noisyseg.corrupt.volumetric`).
 :func:`grow_structures` grows or shrinks structures by a distance in mm (2-D or 3-D).
 """
 
@@ -27,7 +27,7 @@ from noisyseg.corrupt.models import (
     shift,
 )
 from noisyseg.corrupt.stream import CaseCorruption, corrupt_cases
-from noisyseg.corrupt.volume import grow_structures
+from noisyseg.corrupt.volumetric import grow_structures
 
 __all__ = [
     "ERROR_MODELS",

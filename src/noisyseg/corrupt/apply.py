@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from noisyseg._validate import check_fraction, check_seed
 from noisyseg.corrupt.calibrate import Calibration, calibrate
-from noisyseg.corrupt.models import get_model
-from noisyseg.data import SegDataset
+from noisyseg.corrupt.models import ErrorModel, get_model
+from noisyseg.data import CaseDataset, SegDataset
 from noisyseg.errors import ConfigError
 from noisyseg.evaluate import dice
 
@@ -54,6 +54,53 @@ def choose_samples(train: np.ndarray, n: int, fraction: float, seed: int
     return chosen, seeds
 
 
+class Selection(NamedTuple):
+    """A checked corruption request: its model and which samples it corrupts."""
+
+    model: ErrorModel
+    train: np.ndarray  # the training samples' indices
+    chosen: np.ndarray  # the corrupted ones (sorted)
+    seeds: list[int]  # every sample's generator seed
+
+
+def select_samples(ds: SegDataset | CaseDataset, model: str, *, strength: float | None,
+                   target_dice: float | None, fraction: float,
+                   classes: tuple[int, ...] | None, seed: int, options: dict[str, Any],
+                   mode: str | None = None) -> Selection:
+    """Check a corruption request and choose its samples (:func:`choose_samples`).
+
+    ``classes``, when given, are added to ``options`` (the model's keyword options).
+
+    Raises
+    ------
+    ConfigError
+        An unknown model or ``mode``, both or neither of ``strength`` and ``target_dice``,
+        or a ``fraction`` outside [0, 1].
+    """
+    m = get_model(model)
+    if (strength is None) == (target_dice is None):
+        raise ConfigError("strength: give exactly one of strength and target_dice")
+    if mode is not None and mode not in m.modes:
+        raise ConfigError(f"mode: {m.name} has modes {list(m.modes)}, got {mode!r}")
+    check_fraction(fraction, name="fraction")
+    if classes is not None:
+        options["classes"] = tuple(int(c) for c in classes)
+    train = ds.indices("train")
+    chosen, seeds = choose_samples(train, len(ds), fraction, seed)
+    return Selection(m, train, chosen, seeds)
+
+
+def manifest_table(ds: SegDataset | CaseDataset, model: ErrorModel, flags: np.ndarray,
+                   dices: np.ndarray, strength: float, **columns: Any) -> pd.DataFrame:
+    """One row per sample: ``sample_id, split, corrupted, dice_to_clean, model, strength``,
+    then ``columns``."""
+    return pd.DataFrame({
+        "sample_id": list(ds.sample_ids), "split": ds.split, "corrupted": flags,
+        "dice_to_clean": np.round(dices, 6), "model": np.where(flags, model.name, "none"),
+        "strength": np.where(flags, strength, 0.0), **columns,
+    })
+
+
 def corrupt_dataset(ds: SegDataset, model: str, *, strength: float | None = None,
                     target_dice: float | None = None, fraction: float = 1.0,
                     classes: tuple[int, ...] | None = None, seed: int = 0,
@@ -87,14 +134,9 @@ def corrupt_dataset(ds: SegDataset, model: str, *, strength: float | None = None
     -------
     CorruptionResult
     """
-    m = get_model(model)
-    if (strength is None) == (target_dice is None):
-        raise ConfigError("strength: give exactly one of strength and target_dice")
-    check_fraction(fraction, name="fraction")
-    if classes is not None:
-        options["classes"] = tuple(int(c) for c in classes)
-    train = ds.indices("train")
-    chosen, sample_seeds = choose_samples(train, len(ds), fraction, seed)
+    m, train, chosen, sample_seeds = select_samples(
+        ds, model, strength=strength, target_dice=target_dice, fraction=fraction,
+        classes=classes, seed=seed, options=options)
     n_bad = len(chosen)
     clean = ds.truth
     cal = None
@@ -113,11 +155,7 @@ def corrupt_dataset(ds: SegDataset, model: str, *, strength: float | None = None
     flags = np.zeros(len(ds), dtype=bool)
     flags[chosen] = True
     d = dice(masks, clean, ds.n_classes)
-    manifest = pd.DataFrame({
-        "sample_id": list(ds.sample_ids), "split": ds.split, "corrupted": flags,
-        "dice_to_clean": np.round(d, 6), "model": np.where(flags, m.name, "none"),
-        "strength": np.where(flags, float(strength), 0.0),
-    })
+    manifest = manifest_table(ds, m, flags, d, strength)
     config = {"model": m.name, "kind": m.kind, "strength": float(strength),
               "strength_unit": m.unit, "target_dice": target_dice, "fraction": fraction,
               "n_corrupted": n_bad, "n_train": int(len(train)), "seed": seed,

@@ -4,7 +4,7 @@ Every model has the signature ``fn(mask, strength, *, rng, classes=None, **optio
 
 - ``mask`` : (H, W) integer ndarray, any number of classes (0 is the background); volumes
   go through :class:`ErrorModel`, slice by slice or with the model's 3-D form
-  (:mod:`noisyseg.corrupt.volume`);
+  (:mod:`noisyseg.corrupt.volumetric`);
 - ``strength`` : float >= 0, the size of the error (its unit is in each docstring);
   ``strength == 0`` returns an unchanged copy;
 - ``rng`` : :class:`numpy.random.Generator`, the only source of randomness. The random
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -35,13 +35,22 @@ from scipy.interpolate import CubicSpline
 from noisyseg._validate import check_label_mask, check_rng
 from noisyseg.corrupt._geometry import (
     bbox,
+    class_boxes,
+    class_counts,
     compose,
-    distance_inside,
-    signed_distance,
+    compose_boxes,
+    grow,
+    grown,
+    neighbour,
+    pick_source,
+    relabel_by_depth,
     signed_distance_near,
+    target_classes,
+    union,
 )
-from noisyseg.corrupt.volume import VOLUMETRIC, slicewise
+from noisyseg.corrupt.volumetric import VOLUMETRIC, slicewise
 from noisyseg.errors import ConfigError, DataError
+from noisyseg.evaluate import signed_distance
 
 __all__ = [
     "ERROR_MODELS",
@@ -81,7 +90,7 @@ class ErrorModel:
         searches ``[0, max_strength]``); ``shape`` in mm for volumetric mode.
     volumetric : callable, optional
         The 3-D form, ``fn(mask, strength, *, rng, spacing, classes=None, **options)``
-        (:mod:`noisyseg.corrupt.volume`); without it volumes are corrupted slice by slice.
+        (:mod:`noisyseg.corrupt.volumetric`); without it volumes are corrupted slice by slice.
     volume_unit : str
         What ``strength`` measures in volumetric mode.
     """
@@ -150,7 +159,7 @@ class ErrorModel:
             In the unit of :meth:`unit_for` (pixels in 2-D and slice-wise, mm volumetric).
         rng : numpy.random.Generator
         mode : {'slicewise', 'volumetric'}, optional
-            For volumes only (see :mod:`noisyseg.corrupt.volume`); default volumetric where
+            For volumes only (see :mod:`noisyseg.corrupt.volumetric`); default volumetric where
             the model has a 3-D form, else slice-wise.
         slice_axis : int
             Slice axis for slice-wise mode (array order: 0 is z, the axial slices).
@@ -222,57 +231,6 @@ def get_model(name: str) -> ErrorModel:
                           f"{sorted(ERROR_MODELS)}") from None
 
 
-def _class_counts(mask: np.ndarray) -> np.ndarray:
-    """Pixel count per label 0..max (OpenCV's histogram is ~2x faster for uint8 masks)."""
-    if mask.dtype == np.uint8 and mask.size < 2**31:
-        flat = np.ascontiguousarray(mask).reshape(-1, mask.shape[-1])  # OpenCV: 2-D only
-        hist = cv2.calcHist([flat], [0], None, [256], [0, 256])
-        return hist.ravel()[: int(mask.max()) + 1].astype(np.int64)
-    return np.bincount(mask.ravel(), minlength=1)
-
-
-def _targets(mask: np.ndarray, classes: Sequence[int] | None,
-             counts: np.ndarray | None = None) -> list[int]:
-    if counts is None:
-        counts = _class_counts(mask)
-    present = (np.flatnonzero(counts[1:]) + 1).tolist()
-    if classes is None:
-        return present
-    wanted = {int(k) for k in classes}
-    return [c for c in present if c in wanted]
-
-
-def _class_boxes(mask: np.ndarray, classes: Sequence[int] | None) -> dict[int, tuple[slice, slice]]:
-    """Tight bounding box of each targeted class present (see :func:`_targets`).
-
-    Works inside the bounding box of all foreground first, so a structure occupying a
-    small part of the image costs little.
-    """
-    fg = bbox(mask, 0)
-    if fg is None:
-        return {}
-    crop = mask[fg]
-    out = {}
-    for c in _targets(crop, classes):
-        y, x = bbox(crop == c, 0)
-        out[c] = (slice(fg[0].start + y.start, fg[0].start + y.stop),
-                  slice(fg[1].start + x.start, fg[1].start + x.stop))
-    return out
-
-
-def _union(boxes: Iterable[tuple[slice, slice]]) -> tuple[slice, slice]:
-    """The smallest box holding all ``boxes``."""
-    bs = list(boxes)
-    return (slice(min(b[0].start for b in bs), max(b[0].stop for b in bs)),
-            slice(min(b[1].start for b in bs), max(b[1].stop for b in bs)))
-
-
-def _grown(box: tuple[slice, slice], margin: int, shape: tuple[int, ...]) -> tuple[slice, slice]:
-    """``box`` grown by ``margin`` pixels on every side, clipped to ``shape``."""
-    return (slice(max(box[0].start - margin, 0), min(box[0].stop + margin, shape[0])),
-            slice(max(box[1].start - margin, 0), min(box[1].stop + margin, shape[1])))
-
-
 def _quarter(shape: tuple[int, ...]) -> float:
     return min(shape) / 4.0
 
@@ -323,7 +281,7 @@ def natural(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     n_fine = basis.shape[0]
     # 1) components and their random curves (drawn class by class, component by component)
     comps: list[_Component] = []
-    for c, crop in _class_boxes(mask, classes).items():
+    for c, crop in class_boxes(mask, classes).items():
         n, lab, stats, centroids = cv2.connectedComponentsWithStats(
             (mask[crop] == c).view(np.uint8), connectivity=8)
         for k in range(1, n):
@@ -334,7 +292,7 @@ def natural(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
         return mask.copy()
     # 2) one working box holding every component grown by its largest offset (+ margin)
     reach = max(int(np.ceil(np.abs(cp.curve).max())) + 1 for cp in comps)
-    work = _grown(_union(cp.box for cp in comps), reach + 3, mask.shape)
+    work = grown(union(cp.box for cp in comps), reach + 3, mask.shape)
     oy, ox = work[0].start, work[1].start
     mw = mask[work]
     regions = {c: mw == c for c in dict.fromkeys(cp.cls for cp in comps)}
@@ -343,7 +301,7 @@ def natural(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
         c, lab, k, cen, curve = cp.cls, cp.lab, cp.k, cp.centroid, cp.curve
         m_off = float(np.abs(curve).max())
         cy, cx = cp.crop[0].start, cp.crop[1].start
-        by, bx = _grown(cp.box, int(np.ceil(m_off)) + 2, mask.shape)
+        by, bx = grown(cp.box, int(np.ceil(m_off)) + 2, mask.shape)
         by0, by1, bx0, bx1 = by.start, by.stop, bx.start, bx.stop
         # the class's component labels in the component's grown box (0 outside the crop)
         sub_lab = np.zeros((by1 - by0, bx1 - bx0), dtype=lab.dtype)
@@ -377,7 +335,7 @@ def _natural_radial(mask: np.ndarray, strength: float, *, rng: np.random.Generat
     n_fine = basis.shape[0]
     regions: dict[int, np.ndarray] = {}
     reach = 1
-    for c, crop in _class_boxes(mask, classes).items():
+    for c, crop in class_boxes(mask, classes).items():
         sub = np.ascontiguousarray(mask[crop] == c, dtype=np.uint8)
         contours, hierarchy = cv2.findContours(sub, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
         region = np.zeros(mask.shape, dtype=np.uint8)
@@ -459,8 +417,8 @@ def choppy(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
         raise ConfigError(f"choppy: axis must be 0 or 1, got {axis}")
     m = mask if axis == 1 else mask.T
     h, w = m.shape
-    fg = bbox(m, 0)
-    targets = [] if fg is None else _targets(m[fg], classes)
+    fg = bbox(m)
+    targets = [] if fg is None else target_classes(m[fg], classes)
     if not targets:
         return mask.copy()
     # every label change along a row ends a run of the left label and starts one of the
@@ -492,7 +450,7 @@ def choppy(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
         new = np.cumsum(acc.reshape(y1 - y0, bw), axis=1)[:, :-1] > 0
         box = (slice(y0 + r0, y1 + r0), slice(x0, x1))
         parts[c] = (box, new) if axis == 1 else (box[::-1], new.T)
-    return _compose_boxes(mask, parts, reach)
+    return compose_boxes(mask, parts, reach=reach)
 
 
 @register("random_flip", unit="probability that a foreground pixel flips", kind="random",
@@ -514,8 +472,8 @@ def random_flip(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
         raise ConfigError(f"random_flip: strength is a probability in [0, 1], got {strength}")
     # one uniform draw per pixel, as 16-bit integers: probabilities resolve to 1/65536
     u = rng.integers(0, 65536, size=mask.shape, dtype=np.uint16)
-    counts = _class_counts(mask)
-    targets = _targets(mask, classes, counts)
+    counts = class_counts(mask)
+    targets = target_classes(mask, classes, counts)
     n_bg = int(counts[0])
     out = mask.copy()
     fg = mask > 0 if len(targets) == np.count_nonzero(counts[1:]) else np.isin(mask, targets)
@@ -561,73 +519,14 @@ def boundary(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     warped = cv2.remap(mask.astype(np.uint8), xx + fx, yy + fy, interpolation=cv2.INTER_NEAREST,
                        borderMode=cv2.BORDER_REPLICATE)
-    targets = _targets(mask, classes)
-    if targets == _targets(mask, None):
+    targets = target_classes(mask, classes)
+    if targets == target_classes(mask, None):
         return warped.astype(mask.dtype)
     regions = {c: warped == c for c in targets}
     return compose(mask, regions, reach=int(np.ceil(4 * strength)) + 1)
 
 
 # ----------------------------------------------------------------------- systematic models
-def _compose_boxes(mask: np.ndarray, parts: dict[int, tuple[tuple[slice, slice], np.ndarray]],
-                   reach: int) -> np.ndarray:
-    """:func:`compose` for new regions given as ``{class: (box, region inside box)}``.
-
-    The regions are pasted into one box holding them all, grown by ``reach + 2`` (room for
-    the nearest-label search), so no full-size array is built.
-    """
-    if not parts:
-        return mask.copy()
-    work = _grown(_union(b for b, _ in parts.values()), reach + 2, mask.shape)
-    y0, x0 = work[0].start, work[1].start
-    mw = mask[work]
-    regions = {}
-    for c, (b, r) in parts.items():
-        new = mw == c  # outside the class's own box nothing changes
-        new[b[0].start - y0:b[0].stop - y0, b[1].start - x0:b[1].stop - x0] = r
-        regions[c] = new
-    return compose(mask, regions, reach=reach, box=work)
-
-
-def _grow(mask: np.ndarray, distance: float, classes: Sequence[int] | None) -> np.ndarray:
-    """Move the chosen classes' boundaries outwards by ``distance`` pixels (< 0: inwards)."""
-    parts = {}
-    margin = int(np.ceil(max(distance, 0.0))) + 2
-    for c, tight in _class_boxes(mask, classes).items():
-        box = _grown(tight, margin, mask.shape)
-        sub = mask[box] == c
-        if abs(distance) <= _DISK_MAX:  # a disk kernel: the same pixels, ~4x faster
-            disk = _disk(abs(distance) + 0.5, strict=distance >= 0)
-            if distance >= 0:
-                parts[c] = (box, cv2.dilate(sub.view(np.uint8), disk,
-                                            borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0)
-            else:
-                parts[c] = (box, cv2.erode(sub.view(np.uint8), disk,
-                                           borderType=cv2.BORDER_CONSTANT, borderValue=1) > 0)
-        elif distance >= 0:  # outside distance - 0.5 < distance
-            parts[c] = (box, sub | (distance_inside(~sub) < distance + 0.5))
-        else:  # inside distance > |distance| + 0.5
-            parts[c] = (box, distance_inside(sub) > 0.5 - distance)
-    return _compose_boxes(mask, parts, int(np.ceil(abs(distance))) + 1)
-
-
-_DISK_MAX = 8.0  # larger radii: a distance transform beats a big kernel
-
-
-@lru_cache(maxsize=64)
-def _disk(radius: float, *, strict: bool) -> np.ndarray:
-    """Kernel of the lattice offsets v with |v| < radius (``strict``) or |v| <= radius.
-
-    Erosion keeps a pixel iff no outside pixel lies within |distance| + 0.5 (<=); dilation
-    adds one iff a structure pixel lies within distance + 0.5 (<): the Euclidean
-    definitions, so the kernels give exactly the distance transform's pixels.
-    """
-    r = int(np.floor(radius))
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    d2 = (yy * yy + xx * xx).astype(np.float64)
-    return ((d2 < radius * radius) if strict else (d2 <= radius * radius)).astype(np.uint8)
-
-
 @register("dilate", unit="pixels (Euclidean dilation radius)", kind="systematic",
           max_strength=_quarter)
 def dilate(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
@@ -642,7 +541,7 @@ def dilate(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     strength : float
         Dilation radius, in pixels.
     """
-    return _grow(mask, strength, classes)
+    return grow(mask, strength, classes=classes)
 
 
 @register("erode", unit="pixels (Euclidean erosion radius)", kind="systematic",
@@ -659,7 +558,7 @@ def erode(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     strength : float
         Erosion radius, in pixels.
     """
-    return _grow(mask, -strength, classes)
+    return grow(mask, -strength, classes=classes)
 
 
 @register("shift", unit="pixels (displacement)", kind="systematic",
@@ -683,64 +582,14 @@ def shift(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     dy, dx = -np.sin(a) * strength, np.cos(a) * strength
     parts = {}
     affine = np.float32([[1, 0, dx], [0, 1, dy]])
-    for c, tight in _class_boxes(mask, classes).items():
-        box = _grown(tight, int(np.ceil(strength)) + 2, mask.shape)
+    for c, tight in class_boxes(mask, classes).items():
+        box = grown(tight, int(np.ceil(strength)) + 2, mask.shape)
         # the sign of the interpolated signed distance only needs it next to the boundary
         sdf = signed_distance_near(mask[box] == c)
         moved = cv2.warpAffine(sdf, affine, (sdf.shape[1], sdf.shape[0]),
                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         parts[c] = (box, moved < 0)
-    return _compose_boxes(mask, parts, int(np.ceil(strength)) + 1)
-
-
-def _neighbour(mask: np.ndarray, source: int) -> int:
-    """The foreground label sharing the longest boundary with ``source`` (0 if none)."""
-    box = bbox(mask == source, 1)
-    if box is None:
-        return 0
-    m = mask[box]
-    src = (m == source).view(np.uint8)
-    ring = cv2.dilate(src, np.ones((3, 3), np.uint8)).astype(bool) & (m != source)
-    counts = np.bincount(m[ring].ravel(), minlength=int(mask.max()) + 1)
-    counts[0] = 0
-    return int(counts.argmax()) if counts.any() else 0
-
-
-def _distance_from(binary: np.ndarray, src: np.ndarray) -> np.ndarray:
-    """Exact distance of each ``src`` pixel (raster order) to the nearest False of ``binary``.
-
-    Computed in ``src``'s bounding box grown by r pixels (half its smaller side) when that
-    is exact: a pixel outside the box lies more than r from every source pixel, so when each
-    source pixel finds a False pixel within r + 1 inside the box, the box's answer is the
-    image's. Otherwise the whole image is searched.
-    """
-    tight = bbox(src, 0)
-    r = min(s.stop - s.start for s in tight) // 2 + 2
-    box = bbox(src, r)
-    d = distance_inside(binary[box])[src[box]]
-    if d.size and float(d.max()) <= r + 1:
-        return d
-    return distance_inside(binary)[src]
-
-
-def _relabel_from(mask: np.ndarray, strength: float, source: int, target: int) -> np.ndarray:
-    src = mask == source
-    if not src.any():
-        return mask.copy()
-    tgt = mask == target
-    if not tgt.any():  # no target: distance from the source's own boundary
-        d = _distance_from(src, src)
-    elif target != 0:  # every target pixel lies in the box holding both: exact there
-        box = bbox(src | tgt, 0)
-        d = distance_inside(~tgt[box])[src[box]]
-    else:
-        d = _distance_from(~tgt, src)
-    limit = strength * float(d.max())
-    out = mask.copy()
-    sel = np.zeros_like(src)
-    sel[src] = d <= limit if strength < 1 else True
-    out[sel] = target
-    return out
+    return compose_boxes(mask, parts, reach=int(np.ceil(strength)) + 1)
 
 
 @register("merge", unit="fraction of the structure relabelled (0..1)", kind="structural",
@@ -765,18 +614,12 @@ def merge(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     """
     if strength > 1:
         raise ConfigError(f"merge: strength is a fraction in [0, 1], got {strength}")
-    counts = _class_counts(mask)
-    present = _targets(mask, None, counts)
-    if source is None:
-        cand = _targets(mask, classes, counts)
-        if not cand:
-            return mask.copy()
-        source = cand[0] if classes is not None else max(cand)
-    if int(source) not in present:
+    counts = class_counts(mask)
+    src = pick_source(mask, classes, source, counts=counts)
+    if src is None or src not in target_classes(mask, None, counts):
         return mask.copy()
-    if target is None:
-        target = _neighbour(mask, int(source))
-    return _relabel_from(mask, strength, int(source), int(target))
+    tgt = neighbour(mask, src, connectivity=2) if target is None else int(target)
+    return relabel_by_depth(mask, strength, src, tgt)
 
 
 @register("omit", unit="fraction of the structure removed (0..1)", kind="structural",
@@ -797,16 +640,14 @@ def omit(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     """
     if strength > 1:
         raise ConfigError(f"omit: strength is a fraction in [0, 1], got {strength}")
-    if source is None:
-        cand = _targets(mask, classes)
-        if not cand:
-            return mask.copy()
-        source = cand[0] if classes is not None else max(cand)
-    return _relabel_from(mask, strength, int(source), 0)
+    src = pick_source(mask, classes, source)
+    if src is None:
+        return mask.copy()
+    return relabel_by_depth(mask, strength, src, 0)
 
 
 def _add_volumetric() -> None:
-    """Attach the 3-D forms of :mod:`noisyseg.corrupt.volume` (random_flip is already n-D)."""
+    """Attach the 3-D forms of :mod:`noisyseg.corrupt.volumetric` (random_flip is already n-D)."""
     from dataclasses import replace
 
     forms = dict(VOLUMETRIC)

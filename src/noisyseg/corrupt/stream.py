@@ -10,10 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from noisyseg._validate import check_fraction
-from noisyseg.corrupt.apply import choose_samples
+from noisyseg.corrupt.apply import manifest_table, select_samples
 from noisyseg.corrupt.calibrate import Calibration, calibrate
-from noisyseg.corrupt.models import get_model
 from noisyseg.data.cases import CaseDataset
 from noisyseg.data.layouts import CaseWriter
 from noisyseg.errors import ConfigError
@@ -83,16 +81,9 @@ def corrupt_cases(ds: CaseDataset, model: str, out: str | Path, *, strength: flo
     -------
     CaseCorruption
     """
-    m = get_model(model)
-    if (strength is None) == (target_dice is None):
-        raise ConfigError("strength: give exactly one of strength and target_dice")
-    if mode is not None and mode not in m.modes:
-        raise ConfigError(f"mode: {m.name} has modes {list(m.modes)}, got {mode!r}")
-    check_fraction(fraction, name="fraction")
-    if classes is not None:
-        options["classes"] = tuple(int(c) for c in classes)
-    train = ds.indices("train")
-    chosen, sample_seeds = choose_samples(train, len(ds), fraction, seed)
+    m, train, chosen, sample_seeds = select_samples(
+        ds, model, strength=strength, target_dice=target_dice, fraction=fraction,
+        classes=classes, seed=seed, options=options, mode=mode)
     n_bad = len(chosen)
     first = ds.label_geometry(int(chosen[0]) if n_bad else 0)
     volume = first.ndim == 3
@@ -138,12 +129,8 @@ def corrupt_cases(ds: CaseDataset, model: str, out: str | Path, *, strength: flo
         if progress is not None:
             progress(i + 1, len(ds))
     unit = m.unit_for(eff_mode, first.ndim)
-    manifest = pd.DataFrame({
-        "sample_id": list(ds.sample_ids), "split": ds.split, "corrupted": flags,
-        "dice_to_clean": np.round(dices, 6), "model": np.where(flags, m.name, "none"),
-        "strength": np.where(flags, strength, 0.0),
-        "mode": np.where(flags, eff_mode or "2d", ""),
-    })
+    manifest = manifest_table(ds, m, flags, dices, strength,
+                              mode=np.where(flags, eff_mode or "2d", ""))
     config = {"model": m.name, "kind": m.kind, "strength": strength, "strength_unit": unit,
               "mode": eff_mode, "slice_axis": slice_axis if eff_mode == "slicewise" else None,
               "target_dice": target_dice, "fraction": fraction, "n_corrupted": n_bad,

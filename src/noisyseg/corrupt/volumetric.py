@@ -27,19 +27,28 @@ decreasing area; voxels a structure gave up take the nearest other label in the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 
-import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
-from noisyseg.corrupt._geometry import compose
+from noisyseg.corrupt._geometry import (
+    Box,
+    bbox,
+    check_spacing,
+    class_boxes,
+    compose_boxes,
+    grow,
+    grown,
+    margin_for,
+    neighbour,
+    pick_source,
+    reach_for,
+    relabel_by_depth,
+)
 from noisyseg.errors import ConfigError
 from noisyseg.evaluate import signed_distance
 
 __all__ = ["VOLUMETRIC", "grow_structures", "slicewise"]
-
-Box = tuple[slice, ...]
 
 
 def slicewise(fn: Callable[..., np.ndarray], mask: np.ndarray, strength: float, *,
@@ -65,137 +74,21 @@ def slicewise(fn: Callable[..., np.ndarray], mask: np.ndarray, strength: float, 
     return out
 
 
-# --------------------------------------------------------------------------- helpers
-def _spacing(spacing: Sequence[float] | None, ndim: int) -> np.ndarray:
-    sp = np.ones(ndim) if spacing is None else np.asarray(spacing, dtype=float)
-    if sp.shape != (ndim,) or not np.all(sp > 0):
-        raise ConfigError(f"spacing: expected {ndim} positive values (mm), got {spacing}")
-    return sp
-
-
-def _bbox(binary: np.ndarray) -> Box | None:
-    """Tight bounding box of a boolean array of any dimension, or None if empty."""
-    out = []
-    for ax in range(binary.ndim):
-        other = tuple(a for a in range(binary.ndim) if a != ax)
-        nz = np.flatnonzero(binary.any(axis=other))
-        if nz.size == 0:
-            return None
-        out.append(slice(int(nz[0]), int(nz[-1]) + 1))
-    return tuple(out)
-
-
-def _grow_box(box: Box, margin: Sequence[int], shape: tuple[int, ...]) -> Box:
-    return tuple(slice(max(b.start - m, 0), min(b.stop + m, n))
-                 for b, m, n in zip(box, margin, shape, strict=True))
-
-
-def _union(boxes: Sequence[Box]) -> Box:
-    return tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes))
-                 for a in range(len(boxes[0])))
-
-
-def _class_boxes(mask: np.ndarray, classes: Sequence[int] | None) -> dict[int, Box]:
-    fg = _bbox(mask > 0)
-    if fg is None:
-        return {}
-    crop = mask[fg]
-    present = np.flatnonzero(np.bincount(crop.ravel(), minlength=1)[1:]) + 1
-    wanted = present if classes is None else [c for c in present if c in {int(k) for k in classes}]
-    out = {}
-    for c in wanted:
-        b = _bbox(crop == c)
-        assert b is not None
-        out[int(c)] = tuple(slice(f.start + s.start, f.start + s.stop)
-                            for f, s in zip(fg, b, strict=True))
-    return out
-
-
-def _compose(mask: np.ndarray, parts: dict[int, tuple[Box, np.ndarray]], reach: int) -> np.ndarray:
-    """Paste new class regions ``{class: (box, region)}`` and re-compose slice by slice."""
-    if not parts:
-        return mask.copy()
-    work = _union([b for b, _ in parts.values()])
-    work = _grow_box(work, (0,) + (reach + 2,) * (mask.ndim - 1), mask.shape)
-    mw = mask[work]
-    regions = {}
-    for c, (b, r) in parts.items():
-        new = mw == c
-        new[tuple(slice(s.start - w.start, s.stop - w.start) for s, w in zip(b, work, strict=True))] = r
-        regions[c] = new
-    out = mask.copy()
-    ow = out[work]
-    for k in range(mw.shape[0]):
-        regs = {c: np.ascontiguousarray(r[k]) for c, r in regions.items()}
-        if all(np.array_equal(r, mw[k] == c) for c, r in regs.items()):
-            continue
-        ow[k] = compose(np.ascontiguousarray(mw[k]), regs, reach=reach)
-    return out
-
-
-def _margin(distance: float, sp: np.ndarray) -> tuple[int, ...]:
-    return tuple(int(np.ceil(abs(distance) / s)) + 2 for s in sp)
-
-
-@lru_cache(maxsize=64)
-def _ellipse(ry: float, rx: float, r: float) -> np.ndarray:
-    """In-plane kernel of offsets (i, j) with (i * ry)^2 + (j * rx)^2 <= r^2 (mm)."""
-    ni, nj = int(np.floor(r / ry + 1e-9)), int(np.floor(r / rx + 1e-9))
-    ii, jj = np.mgrid[-ni:ni + 1, -nj:nj + 1]
-    return (((ii * ry) ** 2 + (jj * rx) ** 2) <= r * r + 1e-9).astype(np.uint8)
-
-
-def _ball_morph(sub: np.ndarray, radius: float, sp: np.ndarray, *, dilate: bool,
-                edge: tuple[bool, bool]) -> np.ndarray:
-    """Dilate (or erode) a (D, H, W) boolean array by a ball of ``radius`` mm.
-
-    The ball is a stack of in-plane ellipses, one per slice offset ``dz`` (radius
-    sqrt(r^2 - (dz sz)^2)); OpenCV morphs every slice with each, and the offsets are OR-ed
-    (dilation) or AND-ed (erosion). ``edge``: whether the box's first/last slice is the
-    volume's (beyond it, erosion treats the outside as inside, as OpenCV does in-plane).
-    """
-    d = sub.shape[0]
-    nz = int(np.floor(radius / sp[0] + 1e-9))
-    u8 = np.ascontiguousarray(sub, dtype=np.uint8)
-    op = cv2.dilate if dilate else cv2.erode
-    border = 0 if dilate else 1
-    out = np.zeros(sub.shape, dtype=bool) if dilate else np.ones(sub.shape, dtype=bool)
-    for dz in range(0, nz + 1):
-        r = float(np.sqrt(max(radius * radius - (dz * sp[0]) ** 2, 0.0)))
-        k = _ellipse(float(sp[1]), float(sp[2]), r)
-        morphed = np.stack([op(u8[z], k, borderType=cv2.BORDER_CONSTANT, borderValue=border)
-                            for z in range(d)]).astype(bool)
-        for s in ((0,) if dz == 0 else (dz, -dz)):
-            shifted = np.zeros(sub.shape, dtype=bool)
-            # shifted[z] = morphed[z + s] where it exists
-            lo, hi = max(0, -s), min(d, d - s)
-            if hi > lo:
-                shifted[lo:hi] = morphed[lo + s:hi + s]
-            if not dilate:  # beyond the volume's first/last slice counts as inside
-                if s > 0 and edge[1]:
-                    shifted[max(hi, 0):] = True
-                if s < 0 and edge[0]:
-                    shifted[:min(lo, d)] = True
-            if dilate:
-                out |= shifted
-            else:
-                out &= shifted
-    return out
-
-
 # --------------------------------------------------------------------------- models
 def dilate3d(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
              spacing: Sequence[float] | None = None,
              classes: Sequence[int] | None = None) -> np.ndarray:
     """Systematic over-segmentation in 3-D: structures grow by a ball of ``strength`` mm."""
-    return _grow3d(mask, strength, _spacing(spacing, mask.ndim), classes)
+    return grow(mask, strength, spacing=check_spacing(spacing, mask.ndim), classes=classes,
+                ball=True)
 
 
 def erode3d(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
             spacing: Sequence[float] | None = None,
             classes: Sequence[int] | None = None) -> np.ndarray:
     """Systematic under-segmentation in 3-D: structures shrink by a ball of ``strength`` mm."""
-    return _grow3d(mask, -strength, _spacing(spacing, mask.ndim), classes)
+    return grow(mask, -strength, spacing=check_spacing(spacing, mask.ndim), classes=classes,
+                ball=True)
 
 
 def grow_structures(mask: np.ndarray, distance: float, *,
@@ -209,32 +102,14 @@ def grow_structures(mask: np.ndarray, distance: float, *,
     inverse of what :func:`noisyseg.evaluate.boundary_offset` measures, so moving by a
     measured offset undoes it (refurbishment's ``debias`` mode). Grown structures are
     painted over their neighbours; voxels a shrunk one gives up take the nearest other
-    label. A 2-D map ``(H, W)`` takes two spacing values.
+    label. A 2-D map ``(H, W)`` takes two spacing values and is grown as a one-slice volume.
     """
     m = np.asarray(mask)
     if m.ndim == 2:
-        sp2 = _spacing(spacing, 2)
+        sp2 = check_spacing(spacing, 2)
         return grow_structures(m[None], distance, spacing=(float(sp2.max()), *sp2),
                                classes=classes)[0]
-    sp = _spacing(spacing, m.ndim)
-    margin = _margin(max(distance, 0.0), sp)
-    parts = {}
-    for c, tight in _class_boxes(m, classes).items():
-        box = _grow_box(tight, margin, m.shape)
-        parts[c] = (box, signed_distance(m[box] == c, spacing=sp) < distance)
-    return _compose(m, parts, int(np.ceil(abs(distance) / sp[1:].min())) + 1)
-
-
-def _grow3d(mask: np.ndarray, distance: float, sp: np.ndarray,
-            classes: Sequence[int] | None) -> np.ndarray:
-    parts = {}
-    margin = _margin(max(distance, 0.0), sp)
-    for c, tight in _class_boxes(mask, classes).items():
-        box = _grow_box(tight, margin, mask.shape)
-        sub = mask[box] == c
-        edge = (box[0].start == 0, box[0].stop == mask.shape[0])
-        parts[c] = (box, _ball_morph(sub, abs(distance), sp, dilate=distance >= 0, edge=edge))
-    return _compose(mask, parts, int(np.ceil(abs(distance) / sp[1:].min())) + 1)
+    return grow(m, distance, spacing=check_spacing(spacing, m.ndim), classes=classes)
 
 
 def _unit_vector(rng: np.random.Generator, azimuth: float | None,
@@ -259,16 +134,16 @@ def shift3d(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     Direction uniform on the sphere per sample, or fixed by ``azimuth`` / ``elevation``
     (degrees) to make the error systematic. Sub-voxel shifts interpolate linearly.
     """
-    sp = _spacing(spacing, mask.ndim)
+    sp = check_spacing(spacing, mask.ndim)
     vox = _unit_vector(rng, azimuth, elevation) * strength / sp
     margin = tuple(int(np.ceil(abs(v))) + 2 for v in vox)
     parts = {}
-    for c, tight in _class_boxes(mask, classes).items():
-        box = _grow_box(tight, margin, mask.shape)
+    for c, tight in class_boxes(mask, classes).items():
+        box = grown(tight, margin, mask.shape)
         sub = (mask[box] == c).astype(np.float32)
         moved = ndi.shift(sub, vox, order=1, mode="nearest", prefilter=False)
         parts[c] = (box, moved >= 0.5)
-    return _compose(mask, parts, int(np.ceil(float(np.abs(vox[1:]).max()))) + 1)
+    return compose_boxes(mask, parts, reach=int(np.ceil(float(np.abs(vox[1:]).max()))) + 1)
 
 
 def _cubic_weights(n: int, step: float, size: int) -> np.ndarray:
@@ -314,16 +189,16 @@ def natural3d(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     random field (sd ``strength`` mm, correlation length ``scale`` mm; one field per class)."""
     if scale <= 0:
         raise ConfigError(f"natural: scale must be > 0 mm, got {scale}")
-    sp = _spacing(spacing, mask.ndim)
-    boxes = _class_boxes(mask, classes)
+    sp = check_spacing(spacing, mask.ndim)
+    boxes = class_boxes(mask, classes)
     parts = {}
     reach_mm = 4.0 * strength
     for c in sorted(boxes):
-        box = _grow_box(boxes[c], _margin(reach_mm, sp), mask.shape)
+        box = grown(boxes[c], margin_for(reach_mm, sp), mask.shape)
         field = _smooth_field(rng, mask.shape, sp, scale, box, 1)[0]
         sdf = signed_distance(mask[box] == c, spacing=sp)
         parts[c] = (box, sdf < np.clip(field * strength, -reach_mm, reach_mm))
-    return _compose(mask, parts, int(np.ceil(reach_mm / sp[1:].min())) + 1)
+    return compose_boxes(mask, parts, reach=reach_for(reach_mm, sp))
 
 
 def boundary3d(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
@@ -333,12 +208,12 @@ def boundary3d(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     per axis, correlation length ``scale`` mm) warps the label map (nearest neighbour)."""
     if scale <= 0:
         raise ConfigError(f"boundary: scale must be > 0 mm, got {scale}")
-    sp = _spacing(spacing, mask.ndim)
-    fg = _bbox(mask > 0)
+    sp = check_spacing(spacing, mask.ndim)
+    fg = bbox(mask)
     if fg is None:
         return mask.copy()
     reach_mm = 4.0 * strength
-    box = _grow_box(fg, _margin(reach_mm, sp), mask.shape)
+    box = grown(fg, margin_for(reach_mm, sp), mask.shape)
     disp = _smooth_field(rng, mask.shape, sp, scale, box, mask.ndim)
     disp = np.clip(disp * strength, -reach_mm, reach_mm) / sp.reshape((-1,) + (1,) * mask.ndim)
     grid = np.indices(disp.shape[1:], dtype=np.float32)
@@ -346,52 +221,12 @@ def boundary3d(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
         grid[ax] += box[ax].start
     warped = ndi.map_coordinates(mask, grid + disp, order=0, mode="nearest")
     out = mask.copy()
-    targets = set(_class_boxes(mask, classes))
-    if targets == set(_class_boxes(mask, None)):
+    targets = set(class_boxes(mask, classes))
+    if targets == set(class_boxes(mask, None)):
         out[box] = warped
         return out
     parts = {c: (box, warped == c) for c in targets}
-    return _compose(mask, parts, int(np.ceil(reach_mm / sp[1:].min())) + 1)
-
-
-def _depth_relabel(mask: np.ndarray, strength: float, source: int, target: int,
-                   sp: np.ndarray) -> np.ndarray:
-    src = mask == source
-    box = _bbox(src)
-    if box is None:
-        return mask.copy()
-    tgt = mask == target
-    if target != 0 and tgt.any():
-        box = _bbox(src | tgt)
-    box = _grow_box(box, (1,) * mask.ndim, mask.shape)
-    free = ~tgt[box] if tgt[box].any() else ~src[box]
-    d = ndi.distance_transform_edt(free, sampling=sp)[src[box]]
-    out = mask.copy()
-    sel = np.zeros(src[box].shape, dtype=bool)
-    sel[src[box]] = d <= strength * float(d.max()) if strength < 1 else True
-    out[box][sel] = target
-    return out
-
-
-def _neighbour3d(mask: np.ndarray, source: int) -> int:
-    box = _bbox(mask == source)
-    if box is None:
-        return 0
-    box = _grow_box(box, (1,) * mask.ndim, mask.shape)
-    m = mask[box]
-    ring = ndi.binary_dilation(m == source) & (m != source)
-    counts = np.bincount(m[ring].ravel(), minlength=int(mask.max()) + 1)
-    counts[0] = 0
-    return int(counts.argmax()) if counts.any() else 0
-
-
-def _source(mask: np.ndarray, classes: Sequence[int] | None, source: int | None) -> int | None:
-    if source is not None:
-        return int(source)
-    present = sorted(_class_boxes(mask, classes))
-    if not present:
-        return None
-    return present[0] if classes is not None else present[-1]
+    return compose_boxes(mask, parts, reach=reach_for(reach_mm, sp))
 
 
 def merge3d(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
@@ -401,11 +236,12 @@ def merge3d(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     from ``target``) is labelled ``target`` (default: the label sharing most surface)."""
     if strength > 1:
         raise ConfigError(f"merge: strength is a fraction in [0, 1], got {strength}")
-    src = _source(mask, classes, source)
+    src = pick_source(mask, classes, source)
     if src is None or not (mask == src).any():
         return mask.copy()
-    tgt = _neighbour3d(mask, src) if target is None else int(target)
-    return _depth_relabel(mask, strength, src, tgt, _spacing(spacing, mask.ndim))
+    tgt = neighbour(mask, src, connectivity=1) if target is None else int(target)
+    return relabel_by_depth(mask, strength, src, tgt, spacing=check_spacing(spacing, mask.ndim),
+                            local=True)
 
 
 def omit3d(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
@@ -415,10 +251,11 @@ def omit3d(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
     its depth (1 omits the whole structure)."""
     if strength > 1:
         raise ConfigError(f"omit: strength is a fraction in [0, 1], got {strength}")
-    src = _source(mask, classes, source)
+    src = pick_source(mask, classes, source)
     if src is None:
         return mask.copy()
-    return _depth_relabel(mask, strength, src, 0, _spacing(spacing, mask.ndim))
+    return relabel_by_depth(mask, strength, src, 0, spacing=check_spacing(spacing, mask.ndim),
+                            local=True)
 
 
 #: Volumetric implementations and their strength units, by model name.

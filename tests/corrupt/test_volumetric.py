@@ -1,4 +1,5 @@
-"""Error models on volumes: the contract over every model and mode, and hand-checked 3-D forms."""
+"""Error models on volumes (noisyseg.corrupt.volumetric): the contract over every model and
+mode, and hand-checked 3-D forms."""
 
 import numpy as np
 import pytest
