@@ -6,13 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from noisyseg._validate import check_seed, parse_classes
-from noisyseg.corrupt import CaseCorruption, CorruptionResult, corrupt_dataset
-from noisyseg.data import CaseDataset, load_dataset, source_path, write_folder
-from noisyseg.data.outdir import atomic_dir, check_out_dir
+from noisyseg.corrupt import CaseCorruption, CorruptionResult, write_corrupted
 from noisyseg.errors import ConfigError
 from noisyseg.refurbish import RefurbishConfig
-from noisyseg.report import corruption_figure
 from noisyseg.run import (
     DEFAULT_DETECTORS,
     RunResult,
@@ -46,46 +42,17 @@ def run_corrupt(*, data: str, model: str, out: str | Path, target_dice: float | 
     case at a time and written in their own layout (:class:`~noisyseg.data.layouts.CaseWriter`):
     an nnU-Net dataset stays nnU-Net-trainable, with noisyseg's records in ``noisyseg/``.
     ``mode`` / ``slice_axis`` choose slice-wise or volumetric errors. Either way ``out`` is itself
-    a valid ``--data`` source, written atomically.
+    a valid ``--data`` source, written atomically (:func:`noisyseg.corrupt.write_corrupted`).
     """
-    from noisyseg.corrupt import corrupt_cases
-    from noisyseg.report import volume_corruption_figure
+    from rich.progress import Progress
 
-    check_seed(seed)
-    inputs = [source_path(data)]
-    check_out_dir(out, overwrite=overwrite, inputs=inputs)
-    ds = load_dataset(data)
-    cls = parse_classes(classes, ds.class_names) if classes else None
-    if isinstance(ds, CaseDataset):
-        from rich.progress import Progress
-
-        with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp, Progress(disable=not progress,
-                                                                   transient=True) as bar:
-            task = bar.add_task("corrupting", total=len(ds))
-            res = corrupt_cases(ds, model, tmp, strength=strength, target_dice=target_dice,
-                                fraction=fraction, classes=cls, seed=seed, mode=mode,
-                                slice_axis=slice_axis,
-                                fmt=fmt, provenance={"data": data, "format": fmt},
-                                progress=lambda i, n: bar.update(task, completed=i),
-                                **(options or {}))
-            if figure:
-                rec = tmp / "noisyseg" if ds.layout in ("nnunet", "msd") else tmp
-                res.config["channels"] = list(ds.channel_names)
-                volume_corruption_figure(res, ds.class_names, rec / "examples.png")
-        return res
-    if mode is not None:
-        raise ConfigError(f"mode: {data} holds 2-D images; slice-wise and volumetric modes "
-                          f"apply to volumes")
-    res = corrupt_dataset(ds, model, strength=strength, target_dice=target_dice,
-                          fraction=fraction, classes=cls, seed=seed, **(options or {}))
-    record = {"config": {**res.config, "data": data, "format": fmt},
-              "calibration": res.calibration.to_dict() if res.calibration else None}
-    out = Path(out)
-    write_folder(res.dataset, out, fmt=fmt, manifest=res.manifest,
-                 extra_json={"corruption.json": record}, overwrite=overwrite,
-                 extra=(lambda tmp: corruption_figure(res, tmp / "examples.png")) if figure
-                 else None, inputs=inputs)
-    return res
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("corrupting", total=None)
+        return write_corrupted(data=data, model=model, out=out, target_dice=target_dice,
+                               strength=strength, fraction=fraction, classes=classes,
+                               options=options, seed=seed, fmt=fmt, mode=mode,
+                               slice_axis=slice_axis, overwrite=overwrite, figure=figure,
+                               progress=lambda i, n: bar.update(task, completed=i, total=n))
 
 
 def run_study(*, spec: str | Path, out: str | Path, executor: str = "local",

@@ -7,10 +7,14 @@ Public API: the error models (:func:`natural`, :func:`choppy`, :func:`random_fli
 (volumes and case layouts, streamed one case at a time). Volumes: every model applies slice
 by slice or, where it has one, in its 3-D form (:mod:`noisyseg.corrupt.volumetric`).
 :func:`grow_structures` grows or shrinks structures by a distance in mm (2-D or 3-D).
+:func:`write_corrupted` corrupts a ``--data`` source into a new dataset folder (what
+``noisyseg corrupt`` does), with its ``examples.png`` (:func:`corruption_figure`,
+:func:`volume_corruption_figure`).
 """
 
 from noisyseg.corrupt.apply import CorruptionResult, corrupt_dataset
 from noisyseg.corrupt.calibrate import Calibration, calibrate, mean_dice_at
+from noisyseg.corrupt.figures import corruption_figure, volume_corruption_figure
 from noisyseg.corrupt.models import (
     ERROR_MODELS,
     ErrorModel,
@@ -28,8 +32,12 @@ from noisyseg.corrupt.models import (
 )
 from noisyseg.corrupt.stream import CaseCorruption, corrupt_cases
 from noisyseg.corrupt.volumetric import grow_structures
+from noisyseg.corrupt.write import write_corrupted
 
 __all__ = [
+    "corruption_figure",
+    "volume_corruption_figure",
+    "write_corrupted",
     "ERROR_MODELS",
     "Calibration",
     "CaseCorruption",

@@ -5,6 +5,7 @@ Public API: :func:`plot_contour_grid`, :func:`save_figure`, :func:`corruption_fi
 :class:`Document`, :func:`study_report`, :func:`write_study_report`.
 """
 
+from noisyseg.corrupt.figures import corruption_figure, volume_corruption_figure
 from noisyseg.plot import (
     CLASS_COLOURS,
     display_window,
@@ -12,7 +13,6 @@ from noisyseg.plot import (
     plot_volume_planes,
     save_figure,
 )
-from noisyseg.report.corruption import corruption_figure, volume_corruption_figure
 from noisyseg.report.document import Document
 from noisyseg.report.stats import PairedTest, interpolated_precision, paired_test
 from noisyseg.report.study import study_report, write_study_report

@@ -1,4 +1,4 @@
-"""Figures and tables describing simulated label errors."""
+"""The ``examples.png`` of a corrupted dataset: clean against corrupted contours."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from noisyseg.corrupt import CaseCorruption, CorruptionResult
+from noisyseg.corrupt.apply import CorruptionResult
+from noisyseg.corrupt.stream import CaseCorruption
 from noisyseg.plot import (
     CLASS_COLOURS,
     display_window,
