@@ -1,7 +1,8 @@
 """An audit folder as the review sees it: the ranked cases, their images, given masks and
 pseudo-labels, read one case at a time.
 
-Works on what ``noisyseg audit`` writes (``metrics.json``, ``scores.csv``, ``pseudo_labels/``:
+Its ``run.json`` says which kind of run wrote the folder. Works on what ``noisyseg audit``
+writes (``metrics.json``, ``scores.csv``, ``pseudo_labels/``:
 the final network's labels) and on what ``noisyseg rank`` / ``audit --folds`` write
 (``rank.json``, ``scores.csv``, ``slice_scores.csv``; the pseudo-label is the argmax of the
 case's prediction file). The dataset is the one the audit recorded, read lazily, so an audit
