@@ -122,7 +122,8 @@ def run_rank(*, data: str, probs: Sequence[str | Path], out: str | Path, split: 
              detector: str = "expected-dice", flag_rule: str = "mixture",
              flag_value: float | None = None, temperature: float = 0.1, slice_axis: int = 0,
              pseudo_labels: bool = False, n_suspects: int = 8, workers: int | None = None,
-             overwrite: bool = False, progress: bool = True) -> RunResult:
+             only_predicted: bool = False, overwrite: bool = False,
+             progress: bool = True) -> RunResult:
     """Rank ``data``'s cases from a model's predictions (no training); write an audit folder.
 
     ``probs`` are folders of per-case predictions: an nnU-Net results folder (its
@@ -137,7 +138,9 @@ def run_rank(*, data: str, probs: Sequence[str | Path], out: str | Path, split: 
     corrupted), ``suspects.png`` and ``suspects/`` (worst slice of volumes in three planes),
     ``rank.json`` (config, prediction files, folds, detection) and, with ``pseudo_labels``,
     ``refurbished/``: the flagged cases' argmax labels in the source layout and geometry.
-    Nothing is written when any check fails.
+    Nothing is written when any check fails. Every case of ``split`` needs a prediction
+    (the error names the folds found and the first cases without one) unless
+    ``only_predicted`` ranks just those that have one.
 
     Returns
     -------
@@ -160,7 +163,8 @@ def run_rank(*, data: str, probs: Sequence[str | Path], out: str | Path, split: 
         return rank_run(data=data, probs=probs, out=out, split=split, detector=detector,
                         flag_rule=flag_rule, flag_value=flag_value, temperature=temperature,
                         slice_axis=slice_axis, pseudo_labels=pseudo_labels,
-                        n_suspects=n_suspects, workers=workers, overwrite=overwrite,
+                        n_suspects=n_suspects, workers=workers,
+                        only_predicted=only_predicted, overwrite=overwrite,
                         progress=lambda i, n: bar.update(task, completed=i, total=n))
 
 

@@ -396,6 +396,10 @@ def rank(
         help="Write the flagged cases' predicted labels to refurbished/ (source layout and "
              "geometry).")] = False,
     workers: Annotated[int | None, typer.Option(help="Threads reading and scoring cases.")] = None,
+    only_predicted: Annotated[bool, typer.Option(
+        "--only-predicted/--all-cases",
+        help="Rank only the cases that have a prediction (e.g. some folds still running); "
+             "default: every case of --split needs one.")] = False,
     out: Annotated[Path, typer.Option(help="Audit folder.")] = Path("runs/rank"),
     overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
 ) -> None:
@@ -407,7 +411,7 @@ def rank(
     res = run_rank(data=data, probs=probs, out=out, split=split, detector=detector,
                    flag_rule=flag_rule, flag_value=flag_value, temperature=temperature,
                    slice_axis=slice_axis, pseudo_labels=pseudo_labels, workers=workers,
-                   overwrite=overwrite, progress=progress)
+                   only_predicted=only_predicted, overwrite=overwrite, progress=progress)
     primary = res.record["detector"]
     console.print(f"ranked {res.seen}; flagged by {primary}: {res.n_flagged[primary]}")
     _print_detection(res)

@@ -85,7 +85,7 @@ def _one_line_error(args, capsys, match, out):
 
 
 @pytest.mark.parametrize(("break_it", "match"), [
-    ("missing", "no prediction for case 'case_005'"),
+    ("missing", "1 of 6 cases have no prediction ('case_005'); folds found: 0, 1"),
     ("unknown", "case 'case_999' is not in the dataset"),
     ("twice", "is also predicted in"),
     ("region", "2 classes, but the dataset has 3 (one fewer: sigmoid"),
@@ -185,3 +185,21 @@ def test_label_maps_stored_as_floats_are_label_maps(tmp_path):
     probs = read_prediction(p, n_classes=3, shape=(5, 6))
     assert probs.shape == (3, 5, 6) and np.array_equal(probs.argmax(0), lab.astype(int))
     assert np.array_equal(probs.sum(0), np.ones((5, 6)))
+
+
+def test_a_missing_fold_is_named_and_only_predicted_ranks_the_rest(nnunet, tmp_path, capsys):
+    raw, res, _ = nnunet
+    import shutil
+
+    shutil.rmtree(res / "fold_1")  # a fold still training: its cases have no prediction
+    args = ["rank", "--data", f"nnunet:{raw}", "--probs", str(res), "--no-progress"]
+    assert run_cli([*args, "--out", str(tmp_path / "a")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "folds found: 0;" in err and "--only-predicted" in err and "case_" in err
+    assert not (tmp_path / "a").exists()
+    assert run_cli([*args, "--only-predicted", "--out", str(tmp_path / "b")]) == 0
+    info = json.loads((tmp_path / "b" / "rank.json").read_text())
+    fold0 = {p.stem.split(".")[0] for p in (res / "fold_0" / "validation").glob("*.npz")}
+    assert info["only_predicted"] and info["n_cases"] == len(fold0) < N_CASES
+    scores = pd.read_csv(tmp_path / "b" / "scores.csv")
+    assert set(scores["sample_id"]) == fold0

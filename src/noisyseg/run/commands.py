@@ -518,7 +518,8 @@ def rank_run(*, data: str, probs: Sequence[str | Path], out: str | Path, split: 
              detector: str = "expected-dice", flag_rule: str = "mixture",
              flag_value: float | None = None, temperature: float = 0.1, slice_axis: int = 0,
              pseudo_labels: bool = False, n_suspects: int = 8, workers: int | None = None,
-             overwrite: bool = False, progress: Any = None) -> RunResult:
+             only_predicted: bool = False, overwrite: bool = False,
+             progress: Any = None) -> RunResult:
     """Rank ``data``'s cases from a model's predictions (no training); write an audit folder
     (see :func:`noisyseg.api.run_rank`). ``progress(i, n)`` is called as cases are scored."""
     inputs = [source_path(data), *probs]
@@ -527,7 +528,8 @@ def rank_run(*, data: str, probs: Sequence[str | Path], out: str | Path, split: 
     ranking = rank_predictions(ds, probs, split=split, detector=detector,
                                flag_rule=flag_rule, flag_value=flag_value,
                                temperature=temperature, slice_axis=slice_axis,
-                               workers=workers, progress=progress)
+                               workers=workers, only_predicted=only_predicted,
+                               progress=progress)
     record = {"data": data, "data_resolved": absolute_source(data),
               "probs": [str(p) for p in probs]}
     with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:

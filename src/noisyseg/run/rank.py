@@ -8,6 +8,7 @@ number of cases, and the flag rules of the in-training detectors apply unchanged
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,8 @@ from noisyseg.detect.probs import PROB_DETECTORS, CaseScores, case_scores
 from noisyseg.errors import ConfigError, DataError
 
 __all__ = ["RANK_SPLITS", "Ranking", "rank_predictions", "read_case_prediction"]
+
+log = logging.getLogger(__name__)
 
 #: Which cases :func:`rank_predictions` ranks: every labelled case, or one split.
 RANK_SPLITS = ("all", "train", "val", "test")
@@ -88,8 +91,12 @@ def _match(ds: SegDataset | CaseDataset, predictions: Mapping[str, Prediction],
                         f"predicted?)")
     missing = [ds.sample_ids[i] for i in index if ds.sample_ids[i] not in predictions]
     if missing:
-        raise DataError(f"probs: no prediction for case {missing[0]!r} ({len(missing)} of "
-                        f"{len(index)} cases have none); every ranked case needs exactly one")
+        folds = sorted({p.fold for p in predictions.values() if p.fold is not None})
+        found = (f"folds found: {', '.join(folds)}" if folds else "no fold folders found")
+        first = ", ".join(repr(m) for m in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise DataError(f"probs: {len(missing)} of {len(index)} cases have no prediction "
+                        f"({first}); {found}; every ranked case needs one (--only-predicted "
+                        f"ranks just the cases that have one)")
 
 
 def rank_predictions(ds: SegDataset | CaseDataset,
@@ -97,6 +104,7 @@ def rank_predictions(ds: SegDataset | CaseDataset,
                      split: str = "all", detector: str = "expected-dice",
                      flag_rule: str = "mixture", flag_value: float | None = None,
                      temperature: float = 0.1, slice_axis: int = 0, workers: int | None = None,
+                     only_predicted: bool = False,
                      progress: Callable[[int, int], None] | None = None) -> Ranking:
     """Score every case of ``split`` from its predicted probabilities and flag suspects.
 
@@ -123,6 +131,9 @@ def rank_predictions(ds: SegDataset | CaseDataset,
     workers : int, optional
         Threads reading and scoring cases (reading and NumPy release the GIL); default: the
         CPUs available, at most 4. Each holds one case at a time.
+    only_predicted : bool
+        Rank only the cases of ``split`` that have a prediction (the others are left out,
+        and the log says how many); default: every case needs one.
     progress : callable, optional
         ``progress(done, total)`` after each case.
 
@@ -146,6 +157,15 @@ def rank_predictions(ds: SegDataset | CaseDataset,
     if len(index) == 0:
         raise DataError(f"split: the dataset has no {split!r} cases")
     preds = dict(probs) if isinstance(probs, Mapping) else find_predictions(list(probs))
+    if only_predicted:
+        have = np.array([ds.sample_ids[i] in preds for i in index], dtype=bool)
+        if not have.any():
+            raise DataError(f"probs: none of the {len(index)} cases of split {split!r} has a "
+                            f"prediction")
+        if not have.all():
+            log.warning("ranking the %d of %d cases that have a prediction (%d left out)",
+                        int(have.sum()), len(index), int((~have).sum()))
+        index = index[have]
     _match(ds, preds, index)
     n_workers = workers or min(4, len(os.sched_getaffinity(0)))
 
@@ -186,7 +206,8 @@ def rank_predictions(ds: SegDataset | CaseDataset,
     folds = sorted({p.fold for p in preds.values() if p.fold is not None})
     config = {"split": split, "detector": detector, "flag_rule": flag_rule,
               "flag_value": flag_value, "temperature": temperature, "slice_axis": slice_axis,
-              "n_cases": len(ids), "folds": folds, "source": ds.source}
+              "n_cases": len(ids), "folds": folds, "source": ds.source,
+              "only_predicted": bool(only_predicted)}
     return Ranking(index=np.asarray(index), case_ids=ids, scores=scores, flags=flags,
                    truth=truth, slices=slices, classes=classes,
                    predictions={c: preds[c] for c in ids}, config=config)
