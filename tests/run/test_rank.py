@@ -61,7 +61,7 @@ def test_rank_finds_the_folds_and_the_bad_case(nnunet, tmp_path):
     assert manifest.loc[manifest["label"] == "refurbished", "sample_id"].tolist() == [BAD]
 
 
-def test_hard_label_maps_when_there_are_no_probabilities(nnunet, tmp_path):
+def test_hard_label_maps_when_there_are_no_probabilities(nnunet, tmp_path, caplog):
     raw, res, _ = nnunet
     seg = tmp_path / "segs"
     seg.mkdir()
@@ -74,6 +74,11 @@ def test_hard_label_maps_when_there_are_no_probabilities(nnunet, tmp_path):
              progress=False)
     scores = pd.read_csv(out / "scores.csv")
     assert scores[scores["detector"] == "dice"].sort_values("rank")["sample_id"].iloc[0] == BAD
+    # said, not silent: in the log and in rank.json (probabilities give 0 there)
+    assert f"{N_CASES} of {N_CASES} predictions are hard label maps" in caplog.text
+    assert json.loads((out / "rank.json").read_text())["hard_label_predictions"] == N_CASES
+    run_rank(data=f"nnunet:{raw}", probs=[res], out=tmp_path / "soft", progress=False)
+    assert json.loads((tmp_path / "soft" / "rank.json").read_text())["hard_label_predictions"] == 0
 
 
 def _one_line_error(args, capsys, match, out):

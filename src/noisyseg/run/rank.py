@@ -169,20 +169,27 @@ def rank_predictions(ds: SegDataset | CaseDataset,
     _match(ds, preds, index)
     n_workers = workers or min(4, len(os.sched_getaffinity(0)))
 
-    def one(i: int) -> CaseScores:
+    def one(i: int) -> tuple[CaseScores, bool]:
         labels, _ = ds.read_label(int(i))
         p = read_case_prediction(ds, int(i), preds[ds.sample_ids[i]], labels)
-        return case_scores(labels, p, slice_axis=slice_axis, temperature=temperature)
+        hard = bool(np.all((p == 0) | (p == 1)))  # a label map, one-hot: no probabilities
+        return case_scores(labels, p, slice_axis=slice_axis, temperature=temperature), hard
 
     results: list[CaseScores] = []
+    n_hard = 0
     pool = ThreadPoolExecutor(max_workers=max(1, n_workers))
     try:
-        for done, res in enumerate(pool.map(one, index), start=1):
+        for done, (res, hard) in enumerate(pool.map(one, index), start=1):
             results.append(res)
+            n_hard += hard
             if progress is not None:
                 progress(done, len(index))
     finally:  # a bad case stops the ranking at once, not after every queued case
         pool.shutdown(wait=True, cancel_futures=True)
+    if n_hard:
+        log.warning("%d of %d predictions are hard label maps, not probabilities: their scores "
+                    "come from hard labels (expected-dice equals dice, label-quality is coarse); "
+                    "nnU-Net writes probabilities with --npz", n_hard, len(index))
     ids = tuple(ds.sample_ids[i] for i in index)
     table = np.stack([r.scores for r in results])
     scores = {d: table[:, j] for j, d in enumerate(PROB_DETECTORS)}
@@ -207,7 +214,7 @@ def rank_predictions(ds: SegDataset | CaseDataset,
     config = {"split": split, "detector": detector, "flag_rule": flag_rule,
               "flag_value": flag_value, "temperature": temperature, "slice_axis": slice_axis,
               "n_cases": len(ids), "folds": folds, "source": ds.source,
-              "only_predicted": bool(only_predicted)}
+              "only_predicted": bool(only_predicted), "hard_label_predictions": int(n_hard)}
     return Ranking(index=np.asarray(index), case_ids=ids, scores=scores, flags=flags,
                    truth=truth, slices=slices, classes=classes,
                    predictions={c: preds[c] for c in ids}, config=config)
