@@ -99,6 +99,17 @@ def _match(ds: SegDataset | CaseDataset, predictions: Mapping[str, Prediction],
                         f"ranks just the cases that have one)")
 
 
+def _one_hot(p: np.ndarray, *, chunk: int = 4096) -> bool:
+    """Whether probabilities are all 0 or 1 (a hard label map read as one-hot). Read in
+    chunks that stop at the first other value, so a real softmax costs a chunk or two."""
+    flat = p.reshape(-1)
+    for s in range(0, flat.size, chunk):
+        c = flat[s:s + chunk]
+        if np.any((c != 0) & (c != 1)):
+            return False
+    return True
+
+
 def rank_predictions(ds: SegDataset | CaseDataset,
                      probs: Sequence[str | Path] | Mapping[str, Prediction], *,
                      split: str = "all", detector: str = "expected-dice",
@@ -172,8 +183,7 @@ def rank_predictions(ds: SegDataset | CaseDataset,
     def one(i: int) -> tuple[CaseScores, bool]:
         labels, _ = ds.read_label(int(i))
         p = read_case_prediction(ds, int(i), preds[ds.sample_ids[i]], labels)
-        hard = bool(np.all((p == 0) | (p == 1)))  # a label map, one-hot: no probabilities
-        return case_scores(labels, p, slice_axis=slice_axis, temperature=temperature), hard
+        return case_scores(labels, p, slice_axis=slice_axis, temperature=temperature), _one_hot(p)
 
     results: list[CaseScores] = []
     n_hard = 0
