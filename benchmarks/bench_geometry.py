@@ -41,13 +41,10 @@ USERS = {"bbox": ["dilate", "erode", "shift", "merge", "omit"],
 
 def _bbox_nd(binary: np.ndarray, margin: Any = 0) -> Any:
     b = np.asarray(binary)
-    axes = []
-    for ax in range(b.ndim):
-        nz = np.flatnonzero(b.any(axis=tuple(a for a in range(b.ndim) if a != ax)))
-        if nz.size == 0:
-            return None
-        axes.append(slice(int(nz[0]), int(nz[-1]) + 1))
-    return geometry.grown(tuple(axes), margin, b.shape) if margin else tuple(axes)
+    tight = geometry.tight_box(b)
+    if tight is None:
+        return None
+    return geometry.grown(tight, margin, b.shape) if margin else tight
 
 
 def _distance_inside_nd(binary: np.ndarray, *, spacing: Any = None, precise: bool = True) -> np.ndarray:

@@ -292,8 +292,9 @@ def test_the_cli_says_one_line_and_exits_2(audit_2d, tmp_path):
 def _set_kind(aud, kind):
     """Say in ``run.json`` that the folder holds a run of ``kind``."""
     info = json.loads((aud / "run.json").read_text())
-    record = {"train": "metrics.json", "audit": "metrics.json"}.get(kind, "rank.json")
-    (aud / "run.json").write_text(json.dumps(info | {"kind": kind, "record": record}))
+    from noisyseg.run import RECORDS
+
+    (aud / "run.json").write_text(json.dumps(info | {"kind": kind, "record": RECORDS[kind]}))
 
 
 @pytest.mark.parametrize(("text", "what"), [

@@ -76,6 +76,19 @@ def grown(box: Box, margin: int | Sequence[int], shape: tuple[int, ...]) -> Box:
                   for b, m, n in zip(box, margin, shape, strict=True)])
 
 
+def tight_box(binary: np.ndarray) -> Box | None:
+    """Bounding box of ``binary``'s non-zero elements in any dimension (numpy), or None if
+    there are none; :func:`bbox` takes OpenCV's faster path for 2-D maps."""
+    b = np.asarray(binary)
+    axes = []
+    for ax in range(b.ndim):
+        nz = np.flatnonzero(b.any(axis=tuple(a for a in range(b.ndim) if a != ax)))
+        if nz.size == 0:
+            return None
+        axes.append(slice(int(nz[0]), int(nz[-1]) + 1))
+    return tuple(axes)
+
+
 def bbox(binary: np.ndarray, margin: int | Sequence[int] = 0) -> Box | None:
     """Bounding box of ``binary``'s non-zero elements grown by ``margin`` (clipped), or None
     if there are none."""
@@ -94,13 +107,10 @@ def bbox(binary: np.ndarray, margin: int | Sequence[int] = 0) -> Box | None:
                     slice(max(x - margin, 0), min(x + bw + margin, w)))
         tight: Box = (slice(y, y + bh), slice(x, x + bw))
     else:
-        axes = []
-        for ax in range(b.ndim):
-            nz = np.flatnonzero(b.any(axis=tuple(a for a in range(b.ndim) if a != ax)))
-            if nz.size == 0:
-                return None
-            axes.append(slice(int(nz[0]), int(nz[-1]) + 1))
-        tight = tuple(axes)
+        found = tight_box(b)
+        if found is None:
+            return None
+        tight = found
     return tight if isinstance(margin, (int, np.integer)) and margin == 0 else \
         grown(tight, margin, b.shape)
 

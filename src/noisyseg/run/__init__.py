@@ -30,6 +30,7 @@ from noisyseg.run.commands import (
 )
 from noisyseg.run.folder import (
     FORMAT_VERSION,
+    RECORDS,
     RUN_KINDS,
     TABLES,
     RunInfo,
@@ -64,7 +65,7 @@ from noisyseg.run.tables import (
 from noisyseg.run.volumes import VolumeSession, run_volume_session, volume_summary
 
 __all__ = ["CLASS_COLUMNS", "DEFAULT_DETECTORS", "EVENT_COLUMNS", "FORMAT_VERSION", "MIN_VAL_DICE",
-           "RANK_SPLITS", "RUN_KINDS", "SCORE_COLUMNS", "SLICE_COLUMNS", "TABLES", "Ranking",
+           "RANK_SPLITS", "RECORDS", "RUN_KINDS", "SCORE_COLUMNS", "SLICE_COLUMNS", "TABLES", "Ranking",
            "RunInfo", "RunResult", "Session", "VolumeSession", "VolumeView", "audit_run",
            "encode_json", "encode_run_json", "encode_table", "folds_run", "model_check", "rank_predictions",
            "rank_run", "ranking_tables", "read_case_prediction", "read_run", "read_run_json",
