@@ -234,7 +234,7 @@ def run_audit(*, data: str, out: str | Path, config: TrainConfig,
     their slices along ``slice_axis`` (resized in-plane to ``slice_size`` when given), or
     with ``dims=3`` a 3-D network on patches of the volumes (resampled to ``spacing`` mm when
     given, ``config.patch_size`` or one chosen from the data; sliding-window prediction)
-    (:func:`noisyseg.run.run_volume_session`): ``scores.csv`` ranks cases, ``slice_scores.csv``
+    (:func:`noisyseg.run.run_session`): ``scores.csv`` ranks cases, ``slice_scores.csv``
     scores each training slice along ``slice_axis``, ``case_metrics.csv`` holds the test
     cases' Dice, IoU, HD95 and surface Dice (at ``tolerance`` mm) in mm, ``suspects/`` shows
     each top case in three planes through its worst slice, ``pseudo_labels/`` holds label

@@ -12,7 +12,7 @@ from noisyseg.api import run_crossval
 from noisyseg.corrupt import corrupt_dataset
 from noisyseg.data import synthetic_echo, write_folder
 from noisyseg.errors import ConfigError
-from noisyseg.run.crossval import fold_assignment, fold_dataset
+from noisyseg.run.crossval import fold_assignment, fold_cases
 from noisyseg.train import TrainConfig
 
 
@@ -28,17 +28,20 @@ def test_folds_cover_every_case_once_and_balance(n, k, seed):
     assert np.array_equal(a, fold_assignment(n, k, seed=seed))
 
 
-def test_fold_dataset_holds_out_one_fold_and_keeps_validation():
-    ds = synthetic_echo(n=30, size=32, seed=0)
+@pytest.mark.parametrize("data", ["synthetic-echo:n=30,size=32,seed=0",
+                                  "synthetic-ct:n=9,size=16,slices=4,seed=0"])
+def test_a_fold_holds_out_its_cases_and_keeps_validation_and_test(data):
+    from noisyseg.data import load_dataset
+
+    ds = load_dataset(data)
     train = ds.indices("train")
     a = fold_assignment(len(train), 3, seed=0)
-    fds, held = fold_dataset(ds, 1, a)
-    assert sorted(held.tolist()) == sorted(train[a == 1].tolist())
-    ids = np.array(fds.sample_ids)
-    assert set(ids[fds.indices("test")]) == {ds.sample_ids[i] for i in held}
-    assert set(ids[fds.indices("train")]) == {ds.sample_ids[i] for i in train[a != 1]}
-    assert set(ids[fds.indices("val")]) == {ds.sample_ids[i] for i in ds.indices("val")}
-    assert [fds.sample_ids[j] for j in fds.indices("test")] == [ds.sample_ids[i] for i in held]
+    fds, held = fold_cases(ds, 1, a)
+    assert held.tolist() == train[a == 1].tolist()
+    assert fds.sample_ids == ds.sample_ids  # cases keep their indices
+    assert fds.indices("train").tolist() == train[a != 1].tolist()
+    assert fds.indices("val").tolist() == ds.indices("val").tolist()
+    assert fds.indices("test").tolist() == sorted([*held, *ds.indices("test")])
 
 
 def test_crossval_audit_predicts_every_training_case_out_of_fold(tmp_path):

@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from noisyseg.run import MIN_VAL_DICE, model_check, run_session, session_summary
+from noisyseg.run import MIN_VAL_DICE, model_check, run_session, summary
 from noisyseg.train import TrainConfig
 
 
@@ -30,8 +30,7 @@ def test_an_audit_whose_network_learnt_nothing_says_so(echo_small, caplog):
                       augment=False)
     with caplog.at_level(logging.WARNING):
         session = run_session(echo_small, cfg, detectors=("loss",))
-    summary = session_summary(session)
-    check = summary["model_check"]
+    check = summary(session)["model_check"]
     assert check["val_dice"] == pytest.approx(session.trainer.best_score)
     assert check["val_dice"] < MIN_VAL_DICE and check["passed"] is False
     assert any("not worth trusting" in r.getMessage() for r in caplog.records)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from noisyseg.data import CaseDataset, load_dataset, load_nnunet, slice_dataset
 from noisyseg.data.io import Geometry
 from noisyseg.errors import ConfigError
-from noisyseg.run.volumes import case_scores_from_slices
+from noisyseg.run.session import case_scores_from_slices
 from tests.conftest import AFFINE, N_CASES, run_cli
 
 

@@ -189,37 +189,37 @@ def test_online_vog_refuses_patches_smaller_than_the_volume():
 
 
 def test_a_3d_session_scores_cases_and_their_slices():
-    from noisyseg.run import run_volume_session, volume_summary
+    from noisyseg.run import run_session, summary
 
     cases = load_dataset("synthetic-ct:n=6,size=32,slices=16,seed=0")
-    vs = run_volume_session(cases, TrainConfig(epochs=2, batch_size=2, threads=1,
-                                               model_options={"width": 2}), dims=3,
-                            detectors=["loss", "disagree"], flag_rule="top", flag_value=0.5,
-                            tolerance=2.0)
+    vs = run_session(cases, TrainConfig(epochs=2, batch_size=2, threads=1,
+                                        model_options={"width": 2}), dims=3,
+                     detectors=["loss", "disagree"], flag_rule="top", flag_value=0.5,
+                     tolerance=2.0)
     n_train = len(cases.indices("train"))
     assert vs.dims == 3 and all(len(s) == n_train for s in vs.scores.values())
     table = vs.slice_table()
     assert len(table) == 2 * 16 * n_train  # two detectors, 16 axial slices per case
     assert set(table["slice"]) == set(range(16))
-    summary = volume_summary(vs)
-    assert summary["dims"] == 3 and summary["grid"] == [16, 32, 32]
-    assert summary["patch_size"] == [16, 32, 32] and summary["inference"] == "whole volume"
-    assert summary["test"]["n"] == len(vs.test_cases)
+    record = summary(vs)
+    assert record["dims"] == 3 and record["grid"] == [16, 32, 32]
+    assert record["patch_size"] == [16, 32, 32] and record["inference"] == "whole volume"
+    assert record["test"]["n"] == len(vs.test_cases)
     for i in vs.test_cases:
         assert vs.test_volume(int(i)).shape == cases.read_label(int(i))[0].shape
 
 
 def test_options_of_the_other_dims_are_refused():
-    from noisyseg.run import run_volume_session
+    from noisyseg.run import run_session
 
     cases = load_dataset("synthetic-ct:n=6,size=32,slices=16,seed=0")
     cfg = TrainConfig(epochs=1)
     with pytest.raises(ConfigError, match="slice_size: resizes the slices"):
-        run_volume_session(cases, cfg, dims=3, slice_size=32)
+        run_session(cases, cfg, dims=3, slice_size=32)
     with pytest.raises(ConfigError, match="spacing: resamples volumes for a 3-D network"):
-        run_volume_session(cases, cfg, dims=2, spacing=(1.0, 1.0, 1.0))
+        run_session(cases, cfg, dims=2, spacing=(1.0, 1.0, 1.0))
     with pytest.raises(ConfigError, match="dims: expected 2"):
-        run_volume_session(cases, cfg, dims=4)
+        run_session(cases, cfg, dims=4)
 
 
 def test_3d_audit_of_an_nnunet_dataset_writes_a_trainable_refurbished_dataset(nnunet, tmp_path):
@@ -291,15 +291,15 @@ def test_3d_train_writes_predictions_on_the_source_grid(nnunet, tmp_path):
 
 def test_calibrated_refurbishment_of_volumes_replaces_whole_cases():
     from noisyseg.refurbish import RefurbishConfig
-    from noisyseg.run import run_volume_session
+    from noisyseg.run import run_session
 
     cases = load_dataset("synthetic-ct:n=6,size=32,slices=16,seed=0")
-    vs = run_volume_session(cases, TrainConfig(epochs=2, batch_size=2, threads=1,
-                                               model_options={"width": 2}), dims=3,
-                            detectors=["loss"], flag_rule="top", flag_value=0.5,
-                            refurbish=RefurbishConfig(warmup=1, every=1, calibrate=True,
-                                                      confidence=0.5))
-    ref = vs.session.refurbisher
+    vs = run_session(cases, TrainConfig(epochs=2, batch_size=2, threads=1,
+                                        model_options={"width": 2}), dims=3,
+                     detectors=["loss"], flag_rule="top", flag_value=0.5,
+                     refurbish=RefurbishConfig(warmup=1, every=1, calibrate=True,
+                                               confidence=0.5))
+    ref = vs.refurbisher
     assert ref.biases and len(ref.biases[0]["bias"]) == cases.n_classes
     assert vs.refurbished.sum() == ref.flagged.sum() > 0
     events = vs.events_table()

@@ -7,7 +7,8 @@ Public API: :class:`SegDataset` (images or volumes on one grid, in memory),
 :func:`load_nnunet`, :func:`load_msd`), geometry-preserving IO (:class:`Geometry`,
 :func:`read_image`, :func:`write_image`), :func:`write_folder`, volumes as 2-D slices
 (:func:`slice_dataset`, :class:`SliceIndex`) or as one 3-D dataset (:func:`volume_dataset`,
-:class:`VolumeIndex`), and a model's predictions
+:class:`VolumeIndex`), what a network of 2 or 3 dimensions trains on from any dataset
+(:func:`sample_view`, :class:`ImageIndex`, :data:`SampleIndex`), and a model's predictions
 (:func:`find_predictions`, :func:`read_prediction`).
 """
 
@@ -26,6 +27,7 @@ from noisyseg.data.synthetic import (
     synthetic_echo_masks,
 )
 from noisyseg.data.synthetic_ct import CT_CLASSES, make_ct_case, synthetic_ct
+from noisyseg.data.views import ImageIndex, SampleIndex, check_view, sample_view
 from noisyseg.data.volumes import VolumeIndex, volume_dataset
 
 __all__ = [
@@ -34,16 +36,19 @@ __all__ = [
     "Case",
     "CaseDataset",
     "Geometry",
+    "ImageIndex",
     "Prediction",
     "ECHO_CLASSES",
     "SOURCES",
     "SPLITS",
+    "SampleIndex",
     "SegDataset",
     "SliceIndex",
     "VolumeIndex",
     "find_predictions",
     "load_camus",
     "absolute_source",
+    "check_view",
     "load_dataset",
     "load_folder",
     "load_folder_cases",
@@ -53,6 +58,7 @@ __all__ = [
     "make_echo_sample",
     "parse_source",
     "random_split",
+    "sample_view",
     "slice_dataset",
     "source_path",
     "volume_dataset",

@@ -27,7 +27,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -169,6 +169,14 @@ class CaseDataset:
     def has_clean_labels(self) -> bool:
         """Whether the cases carry clean labels beside their (noisy) training labels."""
         return any(c.clean_label for c in self.cases)
+
+    def with_split(self, split: np.ndarray) -> CaseDataset:
+        """A copy whose cases are in the splits ``split`` (one name per case). Cases keep
+        their indices, so a generated dataset still generates the right case."""
+        if len(split) != len(self.cases):
+            raise DataError(f"{self.source}: {len(split)} split names for {len(self.cases)} cases")
+        return replace(self, cases=tuple(c if c.split == s else replace(c, split=str(s))
+                                         for c, s in zip(self.cases, split, strict=True)))
 
     # ------------------------------------------------------------------ reading
     def _generate(self, i: int) -> tuple[np.ndarray, np.ndarray, Geometry]:

@@ -160,6 +160,10 @@ class SegDataset:
             geometry=None if self.geometry is None else tuple(self.geometry[i] for i in idx),
         )
 
+    def with_split(self, split: np.ndarray) -> SegDataset:
+        """A copy whose samples are in the splits ``split`` (one name per sample)."""
+        return replace(self, split=np.asarray(split))
+
     def with_masks(self, masks: np.ndarray, *, corrupted: np.ndarray | None = None,
                    **meta: Any) -> SegDataset:
         """A copy whose training masks are ``masks``; the current truth becomes ``clean_masks``."""

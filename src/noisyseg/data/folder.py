@@ -424,25 +424,31 @@ def _read_classes(root: Path) -> tuple[str, ...] | None:
 
 
 def write_masks(folder: Path, ds: SegDataset, index: np.ndarray, masks: np.ndarray, *,
-                fmt: str = "nii.gz") -> None:
+                fmt: str = "nii.gz") -> list[Path]:
     """Write ``masks`` (of samples ``index`` of ``ds``) into ``folder``, one file per sample.
 
     The one writer of mask files from a 2-D dataset (corrupt's ``masks/``, audit's
     ``refurbished/``). Samples with a source geometry get their source format, grid (any
     resizing undone, nearest neighbour), header and label dtype; generated ones ``fmt``.
+    Returns the paths written.
     """
     folder.mkdir(parents=True, exist_ok=True)
     scale = int(ds.meta.get("mask_scale", 1))
+    out = []
     for j, m in zip(np.asarray(index), masks, strict=True):
         sid = ds.sample_ids[j]
         geom = None if ds.geometry is None else ds.geometry[j]
         if geom is None:
             write_array(folder / f"{sid}{FORMATS[fmt]}", m)
+            out.append(folder / f"{sid}{FORMATS[fmt]}")
             continue
         full = restore_mask(np.asarray(m, dtype=np.uint8), geom.shape)
         if scale != 1:
             full = full * np.uint8(scale)
-        write_image(folder / f"{sid}{geom.format or FORMATS[fmt]}", full, geom, dtype=geom.dtype)
+        dst = folder / f"{sid}{geom.format or FORMATS[fmt]}"
+        write_image(dst, full, geom, dtype=geom.dtype)
+        out.append(dst)
+    return out
 
 
 def write_folder(ds: SegDataset, out: str | Path, *, fmt: str = "nii.gz",

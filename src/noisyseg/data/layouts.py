@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable, Sized
 from pathlib import Path
 from typing import Any
 
@@ -157,21 +158,20 @@ class CaseWriter:
 
 
 def write_labels(folder: str | Path, ds: SegDataset | CaseDataset, index: np.ndarray,
-                 masks: list[np.ndarray] | np.ndarray, *, fmt: str = "nii.gz") -> list[Path]:
+                 masks: Iterable[np.ndarray], *, fmt: str = "nii.gz") -> list[Path]:
     """Write label maps (class indices, on the dataset's grid) of cases ``index`` of ``ds``.
 
     The one writer of per-case label files outside a whole dataset (audit's and rank's
     ``refurbished/``, train's ``predictions/``): a case read from a file gets that file's
     name, format, grid, header and label dtype, with the stored label values (nnU-Net and
-    Decathlon values, a 0/255 PNG); generated cases get ``{case_id}`` + ``fmt``.
-    Returns the paths written.
+    Decathlon values, a 0/255 PNG); generated cases get ``{case_id}`` + ``fmt``. ``masks``
+    may be any iterable (a generator writes one case at a time). Returns the paths written.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     index = np.asarray(index)
     if isinstance(ds, SegDataset):
-        write_masks(folder, ds, index, np.asarray(masks))
-        return sorted(folder.iterdir())
+        return write_masks(folder, ds, index, _stack(masks))
     out = []
     for i, m in zip(index, masks, strict=True):
         case = ds.cases[int(i)]
@@ -183,8 +183,12 @@ def write_labels(folder: str | Path, ds: SegDataset | CaseDataset, index: np.nda
     return out
 
 
+def _stack(masks: Iterable[np.ndarray]) -> np.ndarray:
+    return masks if isinstance(masks, np.ndarray) else np.asarray(list(masks))
+
+
 def write_refurbished(folder: str | Path, ds: SegDataset | CaseDataset, index: np.ndarray,
-                      masks: list[np.ndarray] | np.ndarray, records: dict[str, Any]) -> Path:
+                      masks: Sized | list[np.ndarray] | np.ndarray, records: dict[str, Any]) -> Path:
     """A dataset with the label maps of cases ``index`` replaced by ``masks``: what audit's and
     rank's ``refurbished/`` hold.
 
@@ -197,7 +201,7 @@ def write_refurbished(folder: str | Path, ds: SegDataset | CaseDataset, index: n
     folder = Path(folder)
     index = np.asarray(index, dtype=np.int64)
     if isinstance(ds, SegDataset):
-        write_masks(folder, ds, index, np.asarray(masks))
+        write_masks(folder, ds, index, _stack(masks))  # type: ignore[arg-type]
         return folder
     if len(masks) != len(index):
         raise ValueError(f"{len(masks)} masks for {len(index)} cases")

@@ -63,6 +63,9 @@ class SliceIndex:
     geometry: tuple[Geometry, ...]
     size: int | None = None
 
+    sampling = "slices"
+    dims = 2
+
     def slices_of(self, i: int) -> np.ndarray:
         """Sample indices of case ``i``'s slices, in slice order."""
         return np.flatnonzero(self.case == i)

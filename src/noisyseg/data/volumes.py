@@ -111,6 +111,7 @@ class VolumeIndex:
     geometry: tuple[Geometry, ...]
     spacing_mm: tuple[float, ...] | None = None
 
+    sampling = "volumes"
     dims = 3
     size = None  # no in-plane slice resizing (the slice index's ``size``)
 

@@ -10,12 +10,11 @@ Public API:
   :func:`write_run_json` / :func:`read_run_json` (``run.json``: kind and format version),
   :func:`write_record`, :func:`write_detection`, :func:`write_table` / :func:`read_table`,
   :data:`TABLES`, :data:`RUN_KINDS`, :data:`FORMAT_VERSION`;
-- the measurements: :func:`run_session` (train, score, refurbish, evaluate on clean test
-  masks), :class:`Session`, :func:`session_summary` (what ``metrics.json`` holds),
-  :func:`run_volume_session` (the same on volumes, everything per case) and
-  :class:`VolumeSession`, :func:`rank_predictions` (score every case from predicted
-  probabilities) and :class:`Ranking`; the tables built from them (:func:`run_tables`,
-  :func:`ranking_tables`, :func:`score_table`).
+- the measurements: :func:`run_session` (train on a dataset of any dimension, score,
+  refurbish and evaluate on clean test labels, everything per case) and :class:`Session`,
+  :func:`summary` (what ``metrics.json`` holds), :func:`rank_predictions` (score every case
+  from predicted probabilities) and :class:`Ranking`; the tables built from them
+  (:func:`run_tables`, :func:`ranking_tables`, :func:`score_table`).
 """
 
 from noisyseg.run.commands import (
@@ -45,14 +44,8 @@ from noisyseg.run.folder import (
     write_table,
 )
 from noisyseg.run.rank import RANK_SPLITS, Ranking, rank_predictions, read_case_prediction
-from noisyseg.run.session import (
-    MIN_VAL_DICE,
-    Session,
-    model_check,
-    read_trusted,
-    run_session,
-    session_summary,
-)
+from noisyseg.run.samples import MIN_VAL_DICE, model_check, read_trusted
+from noisyseg.run.session import Session, run_session, summary
 from noisyseg.run.tables import (
     CLASS_COLUMNS,
     EVENT_COLUMNS,
@@ -62,13 +55,12 @@ from noisyseg.run.tables import (
     run_tables,
     score_table,
 )
-from noisyseg.run.volumes import VolumeSession, run_volume_session, volume_summary
 
 __all__ = ["CLASS_COLUMNS", "DEFAULT_DETECTORS", "EVENT_COLUMNS", "FORMAT_VERSION", "MIN_VAL_DICE",
            "RANK_SPLITS", "RECORDS", "RUN_KINDS", "SCORE_COLUMNS", "SLICE_COLUMNS", "TABLES", "Ranking",
-           "RunInfo", "RunResult", "Session", "VolumeSession", "VolumeView", "audit_run",
+           "RunInfo", "RunResult", "Session", "VolumeView", "audit_run",
            "encode_json", "encode_run_json", "encode_table", "folds_run", "model_check", "rank_predictions",
            "rank_run", "ranking_tables", "read_case_prediction", "read_run", "read_run_json",
-           "read_table", "read_trusted", "run_session", "run_tables", "run_volume_session",
-           "score_table", "session_summary", "train_run", "volume_summary", "write_detection",
+           "read_table", "read_trusted", "run_session", "run_tables", "score_table", "summary",
+           "train_run", "write_detection",
            "write_record", "write_run_json", "write_table"]

@@ -10,13 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from noisyseg.data import CaseDataset, SegDataset, absolute_source, load_dataset, source_path
+from noisyseg.data import (
+    CaseDataset,
+    SegDataset,
+    absolute_source,
+    check_view,
+    load_dataset,
+    source_path,
+)
 from noisyseg.data.layouts import write_labels, write_refurbished
 from noisyseg.data.outdir import atomic_dir, check_out_dir
 from noisyseg.errors import ConfigError
@@ -31,9 +39,8 @@ from noisyseg.run.folder import (
     write_table,
 )
 from noisyseg.run.rank import Ranking, rank_predictions, read_case_prediction
-from noisyseg.run.session import run_session, session_summary
-from noisyseg.run.tables import ranking_tables, run_tables, score_table
-from noisyseg.run.volumes import run_volume_session, volume_summary
+from noisyseg.run.session import Session, run_session, summary
+from noisyseg.run.tables import ranking_tables, run_tables
 from noisyseg.train import Callback, TrainConfig
 
 __all__ = ["DEFAULT_DETECTORS", "RunResult", "VolumeView", "audit_run", "folds_run",
@@ -152,22 +159,71 @@ class VolumeView:
     tolerance: float = 1.0
 
     def options(self) -> dict[str, Any]:
-        """Keyword options of :func:`~noisyseg.run.run_volume_session` (JSON-serialisable)."""
+        """Keyword options of :func:`~noisyseg.run.run_session` (JSON-serialisable)."""
         return {"dims": self.dims, "slice_axis": self.slice_axis, "slice_size": self.slice_size,
                 "spacing": self.spacing if self.spacing is None or isinstance(self.spacing, str)
                 else list(self.spacing), "tolerance": self.tolerance}
 
-    def check_images(self, data: str) -> None:
-        """Refuse the volume-only options for a dataset of 2-D images."""
-        if self.dims != 2:
-            raise ConfigError(f"dims: {data} holds 2-D images; a 3-D network needs volumes")
-        if self.spacing is not None:
-            raise ConfigError(f"spacing: {data} holds 2-D images; resampling is for volumes")
+    def check(self, ds: SegDataset | CaseDataset, data: str) -> None:
+        """Refuse options that do not fit ``ds`` (named ``data``) before anything runs
+        (:func:`~noisyseg.data.check_view`)."""
+        check_view(ds, dims=self.dims, slice_size=self.slice_size, spacing=self.spacing,
+                   name=data)
 
 
 def _write_tables(folder: Path, tables: dict[str, pd.DataFrame]) -> None:
     for name, df in tables.items():
         write_table(folder, name, df)
+
+
+def _config_record(data: str, session: Session, view: VolumeView) -> dict[str, Any]:
+    """``config.json``: the data and the training settings as run; on volumes also the view
+    and the training patch."""
+    trainer = session.trainer
+    record = {"data": data, **trainer.config.to_dict()}
+    if session.sampling != "images":
+        record |= {**view.options(), "patch_size": list(trainer.patch_size)}
+    return record
+
+
+def _seen_by(session: Session) -> str | None:
+    """What the network trained on, for 2-D images (volumes say it in their record)."""
+    return f"{len(session.train_cases)} training images" if session.sampling == "images" else None
+
+
+def _prediction_figure(path: Path, ds: SegDataset | CaseDataset, session: Session,
+                       model: str) -> None:
+    """``predictions.png``: 2-D images, the first eight test cases' truth against the
+    prediction; volumes, the first test case in three planes."""
+    metrics, test = session.test, session.test_cases
+    assert metrics is not None
+    if session.sampling == "images":
+        k = test[:8]
+        fig = plot_contour_grid(
+            np.stack([ds.read_image(int(i))[0][0] for i in k]),
+            [np.stack([ds.read_label(int(i), clean=True)[0] for i in k]),
+             session.samples.test_pred[:8]],
+            labels=("truth", "prediction"),
+            titles=[f"{ds.sample_ids[i]}  Dice {metrics.per_sample_dice[j]:.3f}"
+                    for j, i in enumerate(k)],
+            class_names=ds.class_names,
+            caption=f"{model}: test mean Dice {metrics.mean['dice']:.3f}")
+        save_figure(fig, path)
+        return
+    i = int(test[0])
+    truth, geom = ds.read_label(i, clean=True)
+    fig = plot_volume_planes(ds.read_image(i)[0][0], [truth, session.test_volume(i)],
+                             spacing=geom.spacing, labels=("truth", "prediction"),
+                             class_names=ds.class_names,
+                             window=display_window(ds.channel_names))
+    trainer = session.trainer
+    how = (f"on slices along axis {session.index.axis}" if session.dims == 2 else
+           f"3-D on patches of {'x'.join(map(str, trainer.patch_size))}"
+           if trainer.patched else "3-D on whole volumes")
+    fig.suptitle(f"{model} {how}: test case {ds.sample_ids[i]}, Dice "
+                 f"{metrics.per_sample[0]['dice']:.3f}", fontsize=9)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------- train
@@ -185,67 +241,19 @@ def train_run(*, data: str, out: str | Path, config: TrainConfig, view: VolumeVi
     inputs = [source_path(data)]
     check_out_dir(out, overwrite=overwrite, inputs=inputs)
     ds = load_dataset(data)
-    if isinstance(ds, CaseDataset):
-        return _train_volumes(ds, data=data, out=out, config=config, view=view,
-                              overwrite=overwrite, callbacks=callbacks)
-    view.check_images(data)
-    from noisyseg.data.folder import write_masks
-
-    session = run_session(ds, config, callbacks=callbacks)
-    record = {"data": data, "dataset": ds.summary(), **session_summary(session)}
-    test, pred, metrics = session.test_idx, session.test_pred, session.test
+    view.check(ds, data)
+    session = run_session(ds, config, **view.options(), callbacks=callbacks)
+    record: dict[str, Any] = {"data": data, "dataset": ds.summary(), **summary(session)}
     with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         write_record(tmp, "metrics.json", record)
-        write_config(tmp, {"data": data, **config.to_dict()})
+        write_config(tmp, _config_record(data, session, view))
         _write_tables(tmp, run_tables(session))
         session.trainer.save(tmp / "model.pt")
-        write_masks(tmp / "predictions", ds, test, pred)
-        k = test[:8]
-        fig = plot_contour_grid(
-            ds.images[k], [ds.truth[k], pred[:8]], labels=("truth", "prediction"),
-            titles=[f"{ds.sample_ids[i]}  Dice {metrics.per_sample_dice[j]:.3f}"
-                    for j, i in enumerate(k)],
-            class_names=ds.class_names,
-            caption=f"{config.model}: test mean Dice {metrics.mean['dice']:.3f}")
-        save_figure(fig, tmp / "predictions.png")
+        write_labels(tmp / "predictions", ds, session.test_cases,
+                     (session.test_volume(int(i)) for i in session.test_cases))
+        _prediction_figure(tmp / "predictions.png", ds, session, config.model)
         write_run_json(tmp, "train", data=data)
-    return _result("train", Path(out), record, seen=f"{len(session.train_idx)} training images")
-
-
-def _train_volumes(ds: CaseDataset, *, data: str, out: str | Path, config: TrainConfig,
-                   view: VolumeView, overwrite: bool, callbacks: Sequence[Callback]) -> RunResult:
-    inputs = [source_path(data)]
-    vs = run_volume_session(ds, config, **view.options(), callbacks=callbacks)
-    session, index = vs.session, vs.index
-    record: dict[str, Any] = {"data": data, "dataset": ds.summary(), **volume_summary(vs)}
-    tables = run_tables(session)
-    tables["case_metrics.csv"] = vs.case_metrics_table()
-    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
-        write_record(tmp, "metrics.json", record)
-        write_config(tmp, {"data": data, **session.trainer.config.to_dict(), **view.options(),
-                           "patch_size": list(session.trainer.patch_size)})
-        _write_tables(tmp, tables)
-        session.trainer.save(tmp / "model.pt")
-        for k, i in enumerate(vs.test_cases):
-            pred = vs.test_volume(int(i))
-            write_labels(tmp / "predictions", ds, np.array([i]), [pred])
-            if k == 0:
-                truth, geom = ds.read_label(int(i), clean=True)
-                fig = plot_volume_planes(ds.read_image(int(i))[0][0], [truth, pred],
-                                         spacing=geom.spacing, labels=("truth", "prediction"),
-                                         class_names=ds.class_names,
-                                         window=display_window(ds.channel_names))
-                trainer = session.trainer
-                how = (f"on slices along axis {index.axis}" if vs.dims == 2 else
-                       f"3-D on patches of {'x'.join(map(str, trainer.patch_size))}"
-                       if trainer.patched else "3-D on whole volumes")
-                fig.suptitle(f"{config.model} {how}: test case "
-                             f"{ds.sample_ids[int(i)]}, Dice "
-                             f"{vs.test.per_sample[0]['dice']:.3f}", fontsize=9)
-                fig.tight_layout(rect=(0, 0.08, 1, 0.95))
-                save_figure(fig, tmp / "predictions.png")
-        write_run_json(tmp, "train", data=data)
-    return _result("train", Path(out), record)
+    return _result("train", Path(out), record, seen=_seen_by(session))
 
 
 # ---------------------------------------------------------------------- audit
@@ -281,137 +289,112 @@ def audit_run(*, data: str, out: str | Path, config: TrainConfig, detectors: Seq
     ``out`` receives ``run.json``, ``scores.csv`` (``sample_id, detector, score, rank,
     flagged, corrupted``), ``score_history.csv`` (per detector and epoch),
     ``detection.json`` (when the dataset says which cases were corrupted), ``suspects.png``
-    and ``suspects/`` (top suspects: image, given mask, prediction; volumes in three planes
-    through the worst slice), ``metrics.json`` (clean-test metrics, config),
+    (2-D) and ``suspects/`` (top suspects: image, given mask, prediction; volumes in three
+    planes through the worst slice), ``metrics.json`` (clean-test metrics, config),
     ``pseudo_labels/`` (the final network's labels of every training case, what
     ``noisyseg review`` offers in place of a given mask) and, with refurbishment,
     ``refurbished/`` and ``refurbish_events.csv``. Volumes add ``slice_scores.csv`` and
-    ``case_metrics.csv``; their ``refurbished/`` is the whole dataset in its own layout.
+    ``case_metrics.csv``; their ``refurbished/`` is the whole dataset in its own layout
+    (2-D images: every training mask as training left it).
     See :func:`noisyseg.api.run_audit` for the options.
     """
-    from noisyseg.data.folder import write_masks
-
     inputs = audit_inputs(data, trusted)
     check_out_dir(out, overwrite=overwrite, inputs=inputs)
     ds = load_dataset(data)
-    if isinstance(ds, CaseDataset):
-        return _audit_volumes(ds, data=data, out=out, config=config, detectors=detectors,
-                              refurbish=refurbish, flag_rule=flag_rule, flag_value=flag_value,
-                              n_suspects=n_suspects, trusted=trusted, overwrite=overwrite,
-                              callbacks=callbacks, view=view)
-    view.check_images(data)
-    session = run_session(ds, config, detectors=detectors, refurbish=refurbish, flag_rule=flag_rule,
-                          flag_value=flag_value, trusted=trusted, callbacks=callbacks)
-    trainer, idx, truth = session.trainer, session.train_idx, session.truth
-    record = _audit_record(data, flag_rule, flag_value, refurbish, detectors,
-                           session_summary(session))
-    final = session.final_masks()
-
-    # suspects: the top of the first detector's ranking
-    top = np.argsort(-session.scores[detectors[0]], kind="stable")[:n_suspects]
-    pred_top = trainer.predict(idx[top])
-    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
-        _write_tables(tmp, run_tables(session))
-        if truth is not None:
-            write_detection(tmp, flag_rule=flag_rule, flag_value=flag_value,
-                            detectors=session.detection)
-        write_record(tmp, "metrics.json", record)
-        (tmp / "suspects").mkdir()
-        titles = []
-        for r, j in enumerate(top):
-            sid = ds.sample_ids[idx[j]]
-            tag = "" if truth is None else (" (corrupted)" if truth[j] else " (clean)")
-            titles.append(f"#{r + 1} {sid}{tag}")
-            fig = plot_contour_grid(ds.images[idx[j]][None].repeat(2, 0),
-                                    [np.stack([ds.masks[idx[j]], pred_top[r]])],
-                                    titles=["given mask", "model prediction"],
-                                    labels=(f"#{r + 1} {sid}{tag}",),
-                                    class_names=ds.class_names)
-            save_figure(fig, tmp / "suspects" / f"{r + 1:02d}_{sid}.png")
-        fig = plot_contour_grid(ds.images[idx[top]], [ds.masks[idx[top]], pred_top],
-                                titles=titles, labels=("given mask", "model prediction"),
-                                class_names=ds.class_names,
-                                caption=f"top suspects by {detectors[0]}")
-        save_figure(fig, tmp / "suspects.png")
-        if session.refurbisher is not None:
-            write_masks(tmp / "refurbished", ds, idx, final)
-        for s in range(0, len(idx), 256):  # the final network's labels, for `noisyseg review`
-            write_masks(tmp / "pseudo_labels", ds, idx[s:s + 256], trainer.predict(idx[s:s + 256]))
-        write_run_json(tmp, "audit", data=data)
-    return _result("audit", Path(out), record, seen=f"{len(idx)} training images")
-
-
-def _audit_volumes(ds: CaseDataset, *, data: str, out: str | Path, config: TrainConfig,
-                   detectors: Sequence[str], refurbish: RefurbishConfig | None, flag_rule: str,
-                   flag_value: float | None, n_suspects: int,
-                   trusted: str | Path | Sequence[str] | None, overwrite: bool,
-                   callbacks: Sequence[Callback], view: VolumeView) -> RunResult:
-    """:func:`audit_run` on volumes: a 2-D network on their slices or a 3-D one on patches,
-    everything per case."""
-    inputs = audit_inputs(data, trusted)
-    vs = run_volume_session(ds, config, **view.options(),
-                            detectors=detectors, refurbish=refurbish, flag_rule=flag_rule,
-                            flag_value=flag_value, trusted=trusted, callbacks=callbacks)
-    session, trainer, index = vs.session, vs.session.trainer, vs.index
-    record = _audit_record(data, flag_rule, flag_value, refurbish, detectors, volume_summary(vs))
+    view.check(ds, data)
+    session = run_session(ds, config, **view.options(), detectors=detectors, refurbish=refurbish,
+                          flag_rule=flag_rule, flag_value=flag_value, trusted=trusted,
+                          callbacks=callbacks)
+    record = _audit_record(data, flag_rule, flag_value, refurbish, detectors, summary(session))
     tables = run_tables(session)
-    tables["scores.csv"] = score_table(vs.case_ids, vs.scores, vs.flags, vs.truth)
-    tables["slice_scores.csv"] = vs.slice_table()
-    tables["case_metrics.csv"] = vs.case_metrics_table()
-    if session.refurbisher is not None:
-        tables["refurbish_events.csv"] = vs.events_table()
-    final = session.final_masks()
-    top = np.argsort(-vs.scores[detectors[0]], kind="stable")[:n_suspects]
-    slice_scores = tables["slice_scores.csv"]
-    slice_scores = slice_scores[slice_scores["detector"] == detectors[0]]
+    lead = detectors[0]
+    top = [int(session.train_cases[j])
+           for j in np.argsort(-session.scores[lead], kind="stable")[:n_suspects]]
     with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         _write_tables(tmp, tables)
-        if vs.truth is not None:
+        if session.truth is not None:
             write_detection(tmp, flag_rule=flag_rule, flag_value=flag_value,
-                            detectors=vs.detection, slices=vs.slice_detection)
+                            detectors=session.detection, slices=session.slice_detection)
         write_record(tmp, "metrics.json", record)
-        (tmp / "suspects").mkdir()
-        predicted: dict[int, Any] = {}  # the final network's label volumes of the top cases
-
-        def predict(i: int) -> Any:
-            return predicted.pop(i) if i in predicted else index.volume(
-                i, trainer.predict(index.slices_of(i)))
-
-        for r, j in enumerate(top):
-            i = int(vs.train_cases[j])
-            sid = ds.sample_ids[i]
-            tag = "" if vs.truth is None else (" (corrupted)" if vs.truth[j] else " (clean)")
-            title = f"#{r + 1} {sid}{tag}  {detectors[0]} {vs.scores[detectors[0]][j]:.3f}"
-            labels, geom = ds.read_label(i)
-            pred = predicted[i] = predict(i)
-            s = slice_scores.loc[slice_scores["sample_id"] == sid].sort_values("slice")["score"]
-            volume_suspect(ds, ds.read_image(i)[0][0], labels, pred, geom.spacing, s.to_numpy(),
-                           index.axis, title, tmp / "suspects" / f"{r + 1:02d}_{sid}.png")
+        predicted = dict(session.predict_cases(top))  # the final network's labels
+        position = {int(i): j for j, i in enumerate(session.train_cases)}
+        slices = tables.get("slice_scores.csv")
+        if slices is not None:
+            slices = slices[slices["detector"] == lead]
+        suspects = []
+        for r, i in enumerate(top):
+            j = position[i]
+            tag = "" if session.truth is None else (
+                " (corrupted)" if session.truth[j] else " (clean)")
+            suspects.append((i, f"#{r + 1} {ds.sample_ids[i]}{tag}  {lead} "
+                                f"{session.scores[lead][j]:.3f}", predicted[i]))
+        write_suspects(tmp, ds, suspects, slices=slices, axis=view.slice_axis, lead=lead)
         # the final network's labels of every training case, for `noisyseg review`
-        for i in vs.train_cases:
-            write_labels(tmp / "pseudo_labels", ds, np.array([i]), [predict(int(i))])
+        rest = [int(i) for i in session.train_cases if int(i) not in predicted]
+        for i, pred in chain(predicted.items(), session.predict_cases(rest)):
+            write_labels(tmp / "pseudo_labels", ds, np.array([i]), [pred])
         if session.refurbisher is not None:
-            changed = [int(i) for k, i in enumerate(vs.train_cases) if vs.refurbished[k]]
-            write_refurbished(tmp / "refurbished", ds, np.array(changed, dtype=np.int64),
-                              _Volumes(vs, final, changed),
+            # volumes: the whole dataset, refurbished cases replaced; 2-D images: every
+            # training mask as training left it
+            written = (session.train_cases if session.sampling == "images"
+                       else session.train_cases[session.refurbished])
+            write_refurbished(tmp / "refurbished", ds, written,
+                              _Volumes(session, session.final_masks(), written),
                               {"audit.json": {"data": data, "refurbish": record.get(
-                                  "refurbish_config"), "n_refurbished_cases": len(changed)}})
+                                  "refurbish_config"), "n_refurbished_cases": int(
+                                      session.refurbished.sum())}})
         write_run_json(tmp, "audit", data=data)
-    return _result("audit", Path(out), record)
+    return _result("audit", Path(out), record, seen=_seen_by(session))
 
 
 class _Volumes:
-    """The refurbished label volumes of cases ``changed``, built one at a time as they are
-    written (a list of them would hold every volume in memory at once)."""
+    """The final label maps of cases ``cases``, built one at a time as they are written (a
+    list of them would hold every volume in memory at once)."""
 
-    def __init__(self, vs: Any, final: np.ndarray, changed: list[int]) -> None:
-        self.vs, self.final, self.changed = vs, final, changed
+    def __init__(self, session: Session, final: np.ndarray, cases: np.ndarray) -> None:
+        self.session, self.final, self.cases = session, final, [int(i) for i in cases]
 
     def __len__(self) -> int:
-        return len(self.changed)
+        return len(self.cases)
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        return (self.vs.case_volume(i, self.final) for i in self.changed)
+        return (self.session.case_volume(i, self.final) for i in self.cases)
+
+
+def write_suspects(folder: Path, ds: SegDataset | CaseDataset,
+                   suspects: Sequence[tuple[int, str, np.ndarray]], *,
+                   slices: pd.DataFrame | None, axis: int, lead: str) -> None:
+    """``suspects/``: one figure per suspect ``(case, title, predicted label map)``, its
+    given labels against the prediction (volumes in three planes through the worst slice by
+    ``slices``' scores along ``axis``); ``suspects.png``: 2-D suspects of one size in a grid.
+
+    The one writer of the suspects of an audit, a ranking and ``audit --folds``.
+    """
+    (folder / "suspects").mkdir()
+    imgs, given, preds, titles = [], [], [], []
+    for r, (i, title, pred) in enumerate(suspects):
+        sid = ds.sample_ids[i]
+        labels, geom = ds.read_label(i)
+        image = ds.read_image(i)[0][0]
+        path = folder / "suspects" / f"{r + 1:02d}_{sid}.png"
+        if labels.ndim == 3:
+            s = (np.full(labels.shape[axis], np.nan) if slices is None else
+                 slices.loc[slices["sample_id"] == sid].sort_values("slice")["score"].to_numpy())
+            volume_suspect(ds, image, labels, pred, geom.spacing, s, axis, title, path)
+            continue
+        fig = plot_contour_grid(image[None].repeat(2, 0), [np.stack([labels, pred])],
+                                titles=["given labels", "prediction"], labels=(title,),
+                                class_names=ds.class_names)
+        save_figure(fig, path)
+        imgs.append(image)
+        given.append(labels)
+        preds.append(pred)
+        titles.append(title)
+    if imgs and len({a.shape for a in imgs}) == 1:
+        fig = plot_contour_grid(np.stack(imgs), [np.stack(given), np.stack(preds)], titles=titles,
+                                labels=("given labels", "prediction"), class_names=ds.class_names,
+                                caption=f"top suspects by {lead}")
+        save_figure(fig, folder / "suspects.png")
 
 
 def volume_suspect(ds: Any, image: Any, labels: Any, pred: Any, spacing: tuple[float, ...],
@@ -441,40 +424,22 @@ def volume_suspect(ds: Any, image: Any, labels: Any, pred: Any, spacing: tuple[f
 # ---------------------------------------------------------------------- rankings
 def _suspect_figures(ds: SegDataset | CaseDataset, ranking: Ranking, top: np.ndarray,
                      folder: Path) -> None:
-    """``suspects/`` (one figure per top case) and ``suspects.png`` (2-D: a grid of them):
-    the given labels against the prediction; volumes in three planes through the worst slice."""
-    (folder / "suspects").mkdir()
+    """A ranking's suspects (:func:`write_suspects`): the given labels against the
+    prediction's argmax."""
     primary = ranking.primary
-    sl = ranking.slices[ranking.slices["detector"] == primary]
     truth = ranking.truth
-    imgs, given, preds, titles = [], [], [], []
+    suspects = []
     for r, j in enumerate(top):
         i = int(ranking.index[j])
         sid = ds.sample_ids[i]
-        labels, geom = ds.read_label(i)
+        labels, _ = ds.read_label(i)
         pred = np.argmax(read_case_prediction(ds, i, ranking.predictions[sid], labels), axis=0)
-        image = ds.read_image(i)[0][0]
         tag = "" if truth is None else (" (corrupted)" if truth[j] else " (clean)")
-        title = f"#{r + 1} {sid}{tag}  {primary} {ranking.scores[primary][j]:.3f}"
-        if labels.ndim == 3:
-            s = sl.loc[sl["sample_id"] == sid, "score"].to_numpy()
-            volume_suspect(ds, image, labels, pred, geom.spacing, s,
-                           ranking.config["slice_axis"], title,
-                           folder / "suspects" / f"{r + 1:02d}_{sid}.png")
-            continue
-        fig = plot_contour_grid(image[None].repeat(2, 0), [np.stack([labels, pred])],
-                                titles=["given labels", "prediction"], labels=(title,),
-                                class_names=ds.class_names)
-        save_figure(fig, folder / "suspects" / f"{r + 1:02d}_{sid}.png")
-        imgs.append(image)
-        given.append(labels)
-        preds.append(pred)
-        titles.append(title)
-    if imgs and len({a.shape for a in imgs}) == 1:
-        fig = plot_contour_grid(np.stack(imgs), [np.stack(given), np.stack(preds)], titles=titles,
-                                labels=("given labels", "prediction"), class_names=ds.class_names,
-                                caption=f"top suspects by {primary}")
-        save_figure(fig, folder / "suspects.png")
+        suspects.append((i, f"#{r + 1} {sid}{tag}  {primary} {ranking.scores[primary][j]:.3f}",
+                         pred))
+    write_suspects(folder, ds, suspects,
+                   slices=ranking.slices[ranking.slices["detector"] == primary],
+                   axis=ranking.config["slice_axis"], lead=primary)
 
 
 def _write_ranking(folder: Path, ds: SegDataset | CaseDataset, ranking: Ranking,
@@ -562,8 +527,7 @@ def folds_run(*, data: str, out: str | Path, config: TrainConfig, folds: int, ex
     inputs = [source_path(data)]
     check_out_dir(out, overwrite=overwrite, inputs=inputs)
     ds = load_dataset(data)
-    if not isinstance(ds, CaseDataset):
-        view.check_images(data)
+    view.check(ds, data)
     fold_assignment(len(ds.indices("train")), folds, seed=config.seed)  # validates folds
     jobs = [{"data": data, "train": config.to_dict(), "fold": k, "folds": folds,
              "seed": config.seed, "view": view.options()} for k in range(folds)]

@@ -7,9 +7,10 @@ label: the out-of-sample probabilities confident learning asks for. :func:`fold_
 fold, run by any study executor (in this process, in pinned worker processes, or on Ray);
 :func:`~noisyseg.run.rank_predictions` then ranks the cases from the files it returns.
 
-Volumes take the run's view (:func:`~noisyseg.run.run_volume_session`): a 2-D network on
-their slices or a 3-D one on patches; each held-out case's probabilities are put back on its
-own grid, ``(K, *S)`` in array order, as nnU-Net writes them.
+Each fold is a :func:`~noisyseg.run.run_session` with the run's view (2-D images; volumes
+with a 2-D network on their slices or a 3-D one on patches); each held-out case's
+probabilities are put back on its own grid, ``(K, *S)`` in array order, as nnU-Net writes
+them.
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ import numpy as np
 from noisyseg.data import CaseDataset, SegDataset
 from noisyseg.errors import ConfigError
 
-__all__ = ["fold_assignment", "fold_cases", "fold_case_probabilities", "fold_dataset", "fold_job",
-           "fold_probabilities"]
+__all__ = ["fold_assignment", "fold_cases", "fold_job", "fold_probabilities"]
 
 
 def fold_assignment(n: int, folds: int, *, seed: int = 0) -> np.ndarray:
@@ -48,73 +48,22 @@ def fold_assignment(n: int, folds: int, *, seed: int = 0) -> np.ndarray:
     return out
 
 
-def fold_dataset(ds: SegDataset, fold: int, assignment: np.ndarray) -> tuple[SegDataset, np.ndarray]:
+def fold_cases(ds: SegDataset | CaseDataset, fold: int, assignment: np.ndarray
+               ) -> tuple[SegDataset | CaseDataset, np.ndarray]:
     """Fold ``fold``'s dataset: the other folds' training cases train, the validation cases
-    validate, this fold's cases become its test split (the original test cases are left out).
+    validate, this fold's cases join the test split (the original test cases stay there,
+    unused by the ranking; cases keep their indices, so generated datasets still generate
+    the right case).
 
-    Returns the dataset and the indices (into ``ds``) of the held-out cases, in the order
-    of its test split.
+    Returns the dataset and the indices of the held-out cases, in case order.
     """
     train = ds.indices("train")
     if len(assignment) != len(train):
         raise ConfigError(f"folds: {len(assignment)} fold ids for {len(train)} training cases")
     hold = train[assignment == fold]
-    keep = np.sort(np.concatenate([train, ds.indices("val")]))
-    sub = ds.subset(keep)
-    split = sub.split.copy()
-    split[np.isin(keep, hold)] = "test"
-    from dataclasses import replace
-
-    out = replace(sub, split=split)
-    return out, keep[out.indices("test")]
-
-
-def fold_probabilities(ds: SegDataset, config: Any, fold: int, assignment: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Train fold ``fold``'s network and predict its held-out cases.
-
-    Returns
-    -------
-    held_out : (M,) int ndarray
-        Indices into ``ds``.
-    probs : (M, K, H, W) float32 ndarray
-        Softmax probabilities of the best-on-validation weights.
-    summary : dict
-        Best epoch, validation Dice, training time.
-    """
-    import torch
-
-    from noisyseg.run.session import run_session
-
-    fds, held = fold_dataset(ds, fold, assignment)
-    session = run_session(fds, config)
-    tr = session.trainer
-    logits = tr.predict_logits(fds.indices("test"))
-    probs = torch.softmax(logits, dim=1).numpy().astype(np.float32)
-    summary = {"fold": fold, "n_train": int(len(fds.indices("train"))), "n_held_out": int(len(held)),
-               "best_epoch": tr.best_epoch, "best_val_dice": tr.best_score,
-               "train_seconds": round(session.train_seconds, 2),
-               "held_out_test_dice": session.test.mean["dice"]}
-    return held, probs, summary
-
-
-def fold_cases(cases: CaseDataset, fold: int, assignment: np.ndarray) -> tuple[CaseDataset, np.ndarray]:
-    """Fold ``fold``'s case dataset: the other folds' training cases train, the validation
-    cases validate, this fold's cases join the test split (the original test cases stay
-    there, unused by the ranking; cases keep their indices, so generated datasets still
-    generate the right case).
-
-    Returns the dataset and the indices of the held-out cases.
-    """
-    from dataclasses import replace
-
-    train = cases.indices("train")
-    if len(assignment) != len(train):
-        raise ConfigError(f"folds: {len(assignment)} fold ids for {len(train)} training cases")
-    hold = train[assignment == fold]
-    held = set(hold.tolist())
-    new = tuple(replace(c, split="test") if i in held else c for i, c in enumerate(cases.cases))
-    return replace(cases, cases=new), hold
+    split = np.array(ds.split, dtype=object)
+    split[hold] = "test"
+    return ds.with_split(split.astype(str)), hold
 
 
 def _softmax(logits: Any) -> np.ndarray:
@@ -137,10 +86,11 @@ def _on_case_grid(probs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return out / np.maximum(out.sum(0, keepdims=True), 1e-12)
 
 
-def fold_case_probabilities(cases: CaseDataset, config: Any, fold: int, assignment: np.ndarray,
-                            view: dict[str, Any]) -> tuple[np.ndarray, list[np.ndarray], dict[str, Any]]:
-    """Train fold ``fold``'s network on volumes (``view``: the options of
-    :func:`~noisyseg.run.run_volume_session`) and predict its held-out cases.
+def fold_probabilities(ds: SegDataset | CaseDataset, config: Any, fold: int,
+                       assignment: np.ndarray, view: dict[str, Any]
+                       ) -> tuple[np.ndarray, list[np.ndarray], dict[str, Any]]:
+    """Train fold ``fold``'s network (``view``: the options of
+    :func:`~noisyseg.run.run_session`) and predict its held-out cases.
 
     Returns
     -------
@@ -149,29 +99,35 @@ def fold_case_probabilities(cases: CaseDataset, config: Any, fold: int, assignme
     probs : list of (K, *S) float32 ndarray
         Softmax probabilities of the best-on-validation weights, each on its case's grid.
     summary : dict
+        Best epoch, validation Dice, training time, the held-out cases' mean Dice.
     """
-    from noisyseg.run.volumes import run_volume_session
+    from noisyseg.run.session import run_session
 
-    fcases, held = fold_cases(cases, fold, assignment)
-    vs = run_volume_session(fcases, config, **view)
-    tr, index = vs.session.trainer, vs.index
+    fds, held = fold_cases(ds, fold, assignment)
+    session = run_session(fds, config, **view)
+    tr, index = session.trainer, session.index
     probs = []
     for i in held:
         i = int(i)
-        shape = index.shapes[i]
-        if vs.dims == 3:
-            p = _softmax(tr.predict_logits(index.slices_of(i)))[0]  # (K, *grid)
-            p = np.stack([index.crop(i, c) for c in p])  # padding off: the resampled case
-            probs.append(_on_case_grid(p, shape))
-            continue
-        sl = _softmax(tr.predict_logits(index.slices_of(i)))  # (S, K, h, w)
-        plane = tuple(n for a, n in enumerate(shape) if a != index.axis)
-        if sl.shape[2:] != plane:
-            sl = np.stack([_on_case_grid(s, plane) for s in sl])
-        probs.append(np.moveaxis(sl, 0, 1 + index.axis).astype(np.float32))  # (K, *shape)
-    summary = {"fold": fold, "n_train": int(len(vs.train_cases)), "n_held_out": int(len(held)),
-               "best_epoch": tr.best_epoch, "best_val_dice": tr.best_score,
-               "train_seconds": round(vs.session.train_seconds, 2)}
+        p = _softmax(tr.predict_logits(index.slices_of(i)))  # (samples, K, *sample grid)
+        if index.sampling == "images":
+            probs.append(p[0])
+        elif index.sampling == "volumes":
+            p = np.stack([index.crop(i, c) for c in p[0]])  # padding off: the resampled case
+            probs.append(_on_case_grid(p, index.shapes[i]))
+        else:
+            shape = index.shapes[i]
+            plane = tuple(n for a, n in enumerate(shape) if a != index.axis)
+            if p.shape[2:] != plane:
+                p = np.stack([_on_case_grid(s, plane) for s in p])
+            probs.append(np.moveaxis(p, 0, 1 + index.axis).astype(np.float32))  # (K, *shape)
+    assert session.test is not None
+    dice = {int(c): r["dice"] for c, r in zip(session.test_cases, session.test.per_sample,
+                                              strict=True)}
+    summary = {"fold": fold, "n_train": int(len(session.train_cases)),
+               "n_held_out": int(len(held)), "best_epoch": tr.best_epoch,
+               "best_val_dice": tr.best_score, "train_seconds": round(session.samples.train_seconds, 2),
+               "held_out_dice": float(np.mean([dice[int(i)] for i in held]))}
     return held, probs, summary
 
 
@@ -186,11 +142,10 @@ def fold_job(config: dict[str, Any], worker: str | None = None) -> tuple[dict[st
     """One fold as an executor job; never raises (a failure is reported in the result).
 
     ``config``: ``data`` (source string), ``train`` (:meth:`TrainConfig.to_dict`), ``fold``,
-    ``folds``, ``seed`` and, for volumes, ``view`` (the options of
-    :func:`~noisyseg.run.run_volume_session`). Returns ``(result, files)``: the fold's
-    summary (``status``, ``error`` when failed) and one ``{case_id}.npz`` (key
-    ``probabilities``, ``(K, *S)`` float32 in array order, as nnU-Net writes them) per
-    held-out case.
+    ``folds``, ``seed`` and ``view`` (the options of :func:`~noisyseg.run.run_session`).
+    Returns ``(result, files)``: the fold's summary (``status``, ``error`` when failed) and
+    one ``{case_id}.npz`` (key ``probabilities``, ``(K, *S)`` float32 in array order, as
+    nnU-Net writes them) per held-out case.
     """
     import torch
 
@@ -207,11 +162,8 @@ def fold_job(config: dict[str, Any], worker: str | None = None) -> tuple[dict[st
             cfg = TrainConfig.from_dict(cfg.to_dict() | {"threads": torch.get_num_threads()})
         assignment = fold_assignment(len(ds.indices("train")), int(config["folds"]),
                                      seed=int(config["seed"]))
-        if isinstance(ds, CaseDataset):
-            held, probs, summary = fold_case_probabilities(ds, cfg, int(config["fold"]),
-                                                           assignment, config.get("view", {}))
-        else:
-            held, probs, summary = fold_probabilities(ds, cfg, int(config["fold"]), assignment)
+        held, probs, summary = fold_probabilities(ds, cfg, int(config["fold"]), assignment,
+                                                  config.get("view", {}))
         result |= summary
         for i, p in zip(held, probs, strict=True):
             buf = io.BytesIO()

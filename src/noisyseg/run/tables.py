@@ -39,7 +39,7 @@ def score_table(ids: list[str] | tuple[str, ...], scores: dict[str, np.ndarray],
                 flags: dict[str, np.ndarray], truth: np.ndarray | None) -> pd.DataFrame:
     """``scores.csv``: one row per sample and detector (columns :data:`SCORE_COLUMNS`).
 
-    The one builder of the table, for in-training detectors (:func:`scores_frame`) and for
+    The one builder of the table, for in-training detectors (:func:`run_tables`) and for
     rankings from predictions (:func:`ranking_tables`).
     """
     frames = []
@@ -49,12 +49,6 @@ def score_table(ids: list[str] | tuple[str, ...], scores: dict[str, np.ndarray],
             "rank": score_ranks(s), "flagged": np.asarray(flags[det], dtype=bool),
             "corrupted": pd.array([None] * len(s) if truth is None else truth, dtype="boolean")}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
-
-
-def scores_frame(session: Session) -> pd.DataFrame:
-    """One row per training sample and detector (columns :data:`SCORE_COLUMNS`)."""
-    ids = [session.trainer.sample_ids[i] for i in session.train_idx]
-    return score_table(ids, session.scores, session.flags, session.truth)
 
 
 def ranking_tables(ranking: Ranking) -> dict[str, pd.DataFrame]:
@@ -67,13 +61,20 @@ def ranking_tables(ranking: Ranking) -> dict[str, pd.DataFrame]:
 
 
 def run_tables(session: Session) -> dict[str, pd.DataFrame]:
-    """The run's tables by file name: ``history.csv`` always, the detector tables when
-    detectors ran, ``refurbish_events.csv`` when refurbishment was on."""
-    tables = {"history.csv": pd.DataFrame(session.trainer.history)}
+    """The run's tables by file name: ``history.csv`` always; with detectors ``scores.csv``
+    (per case) and ``score_history.csv`` (per detector and epoch, on the samples);
+    ``refurbish_events.csv`` when refurbishment was on; on volumes ``case_metrics.csv`` and,
+    with detectors, ``slice_scores.csv``."""
+    run = session.samples
+    tables = {"history.csv": pd.DataFrame(run.trainer.history)}
     if session.scores:
-        tables["scores.csv"] = scores_frame(session)
-        tables["score_history.csv"] = pd.DataFrame(session.history)
+        tables["scores.csv"] = score_table(session.case_ids, session.scores, session.flags,
+                                           session.truth)
+        tables["score_history.csv"] = pd.DataFrame(run.history)
     if session.refurbisher is not None:
-        tables["refurbish_events.csv"] = pd.DataFrame(session.refurbisher.events,
-                                                      columns=EVENT_COLUMNS)
+        tables["refurbish_events.csv"] = session.events_table()
+    if session.sampling != "images":
+        if session.scores:
+            tables["slice_scores.csv"] = session.slice_table()
+        tables["case_metrics.csv"] = session.case_metrics_table()
     return tables

@@ -159,7 +159,8 @@ class AuditSpec:
 
 @dataclass(frozen=True)
 class VolumeSpec:
-    """How a trial on volumes trains (ignored for 2-D sources).
+    """How a trial's network sees its data: on volumes, a 2-D network on their slices or a
+    3-D one on patches (a 2-D source takes the defaults: a 2-D network, no resampling).
 
     Attributes
     ----------
@@ -200,7 +201,7 @@ class VolumeSpec:
             raise ConfigError(f"volumes.tolerance: expected a number >= 0, got {self.tolerance}")
 
     def options(self) -> dict[str, Any]:
-        """Keyword options of :func:`~noisyseg.run.run_volume_session`."""
+        """Keyword options of :func:`~noisyseg.run.run_session`."""
         from dataclasses import asdict
 
         return asdict(self)

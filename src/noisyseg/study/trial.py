@@ -92,125 +92,97 @@ def result_row(trial: TrialConfig, summary: dict[str, Any]) -> dict[str, Any]:
     return {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()}
 
 
-def _run(trial: TrialConfig, files: dict[str, bytes], summary: dict[str, Any]) -> None:
-    import torch
+def _corrupted(trial: TrialConfig, ds: Any, tmp: Any, summary: dict[str, Any]) -> Any:
+    """The trial's dataset with its training masks corrupted (2-D images in memory; cases
+    one at a time into the temporary folder ``tmp``), the corruption's record in
+    ``summary``."""
+    from noisyseg.corrupt import corrupt_cases, corrupt_dataset
+    from noisyseg.data import CaseDataset, load_dataset
 
-    from noisyseg.corrupt import corrupt_dataset
-    from noisyseg.data import CaseDataset
-    from noisyseg.evaluate import dice
-    from noisyseg.run import encode_table, run_session, run_tables, session_summary
+    c = trial.corrupt
+    if c is None:
+        return ds
+    cls = None
+    if c.classes:
+        from noisyseg._validate import parse_classes
 
-    ds = _dataset(trial.data)
+        cls = parse_classes(c.classes, ds.class_names)
     if isinstance(ds, CaseDataset):
-        _run_volumes(trial, ds, files, summary)
-        return
-    if trial.corrupt is not None and trial.corrupt.mode is not None:
+        res = corrupt_cases(ds, c.model, tmp, strength=c.strength, target_dice=c.target_dice,
+                            fraction=c.fraction, classes=cls, seed=trial.seed, mode=c.mode,
+                            slice_axis=c.slice_axis, n_examples=0, **c.options)
+        summary["corruption"] = res.config | {"source": trial.data}
+        return load_dataset(str(tmp))
+    if c.mode is not None:
         from noisyseg.errors import ConfigError
 
         raise ConfigError(f"corrupt.mode: applies to volumes; {trial.data} holds 2-D images")
-    t0 = time.perf_counter()
-    if trial.corrupt is not None:
-        c = trial.corrupt
-        cls = None
-        if c.classes:
-            from noisyseg._validate import parse_classes
+    res2 = corrupt_dataset(ds, c.model, strength=c.strength, target_dice=c.target_dice,
+                           fraction=c.fraction, classes=cls, seed=trial.seed, **c.options)
+    summary["corruption"] = res2.config | {"source": trial.data}
+    return res2.dataset
 
-            cls = parse_classes(c.classes, ds.class_names)
-        res = corrupt_dataset(ds, c.model, strength=c.strength, target_dice=c.target_dice,
-                              fraction=c.fraction, classes=cls, seed=trial.seed, **c.options)
-        ds = res.dataset
-        summary["corruption"] = res.config | {"source": trial.data}
-    summary["corrupt_seconds"] = round(time.perf_counter() - t0, 3)
-    train = ds.indices("train")
-    summary["train_label_dice"] = float(dice(ds.masks[train], ds.truth[train], ds.n_classes).mean())
-    a = trial.audit
-    rcfg = a.refurbish_config() if a.refurbish else None
-    cfg = trial.train
-    if cfg.threads is None:  # respect the share of cores the executor gave this worker
-        cfg = type(cfg).from_dict(cfg.to_dict() | {"threads": torch.get_num_threads()})
-    session = run_session(ds, cfg, detectors=a.detectors, refurbish=rcfg, flag_rule=a.flag_rule,
-                          flag_value=a.flag_value)
-    summary |= session_summary(session)
-    idx, truth = session.train_idx, session.truth
+
+def _run(trial: TrialConfig, files: dict[str, bytes], summary: dict[str, Any]) -> None:
+    """A trial: the training masks corrupted, a network trained on them with the trial's
+    detectors (2-D images; volumes with a 2-D network on their slices or a 3-D one on
+    patches, as ``trial.volumes`` says), scores and clean-test metrics per case."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from noisyseg.evaluate import dice
+    from noisyseg.run import encode_table, run_session, run_tables
+    from noisyseg.run import summary as run_summary
+
+    with tempfile.TemporaryDirectory(prefix="noisyseg-trial-") as tmp:
+        t0 = time.perf_counter()
+        ds = _corrupted(trial, _dataset(trial.data), Path(tmp), summary)
+        summary["corrupt_seconds"] = round(time.perf_counter() - t0, 3)
+        train = ds.indices("train")
+        summary["train_label_dice"] = float(np.mean(
+            [dice(ds.read_label(int(i))[0][None], ds.read_label(int(i), clean=True)[0][None],
+                  ds.n_classes).mean() for i in train])) if len(train) else float("nan")
+        a = trial.audit
+        cfg = trial.train
+        if cfg.threads is None:  # respect the share of cores the executor gave this worker
+            cfg = type(cfg).from_dict(cfg.to_dict() | {"threads": torch.get_num_threads()})
+        session = run_session(ds, cfg, **trial.volumes.options(), detectors=a.detectors,
+                              refurbish=a.refurbish_config() if a.refurbish else None,
+                              flag_rule=a.flag_rule, flag_value=a.flag_value)
+        summary |= run_summary(session)
+        files |= {name: encode_table(name, df) for name, df in run_tables(session).items()}
+        if session.sampling == "images":
+            files |= _image_examples(ds, session, a.detectors)
+        summary["class_names"] = list(ds.class_names)
+
+
+def _image_examples(ds: Any, session: Any, detectors: Any) -> dict[str, bytes]:
+    """The arrays the study report draws from a trial on 2-D images: ``suspects.npz`` (the
+    top six of the first detector), ``examples.npz`` (three corrupted training masks beside
+    their clean ones) and ``test_examples.npz`` (three test predictions)."""
+    files = {}
+    idx, truth, train = session.train_cases, session.truth, ds.indices("train")
     ids = [ds.sample_ids[i] for i in idx]
-
-    files |= {name: encode_table(name, df) for name, df in run_tables(session).items()}
     if session.scores:
-        lead = session.scores[a.detectors[0]]
+        lead = session.scores[detectors[0]]
         top = np.argsort(-lead, kind="stable")[:6]
         files["suspects.npz"] = _npz(
             images=ds.images[idx[top]], given=ds.masks[idx[top]],
             predicted=session.trainer.predict(idx[top]), clean=ds.truth[idx[top]],
             sample_ids=np.array([ids[j] for j in top]),
             corrupted=np.zeros(len(top), bool) if truth is None else truth[top],
-            scores=lead[top], detector=np.array(a.detectors[0]))
+            scores=lead[top], detector=np.array(detectors[0]))
     if ds.corrupted is not None and ds.corrupted[train].any():
         bad = train[ds.corrupted[train]][:3]
         files["examples.npz"] = _npz(images=ds.images[bad], clean=ds.truth[bad],
                                      noisy=ds.masks[bad], sample_ids=np.array(
                                          [ds.sample_ids[i] for i in bad]))
-    files["test_examples.npz"] = _npz(images=ds.images[session.test_idx[:3]],
-                                      truth=ds.truth[session.test_idx[:3]],
-                                      predicted=session.test_pred[:3])
-    summary["class_names"] = list(ds.class_names)
-
-
-def _run_volumes(trial: TrialConfig, ds: Any, files: dict[str, bytes], summary: dict[str, Any]) -> None:
-    """A trial on volumes: the cases corrupted into a temporary folder (one case at a time),
-    a 2-D network trained on their slices or a 3-D one on patches, as ``trial.volumes`` says
-    (:func:`~noisyseg.run.run_volume_session`), scores and test metrics per case."""
-    import tempfile
-    from pathlib import Path
-
-    import torch
-
-    from noisyseg.corrupt import corrupt_cases
-    from noisyseg.data import load_dataset
-    from noisyseg.evaluate import dice
-    from noisyseg.run import (
-        encode_table,
-        run_tables,
-        run_volume_session,
-        score_table,
-        volume_summary,
-    )
-
-    with tempfile.TemporaryDirectory(prefix="noisyseg-trial-") as tmp:
-        t0 = time.perf_counter()
-        cases = ds
-        if trial.corrupt is not None:
-            c = trial.corrupt
-            cls = None
-            if c.classes:
-                from noisyseg._validate import parse_classes
-
-                cls = parse_classes(c.classes, ds.class_names)
-            res = corrupt_cases(ds, c.model, Path(tmp), strength=c.strength,
-                                target_dice=c.target_dice, fraction=c.fraction, classes=cls,
-                                seed=trial.seed, mode=c.mode, slice_axis=c.slice_axis,
-                                n_examples=0, **c.options)
-            summary["corruption"] = res.config | {"source": trial.data}
-            cases = load_dataset(tmp)
-        summary["corrupt_seconds"] = round(time.perf_counter() - t0, 3)
-        train = cases.indices("train")
-        summary["train_label_dice"] = float(np.mean([
-            dice(cases.read_label(int(i))[0][None], cases.read_label(int(i), clean=True)[0][None],
-                 cases.n_classes).mean() for i in train])) if len(train) else float("nan")
-        a = trial.audit
-        cfg = trial.train
-        if cfg.threads is None:  # respect the share of cores the executor gave this worker
-            cfg = type(cfg).from_dict(cfg.to_dict() | {"threads": torch.get_num_threads()})
-        vs = run_volume_session(cases, cfg, **trial.volumes.options(), detectors=a.detectors,
-                                refurbish=a.refurbish_config() if a.refurbish else None,
-                                flag_rule=a.flag_rule, flag_value=a.flag_value)
-        summary |= volume_summary(vs)
-        tables = run_tables(vs.session)
-        if vs.scores:
-            tables["scores.csv"] = score_table(vs.case_ids, vs.scores, vs.flags, vs.truth)
-            tables["slice_scores.csv"] = vs.slice_table()
-        tables["case_metrics.csv"] = vs.case_metrics_table()
-        files |= {name: encode_table(name, df) for name, df in tables.items()}
-        summary["class_names"] = list(cases.class_names)
+    test = session.samples.test_idx[:3]
+    files["test_examples.npz"] = _npz(images=ds.images[test], truth=ds.truth[test],
+                                      predicted=session.samples.test_pred[:3])
+    return files
 
 
 def execute_trial(config: dict[str, Any], worker: str | None = None) -> TrialOutput:

@@ -1,0 +1,171 @@
+"""The samples a network trains on, from a dataset of any dimension, and the way back to its
+cases.
+
+:func:`sample_view` is the one place that decides what a network sees of a dataset:
+
+- ``images``: 2-D images are their own samples (:class:`ImageIndex`);
+- ``slices``: the slices of volumes along an axis, for a 2-D network
+  (:func:`~noisyseg.data.slice_dataset`, :class:`~noisyseg.data.SliceIndex`);
+- ``volumes``: the volumes themselves, for a 3-D network on patches
+  (:func:`~noisyseg.data.volume_dataset`, :class:`~noisyseg.data.VolumeIndex`).
+
+Every index answers the same questions (which case each sample is, the samples of a case,
+spacings in mm, a case's label map from its samples' masks), so a run scores, refurbishes
+and evaluates per case without asking which view it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from noisyseg.data.cases import CaseDataset
+from noisyseg.data.dataset import SegDataset
+from noisyseg.data.slices import SliceIndex, slice_dataset
+from noisyseg.data.volumes import VolumeIndex, volume_dataset
+from noisyseg.errors import ConfigError, DataError
+
+__all__ = ["ImageIndex", "SampleIndex", "check_view", "sample_view"]
+
+
+@dataclass(frozen=True, eq=False)
+class ImageIndex:
+    """The samples of a dataset of 2-D images: sample ``i`` is case ``i``, on its own grid.
+
+    Attributes
+    ----------
+    cases : SegDataset
+        The images.
+    """
+
+    cases: SegDataset
+
+    sampling = "images"
+    dims = 2
+    axis = None  # images are not sliced
+    size = None  # nor resized by the view
+
+    @property
+    def case(self) -> np.ndarray:
+        """Case index of each sample (the sample's own index)."""
+        return np.arange(len(self.cases))
+
+    @property
+    def position(self) -> np.ndarray:
+        """Slice number of each sample within its case (0: an image is one slice)."""
+        return np.zeros(len(self.cases), dtype=np.int64)
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Every case's grid (the dataset's one grid)."""
+        return (self.cases.shape,) * len(self.cases)
+
+    def slices_of(self, i: int) -> np.ndarray:
+        """Sample indices of case ``i`` (just ``[i]``)."""
+        return np.array([i])
+
+    def spacing(self, i: int) -> tuple[float, ...]:
+        """Pixel size of case ``i`` in mm (1 where the source says nothing)."""
+        return tuple(float(v) for v in self.cases.label_geometry(i).spacing)
+
+    sample_spacing = spacing
+
+    def volume(self, i: int, masks: np.ndarray) -> np.ndarray:
+        """Case ``i``'s label map from its sample's mask (``(1, H, W)`` or ``(H, W)``)."""
+        m = np.asarray(masks)
+        m = m[0] if m.ndim == 3 else m
+        if m.shape != self.cases.shape:
+            raise DataError(f"case {self.cases.sample_ids[i]}: a {m.shape} mask is not on the "
+                            f"dataset's {self.cases.shape} grid")
+        return m.astype(np.uint8, copy=False)
+
+    def volume_from(self, i: int, samples: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """Case ``i``'s label map from ``masks`` given for the samples ``samples`` (which hold
+        sample ``i``)."""
+        row = int(np.flatnonzero(np.asarray(samples) == i)[0])
+        return self.volume(i, masks[row])
+
+
+#: Any of the three indices.
+SampleIndex = ImageIndex | SliceIndex | VolumeIndex
+
+
+def sample_view(ds: SegDataset | CaseDataset, *, dims: Literal[2, 3] = 2, slice_axis: int = 0,
+                slice_size: int | None = None, spacing: str | Sequence[float] | None = None
+                ) -> tuple[SegDataset, SampleIndex]:
+    """What a network with ``dims`` spatial dimensions trains on from ``ds``: its samples as
+    one in-memory dataset, and the index back to ``ds``'s cases.
+
+    Parameters
+    ----------
+    ds : SegDataset or CaseDataset
+        2-D images (their own samples) or volumes.
+    dims : {2, 3}
+        A 2-D network (on images, or on the slices of volumes along ``slice_axis``) or a 3-D
+        one (on volumes).
+    slice_axis : int
+        Volumes: the array axis of the slices, and of the per-slice scores either way.
+    slice_size : int, optional
+        ``dims=2`` on volumes: in-plane size to resize slices to.
+    spacing : 'median', sequence of 3 float, or None
+        ``dims=3``: resample every case to this voxel size in mm.
+
+    Returns
+    -------
+    (SegDataset, SampleIndex)
+
+    Raises
+    ------
+    ConfigError
+        A bad ``dims``, an option of the other ``dims``, a 3-D network or resampling for 2-D
+        images, and what :func:`~noisyseg.data.slice_dataset` and
+        :func:`~noisyseg.data.volume_dataset` refuse.
+
+    Examples
+    --------
+    >>> from noisyseg.data import synthetic_echo
+    >>> samples, index = sample_view(synthetic_echo(n=4, size=32, seed=0))
+    >>> index.sampling, len(samples), index.slices_of(2).tolist()
+    ('images', 4, [2])
+    """
+    check_view(ds, dims=dims, slice_size=slice_size, spacing=spacing)
+    if isinstance(ds, SegDataset):
+        return ds, ImageIndex(ds)
+    if dims == 3:
+        return volume_dataset(ds, spacing=spacing, slice_axis=slice_axis)
+    return slice_dataset(ds, slice_axis=slice_axis, slice_size=slice_size)
+
+
+def check_view(ds: SegDataset | CaseDataset, *, dims: int = 2, slice_size: int | None = None,
+               spacing: str | Sequence[float] | None = None, name: str | None = None) -> None:
+    """Refuse, before anything is read, the options of :func:`sample_view` that do not fit
+    ``ds`` or each other (one line naming the option, and the dataset as ``name``: by
+    default its source).
+
+    Raises
+    ------
+    ConfigError
+        A bad ``dims``, ``slice_size`` with ``dims=3``, ``spacing`` with ``dims=2``, or a 3-D
+        network or resampling for 2-D images.
+    """
+    if dims not in (2, 3):
+        raise ConfigError(f"dims: expected 2 (a 2-D network on slices) or 3 (a 3-D network on "
+                          f"patches), got {dims!r}")
+    if isinstance(ds, SegDataset):
+        name = name or ds.source or "the dataset"
+        if ds.spatial_dims != 2:
+            raise ConfigError(f"data: {name}: samples on one grid are viewed as 2-D images; "
+                              f"read volumes as cases")
+        if dims != 2:
+            raise ConfigError(f"dims: {name} holds 2-D images; a 3-D network needs volumes")
+        if spacing is not None:
+            raise ConfigError(f"spacing: {name} holds 2-D images; resampling is for volumes")
+    elif dims == 3 and slice_size is not None:
+        raise ConfigError("slice_size: resizes the slices of a 2-D network (dims=2); a 3-D "
+                          "network takes spacing instead")
+    elif dims == 2 and spacing is not None:
+        raise ConfigError("spacing: resamples volumes for a 3-D network (dims=3); a 2-D "
+                          "network on slices takes slice_size instead")
