@@ -3,8 +3,12 @@
 Each starts at ``width`` convolution kernels (study A: 6) that double at each
 down-sampling, uses batch norm, and maps ``(N, in_channels, *S)`` to logits
 ``(N, n_classes, *S)`` where ``S`` has ``spatial_dims`` axes (2: ``H, W``; 3: ``D, H, W``,
-the same layers in 3-D, as nnU-Net's ``3d_fullres`` is its ``2d`` network in 3-D). Every
-axis must be divisible by ``2**depth`` (32 for FCN32).
+the same layers in 3-D, as nnU-Net's ``3d_fullres`` is its ``2d`` network in 3-D).
+
+Each states the input sizes it can process in two attributes, ``size_multiple`` and
+``min_size`` (voxels per axis): U-Net and FCN32 every axis a multiple of ``2**depth`` (32 for
+FCN32), SegNet any size of at least ``2**depth``. The trainer calls them through
+:class:`~noisyseg.models.PadToMultiple`, which pads other sizes and crops the logits back.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ class UNet(nn.Module):
         self.dec = nn.ModuleList([_block(2 * chans[i], chans[i], spatial_dims=d)
                                   for i in reversed(range(depth))])
         self.head = conv(chans[0], n_classes, 1)
+        #: Every input axis must be a multiple of this, and at least ``min_size`` (voxels).
+        self.size_multiple = self.min_size = 2**depth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -80,6 +86,8 @@ class SegNet(nn.Module):
         self.dec = nn.ModuleList([_block(chans[i], chans[i - 1] if i else chans[0], spatial_dims=d)
                                   for i in reversed(range(depth))])
         self.head = conv(chans[0], n_classes, 1)
+        #: Any size (max-unpooling restores odd sizes), at least ``min_size`` voxels per axis.
+        self.size_multiple, self.min_size = 1, 2**depth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stack = []
@@ -114,6 +122,8 @@ class FCN32(nn.Module):
         f = 2**depth
         self.up = upconv(n_classes, n_classes, 2 * f, stride=f, padding=f // 2, bias=False)
         self.up.weight.data.copy_(_bilinear_kernel(n_classes, 2 * f, spatial_dims))
+        #: Every input axis must be a multiple of this, and at least ``min_size`` (voxels).
+        self.size_multiple = self.min_size = f
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for blk in self.enc:

@@ -53,7 +53,9 @@ class TrainConfig:
         samples with MONAI's sliding-window inference. ``None``: whole samples when they fit
         the voxel budget (always for 2-D images), else a patch chosen from the data and the
         device (:func:`~noisyseg.train.choose_patch_size`). A third of the patches are
-        centred on a foreground voxel of the training mask (nnU-Net's oversampling).
+        centred on a foreground voxel of the training mask (nnU-Net's oversampling). Samples
+        and patches of any size work: the network's input is zero-padded to the sizes it
+        can process and its logits cropped back (:class:`~noisyseg.models.PadToMultiple`).
     precision : {'auto', 'fp32', 'bf16', 'fp16'}
         Arithmetic of the forward pass (``torch.autocast``; weights and optimiser stay in
         float32). ``auto``: float16 mixed precision on CUDA (with loss scaling), float32 on

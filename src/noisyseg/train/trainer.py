@@ -18,7 +18,7 @@ from monai.losses import DiceLoss
 from noisyseg.data import SegDataset
 from noisyseg.errors import ConfigError, DataError
 from noisyseg.evaluate import dice
-from noisyseg.models import build_model
+from noisyseg.models import PadToMultiple, build_model, crop_padding, input_geometry, padded_shape
 from noisyseg.train.callbacks import BatchResult, Callback
 from noisyseg.train.config import TrainConfig
 
@@ -48,7 +48,8 @@ PATCH_BUDGET = {"cpu": 64**3, "cuda": 128**3}
 def choose_patch_size(shape: Sequence[int], *, budget: int, divisor: int = 16) -> list[int]:
     """A training patch for samples of ``shape``: the whole sample when it has at most
     ``budget`` voxels, else the sample's shape with its longest axis halved (rounded to a
-    multiple of ``divisor``, never below it) until it fits.
+    multiple of ``divisor``, never below it) until it fits. Axes never halved keep the
+    sample's size, a multiple or not (the trainer's model pads what is not).
 
     Examples
     --------
@@ -126,6 +127,11 @@ class _InputGradient:
     shortcut is checked against autograd on a random probe first; models where it does not
     hold (another first layer, or the input also reaching the output by another path) fall
     back to autograd. Either way ``x.grad`` holds the gradient after :meth:`finish`.
+
+    When :class:`~noisyseg.models.PadToMultiple` pads ``x`` (``shape``, without the batch
+    axis, not a multiple), the convolution sees the padded input, taken to be the first
+    input of that padded shape after :meth:`prepare`; the gradient is that of the padded
+    input cropped back to ``x``'s shape (padding is the identity on ``x``'s voxels).
     """
 
     def __init__(self, model: torch.nn.Module, shape: tuple[int, ...], device: torch.device) -> None:
@@ -134,6 +140,16 @@ class _InputGradient:
         self.x: torch.Tensor | None = None
         self.grad_out: torch.Tensor | None = None
         self.handle = None
+        #: Where ``x`` lies in the padded input, and that input's (C, *P); None: no padding.
+        self.region: tuple[slice, ...] | None = None
+        self.padded: tuple[int, ...] | None = None
+        self._pending = False
+        pads = model.padding(shape[1:]) if isinstance(model, PadToMultiple) else ()
+        if any(lo or hi for lo, hi in pads):
+            self.region = tuple(slice(lo, lo + int(s)) for (lo, _), s in zip(pads, shape[1:],
+                                                                               strict=True))
+            self.padded = (shape[0], *(int(s) + lo + hi for (lo, hi), s in zip(pads, shape[1:],
+                                                                                strict=True)))
         if self.conv is not None and self._adjoint_is_a_conv(self.conv):
             self.handle = self.conv.register_forward_hook(self._hook)
             if not self._check(model, shape, device):
@@ -148,17 +164,22 @@ class _InputGradient:
         was_training = model.training
         model.eval()
         try:
-            self.x, self.grad_out = probe, None
+            self.x, self.grad_out, self._pending = probe, None, True
             out = model(probe)
             weights = torch.randn(out.shape, generator=gen, device=device)
             (ref,) = torch.autograd.grad((out * weights).sum(), probe)
             if self.grad_out is None:
                 return False
-            mine = self._from_output_grad(self.grad_out)
+            mine = self._crop(self._from_output_grad(self.grad_out))
             return bool(torch.allclose(mine, ref, rtol=1e-3, atol=1e-5 * float(ref.abs().max())))
         finally:
             model.train(was_training)
             self.x = self.grad_out = None
+            self._pending = False
+
+    def _crop(self, grad: torch.Tensor) -> torch.Tensor:
+        """The gradient of the padded input cropped back to the input's voxels."""
+        return grad if self.region is None else crop_padding(grad, self.region).contiguous()
 
     def _from_output_grad(self, grad_out: torch.Tensor) -> torch.Tensor:
         """The input gradient from the convolution's output gradient (stride 1, "same")."""
@@ -178,7 +199,12 @@ class _InputGradient:
 
     def _hook(self, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...],
               output: torch.Tensor) -> None:
-        if self.x is not None and inputs[0] is self.x and output.requires_grad:
+        if self.x is None or not output.requires_grad:
+            return
+        padded_input = (self._pending and self.padded is not None
+                        and tuple(inputs[0].shape[1:]) == self.padded)
+        if inputs[0] is self.x or padded_input:
+            self._pending = False
             output.register_hook(self._store)
 
     def _store(self, grad: torch.Tensor) -> None:
@@ -186,7 +212,7 @@ class _InputGradient:
 
     def prepare(self, x: torch.Tensor) -> None:
         """Call before the forward pass of the batch ``x``."""
-        self.x, self.grad_out = x, None
+        self.x, self.grad_out, self._pending = x, None, True
         if self.handle is None:
             x.requires_grad_(True)
 
@@ -194,10 +220,11 @@ class _InputGradient:
         """Call after the backward pass: sets ``x.grad`` (divided by the loss ``scale``)."""
         x = self.x
         if self.handle is not None and x is not None and self.grad_out is not None:
-            x.grad = self._from_output_grad(self.grad_out).to(x.dtype)
+            x.grad = self._crop(self._from_output_grad(self.grad_out)).to(x.dtype)
         if x is not None and x.grad is not None and scale != 1.0:
             x.grad /= scale
         self.x = self.grad_out = None
+        self._pending = False
 
     def close(self) -> None:
         if self.handle is not None:
@@ -296,7 +323,11 @@ class Trainer:
 
     Attributes
     ----------
-    model : torch.nn.Module
+    model : PadToMultiple
+        The network, taking samples and patches of any size: inputs are zero-padded to the
+        sizes it can process and its logits cropped back (nnU-Net's padding), so logits,
+        losses and input gradients are on the samples' own voxels. ``model.net`` is the
+        network itself; both have the same ``state_dict``.
     train_targets : (N, *S) uint8 tensor
         Current training masks of every sample (only training samples are used); change
         them with :meth:`replace_masks`. Pixels equal to :data:`IGNORE_INDEX` are left out
@@ -345,8 +376,8 @@ class Trainer:
         self.amp_dtype = _autocast_dtype(config.precision, self.device)
         self.memory_format = _memory_format(config.memory_format, self.device,
                                             dataset.spatial_dims, self.amp_dtype)
-        self.model = build_model(config.model, n_classes=dataset.n_classes,
-                                 **options).to(self.device, memory_format=self.memory_format)
+        net = build_model(config.model, n_classes=dataset.n_classes, **options)
+        self.model = PadToMultiple(net).to(self.device, memory_format=self.memory_format)
         self.patch_size = self._patch_size(config, dataset.shape)
         self.patched = self.patch_size != tuple(dataset.shape)
         self._check_size(self.patch_size)
@@ -395,18 +426,51 @@ class Trainer:
                               f"most the sample's)")
         return ps
 
+    #: Padding multiples tried, smallest first, for a network that states no input sizes
+    #: (``monai:*``) and cannot process the training size as it is.
+    _PROBE_MULTIPLES = (2, 4, 8, 16, 32, 64)
+
     def _check_size(self, shape: tuple[int, ...]) -> None:
-        what = "x".join(map(str, shape))
+        """Make sure the network maps inputs of ``shape`` (padded as :attr:`model` pads them)
+        to logits of ``shape``. A network that states no input sizes (:func:`input_geometry`)
+        and fails is padded to the smallest power-of-two multiple that works.
+
+        Raises
+        ------
+        ConfigError
+            No padding makes the network process ``shape``.
+        """
+        error, tried = self._size_error(shape), ""
+        if error is not None and input_geometry(self.model.net) == (1, 1):
+            for multiple in self._PROBE_MULTIPLES:
+                self.model.multiple = multiple
+                if self._size_error(shape) is None:
+                    log.info("model: %s: padding inputs to multiples of %d voxels",
+                             self.config.model, multiple)
+                    return
+            self.model.multiple = 1
+            tried = (f"; padded to multiples of {self._PROBE_MULTIPLES[0]} to "
+                     f"{self._PROBE_MULTIPLES[-1]} neither")
+        if error is not None:
+            what = "x".join(map(str, shape))
+            option = "--patch-size" if len(shape) == 3 else "--slice-size (volumes) or --patch-size"
+            raise ConfigError(f"model: {self.config.model} cannot process {what} inputs "
+                              f"({error}{tried}); give {option} a size it can process or "
+                              f"choose another --model")
+
+    def _size_error(self, shape: tuple[int, ...]) -> str | None:
+        """Why the model cannot map a zero input of ``shape`` to logits of ``shape``, or None."""
+        padded = padded_shape(shape, multiple=self.model.multiple, min_size=self.model.min_size)
+        via = "" if padded == tuple(shape) else f"padded to {'x'.join(map(str, padded))}: "
         try:
             with torch.no_grad():
                 self.model.eval()
                 out = self.model(self._to_device(torch.zeros(1, 1, *shape)))
         except RuntimeError as exc:
-            raise ConfigError(f"model: {self.config.model} cannot process {what} inputs "
-                              f"({str(exc).splitlines()[0]}); use a size divisible by 32") from exc
+            return via + str(exc).splitlines()[0]
         if tuple(out.shape[2:]) != tuple(shape):
-            raise ConfigError(f"model: {self.config.model} output {tuple(out.shape[2:])} != "
-                              f"input {tuple(shape)}; use a size divisible by 32")
+            return f"{via}output {'x'.join(map(str, out.shape[2:]))}"
+        return None
 
     def _sampling_weights(self) -> torch.Tensor:
         """Class-balanced sampling: weight = sum over classes present of 1/(#samples with it)."""
@@ -694,19 +758,25 @@ class Trainer:
                     "class_names": list(self.dataset.class_names),
                     "best_epoch": self.best_epoch, "best_val_dice": self.best_score,
                     "spatial_dims": self.dataset.spatial_dims,
-                    "patch_size": list(self.patch_size)}, tmp)
+                    "patch_size": list(self.patch_size),
+                    "input_padding": {"multiple": self.model.multiple,
+                                      "min_size": self.model.min_size}}, tmp)
         os.replace(tmp, path)
         return path
 
 
-def load_checkpoint(path: str | Path, *, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
-    """Load a checkpoint written by :meth:`Trainer.save`; returns ``(model, checkpoint)``."""
+def load_checkpoint(path: str | Path, *, device: str = "cpu") -> tuple[PadToMultiple, dict]:
+    """Load a checkpoint written by :meth:`Trainer.save`; returns ``(model, checkpoint)``, the
+    model in eval mode and padding its inputs as the trainer's did (:class:`PadToMultiple`;
+    ``model.net`` is the network itself)."""
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except (OSError, RuntimeError, EOFError) as exc:
         raise DataError(f"{path}: cannot load checkpoint ({exc})") from exc
     cfg = TrainConfig.from_dict(ckpt["config"])
     options = {"spatial_dims": int(ckpt.get("spatial_dims", 2))} | dict(cfg.model_options)
-    model = build_model(cfg.model, n_classes=ckpt["n_classes"], **options)
+    padding = dict(ckpt.get("input_padding", {}))  # absent before inputs were padded
+    model = PadToMultiple(build_model(cfg.model, n_classes=ckpt["n_classes"], **options),
+                          multiple=padding.get("multiple"), min_size=padding.get("min_size"))
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), ckpt
