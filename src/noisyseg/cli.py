@@ -35,7 +35,7 @@ DataOpt = Annotated[str, typer.Option("--data", help=(
 #: from ``--`` + the name with dashes.
 PARAM_FLAGS = {"fmt": "--format", "detectors": "--detector", "mode": "--refurbish-mode",
                "calibrate": "--refurbish-calibrate", "with_detector": "--refurbish-with",
-               "band": "--refurbish-band"}
+               "band": "--refurbish-band", "region": "--refurbish-region"}
 _PARAMS = {"data", "out", "model", "strength", "target_dice", "fraction", "classes", "options",
            "refurbish_with", "flag_rule", "flag_value", "warmup", "every", "confidence", "unflag",
            "pseudo_from", "epochs", "batch_size", "steps_per_epoch", "lr", "loss", "device",
@@ -309,6 +309,9 @@ def audit(
     refurbish_band: Annotated[int, typer.Option(
         help="With --refurbish-mode boundary: voxels left out on each side of a flagged "
              "mask's boundaries.")] = 2,
+    refurbish_region: Annotated[str, typer.Option(
+        help="What of a flagged case changes: sample (all of it) or, with --dims 3, slices "
+             "(only the slices of the volume that the detector doubts).")] = "sample",
     trusted: Annotated[str | None, typer.Option(
         help="Masks known to be right, for disagree, --refurbish-calibrate and "
              "--refurbish-mode debias: a split (val) "
@@ -352,7 +355,7 @@ def audit(
     rcfg = RefurbishConfig(with_detector=refurbish_with, warmup=warmup, every=every,
                            confidence=confidence, unflag=unflag, pseudo_from=pseudo_from,
                            calibrate=refurbish_calibrate, mode=refurbish_mode,
-                           band=refurbish_band)
+                           band=refurbish_band, region=refurbish_region)
     res = run_audit(data=data, out=out, config=cfg, detectors=detector or DEFAULT_DETECTORS,
                     refurbish=rcfg if refurbish else None, flag_rule=flag_rule,
                     flag_value=flag_value, trusted=trusted, overwrite=overwrite,

@@ -306,6 +306,62 @@ def test_calibrated_refurbishment_of_volumes_replaces_whole_cases():
     assert set(events["slices"]) == {16}  # a whole case: all its axial slices
 
 
+def test_3d_refurbishment_per_region_changes_only_the_doubted_slices(monkeypatch):
+    """region='slices': a flagged volume changes on the slices the detector doubts (the flag
+    rule over every training slice's mean voxel score), nowhere else."""
+    from noisyseg.refurbish import RefurbishConfig
+    from noisyseg.run import run_session, session
+
+    calls = []
+    factory = session._doubted_slices
+
+    def recording(*args):
+        doubted = factory(*args)
+
+        def wrapped(trainer, detector, positions):
+            out = doubted(trainer, detector, positions)
+            calls.append((np.asarray(positions).copy(), out.copy()))
+            return out
+
+        return wrapped
+
+    monkeypatch.setattr(session, "_doubted_slices", recording)
+    cases = load_dataset("synthetic-ct:n=6,size=32,slices=16,seed=0")
+    vs = run_session(cases, TrainConfig(epochs=3, batch_size=2, threads=1,
+                                        model_options={"width": 2}), dims=3,
+                     detectors=["loss"], flag_rule="top", flag_value=0.5,
+                     refurbish=RefurbishConfig(warmup=1, every=1, region="slices"))
+    assert len(calls) == 3  # one flagging per epoch
+    positions, doubted = calls[-1]
+    n_train = len(vs.train_cases)
+    assert doubted.shape == (len(positions), 16)
+    assert doubted.sum() <= n_train * 16 // 2  # the top half of all training slices at most
+    final = vs.final_masks()
+    given = np.stack([cases.read_label(int(i))[0] for i in vs.train_cases])
+    changed = np.any(final != given, axis=(2, 3))  # (cases, axial slices)
+    assert changed.any()
+    for k in range(n_train):
+        if k in positions:  # a flagged case: changed on doubted slices only
+            assert not (changed[k] & ~doubted[list(positions).index(k)]).any()
+        else:
+            assert not changed[k].any()
+    events = vs.events_table()
+    last = events[(events["epoch"] == 3) & (events["action"] == "refurbished")]
+    assert sorted(last["slices"]) == sorted(doubted.sum(1).tolist())
+
+
+def test_refurbishment_per_region_is_for_a_3d_network():
+    from noisyseg.refurbish import RefurbishConfig
+    from noisyseg.run import run_session
+
+    cases = load_dataset("synthetic-ct:n=6,size=32,slices=4,seed=0")
+    with pytest.raises(ConfigError, match="region: 'slices'.*dims=3"):
+        run_session(cases, TrainConfig(epochs=1), detectors=["loss"],
+                    refurbish=RefurbishConfig(region="slices"))
+    with pytest.raises(ConfigError, match="region: expected one of sample, slices"):
+        RefurbishConfig(region="voxels")
+
+
 def test_3d_debias_audit_records_offsets_in_mm_and_writes_labels_on_the_source_grid(nnunet,
                                                                                     tmp_path):
     raw, _, _ = nnunet
@@ -327,3 +383,22 @@ def test_3d_debias_audit_records_offsets_in_mm_and_writes_labels_on_the_source_g
         img = nib.load(str(aud / "refurbished" / "labelsTr" / f"{cid}.nii.gz"))
         assert img.shape == nib.load(str(raw / "labelsTr" / f"{cid}.nii.gz")).shape
         np.testing.assert_allclose(img.affine, AFFINE)
+
+
+def test_audit_refurbish_region_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "aud"
+    args = ["audit", "--data", "synthetic-ct:n=6,size=32,slices=8,seed=0", "--dims", "3",
+            "--epochs", "2", "--width", "2", "--batch-size", "2", "--threads", "1",
+            "--detector", "loss", "--refurbish", "--warmup", "1", "--every", "1",
+            "--flag-rule", "top", "--flag-value", "0.5", "--no-progress", "--out", str(out)]
+    assert run_cli([*args, "--refurbish-region", "slices"]) == 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["refurbish_config"]["region"] == "slices"
+    events = pd.read_csv(out / "refurbish_events.csv")
+    assert (events.loc[events["action"] == "refurbished", "slices"] <= 8).all()
+    assert (out / "refurbished" / "manifest.csv").is_file()
+    capsys.readouterr()
+    assert run_cli([*args[:3], *args[5:], "--refurbish-region", "slices",
+                    "--out", str(tmp_path / "b")]) == 2  # --dims 2
+    err = capsys.readouterr().err
+    assert "region" in err and "dims=3" in err and len(err.strip().splitlines()) == 1

@@ -7,7 +7,7 @@ from typing import Any
 
 from noisyseg.errors import ConfigError
 
-__all__ = ["MODES", "PSEUDO_FROM", "RefurbishConfig"]
+__all__ = ["MODES", "PSEUDO_FROM", "REGIONS", "RefurbishConfig"]
 
 #: What a flagged mask becomes: ``replace`` (pseudo-label, the given label where the model
 #: is unsure), ``ignore`` (pseudo-label, unsure pixels left out of the loss), ``drop``
@@ -17,6 +17,9 @@ __all__ = ["MODES", "PSEUDO_FROM", "RefurbishConfig"]
 MODES = ("replace", "ignore", "drop", "boundary", "debias")
 #: Which weights make the pseudo-labels.
 PSEUDO_FROM = ("current", "best")
+#: What of a flagged sample a refurbishment changes: all of it, or (a 3-D network's volumes)
+#: only the slices its detector doubts.
+REGIONS = ("sample", "slices")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,15 @@ class RefurbishConfig:
         Half-width in voxels (per axis: a square or cube around each boundary voxel) of the
         band a flagged mask leaves out with ``mode='boundary'``; cover the error's size
         (a 3 mm dilation at 0.8 mm voxels: 4).
+    region : {'sample', 'slices'}
+        What of a flagged sample changes. ``sample``: all of it (a 2-D image, a slice of a
+        volume for a 2-D network, a whole volume for a 3-D one). ``slices``, for a 3-D
+        network (``dims=3``): only the slices of a flagged volume (along the run's slice
+        axis) that the detector doubts, as a 2-D network on slices refurbishes only its
+        flagged slices: at every flagging, each slice of every training volume gets the
+        mean of the detector's voxel map over it, the flag rule picks the doubted slices
+        among all of them, and a flagged volume changes on those slices only (none: it
+        keeps its given labels). The rest of the volume keeps its given labels.
 
     Raises
     ------
@@ -83,6 +95,7 @@ class RefurbishConfig:
     calibrate: bool = False
     mode: str = "replace"
     band: int = 2
+    region: str = "sample"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -95,6 +108,8 @@ class RefurbishConfig:
         if self.mode == "debias" and self.calibrate:
             raise ConfigError("calibrate: mode 'debias' measures the model against the trusted "
                               "masks itself; calibrate applies to 'replace' and 'ignore'")
+        if self.region not in REGIONS:
+            raise ConfigError(f"region: expected one of {', '.join(REGIONS)}, got {self.region!r}")
         if self.pseudo_from not in PSEUDO_FROM:
             raise ConfigError(f"pseudo_from: expected one of {', '.join(PSEUDO_FROM)}, "
                               f"got {self.pseudo_from!r}")

@@ -176,12 +176,23 @@ class Refurbisher(Callback):
     spacing : callable, optional
         Dataset sample index -> its voxel size in mm (array order), for ``debias``; default:
         the dataset's geometry (:meth:`~noisyseg.data.SegDataset.label_geometry`).
+    doubted_slices : callable, optional
+        ``doubted_slices(trainer, detector, positions) -> (B, n) bool``: for the training
+        samples at ``positions`` (volumes), which of their ``n`` slices along
+        ``slice_axis`` the detector doubts; a flagged sample then changes on those slices
+        only (``config.region='slices'``, see :class:`RefurbishConfig`). Events record how
+        many slices changed (``slices``).
+    slice_axis : int
+        The sample array axis of ``doubted_slices``' slices.
     """
 
     def __init__(self, detector: Detector, config: RefurbishConfig | None = None, *,
                  rule: str = "mixture", value: float | None = None, seed: int = 0,
-                 spacing: Callable[[int], Sequence[float]] | None = None) -> None:
+                 spacing: Callable[[int], Sequence[float]] | None = None,
+                 doubted_slices: Callable[[Trainer, Detector, np.ndarray], np.ndarray] | None = None,
+                 slice_axis: int = 0) -> None:
         check_flag_rule(rule, value)
+        self.doubted_slices, self.slice_axis = doubted_slices, slice_axis
         self.config = config = config or RefurbishConfig()
         self.mode, self.pseudo_from, self.calibrate = config.mode, config.pseudo_from, config.calibrate
         self.warmup, self.every = config.warmup, config.every
@@ -222,24 +233,24 @@ class Refurbisher(Callback):
             else:
                 masks = np.where(boundary_band(given, self.config.band), np.uint8(IGNORE_INDEX),
                                  given).astype(np.uint8)
+            masks, n = self._in_region(trainer, fresh, masks)
             trainer.replace_masks(idx[fresh], masks)
             action = "dropped" if self.mode == "drop" else "boundary left out"
-            self.events += [{"epoch": e, "sample_id": trainer.sample_ids[idx[i]],
-                             "action": action} for i in fresh]
+            self._record(trainer, e, fresh, action, n)
         elif self.mode == "debias":
             if new.size:
                 offset = self._offset(trainer, idx[new], e)
-                trainer.replace_masks(idx[new], debias_masks(
+                masks, n = self._in_region(trainer, new, debias_masks(
                     self._given[new], offset, spacing=[self._spacing(trainer, idx[i]) for i in new]))
-                self.events += [{"epoch": e, "sample_id": trainer.sample_ids[idx[i]],
-                                 "action": "debiased"} for i in new]
+                trainer.replace_masks(idx[new], masks)
+                self._record(trainer, e, new, "debiased", n)
         elif new.size:
             probs = torch.softmax(self._pseudo_logits(trainer, idx[new], e), dim=1)
-            trainer.replace_masks(idx[new], pseudo_labels(
+            masks, n = self._in_region(trainer, new, pseudo_labels(
                 probs, self._given[new], confidence=self.confidence, ignore=self.mode == "ignore"))
+            trainer.replace_masks(idx[new], masks)
             self._guess[new] = probs.argmax(dim=1).numpy()
-            self.events += [{"epoch": e, "sample_id": trainer.sample_ids[idx[i]],
-                             "action": "refurbished"} for i in new]
+            self._record(trainer, e, new, "refurbished", n)
         back = np.flatnonzero(self.flagged & ~flags)
         if back.size:
             trainer.replace_masks(idx[back], self._given[back])
@@ -249,6 +260,28 @@ class Refurbisher(Callback):
         self.flagged = flags
         logs["n_flagged"] = float(flags.sum())
         log.info("epoch %d: %d samples refurbished", e, int(flags.sum()))
+
+    def _in_region(self, trainer: Trainer, positions: np.ndarray, masks: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``masks`` (new labels of the training samples at ``positions``) kept only on the
+        slices the detector doubts, the given labels elsewhere; with the number of changed
+        slices per sample (None when every sample changes whole)."""
+        if self.doubted_slices is None or not len(positions):
+            return masks, None
+        doubt = np.asarray(self.doubted_slices(trainer, self.detector, positions), dtype=bool)
+        shape = [1] * (masks.ndim - 1)
+        shape[self.slice_axis] = doubt.shape[1]
+        keep = doubt.reshape(len(positions), *shape)
+        return np.where(keep, masks, self._given[positions]).astype(np.uint8), doubt.sum(1)
+
+    def _record(self, trainer: Trainer, epoch: int, positions: np.ndarray, action: str,
+                slices: np.ndarray | None) -> None:
+        idx = trainer.train_idx.numpy()
+        for k, i in enumerate(positions):
+            event = {"epoch": epoch, "sample_id": trainer.sample_ids[idx[i]], "action": action}
+            if slices is not None:
+                event["slices"] = int(slices[k])
+            self.events.append(event)
 
     def final_masks(self, trainer: Trainer) -> np.ndarray:
         """The training masks of the training split as they end: refurbished where flagged;

@@ -196,7 +196,9 @@ def train_samples(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[st
                   flag_value: float | None = None,
                   trusted: str | Path | Sequence[str] | None = None,
                   callbacks: Sequence[Callback] = (),
-                  spacing: Callable[[int], Sequence[float]] | None = None) -> SampleRun:
+                  spacing: Callable[[int], Sequence[float]] | None = None,
+                  doubted_slices: Callable[..., np.ndarray] | None = None,
+                  slice_axis: int = 0) -> SampleRun:
     """Train on ``ds``'s training masks with detectors attached; evaluate on clean test masks.
 
     Parameters
@@ -223,6 +225,10 @@ def train_samples(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[st
     spacing : callable, optional
         Sample index -> voxel size in mm (array order) of the sample's arrays, for
         ``refurbish.mode='debias'``; default: the dataset's geometry.
+    doubted_slices : callable, optional
+        For ``refurbish.region='slices'``: which slices (along ``slice_axis``) of flagged
+        volumes the detector doubts (see :class:`~noisyseg.refurbish.Refurbisher`).
+    slice_axis : int
 
     Returns
     -------
@@ -243,7 +249,8 @@ def train_samples(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[st
     if refurbish is not None:
         refurbisher = Refurbisher(dets[refurbish.with_detector or detectors[0]], refurbish,
                                   rule=flag_rule, value=flag_value, seed=config.seed,
-                                  spacing=spacing)
+                                  spacing=spacing, doubted_slices=doubted_slices,
+                                  slice_axis=slice_axis)
         cbs.append(refurbisher)
     needs = [n for n, d in dets.items() if isinstance(d, DisagreeDetector) and d.calibrate]
     if refurbish is not None and (refurbish.calibrate or refurbish.mode == "debias"):

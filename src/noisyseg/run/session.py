@@ -35,7 +35,7 @@ and surface Dice in mm, with each case's voxel spacing).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,8 +43,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from noisyseg.data import SPLITS, CaseDataset, SampleIndex, SegDataset, sample_view
-from noisyseg.detect import DetectionMetrics, detection_metrics, flag
+from noisyseg.data import SPLITS, CaseDataset, SampleIndex, SegDataset, VolumeIndex, sample_view
+from noisyseg.detect import DetectionMetrics, Detector, detection_metrics, flag
 from noisyseg.errors import ConfigError
 from noisyseg.evaluate import SegmentationMetrics, evaluate_masks
 from noisyseg.refurbish import RefurbishConfig, Refurbisher
@@ -197,8 +197,9 @@ class Session:
     def events_table(self) -> pd.DataFrame:
         """``refurbish_events.csv``: ``epoch, sample_id, action`` per event on 2-D images;
         per case on volumes, with ``slices``, the number of the case's slices with that
-        action in that epoch (the whole case, written as the case's slice count along
-        ``index.axis``, for a 3-D run)."""
+        action in that epoch (for a 3-D run the case's slice count along ``index.axis``
+        when it changed whole; with ``region='slices'`` the doubted slices that changed, on
+        the resampled grid when the run resamples)."""
         ref = self.refurbisher
         if self.sampling == "images":
             return pd.DataFrame([] if ref is None else ref.events,
@@ -206,11 +207,13 @@ class Session:
         cols = ["epoch", "sample_id", "action", "slices"]
         if ref is None or not ref.events:
             return pd.DataFrame(columns=cols)
-        ev = pd.DataFrame(ref.events, columns=["epoch", "sample_id", "action"])
-        if self.sampling == "volumes":
+        ev = pd.DataFrame(ref.events)
+        ev = ev[[c for c in ("epoch", "sample_id", "action", "slices") if c in ev]]
+        if self.sampling == "volumes":  # the whole case, unless only doubted slices changed
             ids = list(self.cases.sample_ids)
-            ev["slices"] = [self.index.shapes[ids.index(sid)][self.index.axis]
-                            for sid in ev["sample_id"]]
+            whole = [self.index.shapes[ids.index(sid)][self.index.axis] for sid in ev["sample_id"]]
+            given = ev["slices"] if "slices" in ev else pd.Series(np.nan, index=ev.index)
+            ev["slices"] = given.fillna(pd.Series(whole, index=ev.index)).astype(int)
             return ev[cols]
         ev["sample_id"] = ev["sample_id"].str.rsplit(":", n=1).str[0]
         out = ev.groupby(["epoch", "sample_id", "action"], sort=False).size().rename("slices")
@@ -332,9 +335,17 @@ def run_session(ds: SegDataset | CaseDataset, config: TrainConfig, *, dims: int 
     if not images and not config.balanced:
         config = type(config).from_dict(config.to_dict() | {"balanced": True})
     trusted_samples, source = _trusted_samples(ds, samples.sample_ids, index, trusted)
+    doubted = None
+    if refurbish is not None and refurbish.region == "slices":
+        if index.sampling != "volumes":
+            raise ConfigError("refurbish region: 'slices' picks the doubted slices of a 3-D "
+                              "network's volumes (dims=3); a 2-D network on slices already "
+                              "refurbishes per slice, and an image is one slice")
+        doubted = _doubted_slices(index, flag_rule, flag_value, config.seed)  # type: ignore[arg-type]
     run = train_samples(samples, config, detectors=detectors, refurbish=refurbish,
                         flag_rule=flag_rule, flag_value=flag_value, trusted=trusted_samples,
-                        callbacks=callbacks, spacing=None if images else index.sample_spacing)
+                        callbacks=callbacks, spacing=None if images else index.sample_spacing,
+                        doubted_slices=doubted, slice_axis=index.axis or 0)
     if run.trusted is not None and source is not None:
         run.trusted["source"] = source
     train_idx = run.train_idx
@@ -374,6 +385,32 @@ def run_session(ds: SegDataset | CaseDataset, config: TrainConfig, *, dims: int 
     else:
         session.refurbished = np.zeros(len(train_cases), bool)
     return session
+
+
+def _doubted_slices(index: VolumeIndex, rule: str, value: float | None, seed: int
+                    ) -> Callable[[Trainer, Detector, np.ndarray], np.ndarray]:
+    """``refurbish.region='slices'`` on volumes: which slices of the training volumes at
+    ``positions`` the detector doubts. Every slice (along ``index.axis``, on the resampled
+    case without its padding) of every training volume gets the mean of the detector's voxel
+    map over it; ``rule`` flags the doubted ones among all of them, as it flags the slices
+    of a 2-D network on slices. Returns ``(B, grid[axis])`` booleans (padding: never)."""
+    axis = index.axis
+
+    def doubted(trainer: Trainer, detector: Detector, positions: np.ndarray) -> np.ndarray:
+        idx = trainer.train_idx.numpy()
+        means = []
+        for p in range(len(idx)):
+            v = index.crop(int(idx[p]), detector.voxel_scores(trainer, np.array([p]))[0])
+            means.append(v.mean(axis=tuple(a for a in range(v.ndim) if a != axis)))
+        flags = flag(np.concatenate(means), rule, value=value, seed=seed)
+        start = np.concatenate([[0], np.cumsum([len(m) for m in means])])
+        out = np.zeros((len(positions), index.grid[axis]), dtype=bool)
+        for k, p in enumerate(np.asarray(positions)):
+            f = flags[start[p]:start[p + 1]]
+            out[k, :len(f)] = f
+        return out
+
+    return doubted
 
 
 def _case_scores_from_slices(vs: Session, ds: Any, flag_rule: str,

@@ -124,9 +124,10 @@ class AuditSpec:
         Any of ``vog``, ``vog-online``, ``loss``, ``cleanlab``, ``disagree``; empty for none.
     refurbish : bool
         Replace flagged training masks by pseudo-labels (driven by the first detector).
-    flag_rule, flag_value, warmup, every, confidence, unflag, pseudo_from, calibrate, mode, band
+    flag_rule, flag_value, warmup, every, confidence, unflag, pseudo_from, calibrate, mode, band, region
         As for ``noisyseg audit`` (``calibrate`` is ``--refurbish-calibrate``, ``mode``
-        ``--refurbish-mode``, ``band`` ``--refurbish-band``).
+        ``--refurbish-mode``, ``band`` ``--refurbish-band``, ``region``
+        ``--refurbish-region``).
     """
 
     detectors: list[str] = field(default_factory=list)
@@ -142,6 +143,7 @@ class AuditSpec:
     calibrate: bool = _REFURBISH.calibrate
     mode: str = _REFURBISH.mode
     band: int = _REFURBISH.band
+    region: str = _REFURBISH.region
 
     def __post_init__(self) -> None:
         check_detectors(self.detectors)
