@@ -561,6 +561,77 @@ def review_export(
     console.print(f"[green]wrote[/] {out}")
 
 
+nnunet_app = typer.Typer(no_args_is_help=True, help=(
+    "nnU-Net v2 with noisyseg's detectors inside its own training (the nnunet extra)."))
+app.add_typer(nnunet_app, name="nnunet")
+#: Library parameter names of ``noisyseg nnunet train``'s errors -> its arguments and flags.
+_NNUNET_FLAGS = {"dataset": "DATASET", "configuration": "CONFIGURATION", "fold": "FOLD",
+                 "plans": "-p/--plans", "iterations": "--iterations",
+                 "val_iterations": "--val-iterations", "window": "--window",
+                 "pretrained_weights": "--pretrained-weights", "val_best": "--val-best"}
+
+
+@nnunet_app.command("train")
+def nnunet_train(
+    dataset: Annotated[str, typer.Argument(help="nnU-Net dataset id or name (3, Dataset003_Liver).")],
+    configuration: Annotated[str, typer.Argument(help="Configuration: 2d, 3d_fullres, ...")],
+    fold: Annotated[str, typer.Argument(help="Fold: 0-4 (or more, as nnU-Net allows) or all.")],
+    plans: Annotated[str, typer.Option("-p", "--plans", help="Plans identifier.")] = "nnUNetPlans",
+    device: Annotated[str, typer.Option(
+        "--device", help="auto (cuda when available, else cpu), cuda, cpu or mps.")] = "auto",
+    pretrained_weights: Annotated[Path | None, typer.Option(
+        "--pretrained-weights", help="nnU-Net checkpoint to start from.")] = None,
+    npz: Annotated[bool, typer.Option(
+        "--npz", help="Save the validation probabilities (what noisyseg rank reads).")] = False,
+    continue_training: Annotated[bool, typer.Option(
+        "--c", "--continue", help="Continue from the fold's latest checkpoint.")] = False,
+    validation: Annotated[bool, typer.Option(
+        "--validation/--no-validation", help="Predict the fold's held-out cases at the end.")] = True,
+    val_best: Annotated[bool, typer.Option(
+        "--val-best", help="Validate with checkpoint_best.pth instead of the final one.")] = False,
+    disable_checkpointing: Annotated[bool, typer.Option(
+        "--disable-checkpointing", help="Write no checkpoints.")] = False,
+    epochs: Annotated[int | None, typer.Option(
+        "--epochs", help="Epochs (default: nnU-Net's 1000).")] = None,
+    iterations: Annotated[int | None, typer.Option(
+        "--iterations", help="Training iterations per epoch (default: nnU-Net's 250).")] = None,
+    val_iterations: Annotated[int | None, typer.Option(
+        "--val-iterations", help="Validation iterations per epoch (default: nnU-Net's 50).")] = None,
+    window: Annotated[int, typer.Option(
+        "--window", help="The score averages the per-epoch losses of the last N epochs.")] = 5,
+    flag_rule: Annotated[str, typer.Option(
+        "--flag-rule", help="mixture, top or percentile.")] = "mixture",
+    flag_value: Annotated[float | None, typer.Option(
+        "--flag-value", help="Fraction for top, percentile for percentile.")] = None,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", help="Seed Python, NumPy and torch before building the trainer (repeatable "
+        "with nnUNet_n_proc_DA=0).")] = None,
+) -> None:
+    """Train one nnU-Net fold as nnUNetv2_train does; write each case's loss to fold_K/noisyseg/."""
+    from noisyseg.run.nnunet import train_nnunet
+
+    try:
+        res = train_nnunet(dataset, configuration, fold, plans=plans, device=device,
+                           pretrained_weights=pretrained_weights, npz=npz,
+                           continue_training=continue_training, validation=validation,
+                           val_best=val_best, disable_checkpointing=disable_checkpointing,
+                           epochs=epochs, iterations=iterations, val_iterations=val_iterations,
+                           window=window, flag_rule=flag_rule, flag_value=flag_value, seed=seed)
+    except NoisysegError as exc:
+        msg = str(exc)
+        m = re.match(r"([a-z_]+):", msg)
+        if m and m.group(1) in _NNUNET_FLAGS:
+            msg = _NNUNET_FLAGS[m.group(1)] + msg[len(m.group(1)):]
+        raise type(exc)(cli_message(msg)) from exc
+    rec = res.record
+    console.print(f"[green]wrote[/] {res.scores_folder}: nnunet-loss of {len(res.case_ids)} "
+                  f"training cases (last {min(rec['window'], rec['epochs'])} of {rec['epochs']} "
+                  f"epochs), "
+                  f"{int(res.flags.sum())} flagged; worst: {', '.join(res.top(3))}")
+    if validation:
+        console.print(f"validation: {res.fold_folder / 'validation'}")
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("noisyseg-demo"),

@@ -322,6 +322,9 @@ def test_run_json_names_the_kind_and_the_review_believes_it(audit_2d):
     _set_kind(aud, "train")
     with pytest.raises(DataError, match="training without detectors"):
         open_audit(aud)
+    _set_kind(aud, "nnunet")  # one nnU-Net fold's training losses: ranked, then reviewed
+    with pytest.raises(DataError, match="nnU-Net fold.*noisyseg rank --probs"):
+        open_audit(aud)
     (aud / "run.json").unlink()
     with pytest.raises(DataError, match="no run.json"):
         open_audit(aud)

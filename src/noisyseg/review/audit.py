@@ -233,6 +233,10 @@ def open_audit(folder: str | Path, *, data: str | None = None) -> AuditView:
     if info.kind == "train":
         raise DataError(f"audit: {folder} holds a training without detectors (run.json: kind "
                         f"train); review an audit: run `noisyseg audit` or `noisyseg rank`")
+    if info.kind == "nnunet":
+        raise DataError(f"audit: {folder} holds the training losses of one nnU-Net fold (run.json: "
+                        f"kind nnunet); run `noisyseg rank --probs <trainer folder>`, which adds "
+                        f"them as nnunet-loss, and review that")
     kind = "rank" if info.kind in ("rank", "folds") else "audit"
     record_path = folder / info.record
     scores_csv = folder / "scores.csv"

@@ -114,6 +114,8 @@ def _flag_counts(record: dict[str, Any]) -> dict[str, int]:
 
 
 def _seen(kind: str, record: dict[str, Any]) -> str:
+    if kind == "nnunet":
+        return f"{record.get('n_cases', 0)} training cases of nnU-Net fold {record.get('fold')}"
     if kind in ("rank", "folds"):
         folds = record.get("folds") or []
         plural = "s" if len(folds) > 1 else ""

@@ -11,7 +11,8 @@ sends the same files back as bytes (:func:`encode_json`, :func:`encode_table`).
 
 ``kind`` is one of :data:`RUN_KINDS`; ``record`` names the file holding the run's
 measurements and settings (``metrics.json`` for a training or an audit, ``rank.json`` for a
-ranking from predictions or from cross-validation).
+ranking from predictions or from cross-validation; ``metrics.json`` too for the per-case
+training loss of an nnU-Net fold).
 
 Files and their writers (tables are CSV, one header line):
 
@@ -49,11 +50,12 @@ __all__ = ["FORMAT_VERSION", "RECORDS", "RUN_KINDS", "TABLES", "RunInfo", "encod
 #: The version of the run folder's format that this noisyseg writes and reads.
 FORMAT_VERSION = 1
 #: What a run folder can hold: a training, an audit (training with detectors), a ranking
-#: from a model's predictions, or one from noisyseg's own cross-validation.
-RUN_KINDS = ("train", "audit", "rank", "folds")
+#: from a model's predictions, one from noisyseg's own cross-validation, or the per-case
+#: training loss of one nnU-Net fold (``noisyseg nnunet train``: ``fold_K/noisyseg/``).
+RUN_KINDS = ("train", "audit", "rank", "folds", "nnunet")
 #: The record file of each kind: its measurements and settings.
 RECORDS = {"train": "metrics.json", "audit": "metrics.json", "rank": "rank.json",
-           "folds": "rank.json"}
+           "folds": "rank.json", "nnunet": "metrics.json"}
 #: Every table of a run folder and the columns it always has (a table may hold more:
 #: ``case_metrics.csv`` has one column per metric and class, ``history.csv`` per logged value).
 TABLES: dict[str, tuple[str, ...]] = {
@@ -75,7 +77,7 @@ class RunInfo:
 
     Attributes
     ----------
-    kind : {'train', 'audit', 'rank', 'folds'}
+    kind : {'train', 'audit', 'rank', 'folds', 'nnunet'}
     format_version : int
     record : str
         The file with the run's measurements and settings (``metrics.json`` or ``rank.json``).

@@ -4,6 +4,11 @@ The prediction-based counterpart of :func:`~noisyseg.run.run_session`'s in-train
 detectors: each case's labels and predicted probabilities are read, scored
 (:func:`~noisyseg.detect.probs.case_scores`) and dropped, so memory does not grow with the
 number of cases, and the flag rules of the in-training detectors apply unchanged.
+
+When the probabilities are the out-of-fold predictions of an nnU-Net results folder whose fold
+folders hold the per-case training loss of ``noisyseg nnunet train`` (``fold_K/noisyseg/``),
+the ranking gains that score as one more detector, ``nnunet-loss``: per case the mean of its
+scores over the folds that trained on it.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from noisyseg.detect import check_flag_rule, detection_metrics, flag
 from noisyseg.detect.probs import PROB_DETECTORS, CaseScores, case_scores
 from noisyseg.errors import ConfigError, DataError
 
-__all__ = ["RANK_SPLITS", "Ranking", "rank_predictions", "read_case_prediction"]
+__all__ = ["RANK_SPLITS", "Ranking", "rank_predictions", "read_case_prediction",
+           "training_losses"]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +49,8 @@ class Ranking:
         Dataset indices of the ranked cases.
     case_ids : tuple of str
     scores : dict of str -> (N,) float ndarray
-        Per detector (:data:`~noisyseg.detect.probs.PROB_DETECTORS`), higher = more suspect.
+        Per detector (:data:`~noisyseg.detect.probs.PROB_DETECTORS`, and ``nnunet-loss`` when
+        the folds hold nnU-Net training scores), higher = more suspect.
     flags : dict of str -> (N,) bool ndarray
     truth : (N,) bool ndarray or None
         Which cases carry simulated errors, when the dataset says.
@@ -99,6 +106,65 @@ def _match(ds: SegDataset | CaseDataset, predictions: Mapping[str, Prediction],
                         f"ranks just the cases that have one)")
 
 
+def training_losses(predictions: Mapping[str, Prediction], case_ids: Sequence[str]
+                    ) -> tuple[np.ndarray | None, list[str]]:
+    """The ``nnunet-loss`` of each case from the fold folders its predictions came from.
+
+    Every fold folder ``fold_K`` of an out-of-fold prediction (``fold_K/validation/CASE``)
+    that holds ``noisyseg/`` (written by ``noisyseg nnunet train``) gives the training loss
+    of its training cases; a case's score is the mean over the folds that trained on it.
+
+    Parameters
+    ----------
+    predictions : mapping of case id -> Prediction
+    case_ids : sequence of str
+        The ranked cases (the order of the scores).
+
+    Returns
+    -------
+    scores : (N,) float64 ndarray or None
+        None when no fold holds training scores, or when some ranked case has none (a
+        warning says which folds to train).
+    folds : list of str
+        The fold folders whose training scores were read.
+
+    Raises
+    ------
+    DataError
+        A fold's ``noisyseg/`` that is not a noisyseg nnU-Net run, or one that scored a case
+        that the same fold predicted out-of-fold (the split changed between the two).
+    """
+    from noisyseg.run.nnunet import NNUNET_LOSS, SCORES_FOLDER, read_fold_scores
+
+    validated: dict[Path, set[str]] = {}
+    for cid, p in predictions.items():
+        if p.fold is not None and p.path.parent.name == "validation":
+            validated.setdefault(p.path.parent.parent, set()).add(cid)
+    per_case: dict[str, list[float]] = {}
+    folds = []
+    for fold_dir in sorted(validated):
+        fold_scores = read_fold_scores(fold_dir)
+        if fold_scores is None:
+            continue
+        both = sorted(validated[fold_dir] & set(fold_scores))
+        if both:
+            raise DataError(f"{fold_dir / SCORES_FOLDER / 'scores.csv'}: case {both[0]!r} is a "
+                            f"training case of this fold and also predicted out-of-fold in its "
+                            f"validation/ ({len(both)} such cases; was the split changed?)")
+        for cid, v in fold_scores.items():
+            per_case.setdefault(cid, []).append(v)
+        folds.append(fold_dir.name)
+    if not folds:
+        return None, []
+    missing = [c for c in case_ids if c not in per_case]
+    if missing:
+        log.warning("%s left out: %d of %d cases have no training-loss score (e.g. %r); only "
+                    "%s hold noisyseg scores: train the other folds with `noisyseg nnunet train`",
+                    NNUNET_LOSS, len(missing), len(case_ids), missing[0], ", ".join(folds))
+        return None, folds
+    return np.array([np.mean(per_case[c]) for c in case_ids], dtype=np.float64), folds
+
+
 def _one_hot(p: np.ndarray, *, chunk: int = 4096) -> bool:
     """Whether probabilities are all 0 or 1 (a hard label map read as one-hot). Read in
     chunks that stop at the first other value, so a real softmax costs a chunk or two."""
@@ -147,6 +213,13 @@ def rank_predictions(ds: SegDataset | CaseDataset,
         and the log says how many); default: every case needs one.
     progress : callable, optional
         ``progress(done, total)`` after each case.
+
+    Returns
+    -------
+    Ranking
+        With the extra detector ``nnunet-loss`` when the predictions' fold folders hold
+        ``noisyseg nnunet train``'s training scores for every ranked case
+        (:func:`training_losses`; flagged by the same rule, never the primary detector).
 
     Raises
     ------
@@ -203,6 +276,11 @@ def rank_predictions(ds: SegDataset | CaseDataset,
     ids = tuple(ds.sample_ids[i] for i in index)
     table = np.stack([r.scores for r in results])
     scores = {d: table[:, j] for j, d in enumerate(PROB_DETECTORS)}
+    train_loss, loss_folds = training_losses(preds, ids)
+    if train_loss is not None:
+        from noisyseg.run.nnunet import NNUNET_LOSS
+
+        scores[NNUNET_LOSS] = train_loss
     flags = {d: flag(s, flag_rule, value=flag_value) for d, s in scores.items()}
     truth = None if ds.corrupted is None else np.asarray(ds.corrupted, dtype=bool)[index]
     # per slice, detector-major within each case: (case, detector, slice)
@@ -224,7 +302,8 @@ def rank_predictions(ds: SegDataset | CaseDataset,
     config = {"split": split, "detector": detector, "flag_rule": flag_rule,
               "flag_value": flag_value, "temperature": temperature, "slice_axis": slice_axis,
               "n_cases": len(ids), "folds": folds, "source": ds.source,
-              "only_predicted": bool(only_predicted), "hard_label_predictions": int(n_hard)}
+              "only_predicted": bool(only_predicted), "hard_label_predictions": int(n_hard),
+              "training_loss_folds": loss_folds if train_loss is not None else []}
     return Ranking(index=np.asarray(index), case_ids=ids, scores=scores, flags=flags,
                    truth=truth, slices=slices, classes=classes,
                    predictions={c: preds[c] for c in ids}, config=config)
