@@ -201,3 +201,33 @@ def test_masks_only_path_gives_the_same_masks():
 
     np.testing.assert_array_equal(synthetic_echo_masks(n=4, size=32, seed=5),
                                   synthetic_echo(n=4, size=32, seed=5).masks)
+
+
+def test_an_in_memory_dataset_reads_label_files_written_for_it(tmp_path):
+    """SegDataset.read_label_file, as CaseDataset's: class indices on the dataset's grid,
+    the mask scale undone, a resized file brought back; anything else one DataError."""
+    import numpy as np
+    import pytest
+
+    from noisyseg.data import synthetic_echo, write_array
+    from noisyseg.errors import DataError
+
+    ds = synthetic_echo(n=3, size=32, seed=0)
+    lab = np.zeros((32, 32), np.uint8)
+    lab[4:10, 6:20] = 2
+    write_array(tmp_path / "a.npy", lab)
+    got, geom = ds.read_label_file(tmp_path / "a.npy")
+    assert got.dtype == np.uint8 and np.array_equal(got, lab) and geom.shape == (32, 32)
+    write_array(tmp_path / "big.npy", np.kron(lab, np.ones((2, 2), np.uint8)))  # 64 x 64
+    assert np.array_equal(ds.read_label_file(tmp_path / "big.npy")[0], lab)
+    from dataclasses import replace
+
+    scaled = replace(ds, meta={**ds.meta, "mask_scale": 100})
+    write_array(tmp_path / "s.npy", (lab * 100).astype(np.uint8))
+    assert np.array_equal(scaled.read_label_file(tmp_path / "s.npy")[0], lab)
+    for name, bad, what in [("f.npy", lab + 0.5, "non-integer"),
+                            ("k.npy", lab * 3, "not class indices"),
+                            ("c.npy", np.stack([lab, lab]), "one value per pixel")]:
+        write_array(tmp_path / name, bad)
+        with pytest.raises(DataError, match=what):
+            ds.read_label_file(tmp_path / name)

@@ -136,6 +136,38 @@ class SegDataset:
         m = self.truth[i] if clean else self.masks[i]
         return m, self.label_geometry(i)
 
+    def read_label_file(self, path: str | Path) -> tuple[np.ndarray, Geometry]:
+        """A label file written for this dataset (a prediction, refurbished or pseudo-label
+        of ``noisyseg``, stored with the dataset's mask scale, e.g. a 0/255 PNG) as uint8
+        class indices on the dataset's grid (resized by nearest neighbour when the dataset
+        was resized), with that grid: the same call as
+        :meth:`CaseDataset.read_label_file`.
+
+        Raises
+        ------
+        DataError
+            Unreadable file, not one value per pixel, non-integer values, or values that are
+            not class indices.
+        """
+        from noisyseg.data._resize import restore_mask
+        from noisyseg.data.io import read_image
+
+        arr, _ = read_image(path)
+        if arr.ndim != len(self.shape):
+            raise DataError(f"{path}: a label map holds one value per pixel; got an array of "
+                            f"shape {arr.shape}")
+        if np.issubdtype(arr.dtype, np.floating) and not (
+                np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+            raise DataError(f"{path}: label map holds non-integer values")
+        lab = np.asarray(arr, dtype=np.int64) // max(int(self.meta.get("mask_scale", 1)), 1)
+        if lab.size and (int(lab.min()) < 0 or int(lab.max()) >= self.n_classes):
+            raise DataError(f"{path}: labels {int(lab.min())}..{int(lab.max())} are not class "
+                            f"indices 0..{self.n_classes - 1}")
+        lab = lab.astype(np.uint8)
+        if lab.shape != self.shape:  # a resized dataset: back to its grid
+            lab = restore_mask(lab, self.shape)
+        return lab, Geometry.from_spacing(self.shape)
+
     def read_image(self, i: int) -> tuple[np.ndarray, Geometry]:
         """Sample ``i``'s image as float32 ``(1, H, W)`` with its grid."""
         return self.images[i][None].astype(np.float32, copy=False), self.label_geometry(i)

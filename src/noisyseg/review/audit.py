@@ -24,7 +24,7 @@ import pandas as pd
 
 from noisyseg.data import CaseDataset, SegDataset, load_dataset, parse_source
 from noisyseg.data._resize import restore_mask
-from noisyseg.data.io import read_image, split_suffix
+from noisyseg.data.io import split_suffix
 from noisyseg.data.predictions import Prediction, read_case_prediction
 from noisyseg.errors import DataError, NoisysegError
 from noisyseg.run.folder import read_booleans as _booleans
@@ -126,7 +126,7 @@ class AuditView:
         if path is None:
             raise DataError(f"{self.folder}: no pseudo-label for case {sid}")
         if self.kind == "rank":
-            if isinstance(self.ds, CaseDataset) and split_suffix(path)[1] not in (".npz", ".npy"):
+            if split_suffix(path)[1] not in (".npz", ".npy"):
                 try:  # a label map: decoded directly, no one-hot probabilities in between
                     lab = self.ds.read_label_file(path)[0]
                     if lab.shape == given.shape:
@@ -135,11 +135,7 @@ class AuditView:
                     pass  # a probability image (classes on the channel axis)
             probs = read_case_prediction(self.ds, i, Prediction(sid, path), given)
             return np.argmax(probs, axis=0).astype(np.uint8)
-        if isinstance(self.ds, CaseDataset):
-            lab = self.ds.read_label_file(path)[0]
-        else:
-            arr = read_image(path)[0]
-            lab = np.asarray(arr // max(int(self.ds.meta.get("mask_scale", 1)), 1), dtype=np.uint8)
+        lab = self.ds.read_label_file(path)[0]
         if lab.shape != given.shape:  # a resized in-memory dataset: back to its grid
             lab = restore_mask(lab, given.shape)
         return lab
