@@ -351,21 +351,21 @@ def run_session(ds: SegDataset | CaseDataset, config: TrainConfig, *, dims: int 
     train_idx = run.train_idx
     train_cases = np.unique(index.case[train_idx])
     session = Session(run, index, train_cases, tolerance=tolerance)
-    if images:
-        session.truth = run.truth
-    else:
-        session.truth = None if ds.corrupted is None else np.asarray(ds.corrupted)[train_cases]
-        if session.truth is None and index.sampling == "volumes" and samples.corrupted is not None:
-            session.truth = np.asarray(samples.corrupted)[train_cases]
+    # which training cases carry simulated errors: the dataset's flags, or (volumes) the
+    # samples' own (a case's mask differs from its clean one); slices flag slices, not cases
+    corrupted = ds.corrupted
+    if corrupted is None and index.sampling != "slices":
+        corrupted = samples.corrupted
+    session.truth = None if corrupted is None else np.asarray(corrupted)[train_cases]
     if index.sampling == "slices":
         _case_scores_from_slices(session, samples, flag_rule, flag_value, config.seed)
-    else:
+    else:  # one sample per case: the samples' scores and flags are the cases'
         for det, s in run.scores.items():
             session.scores[det] = np.asarray(s, dtype=float)
             session.flags[det] = run.flags[det]
-        session.detection = dict(run.detection) if images else {
-            det: detection_metrics(session.scores[det], session.flags[det], session.truth)
-            for det in run.scores} if session.truth is not None else {}
+            if session.truth is not None:
+                session.detection[det] = detection_metrics(session.scores[det],
+                                                           session.flags[det], session.truth)
         if index.sampling == "volumes":
             _slice_scores_from_voxels(session, samples)
     session.test_cases = np.unique(index.case[run.test_idx])
