@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from noisyseg.corrupt import CaseCorruption, CorruptionResult, write_corrupted
+from noisyseg.corrupt import CaseCorruption, write_corrupted
 from noisyseg.errors import ConfigError
 from noisyseg.refurbish import RefurbishConfig
 from noisyseg.run import (
@@ -30,7 +30,7 @@ def run_corrupt(*, data: str, model: str, out: str | Path, target_dice: float | 
                 classes: Sequence[str] | None = None, options: dict[str, Any] | None = None,
                 seed: int = 0, fmt: str = "nii.gz", mode: str | None = None, slice_axis: int = 0,
                 overwrite: bool = False, figure: bool = True,
-                progress: bool = False) -> CorruptionResult | CaseCorruption:
+                progress: bool = False) -> CaseCorruption:
     """Load ``data``, corrupt its training masks and write the dataset to ``out``.
 
     2-D sources give a folder dataset: ``images/``, ``masks/`` (noisy), ``masks_clean/``,

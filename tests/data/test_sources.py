@@ -204,7 +204,7 @@ def test_masks_only_path_gives_the_same_masks():
 
 
 def test_an_in_memory_dataset_reads_label_files_written_for_it(tmp_path):
-    """SegDataset.read_label_file, as CaseDataset's: class indices on the dataset's grid,
+    """A dataset held in memory reads label files as one read case by case: class indices on the dataset's grid,
     the mask scale undone, a resized file brought back; anything else one DataError."""
     import numpy as np
     import pytest
@@ -222,7 +222,9 @@ def test_an_in_memory_dataset_reads_label_files_written_for_it(tmp_path):
     assert np.array_equal(ds.read_label_file(tmp_path / "big.npy")[0], lab)
     from dataclasses import replace
 
-    scaled = replace(ds, meta={**ds.meta, "mask_scale": 100})
+    from noisyseg.data import CaseDataset
+
+    scaled = CaseDataset.from_samples(replace(ds.samples, meta={**ds.meta, "mask_scale": 100}))
     write_array(tmp_path / "s.npy", (lab * 100).astype(np.uint8))
     assert np.array_equal(scaled.read_label_file(tmp_path / "s.npy")[0], lab)
     for name, bad, what in [("f.npy", lab + 0.5, "non-integer"),

@@ -100,13 +100,13 @@ def test_drop_leaves_flagged_masks_out_of_the_loss_and_exports_them_unchanged(ec
 def test_boundary_leaves_the_band_around_flagged_boundaries_out_of_the_loss():
     import numpy as np
 
-    from noisyseg.data import SegDataset
+    from noisyseg.data import Samples
     from noisyseg.train import IGNORE_INDEX
 
     # four 16 x 16 masks: a 4 x 4 square of class 1 at rows/cols 4..7
     masks = np.zeros((4, 16, 16), np.uint8)
     masks[:, 4:8, 4:8] = 1
-    ds = SegDataset(np.random.default_rng(0).normal(size=masks.shape).astype(np.float32),
+    ds = Samples(np.random.default_rng(0).normal(size=masks.shape).astype(np.float32),
                     masks, ("background", "thing"), tuple(f"s{i}" for i in range(4)),
                     np.array(["train", "train", "val", "test"]))
     trainer = Trainer(TrainConfig(epochs=1, batch_size=2, threads=1,
@@ -161,7 +161,7 @@ def _disc_dataset(n=8, size=32, radius=7.0):
     import numpy as np
 
     from noisyseg.corrupt import grow_structures
-    from noisyseg.data import SegDataset
+    from noisyseg.data import Samples
 
     yy, xx = np.mgrid[:size, :size]
     truth = np.stack([(((yy - 14 - i % 3) ** 2 + (xx - 15 - i % 2) ** 2) <= radius ** 2)
@@ -170,7 +170,7 @@ def _disc_dataset(n=8, size=32, radius=7.0):
     masks = truth.copy()
     for i in (0, 2, 4):
         masks[i] = grow_structures(truth[i], 2.0)
-    ds = SegDataset(np.random.default_rng(0).normal(size=truth.shape).astype(np.float32),
+    ds = Samples(np.random.default_rng(0).normal(size=truth.shape).astype(np.float32),
                     masks, ("background", "organ"), tuple(f"s{i}" for i in range(n)), split,
                     clean_masks=truth, corrupted=np.any(masks != truth, axis=(1, 2)))
     return ds, truth

@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from noisyseg.data import CaseDataset, SegDataset, load_dataset, load_nnunet, volume_dataset
+from noisyseg.data import CaseDataset, Samples, load_dataset, load_nnunet, volume_dataset
 from noisyseg.data.io import Geometry
 from noisyseg.data.volumes import resampled_shape, restore_labels
 from noisyseg.detect import make_detector
@@ -140,7 +140,7 @@ def _toy_volumes(n=6, shape=(16, 32, 32), seed=0):
     masks = np.array(masks)
     images = (masks + rng.normal(0, 0.3, masks.shape)).astype(np.float32)
     split = np.array(["train"] * (n - 2) + ["val", "test"])
-    return SegDataset(images, masks, ("background", "blob"), tuple(f"v{i}" for i in range(n)),
+    return Samples(images, masks, ("background", "blob"), tuple(f"v{i}" for i in range(n)),
                       split)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from noisyseg.data import SegDataset
+from noisyseg.data import Samples
 from noisyseg.errors import ConfigError
 from noisyseg.models import crop_padding, pad_to_multiple
 from noisyseg.train import Callback, TrainConfig, Trainer, load_checkpoint
@@ -20,7 +20,7 @@ def _boxes(shape, n=8, seed=0):
         masks[(i, *(slice(a, a + s // 2) for a, s in zip(lo, shape, strict=True)))] = 1
     images = (2 * masks + rng.normal(0, 0.5, masks.shape)).astype(np.float32)
     split = np.array(["train"] * (n - 3) + ["val", "test", "test"])
-    return SegDataset(images, masks, ("background", "box"), tuple(f"s{i}" for i in range(n)),
+    return Samples(images, masks, ("background", "box"), tuple(f"s{i}" for i in range(n)),
                       split)
 
 

@@ -3,18 +3,18 @@
 Public API: the error models (:func:`natural`, :func:`choppy`, :func:`random_flip`,
 :func:`boundary`, :func:`dilate`, :func:`erode`, :func:`shift`, :func:`merge`,
 :func:`omit`), the registry (:data:`ERROR_MODELS`, :func:`get_model`, :func:`register`),
-:func:`calibrate`, :func:`corrupt_dataset` (2-D, in memory) and :func:`corrupt_cases`
-(volumes and case layouts, streamed one case at a time). Volumes: every model applies slice
-by slice or, where it has one, in its 3-D form (:mod:`noisyseg.corrupt.volumetric`).
+:func:`calibrate`, :func:`corrupt_dataset` (a dataset held in memory, corrupted in memory)
+and :func:`corrupt_cases` (any dataset into a dataset folder: cases streamed one at a time,
+or a dataset held in memory written at once). Volumes: every model applies slice by slice
+or, where it has one, in its 3-D form (:mod:`noisyseg.corrupt.volumetric`).
 :func:`grow_structures` grows or shrinks structures by a distance in mm (2-D or 3-D).
 :func:`write_corrupted` corrupts a ``--data`` source into a new dataset folder (what
-``noisyseg corrupt`` does), with its ``examples.png`` (:func:`corruption_figure`,
-:func:`volume_corruption_figure`).
+``noisyseg corrupt`` does), with its ``examples.png`` (:func:`corruption_figure`).
 """
 
 from noisyseg.corrupt.apply import CorruptionResult, corrupt_dataset
 from noisyseg.corrupt.calibrate import Calibration, calibrate, mean_dice_at
-from noisyseg.corrupt.figures import corruption_figure, volume_corruption_figure
+from noisyseg.corrupt.figures import corruption_figure
 from noisyseg.corrupt.models import (
     ERROR_MODELS,
     ErrorModel,
@@ -36,7 +36,6 @@ from noisyseg.corrupt.write import write_corrupted
 
 __all__ = [
     "corruption_figure",
-    "volume_corruption_figure",
     "write_corrupted",
     "ERROR_MODELS",
     "Calibration",

@@ -11,7 +11,7 @@ import pandas as pd
 from noisyseg._validate import check_fraction, check_seed
 from noisyseg.corrupt.calibrate import Calibration, calibrate
 from noisyseg.corrupt.models import ErrorModel, get_model
-from noisyseg.data import CaseDataset, SegDataset
+from noisyseg.data import CaseDataset
 from noisyseg.errors import ConfigError
 from noisyseg.evaluate import dice
 
@@ -24,7 +24,7 @@ class CorruptionResult:
 
     Attributes
     ----------
-    dataset : SegDataset
+    dataset : CaseDataset
         Training masks corrupted where ``manifest.corrupted``; ``clean_masks`` holds the truth.
     manifest : DataFrame
         One row per sample: ``sample_id, split, corrupted, dice_to_clean, model, strength``.
@@ -34,7 +34,7 @@ class CorruptionResult:
         Everything needed to reproduce the result (model, options, strength, fraction, seed).
     """
 
-    dataset: SegDataset
+    dataset: CaseDataset
     manifest: pd.DataFrame
     calibration: Calibration | None
     config: dict[str, Any] = field(default_factory=dict)
@@ -63,7 +63,7 @@ class Selection(NamedTuple):
     seeds: list[int]  # every sample's generator seed
 
 
-def select_samples(ds: SegDataset | CaseDataset, model: str, *, strength: float | None,
+def select_samples(ds: CaseDataset, model: str, *, strength: float | None,
                    target_dice: float | None, fraction: float,
                    classes: tuple[int, ...] | None, seed: int, options: dict[str, Any],
                    mode: str | None = None) -> Selection:
@@ -90,7 +90,7 @@ def select_samples(ds: SegDataset | CaseDataset, model: str, *, strength: float 
     return Selection(m, train, chosen, seeds)
 
 
-def manifest_table(ds: SegDataset | CaseDataset, model: ErrorModel, flags: np.ndarray,
+def manifest_table(ds: CaseDataset, model: ErrorModel, flags: np.ndarray,
                    dices: np.ndarray, strength: float, **columns: Any) -> pd.DataFrame:
     """One row per sample: ``sample_id, split, corrupted, dice_to_clean, model, strength``,
     then ``columns``."""
@@ -101,7 +101,7 @@ def manifest_table(ds: SegDataset | CaseDataset, model: ErrorModel, flags: np.nd
     })
 
 
-def corrupt_dataset(ds: SegDataset, model: str, *, strength: float | None = None,
+def corrupt_dataset(ds: CaseDataset, model: str, *, strength: float | None = None,
                     target_dice: float | None = None, fraction: float = 1.0,
                     classes: tuple[int, ...] | None = None, seed: int = 0,
                     tol: float = 0.005, **options: Any) -> CorruptionResult:
@@ -113,7 +113,9 @@ def corrupt_dataset(ds: SegDataset, model: str, *, strength: float | None = None
 
     Parameters
     ----------
-    ds : SegDataset
+    ds : CaseDataset
+        A dataset held in memory (:attr:`~noisyseg.data.CaseDataset.samples`); to corrupt a
+        dataset read one case at a time into a folder, :func:`~noisyseg.corrupt.corrupt_cases`.
     model : str
         Registered error model name.
     strength : float, optional

@@ -7,7 +7,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from noisyseg.corrupt.apply import CorruptionResult
 from noisyseg.corrupt.stream import CaseCorruption
 from noisyseg.plot import (
     CLASS_COLOURS,
@@ -17,33 +16,13 @@ from noisyseg.plot import (
     save_figure,
 )
 
-__all__ = ["corruption_figure", "volume_corruption_figure"]
+__all__ = ["corruption_figure"]
 
-def corruption_figure(result: CorruptionResult, path: str | Path, *, n: int = 8) -> Path:
-    """Save clean (solid) vs corrupted (dashed) contours for up to ``n`` corrupted samples."""
-    ds = result.dataset
-    idx = np.flatnonzero(result.manifest["corrupted"].to_numpy())[:n]
-    if idx.size == 0:
-        idx = ds.indices("train")[:n]
-    d = result.manifest["dice_to_clean"].to_numpy()
-    cfg = result.config
-    fig = plot_contour_grid(
-        ds.images[idx], [ds.truth[idx], ds.masks[idx]],
-        titles=[f"{ds.sample_ids[i]}  Dice {d[i]:.3f}" for i in idx],
-        labels=("clean", "corrupted"), class_names=ds.class_names,
-        caption=f"{cfg['model']} at strength {cfg['strength']:.3g} ({cfg['strength_unit']}); "
-                f"{cfg['n_corrupted']}/{cfg['n_train']} training masks corrupted, "
-                f"mean Dice {cfg['mean_dice_corrupted']:.3f}")
-    return save_figure(fig, path)
-
-
-
-def volume_corruption_figure(result: CaseCorruption, class_names: tuple[str, ...],
+def corruption_figure(result: CaseCorruption, class_names: tuple[str, ...],
                              path: str | Path) -> Path | None:
     """Save clean (solid) vs corrupted (dashed) contours for the examples kept by
-    :func:`~noisyseg.corrupt.corrupt_cases`: three planes per volume (one row per case), one
-    panel per 2-D case (a 2-D nnU-Net or folder dataset read case by case); None when there
-    are no examples."""
+    :func:`~noisyseg.corrupt.corrupt_cases`: one panel per 2-D case, three planes per volume
+    (one row per case); None when there are no examples (nothing corrupted)."""
     cfg = result.config
     flat = [e for e in result.examples if e["clean"].ndim == 2]
     if flat:
@@ -53,7 +32,9 @@ def volume_corruption_figure(result: CaseCorruption, class_names: tuple[str, ...
                                 titles=[f"{e['case_id']} (Dice {e['dice']:.3f})" for e in flat],
                                 labels=("clean", "corrupted"), class_names=class_names,
                                 caption=f"{cfg['model']} at strength {cfg['strength']:.3g} "
-                                        f"({cfg['strength_unit']})")
+                                        f"({cfg['strength_unit']}); {cfg['n_corrupted']}/"
+                                        f"{cfg['n_train']} training masks corrupted, mean Dice "
+                                        f"{cfg['mean_dice_corrupted']:.3f}")
         return save_figure(fig, path)
     ex = [e for e in result.examples if e["clean"].ndim == 3]
     if not ex:

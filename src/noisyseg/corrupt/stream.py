@@ -1,4 +1,5 @@
-"""Corrupt a case dataset (volumes, nnU-Net / Decathlon / folder layouts) one case at a time."""
+"""Corrupt any dataset into a dataset folder: cases read, corrupted and written one at a time
+(volumes; nnU-Net / Decathlon / folder layouts), or all at once for a dataset held in memory."""
 
 from __future__ import annotations
 
@@ -38,22 +39,30 @@ class CaseCorruption:
     examples : list of dict
         Up to ``n_examples`` corrupted cases kept for figures: ``case_id, image, clean,
         noisy, spacing, dice``.
+    dataset : CaseDataset or None
+        The corrupted dataset, held in memory, when ``ds`` was (None: read it from ``out``).
     """
 
     manifest: pd.DataFrame
     calibration: Calibration | None
     config: dict[str, Any] = field(default_factory=dict)
     examples: list[dict[str, Any]] = field(default_factory=list)
+    dataset: CaseDataset | None = None
 
 
 def corrupt_cases(ds: CaseDataset, model: str, out: str | Path, *, strength: float | None = None,
                   target_dice: float | None = None, fraction: float = 1.0,
                   classes: tuple[int, ...] | None = None, seed: int = 0, mode: str | None = None,
                   slice_axis: int = 0, tol: float = 0.005, fmt: str = "nii.gz",
-                  max_calibration_cases: int = 100, n_examples: int = 2,
+                  max_calibration_cases: int = 100, n_examples: int | None = None,
                   progress: Callable[[int, int], None] | None = None,
                   provenance: dict[str, Any] | None = None, **options: Any) -> CaseCorruption:
     """Corrupt a random ``fraction`` of the training cases of ``ds``, writing every case to ``out``.
+
+    A dataset held in memory (:attr:`~noisyseg.data.CaseDataset.samples`: the 2-D sources)
+    is corrupted at once by :func:`~noisyseg.corrupt.corrupt_dataset` and written as a folder
+    dataset (:func:`~noisyseg.data.write_folder`), its masks back on their source files'
+    grid; the result carries it in memory too.
 
     The selection and per-case seeds follow :func:`~noisyseg.corrupt.corrupt_dataset`
     (which cases from ``(seed, 1)``, case ``i``'s generator from ``(seed, 2)``), so a 2-D
@@ -72,6 +81,9 @@ def corrupt_cases(ds: CaseDataset, model: str, out: str | Path, *, strength: flo
         How the model applies to a volume (default: volumetric where it has a 3-D form).
     slice_axis : int
         Slice axis for slice-wise mode (array order: 0 is z, axial slices).
+    n_examples : int, optional
+        Corrupted cases kept for figures (default 8 of a dataset of 2-D images held in
+        memory, else 2).
     progress : callable, optional
         Called ``progress(done, total)`` after each case.
     provenance : dict, optional
@@ -80,7 +92,19 @@ def corrupt_cases(ds: CaseDataset, model: str, out: str | Path, *, strength: flo
     Returns
     -------
     CaseCorruption
+
+    Raises
+    ------
+    ConfigError
+        What :func:`~noisyseg.corrupt.corrupt_dataset` refuses, and ``mode`` for 2-D images.
     """
+    if ds.samples is not None:
+        return _corrupt_in_memory(ds, model, Path(out), strength=strength,
+                                  target_dice=target_dice, fraction=fraction, classes=classes,
+                                  seed=seed, mode=mode, tol=tol, fmt=fmt,
+                                  n_examples=8 if n_examples is None else n_examples,
+                                  progress=progress, provenance=provenance, options=options)
+    n_examples = 2 if n_examples is None else n_examples
     m, train, chosen, sample_seeds = select_samples(
         ds, model, strength=strength, target_dice=target_dice, fraction=fraction,
         classes=classes, seed=seed, options=options, mode=mode)
@@ -142,6 +166,35 @@ def corrupt_cases(ds: CaseDataset, model: str, out: str | Path, *, strength: flo
     writer.finish(manifest, {"corruption.json": {
         "config": config, "calibration": cal.to_dict() if cal else None}})
     return CaseCorruption(manifest, cal, config, examples)
+
+
+def _corrupt_in_memory(ds: CaseDataset, model: str, out: Path, *, strength: float | None,
+                       target_dice: float | None, fraction: float,
+                       classes: tuple[int, ...] | None, seed: int, mode: str | None, tol: float,
+                       fmt: str, n_examples: int, progress: Callable[[int, int], None] | None,
+                       provenance: dict[str, Any] | None, options: dict[str, Any]
+                       ) -> CaseCorruption:
+    """:func:`corrupt_cases` of a dataset held in memory."""
+    from noisyseg.corrupt.apply import corrupt_dataset
+    from noisyseg.data.folder import write_folder_into
+
+    if mode is not None and ds.spatial_dims == 2:
+        raise ConfigError(f"mode: {ds.source or 'the dataset'} holds 2-D images; slice-wise and "
+                          f"volumetric modes apply to volumes")
+    res = corrupt_dataset(ds, model, strength=strength, target_dice=target_dice,
+                          fraction=fraction, classes=classes, seed=seed, tol=tol, **options)
+    config = {**res.config, **(provenance or {})}
+    write_folder_into(res.dataset, out, fmt=fmt, manifest=res.manifest, extra_json={
+        "corruption.json": {"config": config,
+                            "calibration": res.calibration.to_dict() if res.calibration else None}})
+    if progress is not None:
+        progress(len(ds), len(ds))
+    out_ds, d = res.dataset, res.manifest["dice_to_clean"].to_numpy()
+    examples = [{"case_id": out_ds.sample_ids[i], "image": out_ds.images[i],
+                 "clean": out_ds.truth[i], "noisy": out_ds.masks[i],
+                 "spacing": out_ds.label_geometry(int(i)).spacing, "dice": float(d[i])}
+                for i in np.flatnonzero(res.manifest["corrupted"].to_numpy())[:n_examples]]
+    return CaseCorruption(res.manifest, res.calibration, config, examples, dataset=out_ds)
 
 
 def _calibrate_cases(m: Any, masks: list[np.ndarray], seeds: list[int], ds: CaseDataset,

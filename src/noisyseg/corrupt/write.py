@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from noisyseg._validate import check_seed, parse_classes
-from noisyseg.corrupt.apply import CorruptionResult, corrupt_dataset
-from noisyseg.corrupt.figures import corruption_figure, volume_corruption_figure
+from noisyseg.corrupt.figures import corruption_figure
 from noisyseg.corrupt.stream import CaseCorruption, corrupt_cases
-from noisyseg.data import CaseDataset, load_dataset, source_path, write_folder
+from noisyseg.data import load_dataset, source_path
 from noisyseg.data.outdir import atomic_dir, check_out_dir
-from noisyseg.errors import ConfigError
 
 __all__ = ["write_corrupted"]
 
@@ -24,7 +22,7 @@ def write_corrupted(*, data: str, model: str, out: str | Path, target_dice: floa
                     seed: int = 0, fmt: str = "nii.gz", mode: str | None = None,
                     slice_axis: int = 0, overwrite: bool = False, figure: bool = True,
                     progress: Callable[[int, int], None] | None = None
-                    ) -> CorruptionResult | CaseCorruption:
+                    ) -> CaseCorruption:
     """Load ``data``, corrupt its training masks and write the dataset to ``out`` (atomically;
     nothing is written when a check fails). See :func:`noisyseg.api.run_corrupt` for what
     the folder holds; ``progress(i, n)`` is called as volumes are written.
@@ -34,27 +32,14 @@ def write_corrupted(*, data: str, model: str, out: str | Path, target_dice: floa
     check_out_dir(out, overwrite=overwrite, inputs=inputs)
     ds = load_dataset(data)
     cls = parse_classes(classes, ds.class_names) if classes else None
-    if isinstance(ds, CaseDataset):
-        with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
-            res = corrupt_cases(ds, model, tmp, strength=strength, target_dice=target_dice,
-                                fraction=fraction, classes=cls, seed=seed, mode=mode,
-                                slice_axis=slice_axis,
-                                fmt=fmt, provenance={"data": data, "format": fmt},
-                                progress=progress, **(options or {}))
-            if figure:
-                rec = tmp / "noisyseg" if ds.layout in ("nnunet", "msd") else tmp
-                res.config["channels"] = list(ds.channel_names)
-                volume_corruption_figure(res, ds.class_names, rec / "examples.png")
-        return res
-    if mode is not None:
-        raise ConfigError(f"mode: {data} holds 2-D images; slice-wise and volumetric modes "
-                          f"apply to volumes")
-    res2 = corrupt_dataset(ds, model, strength=strength, target_dice=target_dice,
-                           fraction=fraction, classes=cls, seed=seed, **(options or {}))
-    record = {"config": {**res2.config, "data": data, "format": fmt},
-              "calibration": res2.calibration.to_dict() if res2.calibration else None}
-    write_folder(res2.dataset, Path(out), fmt=fmt, manifest=res2.manifest,
-                 extra_json={"corruption.json": record}, overwrite=overwrite,
-                 extra=(lambda tmp: corruption_figure(res2, tmp / "examples.png")) if figure
-                 else None, inputs=inputs)
-    return res2
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
+        res = corrupt_cases(ds, model, tmp, strength=strength, target_dice=target_dice,
+                            fraction=fraction, classes=cls, seed=seed, mode=mode,
+                            slice_axis=slice_axis, fmt=fmt,
+                            provenance={"data": data, "format": fmt}, progress=progress,
+                            **(options or {}))
+        if figure:
+            rec = tmp / "noisyseg" if ds.layout in ("nnunet", "msd") else tmp
+            res.config["channels"] = list(ds.channel_names)
+            corruption_figure(res, ds.class_names, rec / "examples.png")
+    return res

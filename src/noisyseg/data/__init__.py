@@ -1,8 +1,9 @@
-"""Datasets: one in-memory representation and the sources that produce it.
+"""Datasets: one dataset type, the sources that produce it, and the samples a network trains on.
 
-Public API: :class:`SegDataset` (images or volumes on one grid, in memory),
-:class:`CaseDataset` (any dimension, read one case at a time), :func:`load_dataset` (from a
-``--data`` string), the sources
+Public API: :class:`CaseDataset` (cases of 2 or 3 spatial dimensions with their geometry,
+read one at a time, or held in memory on one grid: :meth:`CaseDataset.from_samples`, what
+the 2-D sources give), :class:`Samples` (samples on one grid in memory: what a network
+trains on), :func:`load_dataset` (from a ``--data`` string), the sources
 (:func:`synthetic_echo`, :func:`synthetic_ct`, :func:`load_camus`, :func:`load_folder`,
 :func:`load_nnunet`, :func:`load_msd`), geometry-preserving IO (:class:`Geometry`,
 :func:`read_image`, :func:`write_image`), :func:`write_folder`, volumes as 2-D slices
@@ -14,7 +15,7 @@ Public API: :class:`SegDataset` (images or volumes on one grid, in memory),
 
 from noisyseg.data.camus import CAMUS_CLASSES, load_camus
 from noisyseg.data.cases import Case, CaseDataset, load_folder_cases, load_msd, load_nnunet
-from noisyseg.data.dataset import SPLITS, SegDataset, random_split
+from noisyseg.data.dataset import SPLITS, Samples, random_split
 from noisyseg.data.folder import load_folder, write_folder
 from noisyseg.data.io import Geometry, read_array, read_image, write_array, write_image
 from noisyseg.data.predictions import Prediction, find_predictions, read_prediction
@@ -42,7 +43,7 @@ __all__ = [
     "SOURCES",
     "SPLITS",
     "SampleIndex",
-    "SegDataset",
+    "Samples",
     "SliceIndex",
     "VolumeIndex",
     "find_predictions",

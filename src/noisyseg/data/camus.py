@@ -21,7 +21,8 @@ import numpy as np
 
 from noisyseg._validate import check_image, check_labels_in, check_seed
 from noisyseg.data._resize import resize_image, resize_mask
-from noisyseg.data.dataset import SegDataset
+from noisyseg.data.cases import CaseDataset
+from noisyseg.data.dataset import Samples
 from noisyseg.data.folder import MAX_SIZE, check_file_name, check_same_grid, read_grid
 from noisyseg.data.io import read_image
 from noisyseg.errors import ConfigError, DataError
@@ -70,7 +71,7 @@ def _official_split(root: Path) -> dict[str, str] | None:
 
 
 def load_camus(path: str | Path, *, view: str = "4CH", phase: str = "ED", size: int = 256,
-               seed: int = 0) -> SegDataset:
+               seed: int = 0) -> CaseDataset:
     """Load one view and phase of CAMUS.
 
     Parameters
@@ -146,7 +147,8 @@ def load_camus(path: str | Path, *, view: str = "4CH", phase: str = "ED", size: 
                           + ["train"] * (len(patients) - 2 * n_val))
         split = np.empty(len(patients), dtype=labels.dtype)
         split[order] = labels
-    return SegDataset(images=np.stack(images), masks=np.stack(masks), class_names=CAMUS_CLASSES,
-                      sample_ids=tuple(ids), split=split, source=f"camus:{root}",
-                      meta={"view": view, "phase": phase, "size": size,
-                            "official_split": table is not None}, geometry=tuple(geoms))
+    return CaseDataset.from_samples(Samples(
+        images=np.stack(images), masks=np.stack(masks), class_names=CAMUS_CLASSES,
+        sample_ids=tuple(ids), split=split, source=f"camus:{root}",
+        meta={"view": view, "phase": phase, "size": size, "official_split": table is not None},
+        geometry=tuple(geoms)), root=Path(root))

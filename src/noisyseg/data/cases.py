@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from noisyseg._validate import check_seed
-from noisyseg.data.dataset import SPLITS, read_corrupted, read_split
+from noisyseg.data.dataset import SPLITS, Samples, read_corrupted, read_split
 from noisyseg.data.folder import (
     binary_255_values,
     check_file_name,
@@ -90,6 +90,11 @@ class CaseDataset:
         The layout's own metadata (``dataset.json``), options used.
     generator : callable, optional
         ``generator(i) -> (image (C, *S), label (*S), Geometry)`` for generated datasets.
+    samples : Samples, optional
+        Every case held in memory on one grid (:meth:`from_samples`): the cache policy of
+        the 2-D sources (``synthetic-echo``, ``camus:``, a folder of 2-D images). Cases are
+        then read from it, and its arrays are the dataset's own (:attr:`images`,
+        :attr:`masks`, :attr:`truth`, ...).
     """
 
     cases: tuple[Case, ...]
@@ -102,6 +107,7 @@ class CaseDataset:
     corrupted: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     generator: Generator | None = None
+    samples: Samples | None = None
 
     def __post_init__(self) -> None:
         if self.label_values is None:
@@ -135,9 +141,86 @@ class CaseDataset:
         self._encode = np.asarray(self.label_values, dtype=np.int64)
         self._cached = lru_cache(maxsize=2)(self._generate) if self.generator else None
 
+    @classmethod
+    def from_samples(cls, samples: Samples, *, root: Path | None = None) -> CaseDataset:
+        """The dataset whose cases are the samples of ``samples``, held in memory.
+
+        Each sample is a case of its own (a 2-D image with two spatial dimensions), in the
+        ``folder`` layout that :func:`~noisyseg.data.write_folder` writes; 0/255 masks keep
+        their stored values (``label_values`` ``(0, 255)``).
+
+        Examples
+        --------
+        >>> from noisyseg.data import synthetic_echo
+        >>> ds = synthetic_echo(n=4, size=32, seed=0)
+        >>> ds.samples is not None, ds.shape, ds.read_label(1)[0].shape
+        (True, (32, 32), (32, 32))
+        """
+        geoms = samples.geometry or (None,) * len(samples)
+        cases = tuple(Case(sid, (g.path,) if g is not None and g.path else (), None, str(s))
+                      for sid, s, g in zip(samples.sample_ids, samples.split, geoms, strict=True))
+        values = (0, 255) if int(samples.meta.get("mask_scale", 1)) == 255 else None
+        return cls(cases, samples.class_names, "folder", root=root, label_values=values,
+                   source=samples.source, corrupted=samples.corrupted, meta=samples.meta,
+                   samples=samples)
+
     # ------------------------------------------------------------------ views
     def __len__(self) -> int:
         return len(self.cases)
+
+    def _memory(self) -> Samples:
+        if self.samples is None:
+            raise DataError(f"{self.source}: cases are read one at a time, not held in memory; "
+                            f"noisyseg.data.sample_view(ds) gives the samples a network trains on")
+        return self.samples
+
+    @property
+    def images(self) -> np.ndarray:
+        """``(N, *S)`` images of a dataset held in memory (see :attr:`samples`)."""
+        return self._memory().images
+
+    @property
+    def masks(self) -> np.ndarray:
+        """``(N, *S)`` uint8 training masks of a dataset held in memory."""
+        return self._memory().masks
+
+    @property
+    def clean_masks(self) -> np.ndarray | None:
+        """The clean masks of a dataset held in memory, when known."""
+        return self._memory().clean_masks
+
+    @property
+    def truth(self) -> np.ndarray:
+        """The clean masks of a dataset held in memory when known, else its masks."""
+        return self._memory().truth
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The one grid of a dataset held in memory."""
+        return self._memory().shape
+
+    @property
+    def spatial_dims(self) -> int:
+        """Spatial dimensions of a dataset held in memory (2 for images)."""
+        return self._memory().spatial_dims
+
+    @property
+    def geometry(self) -> tuple[Geometry, ...] | None:
+        """Per case of a dataset held in memory, the grid of its source files (None when
+        generated)."""
+        return self._memory().geometry
+
+    def subset(self, index: np.ndarray | str) -> CaseDataset:
+        """The cases at ``index`` (or of the split named ``index``) of a dataset held in
+        memory."""
+        return CaseDataset.from_samples(self._memory().subset(index), root=self.root)
+
+    def with_masks(self, masks: np.ndarray, *, corrupted: np.ndarray | None = None,
+                   **meta: Any) -> CaseDataset:
+        """A copy of a dataset held in memory whose training masks are ``masks``; the current
+        truth becomes the clean masks."""
+        return CaseDataset.from_samples(self._memory().with_masks(masks, corrupted=corrupted,
+                                                                  **meta), root=self.root)
 
     @property
     def n_classes(self) -> int:
@@ -168,6 +251,8 @@ class CaseDataset:
     @property
     def has_clean_labels(self) -> bool:
         """Whether the cases carry clean labels beside their (noisy) training labels."""
+        if self.samples is not None:
+            return self.samples.has_clean_labels
         return any(c.clean_label for c in self.cases)
 
     def with_split(self, split: np.ndarray) -> CaseDataset:
@@ -175,6 +260,8 @@ class CaseDataset:
         their indices, so a generated dataset still generates the right case."""
         if len(split) != len(self.cases):
             raise DataError(f"{self.source}: {len(split)} split names for {len(self.cases)} cases")
+        if self.samples is not None:
+            return CaseDataset.from_samples(self.samples.with_split(split), root=self.root)
         return replace(self, cases=tuple(c if c.split == s else replace(c, split=str(s))
                                          for c, s in zip(self.cases, split, strict=True)))
 
@@ -193,6 +280,8 @@ class CaseDataset:
         DataError
             Unreadable file, non-integer values, or values that are not declared labels.
         """
+        if self.samples is not None:
+            return self.samples.read_label(i, clean=clean)
         case = self.cases[i]
         if self._cached is not None:
             _, lab, geom = self._cached(i)
@@ -212,6 +301,8 @@ class CaseDataset:
         DataError
             Unreadable file, non-integer values, or values that are not declared labels.
         """
+        if self.samples is not None:
+            return self.samples.read_label_file(path)
         arr, geom = read_image(path)
         if arr.ndim != geom.ndim:
             stored = " x ".join(map(str, read_grid(path).stored))
@@ -243,6 +334,8 @@ class CaseDataset:
             Unreadable file, channels of different shapes, NaN values, or a wrong number of
             channels.
         """
+        if self.samples is not None:
+            return self.samples.read_image(i)
         case = self.cases[i]
         if self._cached is not None:
             img, _, geom = self._cached(i)
@@ -275,6 +368,8 @@ class CaseDataset:
 
     def label_geometry(self, i: int) -> Geometry:
         """Geometry of case ``i``'s label file, from its header (no voxels read)."""
+        if self.samples is not None:
+            return self.samples.label_geometry(i)
         case = self.cases[i]
         if self._cached is not None or case.label is None:
             return self.read_label(i)[1]
@@ -286,6 +381,8 @@ class CaseDataset:
 
     def summary(self) -> dict[str, Any]:
         """Counts per split, classes, channels and layout; JSON-serialisable."""
+        if self.samples is not None:
+            return self.samples.summary()
         return {"source": self.source, "layout": self.layout, "n": len(self),
                 "splits": {s: int(np.sum(self.split == s)) for s in SPLITS},
                 "class_names": list(self.class_names), "label_values": list(self.label_values),

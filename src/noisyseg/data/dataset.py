@@ -12,13 +12,13 @@ from noisyseg._validate import check_labels_in
 from noisyseg.data.io import Geometry
 from noisyseg.errors import DataError
 
-__all__ = ["SPLITS", "SegDataset", "random_split", "read_corrupted", "read_split"]
+__all__ = ["SPLITS", "Samples", "random_split", "read_corrupted", "read_split"]
 
 SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True, eq=False)
-class SegDataset:
+class Samples:
     """Images, masks, class names, sample ids and split of a segmentation dataset held in
     memory: N samples on one grid, 2-D images ``(N, H, W)`` or volumes ``(N, D, H, W)``
     (volumes of different grids are brought to one by :func:`~noisyseg.data.volume_dataset`).
@@ -178,7 +178,7 @@ class SegDataset:
             return Geometry.from_spacing(self.shape)
         return self.geometry[i].with_shape(self.shape)
 
-    def subset(self, index: np.ndarray | str) -> SegDataset:
+    def subset(self, index: np.ndarray | str) -> Samples:
         """A new dataset with the samples at ``index`` (or of the split named ``index``)."""
         idx = self.indices(index) if isinstance(index, str) else np.asarray(index)
         return replace(
@@ -192,12 +192,12 @@ class SegDataset:
             geometry=None if self.geometry is None else tuple(self.geometry[i] for i in idx),
         )
 
-    def with_split(self, split: np.ndarray) -> SegDataset:
+    def with_split(self, split: np.ndarray) -> Samples:
         """A copy whose samples are in the splits ``split`` (one name per sample)."""
         return replace(self, split=np.asarray(split))
 
     def with_masks(self, masks: np.ndarray, *, corrupted: np.ndarray | None = None,
-                   **meta: Any) -> SegDataset:
+                   **meta: Any) -> Samples:
         """A copy whose training masks are ``masks``; the current truth becomes ``clean_masks``."""
         return replace(self, masks=np.asarray(masks, dtype=np.uint8), clean_masks=self.truth,
                        corrupted=corrupted, meta={**self.meta, **meta})

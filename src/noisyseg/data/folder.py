@@ -24,13 +24,14 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from noisyseg._validate import check_image, check_labels_in, check_seed
 from noisyseg.data._resize import resize_image, resize_mask, restore_mask
-from noisyseg.data.dataset import SegDataset, read_corrupted, read_split
+from noisyseg.data.dataset import Samples, read_corrupted, read_split
 from noisyseg.data.io import (
     FORMATS,
     SUFFIXES,
@@ -45,8 +46,12 @@ from noisyseg.data.io import (
 from noisyseg.data.outdir import atomic_dir
 from noisyseg.errors import ConfigError, DataError
 
+if TYPE_CHECKING:
+    from noisyseg.data.cases import CaseDataset
+
 __all__ = ["FileGrid", "check_file_name", "check_same_grid", "index_folder", "load_folder",
-           "pair_folder", "read_grid", "show_path", "write_folder", "write_masks"]
+           "pair_folder", "read_grid", "show_path", "write_folder", "write_folder_into",
+           "write_masks"]
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +275,7 @@ def pair_folder(root: Path) -> tuple[dict[str, Path], dict[str, Path], dict[str,
 
 
 def load_folder(path: str | Path, *, size: int | None = None, seed: int = 0,
-                classes: tuple[str, ...] | None = None) -> SegDataset:
+                classes: tuple[str, ...] | None = None) -> CaseDataset:
     """Load a folder dataset (layout in the module docstring).
 
     Parameters
@@ -349,12 +354,14 @@ def load_folder(path: str | Path, *, size: int | None = None, seed: int = 0,
 
     split = read_split(ids, root, seed=seed)
     corrupted = read_corrupted(ids, root)
-    return SegDataset(images=np.stack(images), masks=mask_arr, class_names=tuple(names),
-                      sample_ids=tuple(ids), split=split, clean_masks=clean_arr,
-                      corrupted=corrupted, source=str(root),
-                      meta={"folder": str(root), "size": size, "seed": seed,
-                            "mask_scale": 255 if binary_255 else 1},
-                      geometry=tuple(geoms))
+    from noisyseg.data.cases import CaseDataset
+
+    return CaseDataset.from_samples(Samples(
+        images=np.stack(images), masks=mask_arr, class_names=tuple(names), sample_ids=tuple(ids),
+        split=split, clean_masks=clean_arr, corrupted=corrupted, source=str(root),
+        meta={"folder": str(root), "size": size, "seed": seed,
+              "mask_scale": 255 if binary_255 else 1},
+        geometry=tuple(geoms)), root=Path(root))
 
 
 def binary_255_values(values: set[int], names: tuple[str, ...] | None, path: str | Path) -> bool:
@@ -423,7 +430,7 @@ def _read_classes(root: Path) -> tuple[str, ...] | None:
     return tuple(names)
 
 
-def write_masks(folder: Path, ds: SegDataset, index: np.ndarray, masks: np.ndarray, *,
+def write_masks(folder: Path, ds: Samples | CaseDataset, index: np.ndarray, masks: np.ndarray, *,
                 fmt: str = "nii.gz") -> list[Path]:
     """Write ``masks`` (of samples ``index`` of ``ds``) into ``folder``, one file per sample.
 
@@ -451,7 +458,7 @@ def write_masks(folder: Path, ds: SegDataset, index: np.ndarray, masks: np.ndarr
     return out
 
 
-def write_folder(ds: SegDataset, out: str | Path, *, fmt: str = "nii.gz",
+def write_folder(ds: CaseDataset, out: str | Path, *, fmt: str = "nii.gz",
                  manifest: pd.DataFrame | None = None, extra_json: dict | None = None,
                  extra: Callable[[Path], None] | None = None, overwrite: bool = False,
                  inputs: Sequence[str | Path | None] = ()) -> Path:
@@ -480,31 +487,42 @@ def write_folder(ds: SegDataset, out: str | Path, *, fmt: str = "nii.gz",
     """
     if fmt not in FORMATS:
         raise ConfigError(f"fmt: expected one of {list(FORMATS)}, got {fmt!r}")
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
+        write_folder_into(ds, tmp, fmt=fmt, manifest=manifest, extra_json=extra_json)
+        if extra is not None:
+            extra(tmp)
+    return Path(out)
+
+
+def write_folder_into(ds: CaseDataset, folder: Path, *, fmt: str = "nii.gz",
+                      manifest: pd.DataFrame | None = None,
+                      extra_json: dict | None = None) -> None:
+    """The files of :func:`write_folder`, written into ``folder`` (an existing, empty
+    folder: the caller's temporary one, renamed when everything is in it)."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"fmt: expected one of {list(FORMATS)}, got {fmt!r}")
     suf = FORMATS[fmt]
+    tmp = Path(folder)
     images = ds.images
     if fmt == "png" and ds.geometry is None:
         lo, hi = float(images.min()), float(images.max())
         images = np.round((images - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8)
     every = np.arange(len(ds))
-    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
-        (tmp / "images").mkdir()
-        for j, sid in enumerate(ds.sample_ids):
-            geom: Geometry | None = None if ds.geometry is None else ds.geometry[j]
-            if geom is not None and geom.path:
-                copy_image_file(geom.path, tmp / "images" / f"{sid}{split_suffix(Path(geom.path))[1]}")
-            else:
-                write_array(tmp / "images" / f"{sid}{suf}", images[j])
-        write_masks(tmp / "masks", ds, every, ds.masks, fmt=fmt)
-        if ds.clean_masks is not None:
-            write_masks(tmp / "masks_clean", ds, every, ds.clean_masks, fmt=fmt)
-        pd.DataFrame({"sample_id": ds.sample_ids, "split": ds.split}).to_csv(
-            tmp / "split.csv", index=False)
-        (tmp / "dataset.json").write_text(json.dumps(
-            {"class_names": list(ds.class_names), "source": ds.source}, indent=2))
-        if manifest is not None:
-            manifest.to_csv(tmp / "manifest.csv", index=False)
-        for fname, obj in (extra_json or {}).items():
-            (tmp / fname).write_text(json.dumps(obj, indent=2, default=str))
-        if extra is not None:
-            extra(tmp)
-    return Path(out)
+    (tmp / "images").mkdir()
+    for j, sid in enumerate(ds.sample_ids):
+        geom: Geometry | None = None if ds.geometry is None else ds.geometry[j]
+        if geom is not None and geom.path:
+            copy_image_file(geom.path, tmp / "images" / f"{sid}{split_suffix(Path(geom.path))[1]}")
+        else:
+            write_array(tmp / "images" / f"{sid}{suf}", images[j])
+    write_masks(tmp / "masks", ds, every, ds.masks, fmt=fmt)
+    if ds.clean_masks is not None:
+        write_masks(tmp / "masks_clean", ds, every, ds.clean_masks, fmt=fmt)
+    pd.DataFrame({"sample_id": ds.sample_ids, "split": ds.split}).to_csv(
+        tmp / "split.csv", index=False)
+    (tmp / "dataset.json").write_text(json.dumps(
+        {"class_names": list(ds.class_names), "source": ds.source}, indent=2))
+    if manifest is not None:
+        manifest.to_csv(tmp / "manifest.csv", index=False)
+    for fname, obj in (extra_json or {}).items():
+        (tmp / fname).write_text(json.dumps(obj, indent=2, default=str))

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable, Sized
+from collections.abc import Callable, Iterable, Sized
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,11 @@ import numpy as np
 import pandas as pd
 
 from noisyseg.data.cases import RECORDS, CaseDataset
-from noisyseg.data.dataset import SegDataset
-from noisyseg.data.folder import write_masks
+from noisyseg.data.folder import write_folder_into, write_masks
 from noisyseg.data.io import FORMATS, Geometry, split_suffix, write_image
 from noisyseg.errors import ConfigError
 
-__all__ = ["CaseWriter", "write_labels", "write_refurbished"]
+__all__ = ["CaseWriter", "write_labels", "write_refurbished", "write_relabelled"]
 
 
 def _rel(path: str, root: Path | None, default_dir: str) -> Path:
@@ -157,7 +157,7 @@ class CaseWriter:
             (self.records / name).write_text(json.dumps(obj, indent=2, default=str))
 
 
-def write_labels(folder: str | Path, ds: SegDataset | CaseDataset, index: np.ndarray,
+def write_labels(folder: str | Path, ds: CaseDataset, index: np.ndarray,
                  masks: Iterable[np.ndarray], *, fmt: str = "nii.gz") -> list[Path]:
     """Write label maps (class indices, on the dataset's grid) of cases ``index`` of ``ds``.
 
@@ -170,8 +170,8 @@ def write_labels(folder: str | Path, ds: SegDataset | CaseDataset, index: np.nda
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     index = np.asarray(index)
-    if isinstance(ds, SegDataset):
-        return write_masks(folder, ds, index, _stack(masks))
+    if ds.samples is not None:
+        return write_masks(folder, ds.samples, index, _stack(masks))
     out = []
     for i, m in zip(index, masks, strict=True):
         case = ds.cases[int(i)]
@@ -187,7 +187,7 @@ def _stack(masks: Iterable[np.ndarray]) -> np.ndarray:
     return masks if isinstance(masks, np.ndarray) else np.asarray(list(masks))
 
 
-def write_refurbished(folder: str | Path, ds: SegDataset | CaseDataset, index: np.ndarray,
+def write_refurbished(folder: str | Path, ds: CaseDataset, index: np.ndarray,
                       masks: Sized | list[np.ndarray] | np.ndarray, records: dict[str, Any]) -> Path:
     """A dataset with the label maps of cases ``index`` replaced by ``masks``: what audit's and
     rank's ``refurbished/`` hold.
@@ -200,8 +200,8 @@ def write_refurbished(folder: str | Path, ds: SegDataset | CaseDataset, index: n
     """
     folder = Path(folder)
     index = np.asarray(index, dtype=np.int64)
-    if isinstance(ds, SegDataset):
-        write_masks(folder, ds, index, _stack(masks))  # type: ignore[arg-type]
+    if ds.samples is not None:
+        write_masks(folder, ds.samples, index, _stack(masks))  # type: ignore[arg-type]
         return folder
     if len(masks) != len(index):
         raise ValueError(f"{len(masks)} masks for {len(index)} cases")
@@ -209,15 +209,57 @@ def write_refurbished(folder: str | Path, ds: SegDataset | CaseDataset, index: n
         pairs = zip((int(i) for i in index), masks, strict=True)
     else:
         pairs = iter(sorted(((int(i), m) for i, m in zip(index, masks, strict=True)), key=lambda p: p[0]))
-    nxt = next(pairs, None)
-    writer = CaseWriter(ds, folder, unchanged="given", clean=False)
-    for i in range(len(ds)):
-        image = ds.read_image(i)[0] if ds.generator is not None else None
-        mask = None
-        if nxt is not None and nxt[0] == i:
-            mask, nxt = nxt[1], next(pairs, None)
-        writer.write(i, mask, ds.label_geometry(i), image)
+    ordered = (m for _, m in pairs)
     manifest = pd.DataFrame({"sample_id": list(ds.sample_ids), "split": ds.split})
     manifest["label"] = np.where(np.isin(np.arange(len(ds)), index), "refurbished", "given")
-    writer.finish(manifest, records)
+    write_relabelled(ds, folder, np.sort(index), lambda i, given: next(ordered), manifest=manifest,
+                     records=records, given=False)
     return folder
+
+
+def write_relabelled(ds: CaseDataset, folder: Path, index: np.ndarray,
+                     relabel: Callable[[int, np.ndarray], np.ndarray], *, manifest: pd.DataFrame,
+                     records: dict[str, Any] | None = None, clean: bool = False,
+                     given: bool = True) -> Path:
+    """Write ``ds`` into ``folder`` (an existing, empty folder: the caller's temporary one)
+    with the training labels of cases ``index`` replaced by ``relabel(i, given_mask)``; every
+    other case keeps its given label. What ``refurbished/`` and ``noisyseg review export``
+    hold: the dataset in its own layout (an nnU-Net dataset stays trainable by nnU-Net; a
+    dataset held in memory becomes a folder dataset, its masks on their source files' grid),
+    ``manifest.csv`` and the JSON ``records`` (``{file name: object}``).
+
+    Parameters
+    ----------
+    index : (M,) int ndarray
+        The cases to relabel, in increasing order; ``relabel`` is called in that order.
+    clean : bool
+        Also write the clean labels, where the dataset has them.
+    given : bool
+        Whether ``relabel`` needs the given mask (read only then).
+
+    Returns
+    -------
+    Path
+        The folder that holds the dataset's records (``noisyseg/`` of an nnU-Net or
+        Decathlon dataset, else ``folder`` itself).
+    """
+    folder = Path(folder)
+    take = {int(i) for i in index}
+    if ds.samples is not None:
+        masks = ds.masks.copy()
+        for i in sorted(take):
+            masks[i] = relabel(i, ds.masks[i] if given else None)
+        kept = ds.samples if clean else replace(ds.samples, clean_masks=None)
+        write_folder_into(CaseDataset.from_samples(replace(kept, masks=masks), root=ds.root), folder,
+                          manifest=manifest, extra_json=records)
+        return folder
+    writer = CaseWriter(ds, folder, unchanged="given", clean=clean and ds.has_clean_labels)
+    for i in range(len(ds)):
+        image = ds.read_image(i)[0] if ds.generator is not None else None
+        if i in take:
+            mask, geom = ds.read_label(i) if given else (None, ds.label_geometry(i))
+            writer.write(i, relabel(i, mask), geom, image)
+        else:
+            writer.write(i, None, ds.label_geometry(i), image)
+    writer.finish(manifest, records or {})
+    return writer.records

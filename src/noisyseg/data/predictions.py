@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from noisyseg.data.cases import CaseDataset
-from noisyseg.data.dataset import SegDataset
 from noisyseg.data.io import read_image, read_npy, read_npz, split_suffix
 from noisyseg.errors import DataError
 
@@ -249,9 +248,9 @@ def _squeeze_to(arr: np.ndarray, shape: tuple[int, ...], p: Path, *, channels: b
                     f"expected {what} in SimpleITK's (z, y, x) axis order")
 
 
-def read_case_prediction(ds: SegDataset | CaseDataset, i: int, pred: Prediction,
+def read_case_prediction(ds: CaseDataset, i: int, pred: Prediction,
                          labels: np.ndarray) -> np.ndarray:
     """Case ``i``'s prediction as ``(K, *labels.shape)`` float32 probabilities."""
-    values = ds.label_values if isinstance(ds, CaseDataset) else None
+    values = None if ds.samples is not None else ds.label_values
     return read_prediction(pred.path, n_classes=ds.n_classes, shape=labels.shape,
                            label_values=values)

@@ -3,7 +3,7 @@
 nnU-Net's ``2d`` configuration (and study A, which trained on axial liver slices) trains a 2-D
 network on the slices of the volumes along one axis. :func:`slice_dataset` reads the cases of
 a :class:`~noisyseg.data.CaseDataset` one at a time and stacks their slices into a
-:class:`~noisyseg.data.SegDataset`, so every stage that works on images (the trainer, the
+:class:`~noisyseg.data.Samples`, so every stage that works on images (the trainer, the
 detectors, the refurbisher) works on volumes unchanged; the :class:`SliceIndex` it returns
 maps each slice back to its case and position, and :meth:`SliceIndex.volume` reassembles a
 case's slices (undoing any in-plane resizing) on the case's own grid, for per-case metrics
@@ -22,7 +22,7 @@ import numpy as np
 
 from noisyseg.data._resize import resize_image, resize_mask, restore_mask
 from noisyseg.data.cases import CaseDataset
-from noisyseg.data.dataset import SegDataset
+from noisyseg.data.dataset import Samples
 from noisyseg.data.io import Geometry
 from noisyseg.data.store import RowStore
 from noisyseg.data.volumes import check_volume_source, read_volume
@@ -109,7 +109,7 @@ ON_DISK_BYTES = 1 << 30
 
 
 def slice_dataset(cases: CaseDataset, *, slice_axis: int = 0, slice_size: int | None = None,
-                  on_disk: bool | None = None) -> tuple[SegDataset, SliceIndex]:
+                  on_disk: bool | None = None) -> tuple[Samples, SliceIndex]:
     """The slices of every case along ``slice_axis``, as one 2-D dataset.
 
     Parameters
@@ -131,7 +131,7 @@ def slice_dataset(cases: CaseDataset, *, slice_axis: int = 0, slice_size: int | 
 
     Returns
     -------
-    (SegDataset, SliceIndex)
+    (Samples, SliceIndex)
         Sample ids ``{case_id}:{slice}``; each slice has its case's split; ``clean_masks``
         when the cases carry clean labels; ``corrupted`` per slice (its training mask differs
         from its clean one) when they do, else the cases' ``corrupted`` flags.
@@ -208,7 +208,7 @@ def slice_dataset(cases: CaseDataset, *, slice_axis: int = 0, slice_size: int | 
         corrupted = np.asarray(cases.corrupted)[owner_a]
     else:
         corrupted = None
-    ds = SegDataset(image_a, mask_a, cases.class_names, tuple(ids),
+    ds = Samples(image_a, mask_a, cases.class_names, tuple(ids),
                     cases.split[owner_a], clean_masks=clean_a, corrupted=corrupted,
                     source=cases.source,
                     meta={"slices": {"axis": ax, "size": size, "cases": len(cases),

@@ -11,9 +11,10 @@ for a folder dataset. Examples::
     msd:/data/Task03_Liver,seed=1
     /data/my_dataset,size=256
 
-2-D sources (synthetic-echo, CAMUS, a folder of 2-D images) load into memory as a
-:class:`~noisyseg.data.SegDataset`; volumes (synthetic-ct, nnU-Net, Decathlon, a folder of
-3-D images) give a :class:`~noisyseg.data.CaseDataset` read one case at a time.
+Every source gives a :class:`~noisyseg.data.CaseDataset`: 2-D sources (synthetic-echo,
+CAMUS, a folder of 2-D images) hold their cases in memory on one grid; volumes
+(synthetic-ct, nnU-Net, Decathlon, a folder of 3-D images) and a folder of 2-D images read
+with ``lazy=True`` are read one case at a time.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from noisyseg.data.cases import (
     load_msd,
     load_nnunet,
 )
-from noisyseg.data.dataset import SegDataset
 from noisyseg.data.folder import check_file_name, load_folder, show_path
 from noisyseg.data.synthetic import synthetic_echo
 from noisyseg.data.synthetic_ct import synthetic_ct
@@ -43,7 +43,7 @@ __all__ = ["SOURCES", "absolute_source", "load_dataset", "parse_source", "source
 
 @dataclass(frozen=True)
 class _Source:
-    loader: Callable[..., SegDataset | CaseDataset]
+    loader: Callable[..., CaseDataset]
     takes_path: bool
     options: dict[str, type]
 
@@ -157,7 +157,7 @@ def source_path(spec: str) -> Path | None:
     return None if path is None else Path(path).expanduser()
 
 
-def load_dataset(spec: str, *, lazy: bool = False) -> SegDataset | CaseDataset:
+def load_dataset(spec: str, *, lazy: bool = False) -> CaseDataset:
     """Load the dataset a source string names (see module docstring).
 
     ``lazy=True`` reads a folder of 2-D images one case at a time too (a
@@ -167,7 +167,7 @@ def load_dataset(spec: str, *, lazy: bool = False) -> SegDataset | CaseDataset:
     return _load(spec, lazy=lazy)
 
 
-def _load(spec: str, *, lazy: bool = False) -> SegDataset | CaseDataset:
+def _load(spec: str, *, lazy: bool = False) -> CaseDataset:
     spec = spec.strip()
     name, path, opts = parse_source(spec)
     if path is not None:
@@ -180,7 +180,7 @@ def _load(spec: str, *, lazy: bool = False) -> SegDataset | CaseDataset:
 
 
 def _load_parsed(spec: str, name: str, path: str | None, opts: dict[str, Any], *,
-                 lazy: bool) -> SegDataset | CaseDataset:
+                 lazy: bool) -> CaseDataset:
     if name == "folder" and path is not None and not Path(path).exists():
         raise ConfigError(f"data: {spec}: {path!r} is neither a known source "
                           f"({', '.join(s for s in SOURCES if s != 'folder')}) nor a folder")

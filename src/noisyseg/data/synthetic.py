@@ -22,7 +22,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from noisyseg._validate import check_seed
-from noisyseg.data.dataset import SegDataset, random_split
+from noisyseg.data.cases import CaseDataset
+from noisyseg.data.dataset import Samples, random_split
 from noisyseg.errors import ConfigError
 
 __all__ = ["ECHO_CLASSES", "ECHO_LIMITS", "make_echo_sample", "synthetic_echo",
@@ -216,7 +217,7 @@ def synthetic_echo_masks(*, n: int = 500, size: int = 128, seed: int = 0) -> np.
                      for c in children])
 
 
-def synthetic_echo(*, n: int = 500, size: int = 128, seed: int = 0) -> SegDataset:
+def synthetic_echo(*, n: int = 500, size: int = 128, seed: int = 0) -> CaseDataset:
     """Generate the embedded ``synthetic-echo`` dataset.
 
     Parameters
@@ -230,7 +231,7 @@ def synthetic_echo(*, n: int = 500, size: int = 128, seed: int = 0) -> SegDatase
 
     Returns
     -------
-    SegDataset
+    Samples
         Images (n, size, size) float32 in [0, 1]; masks with labels :data:`ECHO_CLASSES`.
 
     Raises
@@ -252,6 +253,7 @@ def synthetic_echo(*, n: int = 500, size: int = 128, seed: int = 0) -> SegDatase
         images[i], masks[i] = make_echo_sample(size, np.random.default_rng(child))
     split = random_split(n, rng=np.random.default_rng([int(seed), 0x5717]))
     ids = tuple(f"echo{i:05d}" for i in range(n))
-    return SegDataset(images=images, masks=masks, class_names=ECHO_CLASSES, sample_ids=ids,
-                      split=split, source=f"synthetic-echo:n={n},size={size},seed={seed}",
-                      meta={"generator": "synthetic-echo", "n": n, "size": size, "seed": seed})
+    return CaseDataset.from_samples(Samples(
+        images=images, masks=masks, class_names=ECHO_CLASSES, sample_ids=ids, split=split,
+        source=f"synthetic-echo:n={n},size={size},seed={seed}",
+        meta={"generator": "synthetic-echo", "n": n, "size": size, "seed": seed}))

@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 
 from noisyseg.data.cases import CaseDataset
-from noisyseg.data.dataset import SegDataset
+from noisyseg.data.dataset import Samples
 from noisyseg.data.slices import SliceIndex, slice_dataset
 from noisyseg.data.volumes import VolumeIndex, volume_dataset
 from noisyseg.errors import ConfigError, DataError
@@ -37,11 +37,11 @@ class ImageIndex:
 
     Attributes
     ----------
-    cases : SegDataset
-        The images.
+    cases : CaseDataset
+        The images, held in memory (:attr:`CaseDataset.samples`).
     """
 
-    cases: SegDataset
+    cases: CaseDataset
 
     sampling = "images"
     dims = 2
@@ -93,16 +93,16 @@ class ImageIndex:
 SampleIndex = ImageIndex | SliceIndex | VolumeIndex
 
 
-def sample_view(ds: SegDataset | CaseDataset, *, dims: Literal[2, 3] = 2, slice_axis: int = 0,
+def sample_view(ds: CaseDataset, *, dims: Literal[2, 3] = 2, slice_axis: int = 0,
                 slice_size: int | None = None, spacing: str | Sequence[float] | None = None
-                ) -> tuple[SegDataset, SampleIndex]:
+                ) -> tuple[Samples, SampleIndex]:
     """What a network with ``dims`` spatial dimensions trains on from ``ds``: its samples as
     one in-memory dataset, and the index back to ``ds``'s cases.
 
     Parameters
     ----------
-    ds : SegDataset or CaseDataset
-        2-D images (their own samples) or volumes.
+    ds : CaseDataset
+        2-D images held in memory (their own samples) or volumes.
     dims : {2, 3}
         A 2-D network (on images, or on the slices of volumes along ``slice_axis``) or a 3-D
         one (on volumes).
@@ -115,7 +115,9 @@ def sample_view(ds: SegDataset | CaseDataset, *, dims: Literal[2, 3] = 2, slice_
 
     Returns
     -------
-    (SegDataset, SampleIndex)
+    (Samples, SampleIndex)
+        The samples in memory (for 2-D images, the dataset's own :attr:`~CaseDataset.samples`)
+        and the index back to the cases.
 
     Raises
     ------
@@ -132,14 +134,14 @@ def sample_view(ds: SegDataset | CaseDataset, *, dims: Literal[2, 3] = 2, slice_
     ('images', 4, [2])
     """
     check_view(ds, dims=dims, slice_size=slice_size, spacing=spacing)
-    if isinstance(ds, SegDataset):
-        return ds, ImageIndex(ds)
+    if ds.samples is not None:
+        return ds.samples, ImageIndex(ds)
     if dims == 3:
         return volume_dataset(ds, spacing=spacing, slice_axis=slice_axis)
     return slice_dataset(ds, slice_axis=slice_axis, slice_size=slice_size)
 
 
-def check_view(ds: SegDataset | CaseDataset, *, dims: int = 2, slice_size: int | None = None,
+def check_view(ds: CaseDataset, *, dims: int = 2, slice_size: int | None = None,
                spacing: str | Sequence[float] | None = None, name: str | None = None) -> None:
     """Refuse, before anything is read, the options of :func:`sample_view` that do not fit
     ``ds`` or each other (one line naming the option, and the dataset as ``name``: by
@@ -154,7 +156,7 @@ def check_view(ds: SegDataset | CaseDataset, *, dims: int = 2, slice_size: int |
     if dims not in (2, 3):
         raise ConfigError(f"dims: expected 2 (a 2-D network on slices) or 3 (a 3-D network on "
                           f"patches), got {dims!r}")
-    if isinstance(ds, SegDataset):
+    if ds.samples is not None:
         name = name or ds.source or "the dataset"
         if ds.spatial_dims != 2:
             raise ConfigError(f"data: {name}: samples on one grid are viewed as 2-D images; "

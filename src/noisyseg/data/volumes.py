@@ -5,8 +5,8 @@ resampled to one voxel spacing. :func:`volume_dataset` reads the cases of a
 :class:`~noisyseg.data.CaseDataset` one at a time, optionally resamples each to a common
 ``spacing`` (MONAI's ``Resize``: images trilinearly, masks by nearest neighbour), and pads
 them to one grid (a multiple of 16 voxels per axis, so a U-Net of depth 4 fits), giving a
-:class:`~noisyseg.data.SegDataset` of ``(N, D, H, W)`` volumes. Every stage that works on a
-SegDataset (the trainer, the detectors, the refurbisher) then works on them unchanged. The
+:class:`~noisyseg.data.Samples` of ``(N, D, H, W)`` volumes. Every stage that works on a
+Samples (the trainer, the detectors, the refurbisher) then works on them unchanged. The
 :class:`VolumeIndex` it returns undoes both steps: :meth:`VolumeIndex.volume` crops the padding
 and resamples a label volume back to the case's own grid (one-hot, trilinearly, then argmax,
 as nnU-Net resamples segmentations), so masks written from it overlay their images.
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from noisyseg.data.cases import CaseDataset
-from noisyseg.data.dataset import SegDataset
+from noisyseg.data.dataset import Samples
 from noisyseg.data.io import Geometry
 from noisyseg.errors import ConfigError, DataError
 
@@ -225,7 +225,7 @@ def _target_spacing(cases: CaseDataset, spacing: str | Sequence[float] | None,
 
 
 def volume_dataset(cases: CaseDataset, *, spacing: str | Sequence[float] | None = None,
-                   slice_axis: int = 0) -> tuple[SegDataset, VolumeIndex]:
+                   slice_axis: int = 0) -> tuple[Samples, VolumeIndex]:
     """Every case as one volume on a common grid, as one in-memory 3-D dataset.
 
     Parameters
@@ -241,7 +241,7 @@ def volume_dataset(cases: CaseDataset, *, spacing: str | Sequence[float] | None 
 
     Returns
     -------
-    (SegDataset, VolumeIndex)
+    (Samples, VolumeIndex)
         Sample ids are the case ids; ``clean_masks`` when the cases carry clean labels;
         ``corrupted`` per case (its training mask differs from its clean one) when they do,
         else the cases' own flags; ``meta['volumes']`` records the grid and spacing.
@@ -296,7 +296,7 @@ def volume_dataset(cases: CaseDataset, *, spacing: str | Sequence[float] | None 
         corrupted = np.any(mask_a != clean_a, axis=(1, 2, 3))
     else:
         corrupted = None if cases.corrupted is None else np.asarray(cases.corrupted)
-    ds = SegDataset(image_a, mask_a, cases.class_names, tuple(cases.sample_ids),
+    ds = Samples(image_a, mask_a, cases.class_names, tuple(cases.sample_ids),
                     np.asarray(cases.split), clean_masks=clean_a, corrupted=corrupted,
                     source=cases.source,
                     meta={"volumes": {"grid": list(grid), "spacing_mm": None if target is None

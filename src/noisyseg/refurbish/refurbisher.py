@@ -175,7 +175,7 @@ class Refurbisher(Callback):
         Seed of the mixture flag rule.
     spacing : callable, optional
         Dataset sample index -> its voxel size in mm (array order), for ``debias``; default:
-        the dataset's geometry (:meth:`~noisyseg.data.SegDataset.label_geometry`).
+        the dataset's geometry (:meth:`~noisyseg.data.Samples.label_geometry`).
     doubted_slices : callable, optional
         ``doubted_slices(trainer, detector, positions) -> (B, n) bool``: for the training
         samples at ``positions`` (volumes), which of their ``n`` slices along

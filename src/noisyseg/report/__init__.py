@@ -5,7 +5,7 @@ Public API: :func:`plot_contour_grid`, :func:`save_figure`, :func:`corruption_fi
 :class:`Document`, :func:`study_report`, :func:`write_study_report`.
 """
 
-from noisyseg.corrupt.figures import corruption_figure, volume_corruption_figure
+from noisyseg.corrupt.figures import corruption_figure
 from noisyseg.plot import (
     CLASS_COLOURS,
     display_window,
@@ -20,5 +20,5 @@ from noisyseg.report.tables import markdown_table
 
 __all__ = ["CLASS_COLOURS", "Document", "PairedTest", "corruption_figure", "display_window",
            "interpolated_precision", "markdown_table", "paired_test", "plot_contour_grid",
-           "plot_volume_planes", "save_figure", "study_report", "volume_corruption_figure",
+           "plot_volume_planes", "save_figure", "study_report",
            "write_study_report"]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from noisyseg.data import CaseDataset, SegDataset, load_dataset, parse_source
+from noisyseg.data import CaseDataset, load_dataset, parse_source
 from noisyseg.data._resize import restore_mask
 from noisyseg.data.io import split_suffix
 from noisyseg.data.predictions import Prediction, read_case_prediction
@@ -56,7 +56,7 @@ class AuditView:
     Attributes
     ----------
     folder : Path
-    ds : SegDataset or CaseDataset
+    ds : CaseDataset
         The audited dataset, as recorded by the audit (or given with ``data=``).
     data : str
         Its source string.
@@ -78,7 +78,7 @@ class AuditView:
     """
 
     folder: Path
-    ds: SegDataset | CaseDataset
+    ds: CaseDataset
     data: str
     kind: str
     cases: pd.DataFrame

@@ -10,9 +10,7 @@ top of a folder dataset.
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from noisyseg.data import CaseDataset, SegDataset, source_path, write_folder
-from noisyseg.data.layouts import CaseWriter
+from noisyseg.data import source_path
+from noisyseg.data.layouts import write_relabelled
 from noisyseg.data.outdir import atomic_dir, check_out_dir
 from noisyseg.review.audit import AuditView, open_audit
 from noisyseg.review.store import DecisionStore
@@ -82,7 +80,7 @@ def export_review(folder: str | Path, out: str | Path, *, data: str | None = Non
         store.close()
     ds = view.ds
     counts = dec["decision"].value_counts().to_dict() if len(dec) else {}
-    record = {"audit": str(Path(folder).resolve()), "data": view.data, "layout": _layout(ds),
+    record = {"audit": str(Path(folder).resolve()), "data": view.data, "layout": ds.layout,
               "n_cases": len(ds), "n_reviewed": int(len(dec)),
               "n_accepted": int(counts.get("accept", 0)), "n_kept": int(counts.get("keep", 0)),
               "n_reannotate": int(counts.get("reannotate", 0)),
@@ -91,35 +89,12 @@ def export_review(folder: str | Path, out: str | Path, *, data: str | None = Non
     pos = {s: i for i, s in enumerate(ds.sample_ids)}
     accepted_idx = sorted(pos[s] for s in accepted)
 
-    def records(dst: Path) -> None:
-        dec.to_csv(dst / "decisions.csv", index=False)
-        re.to_csv(dst / "reannotate.csv", index=False)
-        (dst / "review.json").write_text(json.dumps(record, indent=2))
-
     manifest = pd.DataFrame({"sample_id": list(ds.sample_ids), "split": ds.split})
     manifest["label"] = np.where(manifest["sample_id"].isin(list(accepted)), "pseudo-label", "given")
-    if isinstance(ds, SegDataset):
-        masks = ds.masks.copy()
-        for i in accepted_idx:
-            masks[i] = view.read_pseudo(i, ds.masks[i])
-        write_folder(replace(ds, masks=masks), out, manifest=manifest, extra=records,
-                     overwrite=overwrite, inputs=inputs)
-        return record
-    assert isinstance(ds, CaseDataset)
     with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
-        writer = CaseWriter(ds, tmp, unchanged="given", clean=ds.has_clean_labels)
-        take = set(accepted_idx)
-        for i in range(len(ds)):
-            image = ds.read_image(i)[0] if ds.generator is not None else None
-            if i in take:
-                given, geom = ds.read_label(i)
-                writer.write(i, view.read_pseudo(i, given), geom, image)
-            else:
-                writer.write(i, None, ds.label_geometry(i), image)
-        writer.finish(manifest, {})
-        records(writer.records)
+        dst = write_relabelled(ds, tmp, np.asarray(accepted_idx, dtype=np.int64),
+                               view.read_pseudo, manifest=manifest,
+                               records={"review.json": record}, clean=ds.has_clean_labels)
+        dec.to_csv(dst / "decisions.csv", index=False)
+        re.to_csv(dst / "reannotate.csv", index=False)
     return record
-
-
-def _layout(ds: SegDataset | CaseDataset) -> str:
-    return ds.layout if isinstance(ds, CaseDataset) else "folder"

@@ -19,7 +19,6 @@ import pandas as pd
 
 from noisyseg.data import (
     CaseDataset,
-    SegDataset,
     absolute_source,
     check_view,
     load_dataset,
@@ -166,7 +165,7 @@ class VolumeView:
                 "spacing": self.spacing if self.spacing is None or isinstance(self.spacing, str)
                 else list(self.spacing), "tolerance": self.tolerance}
 
-    def check(self, ds: SegDataset | CaseDataset, data: str) -> None:
+    def check(self, ds: CaseDataset, data: str) -> None:
         """Refuse options that do not fit ``ds`` (named ``data``) before anything runs
         (:func:`~noisyseg.data.check_view`)."""
         check_view(ds, dims=self.dims, slice_size=self.slice_size, spacing=self.spacing,
@@ -193,7 +192,7 @@ def _seen_by(session: Session) -> str | None:
     return f"{len(session.train_cases)} training images" if session.sampling == "images" else None
 
 
-def _prediction_figure(path: Path, ds: SegDataset | CaseDataset, session: Session,
+def _prediction_figure(path: Path, ds: CaseDataset, session: Session,
                        model: str) -> None:
     """``predictions.png``: 2-D images, the first eight test cases' truth against the
     prediction; volumes, the first test case in three planes."""
@@ -363,7 +362,7 @@ class _Volumes:
         return (self.session.case_volume(i, self.final) for i in self.cases)
 
 
-def write_suspects(folder: Path, ds: SegDataset | CaseDataset,
+def write_suspects(folder: Path, ds: CaseDataset,
                    suspects: Sequence[tuple[int, str, np.ndarray]], *,
                    slices: pd.DataFrame | None, axis: int, lead: str) -> None:
     """``suspects/``: one figure per suspect ``(case, title, predicted label map)``, its
@@ -424,7 +423,7 @@ def volume_suspect(ds: Any, image: Any, labels: Any, pred: Any, spacing: tuple[f
 
 
 # ---------------------------------------------------------------------- rankings
-def _suspect_figures(ds: SegDataset | CaseDataset, ranking: Ranking, top: np.ndarray,
+def _suspect_figures(ds: CaseDataset, ranking: Ranking, top: np.ndarray,
                      folder: Path) -> None:
     """A ranking's suspects (:func:`write_suspects`): the given labels against the
     prediction's argmax."""
@@ -444,7 +443,7 @@ def _suspect_figures(ds: SegDataset | CaseDataset, ranking: Ranking, top: np.nda
                    axis=ranking.config["slice_axis"], lead=primary)
 
 
-def _write_ranking(folder: Path, ds: SegDataset | CaseDataset, ranking: Ranking,
+def _write_ranking(folder: Path, ds: CaseDataset, ranking: Ranking,
                    record: dict[str, Any], *, pseudo_labels: bool, n_suspects: int) -> dict[str, Any]:
     """The audit folder of a ranking (shared by ``rank`` and ``audit --folds``): tables,
     ``detection.json``, ``rank.json``, suspects and, with ``pseudo_labels``, ``refurbished/``.

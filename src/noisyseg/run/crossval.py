@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from noisyseg.data import CaseDataset, SegDataset
+from noisyseg.data import CaseDataset
 from noisyseg.errors import ConfigError
 
 __all__ = ["fold_assignment", "fold_cases", "fold_job", "fold_probabilities"]
@@ -48,8 +48,8 @@ def fold_assignment(n: int, folds: int, *, seed: int = 0) -> np.ndarray:
     return out
 
 
-def fold_cases(ds: SegDataset | CaseDataset, fold: int, assignment: np.ndarray
-               ) -> tuple[SegDataset | CaseDataset, np.ndarray]:
+def fold_cases(ds: CaseDataset, fold: int, assignment: np.ndarray
+               ) -> tuple[CaseDataset, np.ndarray]:
     """Fold ``fold``'s dataset: the other folds' training cases train, the validation cases
     validate, this fold's cases join the test split (the original test cases stay there,
     unused by the ranking; cases keep their indices, so generated datasets still generate
@@ -86,7 +86,7 @@ def _on_case_grid(probs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return out / np.maximum(out.sum(0, keepdims=True), 1e-12)
 
 
-def fold_probabilities(ds: SegDataset | CaseDataset, config: Any, fold: int,
+def fold_probabilities(ds: CaseDataset, config: Any, fold: int,
                        assignment: np.ndarray, view: dict[str, Any]
                        ) -> tuple[np.ndarray, list[np.ndarray], dict[str, Any]]:
     """Train fold ``fold``'s network (``view``: the options of
@@ -132,7 +132,7 @@ def fold_probabilities(ds: SegDataset | CaseDataset, config: Any, fold: int,
 
 
 @functools.lru_cache(maxsize=2)
-def _dataset(source: str) -> SegDataset | CaseDataset:
+def _dataset(source: str) -> CaseDataset:
     from noisyseg.data import load_dataset
 
     return load_dataset(source)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from noisyseg.data import CaseDataset, SegDataset
+from noisyseg.data import CaseDataset
 from noisyseg.data.predictions import Prediction, find_predictions, read_case_prediction
 from noisyseg.detect import check_flag_rule, detection_metrics, flag
 from noisyseg.detect.probs import PROB_DETECTORS, CaseScores, case_scores
@@ -86,7 +86,7 @@ class Ranking:
                 for d, s in self.scores.items()}
 
 
-def _match(ds: SegDataset | CaseDataset, predictions: Mapping[str, Prediction],
+def _match(ds: CaseDataset, predictions: Mapping[str, Prediction],
            index: np.ndarray) -> None:
     """Every ranked case has a prediction, and every prediction names a case of ``ds``."""
     known = set(ds.sample_ids)
@@ -176,7 +176,7 @@ def _one_hot(p: np.ndarray, *, chunk: int = 4096) -> bool:
     return True
 
 
-def rank_predictions(ds: SegDataset | CaseDataset,
+def rank_predictions(ds: CaseDataset,
                      probs: Sequence[str | Path] | Mapping[str, Prediction], *,
                      split: str = "all", detector: str = "expected-dice",
                      flag_rule: str = "mixture", flag_value: float | None = None,
@@ -187,7 +187,7 @@ def rank_predictions(ds: SegDataset | CaseDataset,
 
     Parameters
     ----------
-    ds : SegDataset or CaseDataset
+    ds : CaseDataset
         The labelled dataset; the labels scored are its (possibly noisy) training labels.
     probs : sequence of paths, or mapping of case id -> Prediction
         Folders of predictions (see :func:`~noisyseg.data.predictions.find_predictions`).

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from noisyseg.data import SPLITS, SegDataset
+from noisyseg.data import SPLITS, Samples
 from noisyseg.detect import (
     DetectionMetrics,
     Detector,
@@ -149,7 +149,7 @@ class SampleRun:
         return self.trainer.train_targets[self.trainer.train_idx].numpy().astype(np.uint8)
 
 
-def read_trusted(ds: SegDataset, trusted: str | Path | Sequence[str]) -> tuple[np.ndarray, str]:
+def read_trusted(ds: Samples, trusted: str | Path | Sequence[str]) -> tuple[np.ndarray, str]:
     """The samples named as trusted: a split name (``val``), a file of sample ids (one per
     line, ``#`` comments, or a CSV with a ``sample_id`` column), or a sequence of ids.
 
@@ -191,7 +191,7 @@ def read_trusted(ds: SegDataset, trusted: str | Path | Sequence[str]) -> tuple[n
     return np.array(sorted({pos[t] for t in ids}), dtype=np.int64), source
 
 
-def train_samples(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[str] = (),
+def train_samples(ds: Samples, config: TrainConfig, *, detectors: Sequence[str] = (),
                   refurbish: RefurbishConfig | None = None, flag_rule: str = "mixture",
                   flag_value: float | None = None,
                   trusted: str | Path | Sequence[str] | None = None,
@@ -203,7 +203,7 @@ def train_samples(ds: SegDataset, config: TrainConfig, *, detectors: Sequence[st
 
     Parameters
     ----------
-    ds : SegDataset
+    ds : Samples
         The samples (:func:`~noisyseg.data.sample_view`). Training masks may be noisy;
         validation and test use ``ds.truth``.
     config : TrainConfig

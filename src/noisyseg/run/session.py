@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from noisyseg.data import SPLITS, CaseDataset, SampleIndex, SegDataset, VolumeIndex, sample_view
+from noisyseg.data import SPLITS, CaseDataset, SampleIndex, VolumeIndex, sample_view
 from noisyseg.detect import DetectionMetrics, Detector, detection_metrics, flag
 from noisyseg.errors import ConfigError
 from noisyseg.evaluate import SegmentationMetrics, evaluate_masks
@@ -122,7 +122,7 @@ class Session:
         return self.index.dims
 
     @property
-    def cases(self) -> SegDataset | CaseDataset:
+    def cases(self) -> CaseDataset:
         """The dataset the run was given."""
         return self.index.cases
 
@@ -246,7 +246,7 @@ def case_scores_from_slices(slice_scores: np.ndarray, case: np.ndarray, has_stru
         return np.where(count > 0, total / count, np.nan)[np.asarray(cases)]
 
 
-def _trusted_samples(cases: SegDataset | CaseDataset, ds_ids: tuple[str, ...],
+def _trusted_samples(cases: CaseDataset, ds_ids: tuple[str, ...],
                      index: SampleIndex, trusted: str | Path | Sequence[str] | None
                      ) -> tuple[str | list[str] | None, str | None]:
     """Trusted cases (a split, a file of case ids, or ids) as the trusted samples (their
@@ -257,7 +257,7 @@ def _trusted_samples(cases: SegDataset | CaseDataset, ds_ids: tuple[str, ...],
     return [ds_ids[j] for j in np.flatnonzero(np.isin(index.case, case_idx))], source
 
 
-def run_session(ds: SegDataset | CaseDataset, config: TrainConfig, *, dims: int = 2,
+def run_session(ds: CaseDataset, config: TrainConfig, *, dims: int = 2,
                 slice_axis: int = 0, slice_size: int | None = None,
                 spacing: str | Sequence[float] | None = None,
                 tolerance: float = DEFAULT_TOLERANCE,
@@ -270,7 +270,7 @@ def run_session(ds: SegDataset | CaseDataset, config: TrainConfig, *, dims: int 
 
     Parameters
     ----------
-    ds : SegDataset or CaseDataset
+    ds : CaseDataset
         Training labels may be noisy; validation and test use the clean labels.
     config : TrainConfig
         On volumes sampling is class-balanced (``balanced`` is turned on: slices or volumes

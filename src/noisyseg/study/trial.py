@@ -93,11 +93,11 @@ def result_row(trial: TrialConfig, summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _corrupted(trial: TrialConfig, ds: Any, tmp: Any, summary: dict[str, Any]) -> Any:
-    """The trial's dataset with its training masks corrupted (2-D images in memory; cases
-    one at a time into the temporary folder ``tmp``), the corruption's record in
-    ``summary``."""
-    from noisyseg.corrupt import corrupt_cases, corrupt_dataset
-    from noisyseg.data import CaseDataset, load_dataset
+    """The trial's dataset with its training masks corrupted (written case by case into the
+    temporary folder ``tmp``; kept in memory too when ``ds`` is held in memory), the
+    corruption's record in ``summary``."""
+    from noisyseg.corrupt import corrupt_cases
+    from noisyseg.data import load_dataset
 
     c = trial.corrupt
     if c is None:
@@ -107,20 +107,11 @@ def _corrupted(trial: TrialConfig, ds: Any, tmp: Any, summary: dict[str, Any]) -
         from noisyseg._validate import parse_classes
 
         cls = parse_classes(c.classes, ds.class_names)
-    if isinstance(ds, CaseDataset):
-        res = corrupt_cases(ds, c.model, tmp, strength=c.strength, target_dice=c.target_dice,
-                            fraction=c.fraction, classes=cls, seed=trial.seed, mode=c.mode,
-                            slice_axis=c.slice_axis, n_examples=0, **c.options)
-        summary["corruption"] = res.config | {"source": trial.data}
-        return load_dataset(str(tmp))
-    if c.mode is not None:
-        from noisyseg.errors import ConfigError
-
-        raise ConfigError(f"corrupt.mode: applies to volumes; {trial.data} holds 2-D images")
-    res2 = corrupt_dataset(ds, c.model, strength=c.strength, target_dice=c.target_dice,
-                           fraction=c.fraction, classes=cls, seed=trial.seed, **c.options)
-    summary["corruption"] = res2.config | {"source": trial.data}
-    return res2.dataset
+    res = corrupt_cases(ds, c.model, tmp, strength=c.strength, target_dice=c.target_dice,
+                        fraction=c.fraction, classes=cls, seed=trial.seed, mode=c.mode,
+                        slice_axis=c.slice_axis, n_examples=0, **c.options)
+    summary["corruption"] = res.config | {"source": trial.data}
+    return res.dataset if res.dataset is not None else load_dataset(str(tmp))
 
 
 def _run(trial: TrialConfig, files: dict[str, bytes], summary: dict[str, Any]) -> None:

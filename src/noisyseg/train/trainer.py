@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from monai.losses import DiceLoss
 
-from noisyseg.data import SegDataset
+from noisyseg.data import CaseDataset, Samples
 from noisyseg.errors import ConfigError, DataError
 from noisyseg.evaluate import dice
 from noisyseg.models import PadToMultiple, build_model, crop_padding, input_geometry, padded_shape
@@ -310,7 +310,7 @@ def class_balance_weights(masks: np.ndarray | Iterable[np.ndarray], n_classes: i
 
 
 class Trainer:
-    """Train a segmentation network on a :class:`SegDataset`'s training masks.
+    """Train a segmentation network on the training masks of samples held in memory.
 
     Training uses ``dataset.masks`` (possibly noisy); validation uses the truth
     (``dataset.clean_masks`` when known). The best-on-validation weights are kept.
@@ -318,7 +318,9 @@ class Trainer:
     Parameters
     ----------
     config : TrainConfig
-    dataset : SegDataset
+    dataset : Samples or CaseDataset
+        The samples (:func:`~noisyseg.data.sample_view`), or a dataset held in memory (2-D
+        images, whose cases are their own samples).
     callbacks : sequence of Callback
 
     Attributes
@@ -350,7 +352,7 @@ class Trainer:
     3-D form of the network (``spatial_dims=3``), patches and sliding-window prediction.
     """
 
-    def __init__(self, config: TrainConfig, dataset: SegDataset,
+    def __init__(self, config: TrainConfig, dataset: Samples | CaseDataset,
                  callbacks: Sequence[Callback] = ()) -> None:
         self.config = config
         self.dataset = dataset
