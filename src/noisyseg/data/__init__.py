@@ -14,7 +14,7 @@ trains on), :func:`load_dataset` (from a ``--data`` string), the sources
 """
 
 from noisyseg.data.camus import CAMUS_CLASSES, load_camus
-from noisyseg.data.cases import Case, CaseDataset, load_folder_cases, load_msd, load_nnunet
+from noisyseg.data.cases import Case, CaseDataset, load_msd, load_nnunet
 from noisyseg.data.dataset import SPLITS, Samples, random_split
 from noisyseg.data.folder import load_folder, write_folder
 from noisyseg.data.io import Geometry, read_array, read_image, write_array, write_image
@@ -52,7 +52,6 @@ __all__ = [
     "check_view",
     "load_dataset",
     "load_folder",
-    "load_folder_cases",
     "load_msd",
     "load_nnunet",
     "make_ct_case",

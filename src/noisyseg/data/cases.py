@@ -7,7 +7,7 @@ MONAI-style dataset: ``ds[i]`` is ``{"image": (C, *S) float32, "label": (*S) uin
 "case_id": str, "geometry": Geometry}``, so it can be wrapped by ``monai.data.CacheDataset``
 or ``PersistentDataset`` for training.
 
-Layouts (see :func:`load_nnunet`, :func:`load_msd`, :func:`load_folder_cases`):
+Layouts (see :func:`load_nnunet`, :func:`load_msd`, :func:`~noisyseg.data.load_folder`):
 
 - nnU-Net v2 raw: ``dataset.json`` (``channel_names``, ``labels`` name -> int,
   ``numTraining``, ``file_ending``), ``imagesTr/{case}_{XXXX}{file_ending}`` (one file per
@@ -48,7 +48,7 @@ from noisyseg.data.folder import (
 from noisyseg.data.io import SUFFIXES, Geometry, read_header, read_image, split_suffix
 from noisyseg.errors import DataError
 
-__all__ = ["Case", "CaseDataset", "load_folder_cases", "load_msd", "load_nnunet"]
+__all__ = ["Case", "CaseDataset", "load_msd", "load_nnunet", "read_folder_cases"]
 
 log = logging.getLogger(__name__)
 
@@ -749,10 +749,12 @@ def _folder_labels(masks: list[Path], names: tuple[str, ...] | None
     return ("background", *(f"class_{i}" for i in range(1, k + 1))), None
 
 
-def load_folder_cases(path: str | Path, *, seed: int = 0,
+def read_folder_cases(path: str | Path, *, seed: int = 0,
                       classes: tuple[str, ...] | None = None) -> CaseDataset:
-    """Load a folder dataset of volumes (``images/``, ``masks/``, optional ``masks_clean/``,
-    ``split.csv``, ``dataset.json`` with ``class_names``, ``manifest.csv``) lazily.
+    """A folder dataset (``images/``, ``masks/``, optional ``masks_clean/``, ``split.csv``,
+    ``dataset.json`` with ``class_names``, ``manifest.csv``) read one case at a time: what
+    :func:`~noisyseg.data.load_folder` gives for volumes, and for 2-D images with
+    ``lazy=True``.
 
     Without class names, the classes are ``class_1..class_K`` with K the largest label of
     the first mask that holds a structure; masks holding only 0 and 255 are binary (255

@@ -275,26 +275,41 @@ def pair_folder(root: Path) -> tuple[dict[str, Path], dict[str, Path], dict[str,
 
 
 def load_folder(path: str | Path, *, size: int | None = None, seed: int = 0,
-                classes: tuple[str, ...] | None = None) -> CaseDataset:
+                classes: tuple[str, ...] | None = None, lazy: bool = False) -> CaseDataset:
     """Load a folder dataset (layout in the module docstring).
+
+    2-D images are held in memory on one grid (resized to ``size`` when given); volumes,
+    and 2-D images with ``lazy=True``, are read one case at a time on their files' own
+    grids (10,000s of images, or images of different sizes, without resizing).
 
     Parameters
     ----------
     path : str or Path
     size : int, optional
-        Resize every sample to size x size (images bilinear, masks nearest neighbour).
-        Required when the images differ in size.
+        Resize every 2-D image to size x size (images bilinear, masks nearest neighbour).
+        Required when 2-D images held in memory differ in size.
     seed : int
         Seed of the random split used when there is no ``split.csv``.
     classes : tuple of str, optional
         Class names (overrides ``dataset.json``).
+    lazy : bool
+        Read 2-D images one case at a time too.
 
     Raises
     ------
     DataError
         Missing folders, unpaired files, unreadable files, shape mismatches, NaN images,
         labels outside the declared classes, bad ``split.csv``.
+    ConfigError
+        ``size`` for cases read one at a time; a bad seed.
     """
+    from noisyseg.data.cases import folder_is_volumetric, read_folder_cases
+
+    if lazy or folder_is_volumetric(Path(path)):
+        if size is not None:
+            what = "cases read one at a time" if lazy else "volumes"
+            raise ConfigError(f"size: resizes 2-D images; {what} are kept on their own grid")
+        return read_folder_cases(path, seed=seed, classes=classes)
     root = Path(path)
     check_file_name(root)
     check_seed(seed)

@@ -28,8 +28,6 @@ from noisyseg._validate import check_seed
 from noisyseg.data.camus import load_camus
 from noisyseg.data.cases import (
     CaseDataset,
-    folder_is_volumetric,
-    load_folder_cases,
     load_msd,
     load_nnunet,
 )
@@ -195,12 +193,8 @@ def _load_parsed(spec: str, name: str, path: str | None, opts: dict[str, Any], *
         except ConfigError as exc:
             raise ConfigError(f"data: {spec}: option {exc}") from exc
     src = SOURCES[name]
-    if name == "folder" and path is not None and (lazy or folder_is_volumetric(Path(path))):
-        if opts.get("size") is not None:
-            what = "cases read one at a time" if lazy else "volumes"
-            raise ConfigError(f"data: {spec}: option size resizes 2-D images; {what} are "
-                              f"kept on their own grid")
-        return load_folder_cases(path, **opts)
+    if name == "folder":
+        opts["lazy"] = lazy
     try:
         ds = src.loader(path, **opts) if src.takes_path else src.loader(**opts)
     except ConfigError as exc:
