@@ -86,9 +86,9 @@ def test_a_3d_trial_trains_a_3d_network_and_keeps_2d_ids(tmp_path):
     t3 = df.loc[df["arch"] == "unet-3d", "trial_id"].iloc[0]
     metrics = json.loads((out / "trials" / t3 / "run" / "metrics.json").read_text())
     assert metrics["dims"] == 3 and metrics["grid"] == [16, 32, 32]
-    with pytest.raises(ConfigError, match="volumes.dims: expected 2 or 3"):
+    with pytest.raises(ConfigError, match="volumes.dims: expected 2 \\(a 2-D network on slices\\) or 3"):
         spec.write_text(SPEC + "volumes: {dims: 4}\n")
         load_spec(spec)
-    with pytest.raises(ConfigError, match="volumes.spacing: only for dims 3"):
+    with pytest.raises(ConfigError, match="volumes.spacing: resamples volumes for a 3-D network"):
         spec.write_text(SPEC + "volumes: {spacing: [1, 1, 1]}\n")
         load_spec(spec)

@@ -28,7 +28,7 @@ from noisyseg.data.synthetic import (
     synthetic_echo_masks,
 )
 from noisyseg.data.synthetic_ct import CT_CLASSES, make_ct_case, synthetic_ct
-from noisyseg.data.views import ImageIndex, SampleIndex, check_view, sample_view
+from noisyseg.data.views import ImageIndex, SampleIndex, check_view, check_view_options, sample_view
 from noisyseg.data.volumes import VolumeIndex, volume_dataset
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "load_camus",
     "absolute_source",
     "check_view",
+    "check_view_options",
     "load_dataset",
     "load_folder",
     "load_msd",

@@ -16,6 +16,7 @@ and evaluates per case without asking which view it has.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -28,7 +29,7 @@ from noisyseg.data.slices import SliceIndex, slice_dataset
 from noisyseg.data.volumes import VolumeIndex, volume_dataset
 from noisyseg.errors import ConfigError, DataError
 
-__all__ = ["ImageIndex", "SampleIndex", "check_view", "sample_view"]
+__all__ = ["ImageIndex", "SampleIndex", "check_view", "check_view_options", "sample_view"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,9 +154,7 @@ def check_view(ds: CaseDataset, *, dims: int = 2, slice_size: int | None = None,
         A bad ``dims``, ``slice_size`` with ``dims=3``, ``spacing`` with ``dims=2``, or a 3-D
         network or resampling for 2-D images.
     """
-    if dims not in (2, 3):
-        raise ConfigError(f"dims: expected 2 (a 2-D network on slices) or 3 (a 3-D network on "
-                          f"patches), got {dims!r}")
+    check_view_options(dims=dims)
     if ds.samples is not None:
         name = name or ds.source or "the dataset"
         if ds.spatial_dims != 2:
@@ -165,9 +164,42 @@ def check_view(ds: CaseDataset, *, dims: int = 2, slice_size: int | None = None,
             raise ConfigError(f"dims: {name} holds 2-D images; a 3-D network needs volumes")
         if spacing is not None:
             raise ConfigError(f"spacing: {name} holds 2-D images; resampling is for volumes")
-    elif dims == 3 and slice_size is not None:
+    check_view_options(dims=dims, slice_size=slice_size, spacing=spacing)
+
+
+def check_view_options(*, dims: int = 2, slice_size: int | None = None,
+                       spacing: str | Sequence[float] | None = None) -> None:
+    """Refuse options of :func:`sample_view` that do not fit each other, whatever the data.
+
+    Raises
+    ------
+    ConfigError
+        A ``dims`` other than 2 or 3, ``slice_size`` with ``dims=3`` or below 1, ``spacing``
+        with ``dims=2``, or a ``spacing`` that is neither ``'median'`` nor 3 sizes in mm.
+
+    Examples
+    --------
+    >>> check_view_options(dims=3, spacing="median")
+    >>> check_view_options(dims=2, spacing="median")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: spacing: resamples volumes for a 3-D network (dims=3); ...
+    """
+    if isinstance(dims, bool) or dims not in (2, 3):
+        raise ConfigError(f"dims: expected 2 (a 2-D network on slices) or 3 (a 3-D network on "
+                          f"patches), got {dims!r}")
+    if dims == 3 and slice_size is not None:
         raise ConfigError("slice_size: resizes the slices of a 2-D network (dims=2); a 3-D "
                           "network takes spacing instead")
-    elif dims == 2 and spacing is not None:
+    if dims == 2 and spacing is not None:
         raise ConfigError("spacing: resamples volumes for a 3-D network (dims=3); a 2-D "
                           "network on slices takes slice_size instead")
+    if slice_size is not None and (isinstance(slice_size, bool) or not isinstance(slice_size, int)
+                                   or slice_size < 1):
+        raise ConfigError(f"slice_size: expected a size >= 1 pixel, got {slice_size!r}")
+    if spacing is not None and spacing != "median" and not (
+            not isinstance(spacing, str) and len(spacing) == 3 and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < math.inf
+                for v in spacing)):
+        raise ConfigError(f"spacing: expected 'median' or 3 sizes in mm (each > 0), got "
+                          f"{spacing!r}")

@@ -8,6 +8,7 @@ documented on each function and in :mod:`noisyseg.run.folder`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -21,6 +22,7 @@ from noisyseg.data import (
     CaseDataset,
     absolute_source,
     check_view,
+    check_view_options,
     load_dataset,
     source_path,
 )
@@ -151,19 +153,53 @@ def read_run(folder: str | Path) -> RunResult:
 
 @dataclass(frozen=True)
 class VolumeView:
-    """How a run sees volumes: the network's dimensions and the grid options of each."""
+    """How a run sees its data: the network's dimensions and the grid options of each, and
+    the surface tolerance of its metrics. The one declaration of these options: the CLI,
+    the Python API and study specs (their ``volumes`` section) all build it. A 2-D source
+    takes the defaults (a 2-D network, no resampling).
+
+    Attributes
+    ----------
+    dims : {2, 3}
+        A 2-D network (on images, or on the slices of volumes along ``slice_axis``) or a
+        3-D network on patches of volumes.
+    slice_axis : int
+        Array axis of the slices (0: axial for ``(z, y, x)`` volumes), and of the per-slice
+        scores either way.
+    slice_size : int or None
+        ``dims=2`` on volumes: in-plane size of the slices.
+    spacing : 'median', list of 3 float, or None
+        ``dims=3``: resample every case to this voxel size in mm.
+    tolerance : float
+        Surface Dice tolerance in mm.
+
+    Raises
+    ------
+    ConfigError
+        Options that do not fit each other (:func:`~noisyseg.data.check_view_options`), a
+        negative or infinite tolerance.
+    """
 
     dims: int = 2
     slice_axis: int = 0
     slice_size: int | None = None
-    spacing: str | Sequence[float] | None = None
+    spacing: str | list[float] | None = None
     tolerance: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.spacing is not None and not isinstance(self.spacing, str):
+            object.__setattr__(self, "spacing", [float(v) for v in self.spacing])
+        check_view_options(dims=self.dims, slice_size=self.slice_size, spacing=self.spacing)
+        if isinstance(self.slice_axis, bool) or not isinstance(self.slice_axis, int):
+            raise ConfigError(f"slice_axis: expected an array axis (an integer), got "
+                              f"{self.slice_axis!r}")
+        if not 0 <= self.tolerance < math.inf:
+            raise ConfigError(f"tolerance: expected a number >= 0, got {self.tolerance} (mm)")
 
     def options(self) -> dict[str, Any]:
         """Keyword options of :func:`~noisyseg.run.run_session` (JSON-serialisable)."""
         return {"dims": self.dims, "slice_axis": self.slice_axis, "slice_size": self.slice_size,
-                "spacing": self.spacing if self.spacing is None or isinstance(self.spacing, str)
-                else list(self.spacing), "tolerance": self.tolerance}
+                "spacing": self.spacing, "tolerance": self.tolerance}
 
     def check(self, ds: CaseDataset, data: str) -> None:
         """Refuse options that do not fit ``ds`` (named ``data``) before anything runs

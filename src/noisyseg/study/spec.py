@@ -37,10 +37,11 @@ from noisyseg.data import parse_source
 from noisyseg.detect import check_detectors, check_flag_rule
 from noisyseg.errors import ConfigError, NoisysegError
 from noisyseg.refurbish import RefurbishConfig
+from noisyseg.run import VolumeView
 from noisyseg.train import TrainConfig
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_SPEC_BYTES", "MAX_TRIALS", "MAX_TRIAL_VALUES", "SPEC_DIR",
-           "AuditSpec", "CorruptSpec", "StudySpec", "TrialConfig", "VolumeSpec", "find_spec", "load_spec"]
+           "AuditSpec", "CorruptSpec", "StudySpec", "TrialConfig", "find_spec", "load_spec"]
 
 SPEC_DIR = Path(__file__).parent / "specs"
 SECTIONS = ("data", "seed", "train", "corrupt", "audit", "volumes")
@@ -157,56 +158,6 @@ class AuditSpec:
         """The refurbishment settings (driven by the first detector)."""
         names = [f.name for f in fields(RefurbishConfig) if f.name != "with_detector"]
         return RefurbishConfig(**{k: getattr(self, k) for k in names})
-
-
-@dataclass(frozen=True)
-class VolumeSpec:
-    """How a trial's network sees its data: on volumes, a 2-D network on their slices or a
-    3-D one on patches (a 2-D source takes the defaults: a 2-D network, no resampling).
-
-    Attributes
-    ----------
-    dims : {2, 3}
-        A 2-D network on slices along ``slice_axis`` or a 3-D network on patches.
-    slice_axis : int
-    slice_size : int or None
-        ``dims=2``: in-plane size of the slices.
-    spacing : 'median', list of 3 float, or None
-        ``dims=3``: resample to this voxel size in mm.
-    tolerance : float
-        Surface Dice tolerance in mm.
-    """
-
-    dims: int = 2
-    slice_axis: int = 0
-    slice_size: int | None = None
-    spacing: str | list[float] | None = None
-    tolerance: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.dims not in (2, 3):
-            raise ConfigError(f"volumes.dims: expected 2 or 3, got {self.dims!r}")
-        if self.dims == 3 and self.slice_size is not None:
-            raise ConfigError("volumes.slice_size: only for dims 2 (a 3-D network takes spacing)")
-        if self.dims == 2 and self.spacing is not None:
-            raise ConfigError("volumes.spacing: only for dims 3 (a 2-D network takes slice_size)")
-        sp = self.spacing
-        if sp is not None and sp != "median" and not (
-                isinstance(sp, list) and len(sp) == 3 and all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf
-                    for v in sp)):
-            raise ConfigError(f"volumes.spacing: expected 'median' or 3 sizes in mm (each > 0), "
-                              f"got {_show(sp)}")
-        if self.slice_size is not None and self.slice_size < 1:
-            raise ConfigError(f"volumes.slice_size: expected a size >= 1 pixel, got {self.slice_size}")
-        if not 0 <= self.tolerance < math.inf:
-            raise ConfigError(f"volumes.tolerance: expected a number >= 0, got {self.tolerance}")
-
-    def options(self) -> dict[str, Any]:
-        """Keyword options of :func:`~noisyseg.run.run_session`."""
-        from dataclasses import asdict
-
-        return asdict(self)
 
 
 _REPR = reprlib.Repr()
@@ -331,7 +282,7 @@ class TrialConfig:
     corrupt : CorruptSpec or None
         ``None`` is the control (clean training masks).
     audit : AuditSpec
-    volumes : VolumeSpec
+    volumes : VolumeView
         How volumes are trained on (a 2-D network on slices by default).
     labels : dict
         The grid values that made this trial (for tables); not part of the id.
@@ -342,7 +293,7 @@ class TrialConfig:
     train: TrainConfig
     corrupt: CorruptSpec | None
     audit: AuditSpec
-    volumes: VolumeSpec = field(default_factory=VolumeSpec)
+    volumes: VolumeView = field(default_factory=VolumeView)
     labels: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -393,7 +344,7 @@ class TrialConfig:
         if not aud["detectors"]:
             aud["refurbish"] = False
         audit = _build(AuditSpec, "audit", aud)
-        volumes = _build(VolumeSpec, "volumes", _section(d, "volumes"))
+        volumes = _build(VolumeView, "volumes", _section(d, "volumes"))
         return cls(data=data, seed=seed, train=train, corrupt=corrupt, audit=audit,
                    volumes=volumes, labels=dict(labels or {}))
 
@@ -418,7 +369,7 @@ class TrialConfig:
             del audit["band"]
         out = {"data": self.data, "seed": self.seed, "train": train,
                "corrupt": corrupt, "audit": audit}
-        if self.volumes != VolumeSpec():  # only when set: older ids stay valid
+        if self.volumes != VolumeView():  # only when set: older ids stay valid
             out["volumes"] = asdict(self.volumes)
         return out
 
