@@ -1,4 +1,4 @@
-"""Error-model throughput and calibration time (issue targets in README 'Performance').
+"""Error-model throughput and calibration time (issue targets in docs/results/performance.md).
 
 Run: ``python benchmarks/bench_corrupt.py [--n 300] [--calib-n 1000]``; prints JSON.
 One core: OpenCV, BLAS and OpenMP are limited to one thread before any work.

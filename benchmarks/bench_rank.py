@@ -1,7 +1,7 @@
 """Ranking from predictions (`noisyseg rank`) against cleanlab, side by side in one run.
 
 Run: ``python benchmarks/bench_rank.py [--n 10000] [--subset 1000] [--volumes 200]``; prints
-JSON (README 'Performance'). Writes its data under ``--workdir`` (default: a temporary folder;
+JSON (docs/results/performance.md). Writes its data under ``--workdir`` (default: a temporary folder;
 about 1 GB for the defaults) and removes it at the end unless ``--keep``.
 
 - 2-D: ``--n`` cases of 256 x 256 with 4 classes (synthetic-echo masks, a third of the

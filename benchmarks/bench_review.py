@@ -2,7 +2,7 @@
 server loses no acknowledged decision.
 
 Run: ``python benchmarks/bench_review.py [--n 10000] [--volumes 200] [--decisions 1000]``;
-prints JSON (README 'Performance'). Needs Debian's ``chromium`` and ``chromium-driver`` for
+prints JSON (docs/results/performance.md). Needs Debian's ``chromium`` and ``chromium-driver`` for
 the page timings (the HTTP timings and the kill test run without them). Writes its data
 under ``--workdir`` (default: a temporary folder, removed unless ``--keep``).
 

@@ -1,7 +1,7 @@
 """`noisyseg audit` on volumes (a 2-D network on their slices, or a 3-D one): peak memory and time.
 
 Run: ``python benchmarks/bench_volume_audit.py [--n 200] [--size 256] [--slices 64]
-[--slice-size 128 | --dims 3 --spacing 2.5,1.6,1.6]``; prints JSON (README 'Performance').
+[--slice-size 128 | --dims 3 --spacing 2.5,1.6,1.6]``; prints JSON (docs/results/performance.md).
 The audit runs in a child process
 on the built-in ``synthetic-ct`` dataset of ``--n`` volumes of ``--slices`` x ``--size`` x
 ``--size`` with the ``loss`` detector, ``--epochs`` epochs of ``--steps`` steps (memory, not

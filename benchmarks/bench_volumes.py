@@ -1,7 +1,7 @@
 """Error models on volumes: throughput, calibration time, and bounded-memory `corrupt`.
 
 Run: ``python benchmarks/bench_volumes.py [--n 12] [--calib-n 100] [--stream-n 200]``;
-prints JSON (README 'Performance'). Throughput and calibration run on one core (OpenCV,
+prints JSON (docs/results/performance.md). Throughput and calibration run on one core (OpenCV,
 BLAS and OpenMP limited to one thread). The streaming part runs ``noisyseg corrupt`` on a
 built-in ``synthetic-ct`` dataset of ``--stream-n`` volumes of 64 x 256 x 256 in a child
 process and reports its peak RSS (the child's ``VmHWM``) and throughput: the dataset's arrays alone

@@ -62,7 +62,7 @@ class RunResult:
 
     Attributes
     ----------
-    kind : {'train', 'audit', 'rank', 'folds'}
+    kind : {'train', 'audit', 'rank', 'folds', 'nnunet'}
     folder : Path
         The run folder.
     data : str

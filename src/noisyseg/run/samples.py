@@ -262,7 +262,7 @@ def train_samples(ds: Samples, config: TrainConfig, *, detectors: Sequence[str] 
         trainer.set_trusted(*trusted_at)
     elif needs:
         log.warning("%s: measuring against the %d validation masks, taken to be right; name the "
-                    "masks you checked with trusted= (--trusted)", ", ".join(needs),
+                    "masks you checked (--trusted, or trusted= in the Python API)", ", ".join(needs),
                     len(trainer.trusted_idx))
     trainer.fit()
     train_s = time.perf_counter() - t0
