@@ -25,7 +25,7 @@ from noisyseg.data.cases import CaseDataset
 from noisyseg.data.dataset import Samples
 from noisyseg.data.io import Geometry
 from noisyseg.data.store import RowStore
-from noisyseg.data.volumes import check_volume_source, read_volume
+from noisyseg.data.volumes import check_volume_source
 from noisyseg.errors import ConfigError, DataError
 
 __all__ = ["SliceIndex", "slice_dataset"]
@@ -78,11 +78,16 @@ class SliceIndex:
         """Pixel size in mm of slice sample ``i`` (its case's in-plane spacing, scaled when
         the slices were resized to :attr:`size`)."""
         c = int(self.case[i])
-        plane = [k for k in range(len(self.shapes[c])) if k != self.axis]
+        plane = self._plane(c)
         sp = [self.geometry[c].spacing[k] for k in plane]
         if self.size:
             sp = [v * self.shapes[c][k] / self.size for v, k in zip(sp, plane, strict=True)]
         return tuple(float(v) for v in sp)
+
+    def _plane(self, c: int) -> list[int]:
+        """The in-plane array axes of case ``c`` (both axes of a 2-D image)."""
+        n = len(self.shapes[c])
+        return list(range(n)) if n == 2 else [k for k in range(n) if k != self.axis]
 
     def volume_from(self, i: int, samples: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """Case ``i``'s volume from ``masks`` given for the slice samples ``samples`` (which
@@ -96,12 +101,31 @@ class SliceIndex:
         """Case ``i``'s label volume from its slices (``(D, h, w)`` in slice order, on the
         slice dataset's grid): resized back in-plane and put on the case's own axes."""
         shape = self.shapes[i]
-        plane = tuple(s for a, s in enumerate(shape) if a != self.axis)
+        plane = tuple(shape[a] for a in self._plane(i))
         stack = np.stack([restore_mask(s, plane) for s in slices]) if self.size else np.asarray(slices)
+        if len(shape) == 2:  # a 2-D image: its one slice
+            if stack.shape != (1, *shape):
+                raise DataError(f"case {self.cases.sample_ids[i]}: {stack.shape[0]} slices of "
+                                f"{stack.shape[1:]} do not make its {shape} image")
+            return stack[0].astype(np.uint8, copy=False)
         if stack.shape != (shape[self.axis], *plane):
             raise DataError(f"case {self.cases.sample_ids[i]}: {stack.shape[0]} slices of "
                             f"{stack.shape[1:]} do not make its {shape} volume along axis {self.axis}")
         return np.moveaxis(stack, 0, self.axis).astype(np.uint8, copy=False)
+
+
+def read_case(cases: CaseDataset, i: int) -> tuple[np.ndarray, np.ndarray, Geometry]:
+    """Case ``i``'s image ``(1, *S)``, label map and label geometry (a volume or a 2-D
+    image), refusing a label off its image's grid."""
+    img, _ = cases.read_image(i)
+    lab, geom = cases.read_label(i)
+    if lab.ndim not in (2, 3):
+        raise ConfigError(f"data: case {cases.sample_ids[i]} has {lab.ndim} spatial dimensions; "
+                          f"slices come from 2-D images or volumes")
+    if img.shape[1:] != lab.shape:
+        raise DataError(f"{cases.cases[i].label}: label shape {lab.shape} differs from the "
+                        f"image's {img.shape[1:]}")
+    return img, lab, geom
 
 
 #: Slice images estimated above this many bytes are kept on disk (:class:`RowStore`).
@@ -115,7 +139,8 @@ def slice_dataset(cases: CaseDataset, *, slice_axis: int = 0, slice_size: int | 
     Parameters
     ----------
     cases : CaseDataset
-        Volumes (3 spatial dimensions), one image channel.
+        Volumes (3 spatial dimensions; a 2-D image is a volume of one slice), one image
+        channel, read one case at a time.
     slice_axis : int
         Array axis to slice along (0: axial for ``(z, y, x)`` volumes).
     slice_size : int, optional
@@ -156,8 +181,10 @@ def slice_dataset(cases: CaseDataset, *, slice_axis: int = 0, slice_size: int | 
     plane0 = None
     try:
         for i in range(len(cases)):
-            img, lab, geom = read_volume(cases, i, "slicing")
-            plane = tuple(s for a, s in enumerate(lab.shape) if a != ax)
+            img, lab, geom = read_case(cases, i)
+            flat = lab.ndim == 2  # a 2-D image: a volume of one slice
+            a_i = 0 if flat else ax
+            plane = lab.shape if flat else tuple(s for a, s in enumerate(lab.shape) if a != ax)
             if size is None:
                 if plane0 is None:
                     plane0 = plane
@@ -166,8 +193,11 @@ def slice_dataset(cases: CaseDataset, *, slice_axis: int = 0, slice_size: int | 
                                       f"along axis {ax}, case {cases.sample_ids[0]} {plane0}; give "
                                       f"an in-plane size to resize them to")
             clean = cases.read_label(i, clean=True)[0] if with_clean else None
-            img_s, lab_s = np.moveaxis(img[0], ax, 0), np.moveaxis(lab, ax, 0)
-            cln_s = None if clean is None else np.moveaxis(clean, ax, 0)
+            if flat:
+                img, lab = img[:, None], lab[None]
+                clean = None if clean is None else clean[None]
+            img_s, lab_s = np.moveaxis(img[0], a_i, 0), np.moveaxis(lab, a_i, 0)
+            cln_s = None if clean is None else np.moveaxis(clean, a_i, 0)
             if size is not None:
                 img_s = np.stack([resize_image(s, size) for s in img_s])
                 lab_s = np.stack([resize_mask(s, size) for s in lab_s])
@@ -184,7 +214,8 @@ def slice_dataset(cases: CaseDataset, *, slice_axis: int = 0, slice_size: int | 
             masks.append(lab_s)  # type: ignore[union-attr]
             if cleans is not None and cln_s is not None:
                 cleans.append(cln_s)
-            k, shape_i = lab_s.shape[0], tuple(int(v) for v in lab.shape)
+            k = lab_s.shape[0]
+            shape_i = tuple(int(v) for v in (lab.shape[1:] if flat else lab.shape))
             del img, lab, clean, img_s, lab_s, cln_s
             owner.append(np.full(k, i))
             pos.append(np.arange(k))

@@ -14,7 +14,9 @@ for a folder dataset. Examples::
 Every source gives a :class:`~noisyseg.data.CaseDataset`: 2-D sources (synthetic-echo,
 CAMUS, a folder of 2-D images) hold their cases in memory on one grid; volumes
 (synthetic-ct, nnU-Net, Decathlon, a folder of 3-D images) and a folder of 2-D images read
-with ``lazy=True`` are read one case at a time.
+with ``lazy=true`` (or ``load_dataset(..., lazy=True)``) are read one case at a time; a
+network then trains on them as on the slices of volumes, a 2-D image being a volume of one
+slice.
 """
 
 from __future__ import annotations
@@ -46,6 +48,19 @@ class _Source:
     options: dict[str, type]
 
 
+def _flag(value: str) -> bool:
+    """A source option's yes/no value: ``true``/``1``/``yes`` or ``false``/``0``/``no``."""
+    v = value.lower()
+    if v in ("true", "1", "yes"):
+        return True
+    if v in ("false", "0", "no"):
+        return False
+    raise ValueError(value)
+
+
+_flag.__name__ = "flag (true or false)"
+
+
 SOURCES: dict[str, _Source] = {
     "synthetic-echo": _Source(synthetic_echo, False, {"n": int, "size": int, "seed": int}),
     "synthetic-ct": _Source(synthetic_ct, False, {"n": int, "size": int, "slices": int,
@@ -53,7 +68,8 @@ SOURCES: dict[str, _Source] = {
     "camus": _Source(load_camus, True, {"view": str, "phase": str, "size": int, "seed": int}),
     "nnunet": _Source(load_nnunet, True, {"seed": int}),
     "msd": _Source(load_msd, True, {"seed": int}),
-    "folder": _Source(load_folder, True, {"size": int, "seed": int, "classes": str}),
+    "folder": _Source(load_folder, True, {"size": int, "seed": int, "classes": str,
+                                          "lazy": _flag}),
 }
 
 
@@ -194,7 +210,7 @@ def _load_parsed(spec: str, name: str, path: str | None, opts: dict[str, Any], *
             raise ConfigError(f"data: {spec}: option {exc}") from exc
     src = SOURCES[name]
     if name == "folder":
-        opts["lazy"] = lazy
+        opts["lazy"] = lazy or opts.get("lazy", False)
     try:
         ds = src.loader(path, **opts) if src.takes_path else src.loader(**opts)
     except ConfigError as exc:
