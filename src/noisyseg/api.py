@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from noisyseg.corrupt import CaseCorruption, write_corrupted
 from noisyseg.errors import ConfigError
@@ -20,6 +20,9 @@ from noisyseg.run import (
     train_run,
 )
 from noisyseg.train import TrainConfig
+
+if TYPE_CHECKING:
+    from noisyseg.study import StudyOutcome
 
 __all__ = ["DEFAULT_DETECTORS", "RunResult", "read_run", "run_audit", "run_corrupt",
            "run_crossval", "run_demo", "run_rank", "run_study", "run_train"]
@@ -57,7 +60,8 @@ def run_corrupt(*, data: str, model: str, out: str | Path, target_dice: float | 
 
 def run_study(*, spec: str | Path, out: str | Path, executor: str = "local",
               workers: int | None = None, address: str | None = None, cpus_per_trial: int = 1,
-              retry_failed: bool = True, report: bool = True, progress: bool = True) -> Any:
+              retry_failed: bool = True, report: bool = True, progress: bool = True
+              ) -> StudyOutcome:
     """Run (or resume) a study spec into ``out``, then write its report.
 
     Returns the :class:`~noisyseg.study.StudyOutcome`.
