@@ -78,17 +78,36 @@ def load_camus(path: str | Path, *, view: str = "4CH", phase: str = "ED", size: 
     ----------
     path : str or Path
         Release root (see module docstring).
-    view : {'2CH', '4CH'}
-    phase : {'ED', 'ES'}
-    size : int
-        Output size in pixels (images bilinear, masks nearest neighbour).
-    seed : int
+    view : {'2CH', '4CH'}, default '4CH'
+        Apical two- or four-chamber view.
+    phase : {'ED', 'ES'}, default 'ED'
+        End-diastole or end-systole frame.
+    size : int, default 256
+        Output size in pixels (images bilinear, masks nearest neighbour), 1 to ``MAX_SIZE``.
+    seed : int, default 0
         Seed of the patient split used when no official split files are present.
+
+    Returns
+    -------
+    CaseDataset
+        One sample per patient held in memory on a ``size`` x ``size`` grid, labels
+        :data:`CAMUS_CLASSES`.
 
     Raises
     ------
+    ConfigError
+        A ``view``, ``phase`` or ``size`` outside the choices above.
     DataError
-        Missing folders or files, unreadable files, shape mismatches, labels outside 0..3.
+        Not a CAMUS folder; missing folders or files, unreadable files, shape mismatches,
+        labels outside 0..3 or not integers; no image of the view and phase; a patient in
+        no split file or in two.
+
+    Examples
+    --------
+    >>> load_camus("/nonexistent/CAMUS", view="3CH")
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: camus view: expected 2CH or 4CH, got '3CH'
     """
     view, phase = str(view).upper(), str(phase).upper()
     if view not in ("2CH", "4CH"):

@@ -57,7 +57,26 @@ Generator = Callable[[int], tuple[np.ndarray, np.ndarray, Geometry]]
 
 @dataclass(frozen=True)
 class Case:
-    """One case: its id, image file(s) (one per channel, or one multi-channel file), label file."""
+    """One case: its id, image file(s) (one per channel, or one multi-channel file), label file.
+
+    Parameters
+    ----------
+    case_id : str
+        Unique id of the case within its dataset.
+    images : tuple of str
+        Image files, one per channel or one multi-channel file (empty when generated).
+    label : str or None
+        Label file (``None`` when generated).
+    split : {'train', 'val', 'test'}, default 'train'
+        The case's split.
+    clean_label : str or None, default None
+        Label file of the truth when ``label`` carries simulated errors.
+
+    Examples
+    --------
+    >>> Case("c0", ("imagesTr/c0_0000.nii.gz",), "labelsTr/c0.nii.gz", "val").split
+    'val'
+    """
 
     case_id: str
     images: tuple[str, ...]
@@ -70,9 +89,14 @@ class Case:
 class CaseDataset:
     """Cases of a segmentation dataset of any dimension, read on demand.
 
+    The constructor's parameters are the attributes below, in that order; a loader
+    (:func:`load_nnunet`, :func:`load_msd`, :func:`~noisyseg.data.load_folder`, ...) or
+    :meth:`from_samples` builds one.
+
     Attributes
     ----------
     cases : tuple of Case
+        The cases, in order.
     class_names : tuple of str
         ``class_names[k]`` names label ``k`` (after mapping, see ``label_values``).
     layout : {'nnunet', 'msd', 'folder', 'synthetic-ct'}
@@ -82,6 +106,7 @@ class CaseDataset:
     label_values : tuple of int
         The value stored in the files for each class (``label_values[k]`` for class k).
     channel_names : tuple of str
+        One name per image channel (default ``('image',)``).
     source : str
         The ``--data`` string.
     corrupted : (N,) bool ndarray or None
@@ -95,6 +120,20 @@ class CaseDataset:
         the 2-D sources (``synthetic-echo``, ``camus:``, a folder of 2-D images). Cases are
         then read from it, and its arrays are the dataset's own (:attr:`images`,
         :attr:`masks`, :attr:`truth`, ...).
+
+    Raises
+    ------
+    DataError
+        Class names and label values of different counts; fewer than 2 or more than 255
+        classes; label values not distinct integers from 0 to ``MAX_LABEL_VALUE``; case ids
+        not unique; no cases; and what the checks of the remaining fields refuse.
+
+    Examples
+    --------
+    >>> from noisyseg.data import synthetic_ct
+    >>> ds = synthetic_ct(n=2, size=32, slices=8, seed=0)
+    >>> len(ds), ds.layout, ds.label_values
+    (2, 'synthetic-ct', (0, 1, 2, 3))
     """
 
     cases: tuple[Case, ...]
@@ -556,6 +595,18 @@ def load_nnunet(path: str | Path, *, seed: int = 0) -> CaseDataset:
     ``seed``. Every label is checked against every channel file of its case from the
     headers (shape, spacing, origin, direction) before anything is read.
 
+    Parameters
+    ----------
+    path : str or Path
+        The dataset folder.
+    seed : int, default 0
+        Seed of the 70/15/15 split when no ``split.csv`` gives one (0 to 2**32 - 1).
+
+    Returns
+    -------
+    CaseDataset
+        Cases read one at a time, ``layout='nnunet'``.
+
     Raises
     ------
     DataError
@@ -564,6 +615,24 @@ def load_nnunet(path: str | Path, *, seed: int = 0) -> CaseDataset:
         off its image's grid, a file name that is not UTF-8.
     ConfigError
         A seed outside ``0..2**32 - 1``.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from noisyseg.data import write_image
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     root = Path(d) / "Dataset001_Toy"
+    ...     (root / "imagesTr").mkdir(parents=True)
+    ...     (root / "labelsTr").mkdir()
+    ...     for i in range(3):
+    ...         write_image(root / "imagesTr" / f"c{i}_0000.nii.gz", np.zeros((4, 8, 8), np.float32))
+    ...         write_image(root / "labelsTr" / f"c{i}.nii.gz", np.ones((4, 8, 8), np.uint8))
+    ...     _ = (root / "dataset.json").write_text(json.dumps({
+    ...         "channel_names": {"0": "CT"}, "labels": {"background": 0, "liver": 1},
+    ...         "file_ending": ".nii.gz", "numTraining": 3}))
+    ...     ds = load_nnunet(root)
+    ...     len(ds), ds.class_names
+    (3, ('background', 'liver'))
     """
     root = _open_root(path, seed)
     meta_f = root / "dataset.json"
@@ -651,6 +720,18 @@ def load_msd(path: str | Path, *, seed: int = 0) -> CaseDataset:
     A ``numTraining`` that differs from the entries is logged as a warning (the entries are
     what is read). Every label is checked against its image from the headers.
 
+    Parameters
+    ----------
+    path : str or Path
+        The dataset folder.
+    seed : int, default 0
+        Seed of the 70/15/15 split when no ``split.csv`` gives one (0 to 2**32 - 1).
+
+    Returns
+    -------
+    CaseDataset
+        Cases read one at a time, ``layout='msd'``.
+
     Raises
     ------
     DataError
@@ -658,6 +739,26 @@ def load_msd(path: str | Path, *, seed: int = 0) -> CaseDataset:
         cases, a label off its image's grid, a file name that is not UTF-8.
     ConfigError
         A seed outside ``0..2**32 - 1``.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from noisyseg.data import write_image
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     root = Path(d) / "Task01_Toy"
+    ...     (root / "imagesTr").mkdir(parents=True)
+    ...     (root / "labelsTr").mkdir()
+    ...     for i in range(3):
+    ...         write_image(root / "imagesTr" / f"c{i}.nii.gz", np.zeros((4, 8, 8), np.float32))
+    ...         write_image(root / "labelsTr" / f"c{i}.nii.gz", np.ones((4, 8, 8), np.uint8))
+    ...     _ = (root / "dataset.json").write_text(json.dumps({
+    ...         "modality": {"0": "CT"}, "labels": {"0": "background", "1": "liver"},
+    ...         "numTraining": 3, "training": [
+    ...             {"image": f"./imagesTr/c{i}.nii.gz", "label": f"./labelsTr/c{i}.nii.gz"}
+    ...             for i in range(3)]}))
+    ...     ds = load_msd(root)
+    ...     len(ds), ds.layout
+    (3, 'msd')
     """
     root = _open_root(path, seed)
     meta_f = root / "dataset.json"

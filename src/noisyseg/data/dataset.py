@@ -19,9 +19,11 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True, eq=False)
 class Samples:
-    """Images, masks, class names, sample ids and split of a segmentation dataset held in
-    memory: N samples on one grid, 2-D images ``(N, H, W)`` or volumes ``(N, D, H, W)``
-    (volumes of different grids are brought to one by :func:`~noisyseg.data.volume_dataset`).
+    """A segmentation dataset held in memory: images, masks, class names, ids and split.
+
+    N samples on one grid, 2-D images ``(N, H, W)`` or volumes ``(N, D, H, W)`` (volumes of
+    different grids are brought to one by :func:`~noisyseg.data.volume_dataset`). The
+    constructor's parameters are the attributes below, in that order.
 
     Attributes
     ----------
@@ -49,6 +51,22 @@ class Samples:
         Per sample, the grid of its source files (path of the image file, label dtype of
         the mask file): writers put masks back on it (undoing any resizing) with the source
         header, so they overlay the source image. None for generated data.
+
+    Raises
+    ------
+    DataError
+        Images and masks not of one ``(N, H, W)`` or ``(N, D, H, W)`` shape; geometries,
+        images, ids and split entries of different counts; ids not unique; fewer than 2
+        classes; a split name not in :data:`SPLITS`; mask labels outside the classes; clean
+        masks of another shape or with labels outside the classes.
+
+    Examples
+    --------
+    >>> s = Samples(images=np.zeros((3, 4, 4), np.float32), masks=np.zeros((3, 4, 4), np.uint8),
+    ...             class_names=("background", "lv"), sample_ids=("a", "b", "c"),
+    ...             split=np.array(["train", "val", "test"]))
+    >>> s.n_classes, s.shape, s.indices("val").tolist()
+    (2, (4, 4), [1])
     """
 
     images: np.ndarray
@@ -220,7 +238,28 @@ def random_split(n: int, *, fractions: tuple[float, float, float] = (0.7, 0.15, 
                  rng: np.random.Generator) -> np.ndarray:
     """Assign ``n`` samples to train/val/test at random in the given proportions.
 
-    Every split gets at least one sample when ``n >= 3``.
+    Every split gets at least one sample when ``n >= 3``; below that all are ``'train'``.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples.
+    fractions : tuple of 3 float, default (0.7, 0.15, 0.15)
+        Train, val and test proportions; val and test are rounded, train takes the rest
+        (the train fraction itself is not read).
+    rng : numpy.random.Generator
+        Source of the permutation.
+
+    Returns
+    -------
+    (n,) ndarray of str
+        ``'train'``, ``'val'`` or ``'test'`` per sample.
+
+    Examples
+    --------
+    >>> split = random_split(10, rng=np.random.default_rng(0))
+    >>> sorted(split.tolist()).count("val"), sorted(split.tolist()).count("train")
+    (2, 6)
     """
     n_val = max(1, round(fractions[1] * n)) if n >= 3 else 0
     n_test = max(1, round(fractions[2] * n)) if n >= 3 else 0

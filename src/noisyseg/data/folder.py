@@ -285,15 +285,22 @@ def load_folder(path: str | Path, *, size: int | None = None, seed: int = 0,
     Parameters
     ----------
     path : str or Path
+        The dataset folder.
     size : int, optional
         Resize every 2-D image to size x size (images bilinear, masks nearest neighbour).
         Required when 2-D images held in memory differ in size.
-    seed : int
+    seed : int, default 0
         Seed of the random split used when there is no ``split.csv``.
     classes : tuple of str, optional
         Class names (overrides ``dataset.json``).
-    lazy : bool
+    lazy : bool, default False
         Read 2-D images one case at a time too.
+
+    Returns
+    -------
+    CaseDataset
+        In memory (:attr:`CaseDataset.samples` set) for 2-D images read eagerly, else read
+        one case at a time.
 
     Raises
     ------
@@ -302,6 +309,16 @@ def load_folder(path: str | Path, *, size: int | None = None, seed: int = 0,
         labels outside the declared classes, bad ``split.csv``.
     ConfigError
         ``size`` for cases read one at a time; a bad seed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from noisyseg.data import synthetic_echo
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = write_folder(synthetic_echo(n=4, size=32, seed=0), Path(d) / "echo", fmt="png")
+    ...     ds = load_folder(Path(d) / "echo")
+    ...     len(ds), ds.shape
+    (4, (32, 32))
     """
     from noisyseg.data.cases import folder_is_volumetric, read_folder_cases
 
@@ -487,18 +504,46 @@ def write_folder(ds: CaseDataset, out: str | Path, *, fmt: str = "nii.gz",
 
     Parameters
     ----------
-    fmt : {'nii.gz', 'nii', 'png', 'npy'}
-        File format of generated data. PNG images are rescaled to 0..255 over the whole
-        dataset's range (lossy).
+    ds : CaseDataset
+        The dataset to write.
+    out : str or Path
+        The folder to create.
+    fmt : {'nii.gz', 'nii', 'png', 'npy', 'mha', 'nrrd'}, default 'nii.gz'
+        File format of generated data (a key of :data:`~noisyseg.data.io.FORMATS`). PNG
+        images are rescaled to 0..255 over the whole dataset's range (lossy).
     manifest : DataFrame, optional
         Written as ``manifest.csv``.
     extra_json : dict, optional
         Extra JSON files to write, ``{file_name: object}``.
     extra : callable, optional
         Called with the temporary folder before it is renamed, to add files (figures).
-    inputs : sequence of path
+    overwrite : bool, default False
+        Replace a non-empty ``out``.
+    inputs : sequence of str or Path
         What the run read (its dataset, an audit folder): ``out`` may not be, contain or lie
         inside any of them (:func:`~noisyseg.data.outdir.check_out_dir`).
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    ConfigError
+        ``fmt`` not in :data:`~noisyseg.data.io.FORMATS`; ``out`` is, contains or lies
+        inside an input, has a file as a parent, or is not empty without ``overwrite``.
+    WriteError
+        The folder cannot be created or written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from noisyseg.data import synthetic_echo
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     out = write_folder(synthetic_echo(n=4, size=32, seed=0), Path(d) / "echo", fmt="npy")
+    ...     len(load_folder(out))
+    4
     """
     if fmt not in FORMATS:
         raise ConfigError(f"fmt: expected one of {list(FORMATS)}, got {fmt!r}")

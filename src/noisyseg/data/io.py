@@ -100,6 +100,29 @@ class Geometry:
         Data type stored in the source file (labels are written back in it).
     path : str or None
         The source file: writers copy its header (qform/sform codes, units, description).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Spatial shape, array order.
+    spacing : tuple of float
+        Voxel size per array axis, in mm.
+    affine : tuple of tuples of float
+        (4, 4) voxel-to-RAS+ affine, in mm.
+    format : str, default ''
+        Suffix of the source file.
+    dtype : str, default 'uint8'
+        Data type stored in the source file.
+    path : str or None, default None
+        The source file.
+
+    Examples
+    --------
+    >>> g = Geometry.from_spacing((2, 3), (2.0, 0.5))
+    >>> g.shape, g.spacing, g.ndim
+    ((2, 3), (2.0, 0.5), 2)
+    >>> [float(v) for v in g.with_shape((4, 6)).spacing]
+    [1.0, 0.25]
     """
 
     shape: tuple[int, ...]
@@ -712,12 +735,30 @@ def read_image(path: str | Path) -> tuple[np.ndarray, Geometry]:
 
 
 def read_array(path: str | Path) -> np.ndarray:
-    """Read a 2-D array from ``path`` (see :func:`read_image`); singleton axes are dropped.
+    """Read a 2-D array from ``path`` (see :func:`read_image`), dropping singleton axes.
+
+    Parameters
+    ----------
+    path : str or Path
+        Any file :func:`read_image` reads whose array has exactly two axes longer than 1.
+
+    Returns
+    -------
+    ndarray
+        (H, W) array in the file's dtype.
 
     Raises
     ------
     DataError
         The file is missing, unreadable, truncated, or not 2-D.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     write_image(Path(d) / "a.npy", np.ones((1, 3, 4), np.uint8))
+    ...     read_array(Path(d) / "a.npy").shape
+    (3, 4)
     """
     raw = read_image(path)[0]
     arr = np.squeeze(raw)
@@ -729,7 +770,7 @@ def read_array(path: str | Path) -> np.ndarray:
 
 def write_image(path: str | Path, arr: np.ndarray, geometry: Geometry | None = None, *,
                 dtype: str | np.dtype | None = None) -> None:
-    """Write ``arr`` (array order, see :class:`Geometry`) with ``geometry``; format from the suffix.
+    """Write ``arr`` (array order, see :class:`Geometry`) with ``geometry``, in the suffix's format.
 
     NIfTI output whose geometry comes from a NIfTI file copies that file's header (qform and
     sform with their codes, units, description), so the written mask overlays the source
@@ -738,15 +779,35 @@ def write_image(path: str | Path, arr: np.ndarray, geometry: Geometry | None = N
 
     Parameters
     ----------
-    dtype : optional
-        Stored data type (default: ``geometry.dtype`` for labels read from a file, else
-        ``arr``'s dtype).
+    path : str or Path
+        Output file; its suffix (one of :data:`FORMATS`' values, or ``.mhd``, ``.nhdr``)
+        picks the format.
+    arr : ndarray
+        Array in array order, channels first when there are several.
+    geometry : Geometry, optional
+        Where the voxels lie; default: axis-aligned, 1 mm spacing.
+    dtype : str or numpy.dtype, optional
+        Stored data type (default: ``arr``'s dtype).
+
+    Returns
+    -------
+    None
 
     Raises
     ------
     ConfigError
-        Unsupported suffix; PNG output of non-uint8 data; ``arr`` does not match
-        ``geometry``'s shape.
+        Unsupported suffix; PNG output of data that is not 2-D uint8; ``arr``'s trailing
+        axes do not match ``geometry``'s shape.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     g = Geometry.from_spacing((2, 3, 4), (2.5, 1.0, 1.0))
+    ...     write_image(Path(d) / "m.nii.gz", np.ones((2, 3, 4), np.uint8), g)
+    ...     arr, geom = read_image(Path(d) / "m.nii.gz")
+    ...     arr.shape, geom.spacing
+    ((2, 3, 4), (2.5, 1.0, 1.0))
     """
     p = Path(path)
     _, suf = split_suffix(p)
@@ -807,7 +868,35 @@ def write_image(path: str | Path, arr: np.ndarray, geometry: Geometry | None = N
 
 
 def write_array(path: str | Path, arr: np.ndarray, geometry: Geometry | None = None) -> None:
-    """Write a 2-D array (see :func:`write_image`)."""
+    """Write a 2-D array to ``path`` (see :func:`write_image`).
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file; its suffix picks the format.
+    arr : ndarray
+        (H, W) array (uint8 for PNG).
+    geometry : Geometry, optional
+        Where the pixels lie; default: axis-aligned, 1 mm spacing.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ConfigError
+        Unsupported suffix; PNG output of data that is not 2-D uint8; ``arr`` does not
+        match ``geometry``'s shape.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     write_array(Path(d) / "m.png", np.eye(3, dtype=np.uint8))
+    ...     int(read_array(Path(d) / "m.png").sum())
+    3
+    """
     write_image(path, arr, geometry)
 
 

@@ -46,7 +46,22 @@ _FOLD = re.compile(r"fold_(\d+|all)$")
 
 @dataclass(frozen=True)
 class Prediction:
-    """Where one case's prediction lies: ``path``, and the fold folder it came from."""
+    """Where one case's prediction lies: ``path``, and the fold folder it came from.
+
+    Parameters
+    ----------
+    case_id : str
+        The case's id (the prediction file's stem).
+    path : Path
+        The prediction file.
+    fold : str or None, default None
+        The fold of the ``fold_X`` folder it lies in (``'0'``, ...), or ``None``.
+
+    Examples
+    --------
+    >>> Prediction("case_0", Path("fold_1/validation/case_0.npz"), "1").fold
+    '1'
+    """
 
     case_id: str
     path: Path
@@ -115,13 +130,38 @@ def _folders(path: Path) -> list[Path]:
 
 
 def find_predictions(paths: Sequence[str | Path]) -> dict[str, Prediction]:
-    """Case id -> :class:`Prediction` over every folder ``paths`` stand for.
+    """Find every case's prediction file in the folders ``paths`` stand for.
+
+    A path holding ``fold_X`` folders stands for their ``validation/`` folders (``fold_all``
+    is skipped with a warning); a path holding ``validation/`` stands for it; any other
+    folder stands for itself.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+        Folders of predictions (see the module docstring).
+
+    Returns
+    -------
+    dict of str to Prediction
+        Case id (file stem) to where its prediction lies; probabilities win over a label map
+        of the same case.
 
     Raises
     ------
     DataError
-        A path that is not a folder, a fold without ``validation/``, no prediction files, or
-        one case predicted twice (in two folds or two given folders).
+        No paths; a path that is not a folder or cannot be listed; a fold without
+        ``validation/``; only ``fold_all``; a folder without prediction files; two files of
+        one kind for a case; one case predicted twice (in two folds or two given folders).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     np.save(Path(d) / "case_0.npy", np.full((2, 4, 4), 0.5, np.float32))
+    ...     found = find_predictions([d])
+    ...     sorted(found), found["case_0"].path.name
+    (['case_0'], 'case_0.npy')
     """
     if not paths:
         raise DataError("probs: give at least one folder of predictions")
@@ -152,7 +192,7 @@ def read_prediction(path: str | Path, *, n_classes: int, shape: tuple[int, ...],
 
     Parameters
     ----------
-    path : path
+    path : str or Path
         ``.npz`` / ``.npy`` probabilities ``(K, *S)``, a probability image (classes on the
         channel axis), or a hard label map (integers, one-hot encoded).
     n_classes : int
@@ -162,14 +202,28 @@ def read_prediction(path: str | Path, *, n_classes: int, shape: tuple[int, ...],
         match it (nnU-Net's 2-D predictions are ``(K, 1, H, W)``).
     label_values : sequence of int, optional
         Values a hard label map stores for classes ``0..K-1`` (default ``0..K-1``).
-    tol : float
+    tol : float, default 1e-3
         Largest accepted deviation of the class sum from one (float16 files get 1e-2).
+
+    Returns
+    -------
+    (n_classes, *shape) float32 ndarray
+        Class probabilities; a hard label map comes back one-hot encoded.
 
     Raises
     ------
     DataError
         Unreadable file, wrong class count or shape, non-finite values, probabilities that
-        do not sum to one (sigmoid / region-based outputs), labels outside the dataset's.
+        do not sum to one (sigmoid / region-based outputs), labels outside the dataset's,
+        a structured or non-numeric dtype.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     np.save(Path(d) / "c.npy", np.array([[0, 1], [1, 0]], np.uint8))
+    ...     read_prediction(Path(d) / "c.npy", n_classes=2, shape=(2, 2))[1].tolist()
+    [[0.0, 1.0], [1.0, 0.0]]
     """
     p = Path(path)
     suf = split_suffix(p)[1]
@@ -250,7 +304,40 @@ def _squeeze_to(arr: np.ndarray, shape: tuple[int, ...], p: Path, *, channels: b
 
 def read_case_prediction(ds: CaseDataset, i: int, pred: Prediction,
                          labels: np.ndarray) -> np.ndarray:
-    """Case ``i``'s prediction as ``(K, *labels.shape)`` float32 probabilities."""
+    """Read case ``i``'s prediction as ``(K, *labels.shape)`` float32 probabilities.
+
+    Parameters
+    ----------
+    ds : CaseDataset
+        The dataset; ``K`` is its class count, and a hard label map stores its
+        :attr:`~CaseDataset.label_values` (``0..K-1`` for samples held in memory).
+    i : int
+        Case index (unused: ``pred`` names the file).
+    pred : Prediction
+        Where the case's prediction lies.
+    labels : ndarray
+        The case's label map; only its shape is used.
+
+    Returns
+    -------
+    (K, *labels.shape) float32 ndarray
+        Class probabilities (see :func:`read_prediction`).
+
+    Raises
+    ------
+    DataError
+        The file does not hold a valid prediction of the case (see :func:`read_prediction`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from noisyseg.data import synthetic_echo
+    >>> ds = synthetic_echo(n=4, size=8, seed=0)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     np.save(Path(d) / "c.npy", np.full((4, 8, 8), 0.25, np.float32))
+    ...     read_case_prediction(ds, 0, Prediction("c", Path(d) / "c.npy"), ds.masks[0]).shape
+    (4, 8, 8)
+    """
     values = None if ds.samples is not None else ds.label_values
     return read_prediction(pred.path, n_classes=ds.n_classes, shape=labels.shape,
                            label_values=values)

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 class SliceIndex:
     """Where each sample of a slice dataset comes from.
 
+    Built by :func:`slice_dataset`; the constructor's parameters are the attributes below.
+
     Attributes
     ----------
     cases : CaseDataset
@@ -53,6 +55,20 @@ class SliceIndex:
         The label geometry of every case (spacing, affine, the file it came from).
     size : int or None
         In-plane size the slices were resized to (None: kept as they are).
+
+    Raises
+    ------
+    DataError
+        From :meth:`volume` and :meth:`volume_from`: masks that are not the case's slices.
+
+    Examples
+    --------
+    >>> from noisyseg.data import synthetic_ct
+    >>> samples, index = slice_dataset(synthetic_ct(n=2, size=32, slices=8, seed=0))
+    >>> index.slices_of(1).tolist(), index.spacing(0)
+    ([8, 9, 10, 11, 12, 13, 14, 15], (2.5, 0.8, 0.8))
+    >>> index.volume(0, samples.masks[index.slices_of(0)]).shape
+    (8, 32, 32)
     """
 
     cases: CaseDataset
@@ -168,6 +184,13 @@ def slice_dataset(cases: CaseDataset, *, slice_axis: int = 0, slice_size: int | 
         that differ without ``slice_size``.
     DataError
         An unreadable case.
+
+    Examples
+    --------
+    >>> from noisyseg.data import synthetic_ct
+    >>> samples, index = slice_dataset(synthetic_ct(n=2, size=32, slices=8, seed=0))
+    >>> samples.images.shape, samples.sample_ids[1]
+    ((16, 32, 32), 'ct_0000:1')
     """
     ax = check_volume_source(cases, slice_axis, "2-D slice training")
     size = slice_size

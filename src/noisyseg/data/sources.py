@@ -76,10 +76,27 @@ SOURCES: dict[str, _Source] = {
 def parse_source(spec: str) -> tuple[str, str | None, dict[str, Any]]:
     """Split a source string into ``(name, path, options)`` with typed option values.
 
+    Parameters
+    ----------
+    spec : str
+        Source string, ``NAME[:ARG][,key=value...]`` or ``PATH[,key=value...]`` (see the
+        module docstring).
+
+    Returns
+    -------
+    name : str
+        A key of :data:`SOURCES` (``'folder'`` for a plain path).
+    path : str or None
+        The path the source reads; ``None`` for generated sources.
+    options : dict of str to object
+        Option values converted to their types (int, str or bool).
+
     Raises
     ------
     ConfigError
-        Unknown source or option, or an option value of the wrong type.
+        Empty source; a control character or bytes that are not UTF-8; a source that needs
+        a path and has none; an option not written ``key=value``, given twice, unknown for
+        the source, or with a value of the wrong type.
 
     Examples
     --------
@@ -140,9 +157,28 @@ def _check_path(spec: str, path: str) -> None:
 
 
 def absolute_source(spec: str) -> str:
-    """``spec`` with its path made absolute, so a record of it still loads from another
-    working directory (generated sources are returned as they are).
+    """Return ``spec`` with its path made absolute.
 
+    A record of the result still loads from another working directory; generated sources
+    are returned as they are (stripped of surrounding white space).
+
+    Parameters
+    ----------
+    spec : str
+        Source string (see :func:`parse_source`).
+
+    Returns
+    -------
+    str
+        The source string with its path resolved (``~`` expanded), options kept.
+
+    Raises
+    ------
+    ConfigError
+        ``spec`` does not parse (see :func:`parse_source`).
+
+    Examples
+    --------
     >>> absolute_source("synthetic-echo:n=20")
     'synthetic-echo:n=20'
     """
@@ -158,10 +194,27 @@ def absolute_source(spec: str) -> str:
 
 
 def source_path(spec: str) -> Path | None:
-    """The file or folder a source string reads (``None`` for generated data).
+    """Return the file or folder a source string reads (``None`` for generated data).
 
     What an output may not overwrite (:func:`~noisyseg.data.outdir.check_out_dir`).
 
+    Parameters
+    ----------
+    spec : str
+        Source string (see :func:`parse_source`).
+
+    Returns
+    -------
+    Path or None
+        The path with ``~`` expanded (not resolved), or ``None`` for generated sources.
+
+    Raises
+    ------
+    ConfigError
+        ``spec`` does not parse (see :func:`parse_source`).
+
+    Examples
+    --------
     >>> source_path("synthetic-echo:n=20") is None
     True
     >>> source_path("nnunet:/data/Dataset003_Liver").as_posix()
@@ -172,11 +225,37 @@ def source_path(spec: str) -> Path | None:
 
 
 def load_dataset(spec: str, *, lazy: bool = False) -> CaseDataset:
-    """Load the dataset a source string names (see module docstring).
+    """Load the dataset a source string names (see the module docstring).
 
-    ``lazy=True`` reads a folder of 2-D images one case at a time too (a
-    :class:`CaseDataset` on the files' own grid, no ``size``): what streaming consumers
-    (``noisyseg rank``) want for 10,000s of images.
+    Parameters
+    ----------
+    spec : str
+        Source string (see :func:`parse_source`).
+    lazy : bool, default False
+        Read a folder of 2-D images one case at a time too (a :class:`CaseDataset` on the
+        files' own grid, no ``size``): what streaming consumers (``noisyseg rank``) want for
+        10,000s of images. Volume sources are always read one case at a time.
+
+    Returns
+    -------
+    CaseDataset
+        The dataset the source names.
+
+    Raises
+    ------
+    ConfigError
+        ``spec`` does not parse; its path is neither a known source nor an existing folder,
+        or holds a NUL byte or a control character; ``n``, ``size`` or ``slices`` is not
+        positive; ``seed`` is invalid; the loader refuses an option.
+    DataError
+        The files cannot be read (raised by the loader, or for an ``OSError`` such as a
+        name too long or a folder that cannot be listed).
+
+    Examples
+    --------
+    >>> ds = load_dataset("synthetic-echo:n=4,size=32,seed=0")
+    >>> len(ds)
+    4
     """
     return _load(spec, lazy=lazy)
 

@@ -80,14 +80,15 @@ def _ellipse_q(u: np.ndarray, v: np.ndarray, cu: float, a_u: float, a_v: float):
 
 def make_echo_sample(size: int, rng: np.random.Generator, *,
                      image: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
-    """Draw one image and its mask.
+    """Draw one synthetic echocardiography image and its mask.
 
     Parameters
     ----------
     size : int
-        Image height and width in pixels.
+        Image height and width in pixels (not validated here; see :func:`check_echo_options`).
     rng : numpy.random.Generator
-    image : bool
+        Source of all randomness; the same generator state gives the same sample.
+    image : bool, default True
         Render the image (False returns ``None`` for it, about 20x faster; the mask is the
         same either way because the anatomy is drawn first).
 
@@ -95,6 +96,14 @@ def make_echo_sample(size: int, rng: np.random.Generator, *,
     -------
     image : (size, size) float32 ndarray in [0, 1], or None
     mask : (size, size) uint8 ndarray with labels 0..3
+
+    Examples
+    --------
+    >>> img, mask = make_echo_sample(32, np.random.default_rng(0))
+    >>> img.shape, img.dtype, mask.dtype, int(mask.max()) <= 3
+    ((32, 32), dtype('float32'), dtype('uint8'), True)
+    >>> make_echo_sample(32, np.random.default_rng(0), image=False)[0] is None
+    True
     """
     s = float(size)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
@@ -205,11 +214,34 @@ def make_echo_sample(size: int, rng: np.random.Generator, *,
 
 
 def synthetic_echo_masks(*, n: int = 500, size: int = 128, seed: int = 0) -> np.ndarray:
-    """Only the masks of :func:`synthetic_echo` (same seed, same masks), fast.
+    """Generate only the masks of :func:`synthetic_echo` (same seed, same masks), fast.
+
+    Parameters
+    ----------
+    n : int, default 500
+        Number of masks.
+    size : int, default 128
+        Mask height and width in pixels.
+    seed : int, default 0
+        Seed (0 to 2**32 - 1); mask ``i`` depends only on ``(seed, i)``.
 
     Returns
     -------
     (n, size, size) uint8 ndarray
+        Labels :data:`ECHO_CLASSES` (0..3).
+
+    Raises
+    ------
+    ConfigError
+        ``n``, ``size`` or ``n * size**2`` outside :data:`ECHO_LIMITS`, or an invalid seed.
+
+    Examples
+    --------
+    >>> masks = synthetic_echo_masks(n=4, size=32, seed=0)
+    >>> masks.shape, masks.dtype
+    ((4, 32, 32), dtype('uint8'))
+    >>> bool((masks == synthetic_echo(n=4, size=32, seed=0).masks).all())
+    True
     """
     n, size, seed = check_echo_options(n, size, seed)
     children = np.random.SeedSequence([int(seed), 0x5EC0]).spawn(int(n))
@@ -231,7 +263,7 @@ def synthetic_echo(*, n: int = 500, size: int = 128, seed: int = 0) -> CaseDatas
 
     Returns
     -------
-    Samples
+    CaseDataset
         Images (n, size, size) float32 in [0, 1]; masks with labels :data:`ECHO_CLASSES`.
 
     Raises

@@ -36,10 +36,29 @@ __all__ = ["ImageIndex", "SampleIndex", "check_view", "check_view_options", "sam
 class ImageIndex:
     """The samples of a dataset of 2-D images: sample ``i`` is case ``i``, on its own grid.
 
+    Parameters
+    ----------
+    cases : CaseDataset
+        A dataset of 2-D images held in memory (:attr:`CaseDataset.samples` is set).
+
     Attributes
     ----------
     cases : CaseDataset
         The images, held in memory (:attr:`CaseDataset.samples`).
+
+    Raises
+    ------
+    DataError
+        From :meth:`volume` and :meth:`volume_from`: a mask not on the dataset's grid.
+
+    Examples
+    --------
+    >>> from noisyseg.data import synthetic_echo
+    >>> index = ImageIndex(synthetic_echo(n=4, size=32, seed=0))
+    >>> index.case.tolist(), index.slices_of(1).tolist(), index.spacing(0)
+    ([0, 1, 2, 3], [1], (1.0, 1.0))
+    >>> index.volume(0, np.zeros((1, 32, 32), np.uint8)).shape
+    (32, 32)
     """
 
     cases: CaseDataset
@@ -144,15 +163,43 @@ def sample_view(ds: CaseDataset, *, dims: Literal[2, 3] = 2, slice_axis: int = 0
 
 def check_view(ds: CaseDataset, *, dims: int = 2, slice_size: int | None = None,
                spacing: str | Sequence[float] | None = None, name: str | None = None) -> None:
-    """Refuse, before anything is read, the options of :func:`sample_view` that do not fit
-    ``ds`` or each other (one line naming the option, and the dataset as ``name``: by
-    default its source).
+    """Refuse, before anything is read, the options of :func:`sample_view` that do not fit ``ds``.
+
+    Also refuses options that do not fit each other (:func:`check_view_options`). The error
+    is one line naming the option, and the dataset as ``name``.
+
+    Parameters
+    ----------
+    ds : CaseDataset
+        The dataset to view.
+    dims : int, default 2
+        Spatial dimensions of the network, 2 or 3.
+    slice_size : int, optional
+        ``dims=2`` on volumes: in-plane size to resize slices to, in pixels.
+    spacing : 'median', sequence of 3 float, or None
+        ``dims=3``: voxel size in mm to resample every case to.
+    name : str, optional
+        How errors name the dataset (default: its source, or ``'the dataset'``).
+
+    Returns
+    -------
+    None
 
     Raises
     ------
     ConfigError
-        A bad ``dims``, ``slice_size`` with ``dims=3``, ``spacing`` with ``dims=2``, or a 3-D
-        network or resampling for 2-D images.
+        A bad ``dims``, ``slice_size`` or ``spacing`` (see :func:`check_view_options`), a 3-D
+        network or resampling for 2-D images, or samples on one grid that are not 2-D.
+
+    Examples
+    --------
+    >>> from noisyseg.data import synthetic_echo
+    >>> ds = synthetic_echo(n=4, size=32, seed=0)
+    >>> check_view(ds, dims=2)
+    >>> check_view(ds, dims=3, name="echo")
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: dims: echo holds 2-D images; a 3-D network needs volumes
     """
     check_view_options(dims=dims)
     if ds.samples is not None:
@@ -170,6 +217,19 @@ def check_view(ds: CaseDataset, *, dims: int = 2, slice_size: int | None = None,
 def check_view_options(*, dims: int = 2, slice_size: int | None = None,
                        spacing: str | Sequence[float] | None = None) -> None:
     """Refuse options of :func:`sample_view` that do not fit each other, whatever the data.
+
+    Parameters
+    ----------
+    dims : int, default 2
+        Spatial dimensions of the network, 2 or 3.
+    slice_size : int, optional
+        In-plane size to resize slices to, in pixels (>= 1; ``dims=2`` only).
+    spacing : 'median', sequence of 3 float, or None
+        Voxel size in mm to resample volumes to (each > 0; ``dims=3`` only).
+
+    Returns
+    -------
+    None
 
     Raises
     ------

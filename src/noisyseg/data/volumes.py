@@ -84,11 +84,13 @@ class VolumeIndex:
 
     Sample ``i`` is case ``i``. Its arrays are the case resampled to ``spacing_mm`` (when set)
     to ``resampled[i]`` voxels, then zero-padded at the far end of each axis to the common
-    ``grid``.
+    ``grid``. Built by :func:`volume_dataset`; the constructor's parameters are the
+    attributes below.
 
     Attributes
     ----------
     cases : CaseDataset
+        The volumes.
     axis : int
         The axis the per-slice scores and figures go along (0: axial for ``(z, y, x)``).
     shapes : tuple of tuple of int
@@ -101,6 +103,13 @@ class VolumeIndex:
         Each case's label geometry.
     spacing_mm : tuple of float or None
         The common voxel spacing the cases were resampled to.
+
+    Examples
+    --------
+    >>> from noisyseg.data import synthetic_ct
+    >>> samples, index = volume_dataset(synthetic_ct(n=2, size=32, slices=8, seed=0))
+    >>> index.case.tolist(), index.grid, index.spacing(0)
+    ([0, 1], (16, 32, 32), (2.5, 0.8, 0.8))
     """
 
     cases: CaseDataset
@@ -252,6 +261,13 @@ def volume_dataset(cases: CaseDataset, *, spacing: str | Sequence[float] | None 
         A bad ``spacing`` or ``slice_axis``, a multi-channel dataset, or 2-D cases.
     DataError
         An unreadable case.
+
+    Examples
+    --------
+    >>> from noisyseg.data import synthetic_ct
+    >>> samples, index = volume_dataset(synthetic_ct(n=2, size=32, slices=8, seed=0))
+    >>> samples.images.shape, samples.sample_ids
+    ((2, 16, 32, 32), ('ct_0000', 'ct_0001'))
     """
     ax = check_volume_source(cases, slice_axis, "3-D training")
     geoms = [cases.read_label(i)[1] for i in range(len(cases))] if spacing == "median" else None

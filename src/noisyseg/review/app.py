@@ -233,12 +233,14 @@ def _centroid(fg: np.ndarray) -> list[int]:
 
 def make_app(view: AuditView, store: DecisionStore, *, reviewer: str, token: str | None = None,
              allowed_hosts: Iterable[str] = LOCAL_HOSTS) -> Starlette:
-    """The app (see module docstring).
+    """Build the review web app of an opened audit (see the module docstring).
 
     Parameters
     ----------
-    view, store
-        The opened audit and its decision log.
+    view : AuditView
+        The opened audit.
+    store : DecisionStore
+        Its decision log.
     reviewer : str
         Who the decisions are signed by.
     token : str, optional
@@ -246,6 +248,35 @@ def make_app(view: AuditView, store: DecisionStore, *, reviewer: str, token: str
     allowed_hosts : iterable of str
         The host names (no port) the ``Host`` header and a write's ``Origin`` may name;
         by default the local ones, :data:`LOCAL_HOSTS`.
+
+    Returns
+    -------
+    starlette.applications.Starlette
+        The ASGI app; ``app.state.token`` holds the session token. Bad requests are
+        answered with an error status, not raised.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from noisyseg.data import synthetic_echo
+    >>> from noisyseg.review import DecisionStore, open_audit
+    >>> from noisyseg.run import rank_run
+    >>> ds = synthetic_echo(n=4, size=32, seed=0)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d = Path(tmp.name)
+    >>> (d / "probs").mkdir()
+    >>> for sid, m in zip(ds.sample_ids, ds.masks):
+    ...     np.save(d / "probs" / f"{sid}.npy", 0.6 * np.eye(4, dtype=np.float32)[m].transpose(2, 0, 1) + 0.1)
+    >>> _ = rank_run(data="synthetic-echo:n=4,size=32,seed=0", probs=[d / "probs"], out=d / "audit",
+    ...              workers=1, n_suspects=2, pseudo_labels=True)
+    >>> store = DecisionStore(d / "audit" / "review.sqlite")
+    >>> app = make_app(open_audit(d / "audit"), store, reviewer="ana", token="secret")
+    >>> app.state.token
+    'secret'
+    >>> store.close()
+    >>> tmp.cleanup()
     """
     token = token or secrets.token_urlsafe(24)
     hosts = _host_set(allowed_hosts)

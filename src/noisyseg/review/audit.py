@@ -53,14 +53,18 @@ class CaseData:
 class AuditView:
     """An opened audit folder (see :func:`open_audit`).
 
+    :func:`open_audit` builds it; the constructor's parameters are the attributes below.
+
     Attributes
     ----------
     folder : Path
+        The audit folder.
     ds : CaseDataset
         The audited dataset, as recorded by the audit (or given with ``data=``).
     data : str
         Its source string.
     kind : {'audit', 'rank'}
+        The kind of run that wrote the folder.
     cases : DataFrame
         One row per scored case, in the order of the primary detector's ranking: ``sample_id``,
         ``index`` (into ``ds``), ``rank``, ``score_<det>``, ``flagged_<det>`` for every
@@ -68,6 +72,7 @@ class AuditView:
     detectors : list of str
         In ``scores.csv`` order; ``primary`` first.
     primary : str
+        The detector whose ranking and flags the review follows.
     slice_axis : int
         The axis ``slice_scores.csv`` numbers slices along (volumes).
     model_check : dict or None
@@ -75,6 +80,31 @@ class AuditView:
         (``val_dice``: float or None, ``floor``: float, ``passed``: bool, ``message``: str);
         None when the audit has none. When ``passed`` is false its pseudo-labels are not
         worth accepting.
+
+    Raises
+    ------
+    DataError
+        From its methods: a sample id not in the audit, a case without a pseudo-label, an
+        image that does not fit its case.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from noisyseg.data import synthetic_echo
+    >>> from noisyseg.run import rank_run
+    >>> ds = synthetic_echo(n=4, size=32, seed=0)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d = Path(tmp.name)
+    >>> (d / "probs").mkdir()
+    >>> for sid, m in zip(ds.sample_ids, ds.masks):
+    ...     np.save(d / "probs" / f"{sid}.npy", 0.6 * np.eye(4, dtype=np.float32)[m].transpose(2, 0, 1) + 0.1)
+    >>> _ = rank_run(data="synthetic-echo:n=4,size=32,seed=0", probs=[d / "probs"], out=d / "audit",
+    ...              workers=1, n_suspects=2, pseudo_labels=True)
+    >>> view = open_audit(d / "audit")
+    >>> view.kind, view.primary, len(view.cases), view.detectors[0] == view.primary
+    ('rank', 'expected-dice', 4, True)
+    >>> tmp.cleanup()
     """
 
     folder: Path
@@ -215,12 +245,47 @@ def _index_folder(folder: Path) -> dict[str, Path]:
 def open_audit(folder: str | Path, *, data: str | None = None) -> AuditView:
     """Open an audit folder written by ``noisyseg audit``, ``rank`` or ``audit --folds``.
 
-    ``data`` replaces the dataset the audit recorded (when it has moved).
+    Parameters
+    ----------
+    folder : str or Path
+        The audit folder.
+    data : str, optional
+        Replaces the dataset source the audit recorded (when it has moved).
+
+    Returns
+    -------
+    AuditView
+        The audit, its dataset and its scored cases.
 
     Raises
     ------
     DataError
-        Not an audit folder, a missing dataset, cases without a pseudo-label.
+        Not a folder or not an audit folder (a training without detectors, one nnU-Net
+        fold's losses, no ``scores.csv``), a malformed record, no recorded dataset and no
+        ``data``, an unreadable dataset, no scores, a case scored twice or not in the
+        dataset, cases without a pseudo-label.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from noisyseg.data import synthetic_echo
+    >>> from noisyseg.run import rank_run
+    >>> ds = synthetic_echo(n=4, size=32, seed=0)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d = Path(tmp.name)
+    >>> (d / "probs").mkdir()
+    >>> for sid, m in zip(ds.sample_ids, ds.masks):
+    ...     np.save(d / "probs" / f"{sid}.npy", 0.6 * np.eye(4, dtype=np.float32)[m].transpose(2, 0, 1) + 0.1)
+    >>> _ = rank_run(data="synthetic-echo:n=4,size=32,seed=0", probs=[d / "probs"], out=d / "audit",
+    ...              workers=1, n_suspects=2, pseudo_labels=True)
+    >>> open_audit(d / "audit").data
+    'synthetic-echo:n=4,size=32,seed=0'
+    >>> open_audit(d / "probs")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.DataError: ...
+    >>> tmp.cleanup()
     """
     folder = Path(folder)
     if not folder.is_dir():

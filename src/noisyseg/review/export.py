@@ -51,9 +51,23 @@ def export_review(folder: str | Path, out: str | Path, *, data: str | None = Non
                   overwrite: bool = False) -> dict[str, Any]:
     """Write the reviewed dataset of audit ``folder`` to ``out`` (see module docstring).
 
-    ``data`` names the audited dataset when it has moved since the audit. Nothing is
-    written when anything fails (a temporary folder is renamed at the end). Returns what
-    ``review.json`` holds.
+    Nothing is written when anything fails (a temporary folder is renamed at the end).
+
+    Parameters
+    ----------
+    folder : str or Path
+        The audit folder (its decisions in ``review.sqlite``).
+    out : str or Path
+        The folder to write.
+    data : str, optional
+        The audited dataset's source when it has moved since the audit.
+    overwrite : bool, default False
+        Replace a non-empty ``out``.
+
+    Returns
+    -------
+    dict of str to object
+        What ``review.json`` holds (``n_cases``, ``n_accepted``, ``n_kept``, ...).
 
     Raises
     ------
@@ -62,6 +76,25 @@ def export_review(folder: str | Path, out: str | Path, *, data: str | None = Non
     ConfigError
         A non-empty ``out`` without ``overwrite``; an ``out`` that is, contains or lies inside
         the audit folder or its dataset (refused whatever ``overwrite`` says).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from noisyseg.data import synthetic_echo
+    >>> from noisyseg.run import rank_run
+    >>> ds = synthetic_echo(n=4, size=32, seed=0)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d = Path(tmp.name)
+    >>> (d / "probs").mkdir()
+    >>> for sid, m in zip(ds.sample_ids, ds.masks):
+    ...     np.save(d / "probs" / f"{sid}.npy", 0.6 * np.eye(4, dtype=np.float32)[m].transpose(2, 0, 1) + 0.1)
+    >>> _ = rank_run(data="synthetic-echo:n=4,size=32,seed=0", probs=[d / "probs"], out=d / "audit",
+    ...              workers=1, n_suspects=2, pseudo_labels=True)
+    >>> rec = export_review(d / "audit", d / "reviewed")
+    >>> rec["n_cases"], rec["n_accepted"]
+    (4, 0)
+    >>> tmp.cleanup()
     """
     check_out_dir(out, overwrite=overwrite, inputs=[folder])
     view = open_audit(folder, data=data)

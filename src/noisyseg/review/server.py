@@ -78,7 +78,24 @@ def _warm_up(view: AuditView) -> None:
 
 @dataclass
 class ReviewServer:
-    """What :func:`serve` started: ``url`` (with the token), ``token``, ``host``, ``port``."""
+    """What :func:`serve` started, as its ``on_ready`` callback receives it.
+
+    Parameters
+    ----------
+    url : str
+        The app's address, with the token.
+    token : str
+        The session token.
+    host : str
+        The host name or address listened on.
+    port : int
+        The port listened on.
+
+    Examples
+    --------
+    >>> ReviewServer("http://127.0.0.1:8765/?token=t", "t", "127.0.0.1", 8765).port
+    8765
+    """
 
     url: str
     token: str
@@ -94,14 +111,37 @@ def serve(folder: str | Path, *, reviewer: str | None = None, host: str = "127.0
     Decisions go to ``folder/review.sqlite`` (see :mod:`noisyseg.review.store`), signed with
     ``reviewer`` (default: the login name). ``on_ready`` gets the URL once the port listens,
     before the first request is served. Requests must name this server in their ``Host``
-    header (see :func:`allowed_hosts_for`).
+    header (see :func:`allowed_hosts_for`). No example: the function blocks until it is
+    interrupted.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The audit folder.
+    reviewer : str, optional
+        Who the decisions are signed by (default: the login name).
+    host : str, default '127.0.0.1'
+        The address to listen on.
+    port : int, default 8765
+        The port to listen on, 0..65535.
+    data : str, optional
+        The audited dataset's source when it has moved since the audit.
+    token : str, optional
+        The session token (default: a fresh random one).
+    on_ready : callable, optional
+        ``on_ready(server)`` with the :class:`ReviewServer` once the port listens.
+
+    Returns
+    -------
+    None
+        Once the server is interrupted.
 
     Raises
     ------
     DataError
         Not an audit folder, or its dataset is unreadable.
     ConfigError
-        The port cannot be bound.
+        A port outside 0..65535, or one that cannot be bound.
     """
     import uvicorn
 

@@ -42,7 +42,28 @@ MAX_NOTE = 2000
 
 @dataclass(frozen=True)
 class Decision:
-    """One row of the log."""
+    """One row of the decision log.
+
+    Parameters
+    ----------
+    seq : int
+        Position in the log, from 1.
+    sample_id : str
+        The case decided on.
+    decision : {'keep', 'accept', 'reannotate', 'undecided'}
+        What the reviewer decided (:data:`DECISIONS`).
+    note : str
+        Free text, at most ``MAX_NOTE`` characters.
+    reviewer : str
+        Who decided.
+    time : str
+        When, as ISO 8601 text.
+
+    Examples
+    --------
+    >>> Decision(1, "c0", "accept", "", "ana", "2024-01-01T00:00:00Z").to_dict()["decision"]
+    'accept'
+    """
 
     seq: int
     sample_id: str
@@ -65,6 +86,25 @@ class DecisionStore:
         The SQLite file (created when missing).
     cases : collection of str, optional
         The case ids a decision may name; others are refused with :class:`ConfigError`.
+
+    Raises
+    ------
+    DataError
+        ``path`` is not a noisyseg decision log.
+    ConfigError
+        From :meth:`add`: an unknown case, decision not in :data:`DECISIONS`, no reviewer,
+        a note over ``MAX_NOTE`` characters.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     store = DecisionStore(Path(d) / "review.sqlite", cases={"c0", "c1"})
+    ...     dec = store.add("c1", "accept", reviewer="ana")
+    ...     latest = sorted(store.latest())
+    ...     store.close()
+    >>> dec.seq, dec.decision, latest
+    (1, 'accept', ['c1'])
     """
 
     def __init__(self, path: str | Path, *, cases: set[str] | frozenset[str] | None = None) -> None:

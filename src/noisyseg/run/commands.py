@@ -60,9 +60,13 @@ DEFAULT_DETECTORS = ("loss", "disagree")
 class RunResult:
     """What a run wrote and measured (the same for every kind of run and every dimension).
 
+    The constructor's parameters are the attributes below, in that order; :func:`read_run`
+    and the ``*_run`` functions build it.
+
     Attributes
     ----------
     kind : {'train', 'audit', 'rank', 'folds', 'nnunet'}
+        The kind of run.
     folder : Path
         The run folder.
     data : str
@@ -81,6 +85,13 @@ class RunResult:
     seen : str
         What the network trained on, in words (``"24 images"``, ``"96 slices along axis 0"``,
         ``"6 volumes on a 16x32x32 grid, patches of 16x32x32"``; a ranking: its folds).
+
+    Examples
+    --------
+    >>> r = RunResult(kind="rank", folder=Path("out"), data="synthetic-echo", record={},
+    ...               test=None, detection={}, n_flagged={"dice": 2}, seen="4 images")
+    >>> r.kind, r.n_flagged["dice"]
+    ('rank', 2)
     """
 
     kind: str
@@ -140,12 +151,31 @@ def _result(kind: str, folder: Path, record: dict[str, Any], *, seen: str | None
 
 
 def read_run(folder: str | Path) -> RunResult:
-    """The :class:`RunResult` of a run folder, read back from its ``run.json`` and record.
+    """Read back the :class:`RunResult` of a run folder from its ``run.json`` and record.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A run folder (any kind).
+
+    Returns
+    -------
+    RunResult
+        What the run wrote and measured.
 
     Raises
     ------
     DataError
         Not a run folder, or a ``run.json`` or record that is not what noisyseg writes.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     read_run(d)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.DataError: run: ... is not a run folder (no run.json); ...
     """
     info, record = read_record(folder)
     return _result(info.kind, Path(folder), record)
@@ -153,10 +183,11 @@ def read_run(folder: str | Path) -> RunResult:
 
 @dataclass(frozen=True)
 class VolumeView:
-    """How a run sees its data: the network's dimensions and the grid options of each, and
-    the surface tolerance of its metrics. The one declaration of these options: the CLI,
-    the Python API and study specs (their ``volumes`` section) all build it. A 2-D source
-    takes the defaults (a 2-D network, no resampling).
+    """How a run sees its data: the network's dimensions, grid options and surface tolerance.
+
+    The one declaration of these options: the CLI, the Python API and study specs (their
+    ``volumes`` section) all build it. A 2-D source takes the defaults (a 2-D network, no
+    resampling). The constructor's parameters are the attributes below, in that order.
 
     Attributes
     ----------
@@ -177,7 +208,16 @@ class VolumeView:
     ------
     ConfigError
         Options that do not fit each other (:func:`~noisyseg.data.check_view_options`), a
-        negative or infinite tolerance.
+        ``slice_axis`` that is not an integer, a negative or infinite tolerance.
+
+    Examples
+    --------
+    >>> VolumeView(dims=3, spacing="median").dims
+    3
+    >>> VolumeView(tolerance=-1.0)
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: tolerance: expected a number >= 0, got -1.0 (mm)
     """
 
     dims: int = 2
@@ -274,6 +314,35 @@ def train_run(*, data: str, out: str | Path, config: TrainConfig, view: VolumeVi
     ``predictions/`` (the test predictions, one label file per test case in the source
     files' format, grid and geometry) and ``predictions.png``. On volumes also
     ``case_metrics.csv`` (Dice, IoU, HD95 and surface Dice per test case, in mm).
+    No example: the function trains a network.
+
+    Parameters
+    ----------
+    data : str
+        The ``--data`` source (see :func:`~noisyseg.data.load_dataset`).
+    out : str or Path
+        The run folder to write (atomically).
+    config : TrainConfig
+        Training settings (epochs, batch size, seed, ...).
+    view : VolumeView, default VolumeView()
+        The network's dimensions and grid options on volumes.
+    overwrite : bool, default False
+        Replace a non-empty ``out``.
+    callbacks : sequence of Callback, default ()
+        Extra training callbacks.
+
+    Returns
+    -------
+    RunResult
+        ``kind='train'``, with the test metrics.
+
+    Raises
+    ------
+    ConfigError
+        ``out`` is, contains or lies inside an input, or is not empty without ``overwrite``;
+        a bad source or option, a view that does not fit the data.
+    DataError
+        The dataset or a file it names cannot be read.
     """
     inputs = [source_path(data)]
     check_out_dir(out, overwrite=overwrite, inputs=inputs)
@@ -333,7 +402,49 @@ def audit_run(*, data: str, out: str | Path, config: TrainConfig, detectors: Seq
     ``refurbished/`` and ``refurbish_events.csv``. Volumes add ``slice_scores.csv`` and
     ``case_metrics.csv``; their ``refurbished/`` is the whole dataset in its own layout
     (2-D images: every training mask as training left it).
-    See :func:`noisyseg.api.run_audit` for the options.
+    See :func:`noisyseg.api.run_audit` for the options. No example: the function trains a
+    network.
+
+    Parameters
+    ----------
+    data : str
+        The ``--data`` source (see :func:`~noisyseg.data.load_dataset`).
+    out : str or Path
+        The run folder to write (atomically).
+    config : TrainConfig
+        Training settings.
+    detectors : sequence of str
+        In-training detectors to attach (names of :data:`DEFAULT_DETECTORS` and others).
+    refurbish : RefurbishConfig, optional
+        Refurbish masks while training.
+    flag_rule : str, default 'mixture'
+        How suspects are flagged from the scores (:func:`~noisyseg.detect.flag`).
+    flag_value : float, optional
+        The flag rule's value.
+    n_suspects : int, default 8
+        Top suspects drawn in ``suspects/``.
+    trusted : str, Path or sequence of str, optional
+        Masks known to be right: a split, a file of sample ids, or ids (default: the
+        validation split).
+    view : VolumeView, default VolumeView()
+        The network's dimensions and grid options on volumes.
+    overwrite : bool, default False
+        Replace a non-empty ``out``.
+    callbacks : sequence of Callback, default ()
+        Extra training callbacks.
+
+    Returns
+    -------
+    RunResult
+        ``kind='audit'``, with test metrics and detection metrics when the truth is known.
+
+    Raises
+    ------
+    ConfigError
+        ``out`` is, contains or lies inside an input, or is not empty without ``overwrite``;
+        a bad source or option, an unknown detector or flag rule, a bad ``trusted``.
+    DataError
+        The dataset or a file it names cannot be read.
     """
     inputs = audit_inputs(data, trusted)
     check_out_dir(out, overwrite=overwrite, inputs=inputs)
@@ -522,8 +633,73 @@ def rank_run(*, data: str, probs: Sequence[str | Path], out: str | Path, split: 
              pseudo_labels: bool = False, n_suspects: int = 8, workers: int | None = None,
              only_predicted: bool = False, overwrite: bool = False,
              progress: Any = None) -> RunResult:
-    """Rank ``data``'s cases from a model's predictions (no training); write an audit folder
-    (see :func:`noisyseg.api.run_rank`). ``progress(i, n)`` is called as cases are scored."""
+    """Rank ``data``'s cases from a model's predictions (no training) and write an audit folder.
+
+    See :func:`noisyseg.api.run_rank`; the ranking is :func:`rank_predictions`'.
+
+    Parameters
+    ----------
+    data : str
+        The ``--data`` source (see :func:`~noisyseg.data.load_dataset`).
+    out : str or Path
+        The run folder to write (atomically).
+    probs : sequence of str or Path
+        Folders of predictions (:func:`~noisyseg.data.find_predictions`).
+    split : {'all', 'train', 'val', 'test'}, default 'all'
+        Which cases to rank.
+    detector : str, default 'expected-dice'
+        The detector whose flags pick suspects and pseudo-labels.
+    flag_rule : str, default 'mixture'
+        How suspects are flagged.
+    flag_value : float, optional
+        The flag rule's value.
+    temperature : float, default 0.1
+        Softmin temperature of ``label-quality``.
+    slice_axis : int, default 0
+        Axis of the per-slice scores for volumes.
+    pseudo_labels : bool, default False
+        Also write the predictions' labels as ``pseudo_labels/``.
+    n_suspects : int, default 8
+        Top suspects drawn in ``suspects/``.
+    workers : int, optional
+        Threads reading and scoring cases (default: the CPUs available, at most 4).
+    only_predicted : bool, default False
+        Rank only the cases that have a prediction.
+    overwrite : bool, default False
+        Replace a non-empty ``out``.
+    progress : callable, optional
+        ``progress(i, n)``, called as cases are scored.
+
+    Returns
+    -------
+    RunResult
+        ``kind='rank'``, ``test`` None.
+
+    Raises
+    ------
+    ConfigError
+        ``out`` is, contains or lies inside an input, or is not empty without ``overwrite``;
+        a bad source or option, an unknown split, detector or flag rule.
+    DataError
+        The dataset or a file it names cannot be read; a case without a prediction, or a
+        prediction that does not fit its case.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from noisyseg.data import synthetic_echo
+    >>> ds = synthetic_echo(n=4, size=32, seed=0)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     for sid, m in zip(ds.sample_ids, ds.masks):
+    ...         p = 0.6 * np.eye(4, dtype=np.float32)[m].transpose(2, 0, 1) + 0.1
+    ...         (Path(d) / "probs").mkdir(exist_ok=True)
+    ...         np.save(Path(d) / "probs" / f"{sid}.npy", p)
+    ...     r = rank_run(data="synthetic-echo:n=4,size=32,seed=0", probs=[Path(d) / "probs"],
+    ...                  out=Path(d) / "audit", workers=1, n_suspects=2)
+    ...     r.kind, read_run(r.folder).kind
+    ('rank', 'rank')
+    """
     inputs = [source_path(data), *probs]
     check_out_dir(out, overwrite=overwrite, inputs=inputs)
     ds = load_dataset(data, lazy=True)
@@ -555,10 +731,54 @@ def folds_run(*, data: str, out: str | Path, config: TrainConfig, folds: int, ex
               flag_rule: str = "mixture",
               flag_value: float | None = None, pseudo_labels: bool = False, n_suspects: int = 8,
               overwrite: bool = False, progress: Any = None) -> RunResult:
-    """Audit by cross-validation (``noisyseg audit --folds K``): K networks, each predicting its
-    held-out fold on ``executor``, then a ranking of the training cases from those
-    out-of-fold probabilities (see :func:`noisyseg.api.run_crossval`). ``progress(k, K)`` is
-    called as folds finish."""
+    """Audit by cross-validation (``noisyseg audit --folds K``) and write an audit folder.
+
+    K networks, each predicting its held-out fold on ``executor``, then a ranking of the
+    training cases from those out-of-fold probabilities (see
+    :func:`noisyseg.api.run_crossval`). No example: the function trains K networks.
+
+    Parameters
+    ----------
+    data : str
+        The ``--data`` source (see :func:`~noisyseg.data.load_dataset`).
+    out : str or Path
+        The run folder to write (atomically).
+    config : TrainConfig
+        Training settings of every fold.
+    folds : int
+        K, the number of folds.
+    executor : Executor
+        Where the folds run (:func:`~noisyseg.study.make_executor`).
+    view : VolumeView, default VolumeView()
+        The network's dimensions and grid options on volumes.
+    detector : str, default 'expected-dice'
+        The detector whose flags pick suspects and pseudo-labels.
+    flag_rule : str, default 'mixture'
+        How suspects are flagged.
+    flag_value : float, optional
+        The flag rule's value.
+    pseudo_labels : bool, default False
+        Also write the out-of-fold labels as ``pseudo_labels/``.
+    n_suspects : int, default 8
+        Top suspects drawn in ``suspects/``.
+    overwrite : bool, default False
+        Replace a non-empty ``out``.
+    progress : callable, optional
+        ``progress(k, K)``, called as folds finish.
+
+    Returns
+    -------
+    RunResult
+        ``kind='folds'``.
+
+    Raises
+    ------
+    ConfigError
+        ``out`` is, contains or lies inside an input, or is not empty without ``overwrite``;
+        a bad source or option; a fold that failed.
+    DataError
+        The dataset or a file it names cannot be read.
+    """
     from noisyseg.run.crossval import fold_assignment, fold_job
 
     inputs = [source_path(data)]

@@ -73,12 +73,16 @@ _JSON_FILES = ("metrics.json", "rank.json", "folds.json", "config.json", "detect
 
 @dataclass(frozen=True)
 class RunInfo:
-    """A run folder's ``run.json``.
+    """A run folder's ``run.json``, as :func:`read_run_json` returns it.
+
+    The constructor's parameters (keyword-only in practice) are the attributes below.
 
     Attributes
     ----------
     kind : {'train', 'audit', 'rank', 'folds', 'nnunet'}
+        The kind of run (:data:`RUN_KINDS`).
     format_version : int
+        The run folder format version (:data:`FORMAT_VERSION` or older).
     record : str
         The file with the run's measurements and settings (``metrics.json`` or ``rank.json``).
     data : str
@@ -87,6 +91,12 @@ class RunInfo:
         The files and folders the run wrote (top level), sorted.
     version : str
         The noisyseg version that wrote it.
+
+    Examples
+    --------
+    >>> RunInfo(kind="rank", format_version=1, record="rank.json", data="synthetic-echo",
+    ...         files=("rank.json", "scores.csv"), version="0").record
+    'rank.json'
     """
 
     kind: str
@@ -102,8 +112,30 @@ def _one_line(exc: BaseException) -> str:
 
 
 def encode_json(record: Mapping[str, Any]) -> bytes:
-    """A JSON file's bytes as every run-folder writer writes them (indented, numpy numbers as
-    floats, NaN kept as JSON's ``NaN``)."""
+    """Encode ``record`` as the JSON bytes every run-folder writer writes.
+
+    Indented by 2, numpy numbers as floats, NaN kept as JSON's ``NaN``, a final newline.
+
+    Parameters
+    ----------
+    record : mapping of str to object
+        JSON-serialisable values, numpy scalars and arrays included.
+
+    Returns
+    -------
+    bytes
+        UTF-8 JSON text.
+
+    Raises
+    ------
+    TypeError
+        A value that is neither JSON-serialisable nor a numpy number or array.
+
+    Examples
+    --------
+    >>> encode_json({"dice": np.float32(0.5), "n": 2})
+    b'{\\n  "dice": 0.5,\\n  "n": 2\\n}\\n'
+    """
     return (json.dumps(record, indent=2, default=_jsonable) + "\n").encode()
 
 
@@ -120,8 +152,31 @@ def _jsonable(v: Any) -> Any:
 
 
 def encode_table(name: str, table: pd.DataFrame) -> bytes:
-    """A table's CSV bytes; ValueError when ``name`` is not a run-folder table or lacks one
-    of its columns (a writer's mistake, not the user's)."""
+    """Encode ``table`` as the CSV bytes of the run-folder table ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`TABLES` (``'scores.csv'``, ...).
+    table : pandas.DataFrame
+        Holds at least the table's columns; an empty frame without columns gets a header.
+
+    Returns
+    -------
+    bytes
+        CSV text without the index.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a run-folder table, or ``table`` lacks one of its columns (a
+        writer's mistake, not the user's).
+
+    Examples
+    --------
+    >>> encode_table("history.csv", pd.DataFrame({"epoch": [0, 1]}))
+    b'epoch\\n0\\n1\\n'
+    """
     if name not in TABLES:
         raise ValueError(f"{name}: not a run-folder table ({', '.join(TABLES)})")
     missing = [c for c in TABLES[name] if c not in table.columns]
@@ -133,14 +188,69 @@ def encode_table(name: str, table: pd.DataFrame) -> bytes:
 
 
 def write_table(folder: str | Path, name: str, table: pd.DataFrame) -> Path:
-    """Write ``table`` as ``folder/name`` (one of :data:`TABLES`)."""
+    """Write ``table`` as ``folder/name`` (one of :data:`TABLES`).
+
+    Parameters
+    ----------
+    folder : str or Path
+        An existing run folder.
+    name : str
+        A key of :data:`TABLES`.
+    table : pandas.DataFrame
+        The rows (see :func:`encode_table`).
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        See :func:`encode_table`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = write_table(d, "history.csv", pd.DataFrame({"epoch": [0, 1]}))
+    ...     read_table(p, ["epoch"])["epoch"].tolist()
+    [0, 1]
+    """
     p = Path(folder) / name
     p.write_bytes(encode_table(name, table))
     return p
 
 
 def write_record(folder: str | Path, name: str, record: Mapping[str, Any]) -> Path:
-    """Write a run's record (``metrics.json``, ``rank.json`` or ``folds.json``)."""
+    """Write a run's record (``metrics.json``, ``rank.json`` or ``folds.json``).
+
+    Parameters
+    ----------
+    folder : str or Path
+        An existing run folder.
+    name : {'metrics.json', 'rank.json', 'folds.json'}
+        The record's file name.
+    record : mapping of str to object
+        The measurements and settings (see :func:`encode_json`).
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a run record.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     write_record(d, "rank.json", {"n": 3}).name
+    'rank.json'
+    """
     if name not in ("metrics.json", "rank.json", "folds.json"):
         raise ValueError(f"{name}: not a run record")
     p = Path(folder) / name
@@ -157,8 +267,33 @@ def write_config(folder: str | Path, config: Mapping[str, Any]) -> Path:
 
 def write_detection(folder: str | Path, *, flag_rule: str, flag_value: float | None,
                     detectors: Mapping[str, Any], slices: Mapping[str, Any] | None = None) -> Path:
-    """Write ``detection.json``: per detector its detection metrics on cases (objects with a
-    ``to_dict()`` or dicts), and on slices when given."""
+    """Write ``detection.json``: per detector its detection metrics on cases and slices.
+
+    Parameters
+    ----------
+    folder : str or Path
+        An existing run folder.
+    flag_rule : str
+        How samples were flagged (a description of the rule).
+    flag_value : float or None
+        The rule's value (a threshold or fraction), if any.
+    detectors : mapping of str to object
+        Detector name to its metrics on cases: an object with ``to_dict()``, or a mapping.
+    slices : mapping of str to object, optional
+        The same on slices; written when given and not empty.
+
+    Returns
+    -------
+    Path
+        ``folder/detection.json``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     write_detection(d, flag_rule="top", flag_value=0.1, detectors={"vog": {"auc": 0.9}}).name
+    'detection.json'
+    """
     def plain(m: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v.to_dict() if hasattr(v, "to_dict") else dict(v) for k, v in m.items()}
 
@@ -172,8 +307,36 @@ def write_detection(folder: str | Path, *, flag_rule: str, flag_value: float | N
 
 
 def encode_run_json(kind: str, *, data: str, files: Iterable[str]) -> bytes:
-    """``run.json``'s bytes for a run of ``kind`` on ``data`` that wrote ``files`` (a study
-    trial sends these with its other files)."""
+    """Encode ``run.json`` for a run of ``kind`` on ``data`` that wrote ``files``.
+
+    A study trial sends these bytes with its other files.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`RUN_KINDS`.
+    data : str
+        The ``--data`` source the run read.
+    files : iterable of str
+        Top-level names the run wrote (``run.json`` itself is left out, duplicates dropped).
+
+    Returns
+    -------
+    bytes
+        The JSON text (see :func:`encode_json`).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``kind``, or ``files`` without the kind's record (:data:`RECORDS`).
+
+    Examples
+    --------
+    >>> import json
+    >>> rec = json.loads(encode_run_json("rank", data="synthetic-echo", files=["rank.json"]))
+    >>> rec["record"], rec["files"], rec["format_version"] == FORMAT_VERSION
+    ('rank.json', ['rank.json'], True)
+    """
     from noisyseg import __version__
 
     if kind not in RUN_KINDS:
@@ -188,10 +351,34 @@ def encode_run_json(kind: str, *, data: str, files: Iterable[str]) -> bytes:
 def write_run_json(folder: str | Path, kind: str, *, data: str) -> Path:
     """Write ``run.json`` last: the kind of run, the format version and the files written.
 
+    Parameters
+    ----------
+    folder : str or Path
+        The run folder; its top-level names not starting with ``.`` are the files written.
+    kind : str
+        One of :data:`RUN_KINDS`.
+    data : str
+        The ``--data`` source the run read.
+
+    Returns
+    -------
+    Path
+        ``folder/run.json``.
+
     Raises
     ------
     ValueError
         An unknown ``kind`` or a folder without the kind's record (a writer's mistake).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = write_record(d, "rank.json", {})
+    ...     _ = write_run_json(d, "rank", data="synthetic-echo")
+    ...     info = read_run_json(d)
+    ...     info.kind, info.files
+    ('rank', ('rank.json',))
     """
     folder = Path(folder)
     files = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
@@ -220,14 +407,33 @@ def read_json(path: str | Path) -> dict[str, Any]:
 
 
 def read_run_json(folder: str | Path) -> RunInfo:
-    """A run folder's ``run.json``, checked.
+    """Read and check a run folder's ``run.json``.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The run folder.
+
+    Returns
+    -------
+    RunInfo
+        The fields of ``run.json``.
 
     Raises
     ------
     DataError
         Not a folder, no ``run.json`` (not a run folder, or one written by a noisyseg
-        before run folders carried it), a newer format, a field of the wrong type, or a
-        record file that is missing.
+        before run folders carried it), an unreadable ``run.json``, an unknown kind, a newer
+        format, a field of the wrong type, or a record file that is missing.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     read_run_json(d)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.DataError: run: ... is not a run folder (no run.json); ...
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -267,8 +473,36 @@ def read_record(folder: str | Path) -> tuple[RunInfo, dict[str, Any]]:
 
 
 def read_table(path: str | Path, columns: Iterable[str]) -> pd.DataFrame:
-    """A run-folder table (``sample_id`` and ``detector`` read as text) that must hold
-    ``columns``; DataError naming the file and the first problem."""
+    """Read a run-folder table that must hold ``columns``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A CSV file.
+    columns : iterable of str
+        Columns the table must have; ``sample_id`` and ``detector``, when required, must
+        not be empty on any line.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table, ``sample_id`` and ``detector`` read as text.
+
+    Raises
+    ------
+    DataError
+        Naming the file and the first problem: empty, not valid CSV (a row longer than the
+        header included), unreadable, a missing column, an empty ``sample_id`` or
+        ``detector``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = (Path(d) / "s.csv").write_text("sample_id,score\\n007,0.5\\n")
+    ...     read_table(Path(d) / "s.csv", ["sample_id"])["sample_id"].tolist()
+    ['007']
+    """
     path = Path(path)
     columns = set(columns)
     try:

@@ -43,15 +43,19 @@ RANK_SPLITS = ("all", "train", "val", "test")
 class Ranking:
     """What :func:`rank_predictions` found.
 
+    The constructor's parameters are the attributes below, in that order.
+
     Attributes
     ----------
     index : (N,) int ndarray
         Dataset indices of the ranked cases.
     case_ids : tuple of str
+        Ids of the ranked cases, in ``index`` order.
     scores : dict of str -> (N,) float ndarray
         Per detector (:data:`~noisyseg.detect.probs.PROB_DETECTORS`, and ``nnunet-loss`` when
         the folds hold nnU-Net training scores), higher = more suspect.
     flags : dict of str -> (N,) bool ndarray
+        Per detector, which cases its flag rule flags as suspect.
     truth : (N,) bool ndarray or None
         Which cases carry simulated errors, when the dataset says.
     slices : DataFrame
@@ -61,6 +65,27 @@ class Ranking:
     predictions : dict of str -> Prediction
         The file each ranked case's prediction came from.
     config : dict
+        The settings used (``detector``, ``split``, flag rule, ...).
+
+    Raises
+    ------
+    KeyError
+        From :attr:`primary` when ``config`` has no ``'detector'``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from noisyseg.data import synthetic_echo
+    >>> ds = synthetic_echo(n=4, size=32, seed=0)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     for sid, m in zip(ds.sample_ids, ds.masks):
+    ...         p = 0.6 * np.eye(4, dtype=np.float32)[m].transpose(2, 0, 1) + 0.1
+    ...         np.save(Path(d) / f"{sid}.npy", p)
+    ...     ranking = rank_predictions(ds, [d], workers=1)
+    >>> ranking.primary, ranking.case_ids[0], sorted(ranking.scores)
+    ('expected-dice', 'echo00000', ['dice', 'expected-dice', 'label-quality'])
+    >>> ranking.detection()  # no simulated errors: no truth to measure against
+    {}
     """
 
     index: np.ndarray
@@ -228,6 +253,19 @@ def rank_predictions(ds: CaseDataset,
         does not fit its case (see :func:`~noisyseg.data.predictions.read_prediction`).
     ConfigError
         Unknown split or detector, bad flag rule or temperature.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from noisyseg.data import synthetic_echo
+    >>> ds = synthetic_echo(n=4, size=32, seed=0)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     for sid, m in zip(ds.sample_ids, ds.masks):
+    ...         p = 0.6 * np.eye(4, dtype=np.float32)[m].transpose(2, 0, 1) + 0.1
+    ...         np.save(Path(d) / f"{sid}.npy", p)
+    ...     ranking = rank_predictions(ds, [d], workers=1)
+    >>> len(ranking.case_ids), bool(ranking.scores["dice"].min() >= 0)
+    (4, True)
     """
     if split not in RANK_SPLITS:
         raise ConfigError(f"split: expected one of {', '.join(RANK_SPLITS)}, got {split!r}")

@@ -48,13 +48,13 @@ MIN_VAL_DICE = 0.5
 
 
 def model_check(val_dice: float | None, *, floor: float = MIN_VAL_DICE) -> dict[str, Any]:
-    """Whether a network learnt enough to be trusted as a judge of its training masks.
+    """Check whether a network learnt enough to be trusted as a judge of its training masks.
 
     Parameters
     ----------
     val_dice : float or None
         The network's best validation Dice (``None`` or negative: never validated).
-    floor : float
+    floor : float, default MIN_VAL_DICE
         The lowest validation Dice taken as good enough.
 
     Returns
@@ -150,15 +150,37 @@ class SampleRun:
 
 
 def read_trusted(ds: Samples, trusted: str | Path | Sequence[str]) -> tuple[np.ndarray, str]:
-    """The samples named as trusted: a split name (``val``), a file of sample ids (one per
-    line, ``#`` comments, or a CSV with a ``sample_id`` column), or a sequence of ids.
+    """Find the samples named as trusted (masks known to be right).
 
-    Returns their dataset indices and a description of the source.
+    Parameters
+    ----------
+    ds : Samples
+        The dataset.
+    trusted : str, Path or sequence of str
+        A split name (``'val'``), a file of sample ids (one per line, ``#`` comments, or a
+        CSV with a ``sample_id`` column), or a sequence of ids.
+
+    Returns
+    -------
+    index : (K,) int64 ndarray
+        Sorted dataset indices of the trusted samples.
+    source : str
+        Where they came from, in words (``'val split'``, ``'file ...'``,
+        ``'given sample ids'``).
 
     Raises
     ------
     DataError
-        An unreadable file, or an id that is not in the dataset.
+        A string that is neither a split nor a file; an unreadable file; a CSV without a
+        ``sample_id`` column; an id that is not in the dataset; no ids at all.
+
+    Examples
+    --------
+    >>> from noisyseg.data import synthetic_echo
+    >>> ds = synthetic_echo(n=4, size=32, seed=0).samples
+    >>> index, source = read_trusted(ds, ["echo00002", "echo00000"])
+    >>> index.tolist(), source
+    ([0, 2], 'given sample ids')
     """
     if isinstance(trusted, str) and trusted in SPLITS:
         return ds.indices(trusted), f"{trusted} split"

@@ -61,6 +61,9 @@ DEFAULT_TOLERANCE = 1.0
 class Session:
     """A run on a dataset of any dimension, seen per case.
 
+    :func:`run_session` builds it after training; the constructor's parameters are the
+    attributes below. No example: a session comes from training a network.
+
     Attributes
     ----------
     samples : SampleRun
@@ -478,13 +481,25 @@ def _merge_metrics(per_case: list[SegmentationMetrics], class_names: Sequence[st
 
 
 def summary(session: Session) -> dict[str, Any]:
-    """What ``metrics.json`` holds for a run (``noisyseg train``/``audit`` and study trials).
+    """Build what ``metrics.json`` holds for a run (``noisyseg train``/``audit``, study trials).
 
     2-D images: :func:`~noisyseg.run.samples.sample_summary` of the training (its samples are
     the cases). Volumes: the same with its test metrics on the samples as ``test_slices``
     (``dims=2``) or ``test_grid`` (``dims=3``: on the common grid); ``test`` the per-case
     metrics in mm; ``detection`` on cases (``slice_detection`` on slices); the slicing or the
-    grid, spacing and patch; the trusted masks named by their cases."""
+    grid, spacing and patch; the trusted masks named by their cases. No example: a
+    :class:`Session` comes from training a network.
+
+    Parameters
+    ----------
+    session : Session
+        A finished run (:func:`run_session`).
+
+    Returns
+    -------
+    dict of str to object
+        The JSON-serialisable record.
+    """
     vs = session
     out = sample_summary(vs.samples)
     if vs.sampling == "images":

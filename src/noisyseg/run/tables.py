@@ -37,10 +37,39 @@ EVENT_COLUMNS = list(TABLES["refurbish_events.csv"])
 
 def score_table(ids: list[str] | tuple[str, ...], scores: dict[str, np.ndarray],
                 flags: dict[str, np.ndarray], truth: np.ndarray | None) -> pd.DataFrame:
-    """``scores.csv``: one row per sample and detector (columns :data:`SCORE_COLUMNS`).
+    """Build ``scores.csv``: one row per sample and detector (columns :data:`SCORE_COLUMNS`).
 
     The one builder of the table, for in-training detectors (:func:`run_tables`) and for
     rankings from predictions (:func:`ranking_tables`).
+
+    Parameters
+    ----------
+    ids : list or tuple of str
+        Sample ids, N of them.
+    scores : dict of str to (N,) float ndarray
+        Per detector, its score of each sample (higher = more suspect).
+    flags : dict of str to (N,) bool ndarray
+        Per detector, which samples it flags; needs every key of ``scores``.
+    truth : (N,) bool ndarray or None
+        Which samples carry simulated errors; ``None`` gives an empty ``corrupted`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rank`` 1 is the most suspect sample of its detector; an empty table with the
+        columns when ``scores`` is empty.
+
+    Raises
+    ------
+    KeyError
+        ``flags`` lacks a detector of ``scores``.
+
+    Examples
+    --------
+    >>> t = score_table(["a", "b"], {"dice": np.array([0.1, 0.9])},
+    ...                 {"dice": np.array([False, True])}, None)
+    >>> t[["sample_id", "rank", "flagged"]].values.tolist()
+    [['a', 2, False], ['b', 1, True]]
     """
     frames = []
     for det, s in scores.items():
@@ -52,8 +81,33 @@ def score_table(ids: list[str] | tuple[str, ...], scores: dict[str, np.ndarray],
 
 
 def ranking_tables(ranking: Ranking) -> dict[str, pd.DataFrame]:
-    """A ranking's tables by file name: ``scores.csv``, ``slice_scores.csv`` (columns
-    :data:`SLICE_COLUMNS`) and ``class_scores.csv`` (:data:`CLASS_COLUMNS`)."""
+    """Build a ranking's tables, by file name.
+
+    Parameters
+    ----------
+    ranking : Ranking
+        What :func:`~noisyseg.run.rank_predictions` found.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        ``scores.csv`` (:func:`score_table`), ``slice_scores.csv`` (columns
+        :data:`SLICE_COLUMNS`) and ``class_scores.csv`` (:data:`CLASS_COLUMNS`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from noisyseg.data import synthetic_echo
+    >>> from noisyseg.run import rank_predictions
+    >>> ds = synthetic_echo(n=4, size=32, seed=0)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     for sid, m in zip(ds.sample_ids, ds.masks):
+    ...         np.save(Path(d) / f"{sid}.npy", 0.6 * np.eye(4, dtype=np.float32)[m].transpose(2, 0, 1) + 0.1)
+    ...     tables = ranking_tables(rank_predictions(ds, [d], workers=1))
+    >>> sorted(tables), len(tables["scores.csv"])
+    (['class_scores.csv', 'scores.csv', 'slice_scores.csv'], 12)
+    """
     return {"scores.csv": score_table(ranking.case_ids, ranking.scores, ranking.flags,
                                       ranking.truth),
             "slice_scores.csv": ranking.slices[SLICE_COLUMNS],
@@ -61,10 +115,24 @@ def ranking_tables(ranking: Ranking) -> dict[str, pd.DataFrame]:
 
 
 def run_tables(session: Session) -> dict[str, pd.DataFrame]:
-    """The run's tables by file name: ``history.csv`` always; with detectors ``scores.csv``
-    (per case) and ``score_history.csv`` (per detector and epoch, on the samples);
-    ``refurbish_events.csv`` when refurbishment was on; on volumes ``case_metrics.csv`` and,
-    with detectors, ``slice_scores.csv``."""
+    """Build a training run's tables, by file name.
+
+    ``history.csv`` always; with detectors ``scores.csv`` (per case) and
+    ``score_history.csv`` (per detector and epoch, on the samples); ``refurbish_events.csv``
+    when refurbishment was on; on volumes ``case_metrics.csv`` and, with detectors,
+    ``slice_scores.csv``. No example: a :class:`~noisyseg.run.Session` comes from training
+    (:func:`~noisyseg.run.run_session`).
+
+    Parameters
+    ----------
+    session : Session
+        A finished training run.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        The tables above, each with at least its :data:`~noisyseg.run.folder.TABLES` columns.
+    """
     run = session.samples
     tables = {"history.csv": pd.DataFrame(run.trainer.history)}
     if session.scores:

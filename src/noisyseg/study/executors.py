@@ -93,7 +93,20 @@ def _run_pinned(job: Job, config: dict[str, Any]) -> TrialOutput:
 
 
 class Executor:
-    """Base class: ``run(configs)`` yields ``(config, output)`` as trials finish."""
+    """Base class of executors: ``run(configs)`` yields ``(config, output)`` as trials finish.
+
+    A subclass sets :attr:`name` and :attr:`workers` and implements :meth:`run`.
+
+    Raises
+    ------
+    NotImplementedError
+        From :meth:`run` of the base class itself.
+
+    Examples
+    --------
+    >>> Executor().describe()
+    'executor x1'
+    """
 
     name = "executor"
     workers = 1
@@ -113,6 +126,28 @@ class LocalExecutor(Executor):
 
     Each worker process is pinned to its own share of the cores (:func:`core_shares`) and
     runs PyTorch with that many threads, so workers do not fight over cores.
+
+    Parameters
+    ----------
+    workers : int, default 1
+        Worker processes; 1 runs every trial in this process.
+
+    Raises
+    ------
+    ConfigError
+        ``workers`` below 1.
+
+    Examples
+    --------
+    >>> ex = LocalExecutor(workers=1)
+    >>> def job(config, worker=None):
+    ...     return {"status": "ok", "x": config["x"] * 2}, {}
+    >>> [out[0]["x"] for _, out in ex.run([{"x": 1}, {"x": 2}], job)]
+    [2, 4]
+    >>> LocalExecutor(workers=0)
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: workers: must be >= 1, got 0
     """
 
     name = "local"
@@ -163,6 +198,27 @@ class RayExecutor(Executor):
     process, which alone writes the study folder, so nodes need no shared file system. Data
     sources are read where the task runs: a folder or CAMUS path must exist on every node
     (``synthetic-echo`` needs nothing).
+
+    Parameters
+    ----------
+    workers : int, optional
+        CPUs of a local Ray instance (default: the number of cores).
+    address : str, optional
+        Ray cluster address (``ray://host:10001`` or ``auto``); default: start a local
+        instance.
+    cpus_per_trial : int, default 1
+        CPUs each task asks for (and PyTorch threads it runs).
+
+    Raises
+    ------
+    ConfigError
+        ``workers`` or ``cpus_per_trial`` below 1; from :meth:`run`: Ray is not installed,
+        or the cluster at ``address`` cannot be reached.
+
+    Examples
+    --------
+    >>> RayExecutor(2, cpus_per_trial=1).name
+    'ray'
     """
 
     name = "ray"
@@ -227,10 +283,39 @@ def _ray_trial(job: Job, config: dict[str, Any], threads: int) -> TrialOutput:
 
 def make_executor(name: str, *, workers: int | None = None, address: str | None = None,
                   cpus_per_trial: int = 1) -> Executor:
-    """An executor by name (``local`` or ``ray``).
+    """Make an executor by name (``local`` or ``ray``).
 
-    ``workers`` defaults to 1 for ``local`` (one trial at a time using every core) and to the
-    number of cores for a local Ray instance.
+    Parameters
+    ----------
+    name : {'local', 'ray'}
+        The executor (:data:`EXECUTORS`).
+    workers : int, optional
+        Parallel trials; default 1 for ``local`` (one trial at a time using every core) and
+        the number of cores for a local Ray instance.
+    address : str, optional
+        Ray cluster address (``ray`` only).
+    cpus_per_trial : int, default 1
+        CPUs per Ray task (``ray`` only).
+
+    Returns
+    -------
+    Executor
+        A :class:`LocalExecutor` or :class:`RayExecutor`.
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``name``, ``address`` with ``local``, or what the executor refuses
+        (``workers`` or ``cpus_per_trial`` below 1).
+
+    Examples
+    --------
+    >>> make_executor("local", workers=2).describe()
+    'local x2'
+    >>> make_executor("dask")
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: executor: expected one of local, ray, got 'dask'
     """
     if name == "local":
         if address is not None:

@@ -39,7 +39,34 @@ __all__ = ["StudyOutcome", "StudyRunner", "collect_results", "read_study", "read
 
 @dataclass
 class StudyOutcome:
-    """What a run of :class:`StudyRunner` did."""
+    """What a run of :class:`StudyRunner` did.
+
+    Parameters
+    ----------
+    out : Path
+        The study folder.
+    total : int
+        Trials in the spec.
+    skipped : int, default 0
+        Trials already finished, not run again.
+    ran : int, default 0
+        Trials run this time.
+    failed : int, default 0
+        Trials that failed this time.
+    failed_ids : list of str
+        Their ids.
+    seconds : float, default 0.0
+        Wall-clock time of the run, in seconds.
+    results : Path or None
+        The results table written, if any.
+    stale : list of str
+        Finished trial folders whose id is not in the current spec.
+
+    Examples
+    --------
+    >>> StudyOutcome(Path("study"), total=4, ran=3, skipped=1).failed
+    0
+    """
 
     out: Path
     total: int
@@ -89,7 +116,33 @@ def write_trial(trials_dir: Path, output: TrialOutput) -> Path:
 
 
 def collect_results(out: str | Path, trial_ids: Iterable[str] | None = None) -> pd.DataFrame:
-    """One row per finished trial (of ``trial_ids``, default: the study's current trials)."""
+    """Collect one row per finished trial of a study folder.
+
+    Parameters
+    ----------
+    out : str or Path
+        The study folder.
+    trial_ids : iterable of str, optional
+        Trials to collect (default: the study's current trials, from ``study.json``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The ``row`` of every finished trial (see :func:`~noisyseg.study.result_row`);
+        trials not finished are left out.
+
+    Raises
+    ------
+    ConfigError
+        ``trial_ids`` not given and ``out`` is not a study folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     len(collect_results(d, trial_ids=["t0"]))
+    0
+    """
     out = Path(out)
     if trial_ids is None:
         trial_ids = [t["id"] for t in read_study(out).get("trials", [])]
@@ -102,7 +155,32 @@ def collect_results(out: str | Path, trial_ids: Iterable[str] | None = None) -> 
 
 
 def read_study(out: str | Path) -> dict[str, Any]:
-    """A study folder's ``study.json``; :class:`ConfigError` when ``out`` is not a study folder."""
+    """Read a study folder's ``study.json``.
+
+    Parameters
+    ----------
+    out : str or Path
+        The study folder.
+
+    Returns
+    -------
+    dict of str to object
+        The parsed ``study.json`` (spec, trials, ...).
+
+    Raises
+    ------
+    ConfigError
+        ``out`` holds no ``study.json``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     read_study(d)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: ...: not a study folder (no study.json); run noisyseg study run first
+    """
     out = Path(out)
     p = out / "study.json"
     if not p.is_file():
@@ -111,7 +189,31 @@ def read_study(out: str | Path) -> dict[str, Any]:
 
 
 def stale_trials(out: str | Path) -> list[dict[str, Any]]:
-    """Finished trial folders whose id is not in the study's current spec."""
+    """List the finished trial folders whose id is not in the study's current spec.
+
+    Parameters
+    ----------
+    out : str or Path
+        The study folder.
+
+    Returns
+    -------
+    list of dict
+        Per stale trial, sorted by id: ``id``, ``name`` and ``status``.
+
+    Raises
+    ------
+    ConfigError
+        ``out`` is not a study folder.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = (Path(d) / "study.json").write_text(json.dumps({"trials": []}))
+    ...     stale_trials(d)
+    []
+    """
     out = Path(out)
     current = {t["id"] for t in read_study(out).get("trials", [])}
     stale = []
@@ -158,15 +260,34 @@ class StudyRunner:
         A spec, a spec file, or the name of a shipped spec (``quick``).
     out : str or Path
         Study folder (created; an existing study folder is resumed).
-    executor : {'local', 'ray'} or Executor
+    executor : {'local', 'ray'} or Executor, default 'local'
+        Where trials run (:func:`~noisyseg.study.make_executor`).
     workers : int, optional
         Parallel trials (``local``: worker processes; ``ray``: CPUs of a local instance).
     address : str, optional
         Ray cluster address (``ray://host:10001`` or ``auto``).
-    retry_failed : bool
+    cpus_per_trial : int, default 1
+        CPUs per Ray task.
+    retry_failed : bool, default True
         Run trials that failed last time again.
-    progress : bool
+    progress : bool, default True
         Show a live progress view (trials done / running / failed, ETA).
+
+    Raises
+    ------
+    ConfigError
+        A spec that does not load (:func:`~noisyseg.study.load_spec`); ``out`` exists and
+        is not a folder, or is not empty and not a study folder; a bad executor option.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = (Path(d) / "x.txt").write_text("")
+    ...     StudyRunner("quick", d, progress=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: out: ...: not empty and not a study folder
     """
 
     def __init__(self, spec: StudySpec | str | Path, out: str | Path, *,

@@ -60,6 +60,8 @@ _MAX_INT_BITS = 64
 class CorruptSpec:
     """Label errors applied to the training masks of a trial.
 
+    The constructor's parameters are the attributes below, in that order.
+
     Attributes
     ----------
     model : str
@@ -79,6 +81,22 @@ class CorruptSpec:
         pixels), or its 3-D form (strength in mm); None: volumetric where the model has one.
     slice_axis : int
         Volumes, slice-wise: the array axis (0: axial slices of a ``(z, y, x)`` volume).
+
+    Raises
+    ------
+    ConfigError
+        An unknown model or ``mode``; an option the model does not take (``classes``
+        included: structures go in ``classes``); not exactly one of ``target_dice`` and
+        ``strength``; ``target_dice`` outside (0, 1); ``fraction`` outside [0, 1].
+
+    Examples
+    --------
+    >>> CorruptSpec(model="dilate", strength=2.0, fraction=0.3).fraction
+    0.3
+    >>> CorruptSpec(model="dilate")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: corrupt: give exactly one of target_dice and strength for dilate ...
     """
 
     model: str
@@ -119,6 +137,8 @@ _REFURBISH = RefurbishConfig()
 class AuditSpec:
     """Detectors and refurbishment attached to a trial's training run.
 
+    The constructor's parameters are the attributes below, in that order.
+
     Attributes
     ----------
     detectors : list of str
@@ -129,6 +149,17 @@ class AuditSpec:
         As for ``noisyseg audit`` (``calibrate`` is ``--refurbish-calibrate``, ``mode``
         ``--refurbish-mode``, ``band`` ``--refurbish-band``, ``region``
         ``--refurbish-region``).
+
+    Raises
+    ------
+    ConfigError
+        An unknown detector, a bad flag rule or value, or refurbishment settings that
+        :class:`~noisyseg.train.RefurbishConfig` refuses (prefixed ``audit.``).
+
+    Examples
+    --------
+    >>> AuditSpec(detectors=["vog", "loss"]).refurbish_config().warmup == AuditSpec().warmup
+    True
     """
 
     detectors: list[str] = field(default_factory=list)
@@ -271,6 +302,9 @@ def _section(d: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 class TrialConfig:
     """One trial: everything needed to reproduce it, normalised.
 
+    The constructor's parameters are the attributes below, in that order;
+    :meth:`from_dict` builds one from a spec's sections and checks them.
+
     Attributes
     ----------
     data : str
@@ -282,10 +316,23 @@ class TrialConfig:
     corrupt : CorruptSpec or None
         ``None`` is the control (clean training masks).
     audit : AuditSpec
+        Detectors and refurbishment.
     volumes : VolumeView
         How volumes are trained on (a 2-D network on slices by default).
     labels : dict
         The grid values that made this trial (for tables); not part of the id.
+
+    Raises
+    ------
+    ConfigError
+        From :meth:`from_dict`: an unknown section or field, a value of the wrong type, a
+        seed in ``train``, an unknown network, a bad detector list.
+
+    Examples
+    --------
+    >>> trial = load_spec("quick").trials()[0]
+    >>> trial.data, trial.corrupt is None, trial.train.seed == trial.seed
+    ('synthetic-echo:n=120,size=64,seed=0', True, True)
     """
 
     data: str
@@ -435,11 +482,14 @@ def _count(value: Any, limit: int) -> int:
 
 @dataclass(frozen=True)
 class StudySpec:
-    """A parsed study spec.
+    """A parsed study spec, as :func:`load_spec` returns it.
+
+    The constructor's parameters are the attributes below, in that order.
 
     Attributes
     ----------
     name : str
+        The spec's name.
     base : dict
         The sections before grid overrides.
     grids : list of dict
@@ -447,7 +497,21 @@ class StudySpec:
     source : str
         The spec's text (copied into the study folder).
     path : str
+        The spec file, or ``''``.
     description : str
+        One-paragraph description from the spec.
+
+    Raises
+    ------
+    ConfigError
+        From :meth:`trials`: a field that does not exist, a value that is not valid, or
+        more trials than :data:`MAX_TRIALS`.
+
+    Examples
+    --------
+    >>> spec = load_spec("quick")
+    >>> spec.name, len(spec.trials())
+    ('quick', 18)
     """
 
     name: str
@@ -679,12 +743,32 @@ def load_spec(name_or_path: str | Path) -> StudySpec:
     most :data:`MAX_DEPTH` levels, holding at most :data:`MAX_NODES` values once aliases are
     expanded, and expanding into at most :data:`MAX_TRIALS` grid points.
 
+    Parameters
+    ----------
+    name_or_path : str or Path
+        A spec file, or the name of a shipped spec (:data:`SPEC_DIR`, e.g. ``quick``).
+
+    Returns
+    -------
+    StudySpec
+        The parsed spec; its trials are valid.
+
     Raises
     ------
     ConfigError
         One line naming the file and the field (or line): unreadable, not UTF-8 or not YAML, too
         large or too deep, a duplicate key, an unknown section or field, a value of the wrong
-        type, a grid value that is not a list, too many trials, or an invalid trial.
+        type, a grid value that is not a list, too many trials, or an invalid trial; no such
+        file nor shipped spec.
+
+    Examples
+    --------
+    >>> load_spec("quick").name
+    'quick'
+    >>> load_spec("no-such-spec")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: SPEC no-such-spec: no such file, nor a shipped spec (...)
     """
     path = find_spec(name_or_path)
     try:

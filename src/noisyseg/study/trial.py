@@ -44,8 +44,36 @@ def result_row(trial: TrialConfig, summary: dict[str, Any]) -> dict[str, Any]:
     Columns: ``trial_id, status, name, arch, error_model, target_dice, strength,
     error_level, detector, refurbish, seed``, then the grid fields (``grid.<field>``), test
     metrics ``{dice,iou,hd95}_{mean,<class>}``, ``train_label_dice`` (mean Dice of all
-    training masks to the clean ones), detection ``{ap,auroc,precision,recall,f1}_<detector>``,
-    refurbishment ``refurb_dice_{before,after,gain}``, ``n_refurbished`` and timings.
+    training masks to the clean ones), ``corrupted_label_dice``, detection
+    ``{ap,auroc,precision,recall,f1,n_flagged}_<detector>``, refurbishment
+    ``refurb_dice_{before,after,gain}``, ``n_refurbished``, timings and ``error``.
+
+    Parameters
+    ----------
+    trial : TrialConfig
+        The trial.
+    summary : dict of str to object
+        What the trial measured (``metrics.json``'s content, plus ``status`` and timings);
+        missing entries give missing columns or None.
+
+    Returns
+    -------
+    dict of str to object
+        The row; NaN values are None (JSON has no NaN).
+
+    Raises
+    ------
+    KeyError
+        A ``detection`` entry without one of the metrics above, or a ``refurbish_dice``
+        without ``all_train_before`` / ``all_train_after``.
+
+    Examples
+    --------
+    >>> from noisyseg.study import load_spec
+    >>> trial = load_spec("quick").trials()[0]
+    >>> row = result_row(trial, {"status": "ok", "train_label_dice": 1.0})
+    >>> row["error_model"], row["error_level"], row["train_label_dice"], row["target_dice"]
+    ('none', 0.0, 1.0, None)
     """
     c = trial.corrupt
     row: dict[str, Any] = {
@@ -193,6 +221,11 @@ def execute_trial(config: dict[str, Any], worker: str | None = None) -> TrialOut
         ``results.parquet``) and, when failed, ``error`` and ``traceback``; ``files`` maps a
         run-folder file name to its bytes (``metrics.json``, ``history.csv``, ``scores.csv``,
         ``suspects.npz``, ...).
+
+    Notes
+    -----
+    Never raises: any exception becomes a ``'failed'`` result. No example: a trial trains
+    a network.
     """
     t0 = time.perf_counter()
     labels = config.get("labels", {})
