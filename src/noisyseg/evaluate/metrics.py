@@ -36,7 +36,20 @@ _BIG = 1e9  # signed_distance where there is no boundary
 
 @dataclass(frozen=True)
 class SegmentationMetrics:
-    """Per-class and mean metrics over a test set.
+    """Hold the per-class and mean metrics of a test set.
+
+    Returned by :func:`evaluate_masks`; frozen.
+
+    Parameters
+    ----------
+    per_class : dict
+        See Attributes.
+    mean : dict
+        See Attributes.
+    per_sample_dice : list of float
+        See Attributes.
+    per_sample : list of dict, optional
+        See Attributes; empty by default.
 
     Attributes
     ----------
@@ -48,10 +61,18 @@ class SegmentationMetrics:
         ``{"dice": .., "iou": .., "hd95": ..}`` (and ``"surface_dice"``): per-sample means
         over classes, then over samples (the project-wide definition of Dice).
     per_sample_dice : list of float
+        Each sample's mean foreground Dice (1.0 for a sample with no structure in either
+        mask).
     per_sample : list of dict
         One row per sample (a case, for volumes): ``dice``, ``iou``, ``hd95`` (and
         ``surface_dice``) means over its classes, then ``dice_<class>``, ``iou_<class>``,
         ``hd95_<class>`` (and ``surface_dice_<class>``); NaN where undefined.
+
+    Examples
+    --------
+    >>> m = SegmentationMetrics({"lv": {"dice": 0.5}}, {"dice": 0.5}, [0.5])
+    >>> m.to_dict()
+    {'per_class': {'lv': {'dice': 0.5}}, 'mean': {'dice': 0.5}, 'per_sample_dice': [0.5], 'per_sample': []}
     """
 
     per_class: dict[str, dict[str, float]]
@@ -60,7 +81,13 @@ class SegmentationMetrics:
     per_sample: list[dict[str, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
+        """Return the metrics as a JSON-serialisable dict.
+
+        Returns
+        -------
+        dict
+            ``{"per_class": .., "mean": .., "per_sample_dice": .., "per_sample": ..}``.
+        """
         return asdict(self)
 
 
@@ -115,7 +142,9 @@ def _per_sample(y_pred: np.ndarray, y: np.ndarray, class_names: Sequence[str],
 def evaluate_masks(y_pred: np.ndarray, y: np.ndarray, class_names: Sequence[str], *,
                    spacing: float | Sequence[float] | None = None,
                    tolerance: float | None = None) -> SegmentationMetrics:
-    """Dice, IoU, 95th-percentile Hausdorff distance and surface Dice of ``y_pred`` against ``y``.
+    """Compute Dice, IoU, HD95 and surface Dice of predicted masks against true ones.
+
+    HD95 is the 95th-percentile Hausdorff distance; all metrics come from MONAI.
 
     Parameters
     ----------
@@ -137,12 +166,25 @@ def evaluate_masks(y_pred: np.ndarray, y: np.ndarray, class_names: Sequence[str]
     Returns
     -------
     SegmentationMetrics
+        Dice, IoU and surface Dice are fractions in [0, 1]; HD95 is in mm (voxels without
+        ``spacing``).
 
     Raises
     ------
     ConfigError
         ``spacing`` with the wrong number of values or a non-positive one, a negative
-        ``tolerance``, or masks of different shapes.
+        ``tolerance``, masks of different shapes, or masks with fewer than 3 dimensions
+        (no sample axis).
+
+    Examples
+    --------
+    >>> y = np.zeros((2, 8, 8), np.uint8); y[:, 2:6, 2:6] = 1
+    >>> p = y.copy(); p[1, 2:6, 2:4] = 0  # the second prediction misses half the square
+    >>> m = evaluate_masks(p, y, ["background", "lv"], spacing=0.5, tolerance=1.0)
+    >>> {k: round(v, 3) for k, v in m.mean.items()}
+    {'dice': 0.833, 'iou': 0.75, 'hd95': 0.5, 'surface_dice': 1.0}
+    >>> [round(v, 3) for v in m.per_sample_dice]
+    [1.0, 0.667]
     """
     y_pred, y = np.asarray(y_pred), np.asarray(y)
     if y_pred.shape != y.shape or y.ndim < 3:
@@ -203,10 +245,11 @@ def _check_spacing(spacing: float | Sequence[float] | None, ndim: int) -> np.nda
 
 def signed_distance(binary: np.ndarray, *, spacing: float | Sequence[float] | None = None,
                     precise: bool = True) -> np.ndarray:
-    """Signed distance to a region's boundary in mm: ``(*S)`` bool -> ``(*S)`` float32.
+    """Compute the signed distance to a region's boundary in mm.
 
-    Negative inside, positive outside; the boundary lies half-way between a voxel of the
-    region and its neighbour outside (half the smallest voxel size from either centre), so
+    Maps a ``(*S)`` bool region to a ``(*S)`` float32 distance map. Negative inside,
+    positive outside; the boundary lies half-way between a voxel of the region and its
+    neighbour outside (half the smallest voxel size from either centre), so
     ``signed_distance(b) < 0`` is exactly ``b``, a one-voxel shift of the boundary changes
     the map by one voxel size, and ``signed_distance(b) < k`` moves the boundary out by
     ``k``. An empty region gives a large positive value (1e9) everywhere, a region filling
@@ -216,6 +259,7 @@ def signed_distance(binary: np.ndarray, *, spacing: float | Sequence[float] | No
     Parameters
     ----------
     binary : (*S) bool ndarray
+        The region (any dimension; other dtypes are cast to bool).
     spacing : float or sequence of float, optional
         Voxel size in mm, one value or one per axis (voxels when omitted).
     precise : bool
@@ -228,6 +272,7 @@ def signed_distance(binary: np.ndarray, *, spacing: float | Sequence[float] | No
     Returns
     -------
     (*S) float32 ndarray
+        Signed distance in mm (voxels when ``spacing`` is omitted).
 
     Raises
     ------
@@ -265,7 +310,7 @@ def signed_distance(binary: np.ndarray, *, spacing: float | Sequence[float] | No
 
 def boundary_offset(mask: np.ndarray, reference: np.ndarray, *, n_classes: int,
                     spacing: float | Sequence[float] | None = None) -> np.ndarray:
-    """How far each structure of ``mask`` lies outside the same structure of ``reference``.
+    """Measure how far each structure of a mask lies outside the same one of a reference.
 
     The signed boundary offset of class ``c``: half of (the mean signed distance to
     ``reference``'s region of ``mask``'s boundary voxels, minus the mean signed distance to
@@ -287,8 +332,15 @@ def boundary_offset(mask: np.ndarray, reference: np.ndarray, *, n_classes: int,
 
     Returns
     -------
-    (n_classes,) float ndarray
-        NaN for the background and for a class missing from either map.
+    (n_classes,) float64 ndarray
+        Signed offset in mm (voxels without ``spacing``) per class; NaN for the background
+        and for a class missing from either map.
+
+    Raises
+    ------
+    ConfigError
+        If ``mask`` and ``reference`` differ in shape, or ``spacing`` has the wrong number of
+        values or a non-positive one.
 
     Examples
     --------

@@ -16,7 +16,7 @@ __all__ = ["confusion_counts", "dice", "dice_per_class"]
 
 
 def confusion_counts(y_pred: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
-    """Per-sample confusion matrices.
+    """Count the per-sample confusion matrices of two label masks.
 
     Parameters
     ----------
@@ -29,7 +29,19 @@ def confusion_counts(y_pred: np.ndarray, y: np.ndarray, n_classes: int) -> np.nd
     Returns
     -------
     (N, C, C) int64 ndarray
-        ``counts[n, i, j]`` is the number of pixels with ``y_pred == i`` and ``y == j``.
+        ``counts[n, i, j]`` is the number of pixels with ``y_pred == i`` and ``y == j``;
+        a 2-D input gives ``N = 1``.
+
+    Raises
+    ------
+    ValueError
+        If ``y_pred`` and ``y`` differ in shape.
+
+    Examples
+    --------
+    >>> a = np.array([[0, 1, 1, 0]], np.uint8); b = np.array([[0, 1, 0, 0]], np.uint8)
+    >>> confusion_counts(a, b, 2).tolist()
+    [[[2, 0], [1, 1]]]
     """
     a = np.asarray(y_pred)
     b = np.asarray(y)
@@ -53,12 +65,24 @@ def confusion_counts(y_pred: np.ndarray, y: np.ndarray, n_classes: int) -> np.nd
 
 
 def dice_per_class(y_pred: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
-    """Per-sample, per-foreground-class Dice.
+    """Compute the Dice of each foreground class for each sample.
+
+    Parameters
+    ----------
+    y_pred, y : (N, *S) or (H, W) integer ndarray
+        Predicted and reference label masks of equal shape, labels in ``0..n_classes-1``.
+    n_classes : int
+        Number of classes including background.
 
     Returns
     -------
     (N, C-1) float64 ndarray
         Dice of classes ``1..C-1``; NaN where the class is absent from both masks.
+
+    Raises
+    ------
+    ValueError
+        If ``y_pred`` and ``y`` differ in shape.
 
     Examples
     --------
@@ -78,17 +102,29 @@ def dice_per_class(y_pred: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndar
 
 
 def dice(y_pred: np.ndarray, y: np.ndarray, n_classes: int | None = None) -> np.ndarray | float:
-    """Mean foreground Dice (over classes present in either mask) per sample.
+    """Compute the mean foreground Dice of each sample.
+
+    The mean runs over the foreground classes present in either mask (the project-wide
+    definition of Dice); a sample with no foreground in either mask has Dice 1.
 
     Parameters
     ----------
-    y_pred, y : (N, H, W) or (H, W) integer ndarray
+    y_pred, y : (N, *S) or (H, W) integer ndarray
+        Predicted and reference label masks of equal shape.
     n_classes : int, optional
-        Defaults to ``max(label) + 1`` over both masks.
+        Number of classes including background. Defaults to ``max(label) + 1`` over both
+        masks; values below 2 are raised to 2.
 
     Returns
     -------
-    float for 2-D inputs, else (N,) float64 ndarray. 1.0 where neither mask has foreground.
+    float or (N,) float64 ndarray
+        A float (Dice) for 2-D inputs, else one Dice per sample; 1.0 where neither mask has
+        foreground.
+
+    Raises
+    ------
+    ValueError
+        If ``y_pred`` and ``y`` differ in shape.
 
     Examples
     --------
@@ -96,6 +132,8 @@ def dice(y_pred: np.ndarray, y: np.ndarray, n_classes: int | None = None) -> np.
     >>> a = np.array([[1, 1, 2, 0]]); b = np.array([[1, 0, 2, 2]])
     >>> round(float(dice(a, b)), 4)  # class 1: 2/3, class 2: 2/3
     0.6667
+    >>> dice(np.zeros((2, 4, 4), np.uint8), np.zeros((2, 4, 4), np.uint8)).tolist()
+    [1.0, 1.0]
     """
     a = np.asarray(y_pred)
     b = np.asarray(y)
