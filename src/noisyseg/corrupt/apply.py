@@ -20,7 +20,12 @@ __all__ = ["CorruptionResult", "corrupt_dataset"]
 
 @dataclass(frozen=True)
 class CorruptionResult:
-    """Output of :func:`corrupt_dataset`.
+    """Hold the output of :func:`corrupt_dataset`.
+
+    Parameters
+    ----------
+    dataset, manifest, calibration, config
+        See Attributes.
 
     Attributes
     ----------
@@ -32,6 +37,13 @@ class CorruptionResult:
         Set when a target Dice was given.
     config : dict
         Everything needed to reproduce the result (model, options, strength, fraction, seed).
+
+    Examples
+    --------
+    >>> from noisyseg.data import synthetic_echo
+    >>> res = corrupt_dataset(synthetic_echo(n=4, size=32, seed=0), "dilate", strength=1.0)
+    >>> isinstance(res, CorruptionResult), res.calibration is None
+    (True, True)
     """
 
     dataset: CaseDataset
@@ -107,9 +119,9 @@ def corrupt_dataset(ds: CaseDataset, model: str, *, strength: float | None = Non
                     tol: float = 0.005, **options: Any) -> CorruptionResult:
     """Apply an error model to a random ``fraction`` of the *training* samples.
 
-    Validation and test masks are never touched. Sample ``i`` is corrupted with its own
-    generator, seeded from ``(seed, i)``; which samples are corrupted is drawn from
-    ``seed`` too, so the same call always gives the same dataset.
+    Validation and test masks are never touched. Which samples are corrupted is drawn from
+    ``(seed, 1)``; sample ``i`` is corrupted with its own generator, seeded by the ``i``-th
+    child of ``SeedSequence((seed, 2))``; so the same call always gives the same dataset.
 
     Parameters
     ----------
@@ -129,12 +141,34 @@ def corrupt_dataset(ds: CaseDataset, model: str, *, strength: float | None = Non
     classes : tuple of int, optional
         Foreground labels to corrupt (default: all).
     seed : int
+        Seed of the selection and of every sample's generator.
+    tol : float
+        Tolerance on the mean Dice when calibrating to ``target_dice``.
     **options
         Further model options.
 
     Returns
     -------
     CorruptionResult
+
+    Raises
+    ------
+    ConfigError
+        An unknown model, both or neither of ``strength`` and ``target_dice``, a
+        ``fraction`` outside [0, 1], a bad ``seed``, or ``target_dice`` with no training
+        sample to corrupt; and what :func:`~noisyseg.corrupt.calibrate` refuses.
+    CalibrationError
+        ``target_dice`` cannot be reached (see :func:`~noisyseg.corrupt.calibrate`).
+
+    Examples
+    --------
+    >>> from noisyseg.data import synthetic_echo
+    >>> ds = synthetic_echo(n=4, size=32, seed=0)
+    >>> res = corrupt_dataset(ds, "dilate", strength=1.0, seed=0)
+    >>> res.manifest["corrupted"].tolist()  # only the training samples
+    [True, False, False, True]
+    >>> res.manifest["dice_to_clean"].round(3).tolist()
+    [0.614, 1.0, 1.0, 0.592]
     """
     m, train, chosen, sample_seeds = select_samples(
         ds, model, strength=strength, target_dice=target_dice, fraction=fraction,

@@ -20,12 +20,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Calibration:
-    """Result of :func:`calibrate`.
+    """Hold the result of :func:`calibrate`.
+
+    Parameters
+    ----------
+    model, target_dice, strength, achieved_dice, n_masks, evaluations, options
+        See Attributes.
 
     Attributes
     ----------
     model : str
+        Error model name.
     target_dice : float
+        The mean Dice asked for.
     strength : float
         The strength found.
     achieved_dice : float
@@ -36,6 +43,12 @@ class Calibration:
         Every strength tried, in order.
     options : dict
         Model options used.
+
+    Examples
+    --------
+    >>> cal = Calibration("dilate", 0.8, 2.0, 0.801, 4)
+    >>> cal.to_dict()["strength"]
+    2.0
     """
 
     model: str
@@ -47,7 +60,13 @@ class Calibration:
     options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
+        """Return the calibration as a JSON-serialisable dict.
+
+        Returns
+        -------
+        dict
+            The fields by name.
+        """
         return asdict(self)
 
 
@@ -64,19 +83,42 @@ def _seeds(rng: np.random.Generator | None, seeds: Sequence[int] | None, n: int)
 def mean_dice_at(model: ErrorModel | str, masks: np.ndarray | Sequence[np.ndarray],
                  strength: float, *, seeds: Sequence[int], n_classes: int | None = None,
                  **options: Any) -> float:
-    """Mean Dice of ``masks`` corrupted at ``strength``, mask ``i`` drawn with ``seeds[i]``.
+    """Compute the mean Dice of masks corrupted at one strength.
+
+    Mask ``i`` is corrupted with the generator seeded ``seeds[i]`` and compared with itself.
 
     Parameters
     ----------
     model : ErrorModel or str
+        The error model or its registered name.
     masks : (N, H, W) integer ndarray, or a sequence of masks of any shape (volumes)
+        Clean masks.
     strength : float
+        Strength to apply, in the model's unit (e.g. pixels).
     seeds : sequence of int
         One seed per mask; the same seeds give the same random draws at every strength.
     n_classes : int, optional
         Defaults to the largest label + 1.
     **options
         Model options, and ``mode`` / ``slice_axis`` / ``spacing`` for volumes.
+
+    Returns
+    -------
+    float
+        Mean Dice of the corrupted masks against the clean ones.
+
+    Raises
+    ------
+    ConfigError
+        An unknown model name.
+    ValueError
+        ``seeds`` and ``masks`` of different lengths.
+
+    Examples
+    --------
+    >>> masks = np.zeros((2, 16, 16), np.uint8); masks[:, 4:12, 4:12] = 1
+    >>> round(mean_dice_at("dilate", masks, 1.0, seeds=[0, 1]), 3)
+    0.78
     """
     m = get_model(model) if isinstance(model, str) else model
     if n_classes is None:
@@ -117,6 +159,12 @@ def calibrate(model: ErrorModel | str, masks: np.ndarray | Sequence[np.ndarray],
         Per-mask seeds, so calibration uses exactly the draws a later corruption will use.
     tol : float
         Tolerance on the mean Dice.
+    max_masks : int
+        Most masks calibrated on; more are subsampled at random.
+    max_evals : int
+        Most evaluations of the search once the target is bracketed.
+    n_classes : int, optional
+        Number of classes including background (default: largest label + 1).
     **options
         Model options (e.g. ``classes=(1,)``), and for volumes ``mode``, ``slice_axis`` and
         ``spacing`` (see :class:`~noisyseg.corrupt.ErrorModel`); the Dice is then the
@@ -128,6 +176,9 @@ def calibrate(model: ErrorModel | str, masks: np.ndarray | Sequence[np.ndarray],
 
     Raises
     ------
+    ConfigError
+        An unknown model name, ``target_dice`` outside (0, 1), no masks or masks that are
+        not 2-D or 3-D, ``seeds`` of the wrong length, or neither ``rng`` nor ``seeds``.
     CalibrationError
         The target cannot be reached (even the model's largest strength keeps Dice above
         it) or the search did not get within ``tol``.

@@ -20,9 +20,38 @@ __all__ = ["corruption_figure"]
 
 def corruption_figure(result: CaseCorruption, class_names: tuple[str, ...],
                              path: str | Path) -> Path | None:
-    """Save clean (solid) vs corrupted (dashed) contours for the examples kept by
+    """Save a figure of clean against corrupted contours for a corruption's examples.
+
+    Draws clean (solid) against corrupted (dashed) contours for the examples kept by
     :func:`~noisyseg.corrupt.corrupt_cases`: one panel per 2-D case, three planes per volume
-    (one row per case); None when there are no examples (nothing corrupted)."""
+    (one row per case).
+
+    Parameters
+    ----------
+    result : CaseCorruption
+        The corruption whose ``examples`` and ``config`` are drawn.
+    class_names : tuple of str
+        Names of labels 0..C-1 (0 is the background), for the legend.
+    path : str or Path
+        Image file to write (e.g. ``examples.png``).
+
+    Returns
+    -------
+    Path or None
+        Where the figure was saved; None when there are no examples (nothing corrupted).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from noisyseg.corrupt import corrupt_cases
+    >>> from noisyseg.data import synthetic_echo
+    >>> ds = synthetic_echo(n=4, size=32, seed=0)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     res = corrupt_cases(ds, "dilate", d, strength=1.0)
+    ...     corruption_figure(res, ds.class_names, Path(d) / "examples.png").name
+    'examples.png'
+    """
     cfg = result.config
     flat = [e for e in result.examples if e["clean"].ndim == 2]
     if flat:

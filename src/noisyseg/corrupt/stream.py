@@ -27,13 +27,19 @@ CALIBRATION_BYTES = 1 << 30
 
 @dataclass(frozen=True)
 class CaseCorruption:
-    """Output of :func:`corrupt_cases`.
+    """Hold the output of :func:`corrupt_cases`.
+
+    Parameters
+    ----------
+    manifest, calibration, config, examples, dataset
+        See Attributes.
 
     Attributes
     ----------
     manifest : DataFrame
         One row per case: ``sample_id, split, corrupted, dice_to_clean, model, strength, mode``.
     calibration : Calibration or None
+        Set when a target Dice was given.
     config : dict
         Everything needed to reproduce the result.
     examples : list of dict
@@ -41,6 +47,12 @@ class CaseCorruption:
         noisy, spacing, dice``.
     dataset : CaseDataset or None
         The corrupted dataset, held in memory, when ``ds`` was (None: read it from ``out``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> CaseCorruption(pd.DataFrame(), None).examples
+    []
     """
 
     manifest: pd.DataFrame
@@ -57,7 +69,7 @@ def corrupt_cases(ds: CaseDataset, model: str, out: str | Path, *, strength: flo
                   max_calibration_cases: int = 100, n_examples: int | None = None,
                   progress: Callable[[int, int], None] | None = None,
                   provenance: dict[str, Any] | None = None, **options: Any) -> CaseCorruption:
-    """Corrupt a random ``fraction`` of the training cases of ``ds``, writing every case to ``out``.
+    """Corrupt a random fraction of a dataset's training cases and write every case to a folder.
 
     A dataset held in memory (:attr:`~noisyseg.data.CaseDataset.samples`: the 2-D sources)
     is corrupted at once by :func:`~noisyseg.corrupt.corrupt_dataset` and written as a folder
@@ -74,13 +86,32 @@ def corrupt_cases(ds: CaseDataset, model: str, out: str | Path, *, strength: flo
     Parameters
     ----------
     ds : CaseDataset
+        The dataset (held in memory or read one case at a time).
     model : str
-    out : Path
+        Registered error model name.
+    out : str or Path
         An existing empty folder (the caller makes it atomic).
+    strength : float, optional
+        Strength to apply, in the model's unit (e.g. pixels or mm). Exactly one of
+        ``strength`` and ``target_dice`` must be given.
+    target_dice : float, optional
+        Calibrate the strength to this mean Dice of the corrupted cases, in (0, 1).
+    fraction : float
+        Fraction of training cases to corrupt, in [0, 1].
+    classes : tuple of int, optional
+        Foreground labels to corrupt (default: all).
+    seed : int
+        Seed of the selection and of every case's generator.
     mode : {'slicewise', 'volumetric'}, optional
         How the model applies to a volume (default: volumetric where it has a 3-D form).
     slice_axis : int
         Slice axis for slice-wise mode (array order: 0 is z, axial slices).
+    tol : float
+        Tolerance on the mean Dice when calibrating.
+    fmt : str
+        Image file format of the cases written (default ``nii.gz``).
+    max_calibration_cases : int
+        Most cases the strength is calibrated on.
     n_examples : int, optional
         Corrupted cases kept for figures (default 8 of a dataset of 2-D images held in
         memory, else 2).
@@ -88,6 +119,8 @@ def corrupt_cases(ds: CaseDataset, model: str, out: str | Path, *, strength: flo
         Called ``progress(done, total)`` after each case.
     provenance : dict, optional
         Added to the config written in ``corruption.json`` (the ``--data`` string, ...).
+    **options
+        Further model options.
 
     Returns
     -------
@@ -97,6 +130,19 @@ def corrupt_cases(ds: CaseDataset, model: str, out: str | Path, *, strength: flo
     ------
     ConfigError
         What :func:`~noisyseg.corrupt.corrupt_dataset` refuses, and ``mode`` for 2-D images.
+    CalibrationError
+        ``target_dice`` cannot be reached (see :func:`~noisyseg.corrupt.calibrate`).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from noisyseg.data import synthetic_echo
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     res = corrupt_cases(synthetic_echo(n=4, size=32, seed=0), "dilate", d, strength=1.0)
+    ...     "corruption.json" in os.listdir(d)
+    True
+    >>> res.config["n_corrupted"], len(res.examples)
+    (2, 2)
     """
     if ds.samples is not None:
         return _corrupt_in_memory(ds, model, Path(out), strength=strength,

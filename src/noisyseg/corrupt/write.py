@@ -23,9 +23,66 @@ def write_corrupted(*, data: str, model: str, out: str | Path, target_dice: floa
                     slice_axis: int = 0, overwrite: bool = False, figure: bool = True,
                     progress: Callable[[int, int], None] | None = None
                     ) -> CaseCorruption:
-    """Load ``data``, corrupt its training masks and write the dataset to ``out`` (atomically;
-    nothing is written when a check fails). See :func:`noisyseg.api.run_corrupt` for what
-    the folder holds; ``progress(i, n)`` is called as volumes are written.
+    """Corrupt the training masks of a ``--data`` source into a new dataset folder.
+
+    Loads ``data``, corrupts its training masks with :func:`~noisyseg.corrupt.corrupt_cases`
+    and writes the dataset to ``out`` atomically: nothing is written when a check fails. See
+    :func:`noisyseg.api.run_corrupt` for what the folder holds.
+
+    Parameters
+    ----------
+    data : str
+        A ``--data`` source string (a dataset folder, ``synthetic-echo:n=..``, ...).
+    model : str
+        Registered error model name (:data:`~noisyseg.corrupt.ERROR_MODELS`).
+    out : str or Path
+        The dataset folder to write.
+    target_dice : float, optional
+        Calibrate the strength to this mean Dice of the corrupted masks, in (0, 1).
+    strength : float, optional
+        Strength to apply, in the model's unit (e.g. pixels). Exactly one of ``strength``
+        and ``target_dice`` must be given.
+    fraction : float
+        Fraction of training cases to corrupt, in [0, 1].
+    classes : sequence of str, optional
+        Names (or labels) of the foreground classes to corrupt (default: all).
+    options : dict, optional
+        Further keyword options of the model.
+    seed : int
+        Seed of the case selection and of every case's generator.
+    fmt : str
+        Image file format of a volume dataset written (default ``nii.gz``).
+    mode : {'slicewise', 'volumetric'}, optional
+        How the model applies to volumes (default: volumetric where it has a 3-D form).
+    slice_axis : int
+        Slice axis for slice-wise mode (array order).
+    overwrite : bool
+        Replace an existing ``out``.
+    figure : bool
+        Also write ``examples.png`` (:func:`~noisyseg.corrupt.corruption_figure`).
+    progress : callable, optional
+        Called ``progress(i, n)`` as cases are written.
+
+    Returns
+    -------
+    CaseCorruption
+
+    Raises
+    ------
+    ConfigError
+        A bad ``seed``, ``classes``, ``out`` (existing without ``overwrite``, or inside an
+        input) or ``data``, and what :func:`~noisyseg.corrupt.corrupt_cases` refuses.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     res = write_corrupted(data="synthetic-echo:n=4,size=32,seed=0", model="erode",
+    ...                           strength=1.0, out=os.path.join(d, "noisy"))
+    ...     "examples.png" in os.listdir(os.path.join(d, "noisy"))
+    True
+    >>> res.config["n_corrupted"], round(res.config["mean_dice_corrupted"], 3)
+    (2, 0.358)
     """
     check_seed(seed)
     inputs = [source_path(data)]
