@@ -8,7 +8,7 @@ import noisyseg
 
 SRC = Path(noisyseg.__file__).parent
 #: The stages in pipeline order (the package docstring's diagram).
-STAGES = ("data", "corrupt", "models", "train", "detect", "refurbish", "run", "study", "report",
+STAGES = ("data", "corrupt", "raters", "models", "train", "detect", "refurbish", "run", "study", "report",
           "review", "api", "cli")
 #: Usable from every stage; they import no stage themselves.
 UTILITIES = ("errors", "_validate", "evaluate", "plot")
