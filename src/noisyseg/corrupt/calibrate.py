@@ -22,31 +22,50 @@ log = logging.getLogger(__name__)
 class Calibration:
     """Hold the result of :func:`calibrate`.
 
+    Returned by :func:`calibrate`; frozen.
+
     Parameters
     ----------
-    model, target_dice, strength, achieved_dice, n_masks, evaluations, options
+    model : str
         See Attributes.
+    target_dice : float
+        See Attributes.
+    strength : float
+        See Attributes.
+    achieved_dice : float
+        See Attributes.
+    n_masks : int
+        See Attributes.
+    evaluations : list of (float, float), optional
+        See Attributes; empty by default.
+    options : dict, optional
+        See Attributes; empty by default.
 
     Attributes
     ----------
     model : str
-        Error model name.
+        Error model name (a key of :data:`~noisyseg.corrupt.ERROR_MODELS`).
     target_dice : float
-        The mean Dice asked for.
+        The mean Dice asked for, in (0, 1).
     strength : float
-        The strength found.
+        The strength found, in the model's unit (:meth:`ErrorModel.unit_for
+        <noisyseg.corrupt.ErrorModel.unit_for>`: px in 2-D and slice-wise, mm volumetric, or
+        a fraction for ``random_flip``, ``merge`` and ``omit``).
     achieved_dice : float
-        Mean Dice of the corrupted masks against the originals at ``strength``.
+        Mean Dice of the corrupted masks against the originals at ``strength`` (within
+        ``tol`` of ``target_dice``; the volume Dice for volumes).
     n_masks : int
-        Number of masks calibrated on.
-    evaluations : list of (strength, mean Dice)
-        Every strength tried, in order.
+        Number of masks calibrated on (at most ``max_masks``).
+    evaluations : list of (float, float)
+        Every ``(strength, mean Dice)`` tried, in order; ``[]`` by default.
     options : dict
-        Model options used.
+        Model options used (tuples and arrays as lists, JSON-ready); ``{}`` by default.
 
     Examples
     --------
     >>> cal = Calibration("dilate", 0.8, 2.0, 0.801, 4)
+    >>> cal.evaluations, cal.options
+    ([], {})
     >>> cal.to_dict()["strength"]
     2.0
     """

@@ -73,26 +73,59 @@ ErrorFn = Callable[..., np.ndarray]
 
 @dataclass(frozen=True)
 class ErrorModel:
-    """A registered error model (validates its inputs, then calls ``fn``).
+    """Hold a registered error model: validate its inputs, then call ``fn`` (2-D or 3-D).
+
+    Built by :func:`register` and looked up with :func:`get_model`; frozen. Calling it
+    corrupts a 2-D mask or a volume (:meth:`__call__`).
+
+    Parameters
+    ----------
+    name : str
+        See Attributes.
+    fn : callable
+        See Attributes.
+    unit : str
+        See Attributes.
+    kind : {'random', 'systematic', 'structural'}
+        See Attributes.
+    max_strength : callable
+        See Attributes.
+    volumetric : callable, optional
+        See Attributes; default ``None`` (volumes go slice by slice).
+    volume_unit : str, optional
+        See Attributes; default ``""``.
 
     Attributes
     ----------
     name : str
+        Registered name, e.g. ``"dilate"`` (the key in :data:`ERROR_MODELS`).
     fn : callable
-        ``fn(mask, strength, *, rng, classes=None, **options) -> mask``.
+        The 2-D model, ``fn(mask, strength, *, rng, classes=None, **options) -> mask``.
     unit : str
-        What ``strength`` measures, e.g. ``"pixels (sd of contour offsets)"``.
+        What ``strength`` measures in 2-D and slice-wise, e.g.
+        ``"pixels (Euclidean dilation radius)"``.
     kind : {'random', 'systematic', 'structural'}
         Random: unbiased per-sample errors; systematic: the same bias on every sample;
         structural: a structure merged, omitted or its boundary misplaced.
     max_strength : callable
         ``max_strength(shape) -> float``: the largest strength worth trying (calibration
-        searches ``[0, max_strength]``); ``shape`` in mm for volumetric mode.
-    volumetric : callable, optional
+        searches ``[0, max_strength]``); ``shape`` in px, or in mm for volumetric mode.
+    volumetric : callable or None
         The 3-D form, ``fn(mask, strength, *, rng, spacing, classes=None, **options)``
-        (:mod:`noisyseg.corrupt.volumetric`); without it volumes are corrupted slice by slice.
+        (:mod:`noisyseg.corrupt.volumetric`); ``None``: volumes are corrupted slice by slice.
     volume_unit : str
-        What ``strength`` measures in volumetric mode.
+        What ``strength`` measures in volumetric mode (``""`` without a 3-D form).
+
+    Examples
+    --------
+    >>> m = get_model("dilate")
+    >>> m.kind, m.modes, m.unit_for(ndim=3)
+    ('systematic', ('slicewise', 'volumetric'), 'mm (ball radius)')
+    >>> vol = np.zeros((8, 16, 16), np.uint8); vol[2:6, 4:12, 4:12] = 1  # 4 slices of 8 x 8
+    >>> int(m(vol, 1.0, rng=np.random.default_rng(0)).sum())  # 1-mm ball: 4 * 96 + 2 * 64
+    512
+    >>> int(m(vol, 1.0, rng=np.random.default_rng(0), mode="slicewise").sum())  # 4 * 10 * 10
+    400
     """
 
     name: str
@@ -105,39 +138,128 @@ class ErrorModel:
 
     @property
     def summary(self) -> str:
-        """First line of the model's docstring."""
+        """str: First line of the model's docstring (what ``noisyseg corrupt --list`` shows).
+
+        Examples
+        --------
+        >>> get_model("erode").summary.split(":")[0]
+        'Shrink the chosen structures by ``strength`` pixels'
+        """
         return (self.fn.__doc__ or "").strip().splitlines()[0]
 
     @property
     def options(self) -> dict[str, object]:
-        """Model-specific keyword options and their defaults."""
+        """dict: Model-specific keyword options of the 2-D model and their defaults.
+
+        Examples
+        --------
+        >>> get_model("natural").options
+        {'classes': None, 'points': 8, 'form': 'normal'}
+        """
         return dict(_keyword_options(self.fn))
 
     @property
     def modes(self) -> tuple[str, ...]:
-        """How the model applies to a volume: ``'slicewise'`` always, ``'volumetric'`` when it
-        has a 3-D implementation."""
+        """tuple of str: How the model applies to a volume: ``'slicewise'`` always,
+        ``'volumetric'`` too when it has a 3-D implementation.
+
+        Examples
+        --------
+        >>> get_model("choppy").modes, get_model("shift").modes
+        (('slicewise',), ('slicewise', 'volumetric'))
+        """
         return ("slicewise", "volumetric") if self.volumetric is not None else ("slicewise",)
 
     def default_mode(self) -> str:
-        """The mode used on a volume when none is given: volumetric where the model has one."""
+        """Return the mode used on a volume when none is given: volumetric where there is one.
+
+        Returns
+        -------
+        {'slicewise', 'volumetric'}
+
+        Examples
+        --------
+        >>> get_model("choppy").default_mode(), get_model("natural").default_mode()
+        ('slicewise', 'volumetric')
+        """
         return self.modes[-1]
 
     def unit_for(self, mode: str | None = None, ndim: int = 2) -> str:
-        """What ``strength`` measures for a mask of ``ndim`` dimensions in ``mode``."""
+        """Return what ``strength`` measures for a mask of ``ndim`` dimensions in ``mode``.
+
+        Parameters
+        ----------
+        mode : {'slicewise', 'volumetric'}, optional
+            Default :meth:`default_mode`; ignored for 2-D masks.
+        ndim : int, default 2
+            Dimensions of the mask (2 or 3).
+
+        Returns
+        -------
+        str
+            :attr:`unit` (px) in 2-D and slice-wise, :attr:`volume_unit` (mm) volumetric.
+
+        Examples
+        --------
+        >>> m = get_model("shift")
+        >>> m.unit_for(), m.unit_for("slicewise", 3), m.unit_for("volumetric", 3)
+        ('pixels (displacement)', 'pixels (displacement)', 'mm (displacement)')
+        """
         if ndim == 2 or (mode or self.default_mode()) == "slicewise":
             return self.unit
         return self.volume_unit
 
     def options_for(self, mode: str | None = None, ndim: int = 2) -> dict[str, object]:
-        """The model options accepted in ``mode`` (they differ between 2-D and volumetric)."""
+        """Return the model options accepted in ``mode`` (2-D and volumetric forms differ).
+
+        Parameters
+        ----------
+        mode : {'slicewise', 'volumetric'}, optional
+            Default :meth:`default_mode`; ignored for 2-D masks.
+        ndim : int, default 2
+            Dimensions of the mask (2 or 3).
+
+        Returns
+        -------
+        dict
+            Option names and their defaults (``spacing`` left out: it is not an option).
+
+        Examples
+        --------
+        >>> get_model("shift").options_for("volumetric", 3)
+        {'classes': None, 'azimuth': None, 'elevation': None}
+        """
         if ndim == 2 or (mode or self.default_mode()) == "slicewise" or self.volumetric is None:
             return self.options
         return {k: v for k, v in _keyword_options(self.volumetric) if k != "spacing"}
 
     def max_strength_for(self, shape: tuple[int, ...], *, mode: str | None = None, slice_axis: int = 0,
                          spacing: Sequence[float] | None = None) -> float:
-        """The largest strength worth trying on masks of ``shape`` (calibration's bracket)."""
+        """Return the largest strength worth trying on masks of ``shape`` (calibration's bracket).
+
+        Parameters
+        ----------
+        shape : tuple of int
+            Mask shape, (H, W) or (D, H, W), in voxels.
+        mode : {'slicewise', 'volumetric'}, optional
+            Default :meth:`default_mode`; ignored for 2-D shapes.
+        slice_axis : int, default 0
+            Slice axis in slice-wise mode (left out of ``shape``).
+        spacing : sequence of float, optional
+            Voxel size in mm per axis for volumetric mode (default 1 mm): the volume's
+            extent in mm goes to :attr:`max_strength`.
+
+        Returns
+        -------
+        float
+            In the unit of :meth:`unit_for` (px, mm or a fraction).
+
+        Examples
+        --------
+        >>> m = get_model("dilate")  # a quarter of the smallest side: 32 px, 8 * 2.5 mm
+        >>> m.max_strength_for((64, 32)), m.max_strength_for((8, 64, 64), spacing=(2.5, 1, 1))
+        (8.0, 5.0)
+        """
         if len(shape) == 2:
             return float(self.max_strength(shape))
         if (mode or self.default_mode()) == "slicewise":
@@ -155,16 +277,47 @@ class ErrorModel:
         Parameters
         ----------
         mask : (H, W) or (D, H, W) integer ndarray
+            Label mask, 0 the background; not modified.
         strength : float
-            In the unit of :meth:`unit_for` (pixels in 2-D and slice-wise, mm volumetric).
+            Size of the error, >= 0, in the unit of :meth:`unit_for` (px in 2-D and
+            slice-wise, mm volumetric, or a fraction); 0 returns an unchanged copy.
         rng : numpy.random.Generator
+            The only source of randomness.
         mode : {'slicewise', 'volumetric'}, optional
             For volumes only (see :mod:`noisyseg.corrupt.volumetric`); default volumetric where
             the model has a 3-D form, else slice-wise.
-        slice_axis : int
+        slice_axis : int, default 0
             Slice axis for slice-wise mode (array order: 0 is z, the axial slices).
         spacing : sequence of float, optional
             Voxel size in mm per array axis, for volumetric mode (default 1 mm).
+        **options
+            Model options (:meth:`options_for`), e.g. ``classes=(1,)``.
+
+        Returns
+        -------
+        ndarray
+            The corrupted mask, a new array of ``mask``'s shape and dtype.
+
+        Raises
+        ------
+        DataError
+            ``mask`` is not a 2-D or 3-D integer array.
+        TypeError
+            ``rng`` is not a :class:`numpy.random.Generator`.
+        ConfigError
+            ``strength`` negative or not finite, a ``mode`` the model lacks, an unknown
+            option, or an invalid option value or ``spacing`` (raised by the model).
+
+        Examples
+        --------
+        >>> mask = np.zeros((8, 8), np.int64); mask[2:6, 2:6] = 1
+        >>> out = get_model("erode")(mask, 1.0, rng=np.random.default_rng(0))
+        >>> out.dtype, int(out.sum())  # 4 x 4 -> 2 x 2
+        (dtype('int64'), 4)
+        >>> get_model("erode")(mask, 1.0, rng=np.random.default_rng(0), width=2)
+        Traceback (most recent call last):
+        ...
+        noisyseg.errors.ConfigError: erode: unknown option(s) ['width']; expected ['classes']
         """
         m = np.asarray(mask)
         if m.ndim not in (2, 3):
@@ -200,13 +353,55 @@ def _keyword_options(fn: ErrorFn) -> tuple[tuple[str, object], ...]:
                  if p.kind is p.KEYWORD_ONLY and k != "rng")
 
 
-#: Registered error models by name.
+#: Registered error models by name (:class:`ErrorModel`, filled by :func:`register`): the
+#: random ``natural``, ``choppy``, ``random_flip`` and ``boundary``, the systematic ``dilate``,
+#: ``erode`` and ``shift``, and the structural ``merge`` and ``omit``; the registry behind
+#: ``noisyseg corrupt --list`` and :func:`get_model`.
 ERROR_MODELS: dict[str, ErrorModel] = {}
 
 
 def register(name: str, *, unit: str, kind: str,
              max_strength: Callable[[tuple[int, ...]], float]) -> Callable[[ErrorFn], ErrorFn]:
-    """Decorator registering ``fn`` as the error model ``name``."""
+    """Return a decorator registering ``fn`` as the error model ``name``.
+
+    The decorator stores ``ErrorModel(name, fn, unit, kind, max_strength)`` in
+    :data:`ERROR_MODELS` (replacing a model of that name) and returns ``fn`` wrapped by the
+    model's checks (:meth:`ErrorModel.__call__`: it then also takes volumes). Options are
+    ``fn``'s keyword-only parameters after ``rng``; the first line of its docstring is the
+    model's :attr:`~ErrorModel.summary`.
+
+    Parameters
+    ----------
+    name : str
+        Model name, the key in :data:`ERROR_MODELS`.
+    unit : str
+        What ``strength`` measures in 2-D, e.g. ``"pixels (displacement)"``.
+    kind : {'random', 'systematic', 'structural'}
+        The kind of error (not validated).
+    max_strength : callable
+        ``max_strength(shape) -> float``: the largest strength calibration tries on masks of
+        ``shape`` (px; mm for volumetric mode).
+
+    Returns
+    -------
+    callable
+        The decorator: ``fn -> checked fn``.
+
+    Examples
+    --------
+    >>> @register("keep", unit="pixels (unused)", kind="systematic",
+    ...           max_strength=lambda shape: 1.0)
+    ... def keep(mask, strength, *, rng, classes=None):
+    ...     "Return the mask unchanged."
+    ...     return mask.copy()
+    >>> get_model("keep").summary, get_model("keep").options
+    ('Return the mask unchanged.', {'classes': None})
+    >>> keep(np.zeros((8, 8), np.uint8), -1.0, rng=np.random.default_rng(0))
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: strength: keep needs a finite strength >= 0, got -1.0
+    >>> del ERROR_MODELS["keep"]  # leave the registry as it was
+    """
 
     def deco(fn: ErrorFn) -> ErrorFn:
         model = ErrorModel(name, fn, unit, kind, max_strength)
@@ -223,7 +418,33 @@ def register(name: str, *, unit: str, kind: str,
 
 
 def get_model(name: str) -> ErrorModel:
-    """The registered model ``name``; raises :class:`ConfigError` listing the known ones."""
+    """Return the registered error model ``name`` (a key of :data:`ERROR_MODELS`).
+
+    Parameters
+    ----------
+    name : str
+        Model name, e.g. ``"natural"`` (see ``noisyseg corrupt --list``).
+
+    Returns
+    -------
+    ErrorModel
+
+    Raises
+    ------
+    ConfigError
+        An unknown name; the message lists the known ones.
+
+    Examples
+    --------
+    >>> sorted(ERROR_MODELS)
+    ['boundary', 'choppy', 'dilate', 'erode', 'merge', 'natural', 'omit', 'random_flip', 'shift']
+    >>> get_model("natural").kind
+    'random'
+    >>> get_model("blur")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: model: unknown error model 'blur'; expected one of [...]
+    """
     try:
         return ERROR_MODELS[name]
     except KeyError:
@@ -241,7 +462,7 @@ def _quarter(shape: tuple[int, ...]) -> float:
 def natural(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
             classes: Sequence[int] | None = None, points: int = 8,
             form: str = "normal") -> np.ndarray:
-    """Freehand-contouring error: each contour moves in and out smoothly (study A's 'natural').
+    """Move every contour in and out smoothly: freehand-contouring error (study A's 'natural').
 
     ``form='normal'`` (default): for each connected component of each class, ``points``
     offsets are drawn from N(0, strength^2) (pixels) at equally spaced angles around the
@@ -264,12 +485,57 @@ def natural(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
 
     Parameters
     ----------
+    mask : (H, W) integer ndarray
+        Label mask, 0 the background; not modified. A (D, H, W) volume is corrupted slice
+        by slice or in 3-D (``mode``).
     strength : float
-        Standard deviation of the offsets, in pixels.
-    points : int
-        Number of control points per contour (study A used "a handful": 5).
-    form : {'normal', 'radial'}
+        Standard deviation of the offsets, in px (>= 0; 0 returns an unchanged copy).
+    rng : numpy.random.Generator
+        The only source of randomness.
+    classes : sequence of int, optional
+        Foreground labels to corrupt; default every foreground label present.
+    points : int, default 8
+        Number of control points per contour, >= 3 (study A used "a handful": 5).
+    form : {'normal', 'radial'}, default 'normal'
         Boundary moved along its normal, or contour points along rays from the centre.
+
+    Returns
+    -------
+    ndarray
+        The corrupted mask: a new array of ``mask``'s shape and dtype, its labels a subset
+        of ``mask``'s.
+
+    Other Parameters
+    ----------------
+    mode, slice_axis, spacing : optional
+        For volumes: see :meth:`ErrorModel.__call__`. The 3-D form (the default on volumes)
+        takes ``strength`` in mm and the option ``scale`` (correlation length, mm, default
+        30) instead of ``points`` and ``form``.
+
+    Raises
+    ------
+    ConfigError
+        ``points < 3`` or an unknown ``form`` (at ``strength > 0``), ``strength`` negative or
+        not finite, an unknown option or ``mode``, or (volumes) ``scale <= 0`` or a bad
+        ``spacing``.
+    DataError
+        ``mask`` is not a 2-D or 3-D integer array.
+    TypeError
+        ``rng`` is not a :class:`numpy.random.Generator`.
+
+    Examples
+    --------
+    >>> mask = np.zeros((16, 16), np.uint8); mask[4:12, 4:12] = 1  # an 8 x 8 square
+    >>> out = natural(mask, 1.0, rng=np.random.default_rng(0))
+    >>> out.shape, out.dtype, np.unique(out).tolist()
+    ((16, 16), dtype('uint8'), [0, 1])
+    >>> from noisyseg.evaluate import dice
+    >>> 0.8 < float(dice(out[None], mask[None], 2)[0]) < 1.0  # a 1-px error on an 8-px square
+    True
+    >>> np.array_equal(out, natural(mask, 1.0, rng=np.random.default_rng(0)))  # same seed
+    True
+    >>> natural(mask, 1.0, rng=np.random.default_rng(0), form="radial").shape
+    (16, 16)
     """
     if points < 3:
         raise ConfigError(f"natural: points must be >= 3, got {points}")
@@ -400,7 +666,7 @@ def _periodic_basis(points: int, n_fine: int = 1024) -> np.ndarray:
           max_strength=_quarter)
 def choppy(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
            classes: Sequence[int] | None = None, axis: int = 1) -> np.ndarray:
-    """Slice-by-slice annotation error: every run of a row moves its ends (study A's 'choppy').
+    """Move both ends of every run of a row: slice-by-slice annotation error (study A's 'choppy').
 
     For every row (``axis=1``) or column (``axis=0``), each run of consecutive pixels of a
     class has its start and end moved independently by round(N(0, strength^2)) pixels.
@@ -408,10 +674,47 @@ def choppy(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
 
     Parameters
     ----------
+    mask : (H, W) integer ndarray
+        Label mask, 0 the background; not modified. A (D, H, W) volume is corrupted slice
+        by slice (choppy has no 3-D form).
     strength : float
-        Standard deviation of the end-point offsets, in pixels.
-    axis : {0, 1}
+        Standard deviation of the end-point offsets, in px (>= 0; 0 returns an unchanged copy).
+    rng : numpy.random.Generator
+        The only source of randomness.
+    classes : sequence of int, optional
+        Foreground labels to corrupt; default every foreground label present.
+    axis : {0, 1}, default 1
         1: runs along rows (horizontal jaggedness); 0: along columns.
+
+    Returns
+    -------
+    ndarray
+        The corrupted mask: a new array of ``mask``'s shape and dtype, its labels a subset
+        of ``mask``'s.
+
+    Other Parameters
+    ----------------
+    mode, slice_axis : optional
+        For volumes: see :meth:`ErrorModel.__call__` (slice-wise only).
+
+    Raises
+    ------
+    ConfigError
+        ``axis`` not 0 or 1 (at ``strength > 0``), ``strength`` negative or not finite, an
+        unknown option, or ``mode='volumetric'``.
+    DataError
+        ``mask`` is not a 2-D or 3-D integer array.
+    TypeError
+        ``rng`` is not a :class:`numpy.random.Generator`.
+
+    Examples
+    --------
+    >>> mask = np.zeros((16, 16), np.uint8); mask[4:12, 4:12] = 1  # an 8 x 8 square
+    >>> out = choppy(mask, 1.0, rng=np.random.default_rng(0))
+    >>> out.shape, out.dtype, np.unique(out).tolist()
+    ((16, 16), dtype('uint8'), [0, 1])
+    >>> bool((out != mask).any()), bool((out.any(axis=1) == mask.any(axis=1)).all())  # same rows
+    (True, True)
     """
     if axis not in (0, 1):
         raise ConfigError(f"choppy: axis must be 0 or 1, got {axis}")
@@ -457,7 +760,7 @@ def choppy(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
           max_strength=lambda shape: 1.0)
 def random_flip(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
                 classes: Sequence[int] | None = None) -> np.ndarray:
-    """Classification-style noise: pixels flip independently (study A's 'random').
+    """Flip pixels independently: classification-style noise (study A's 'random').
 
     Per class, every pixel of the class becomes background with probability ``p`` and every
     background pixel becomes the class with probability ``p * n_class / n_background``, so
@@ -465,8 +768,51 @@ def random_flip(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
 
     Parameters
     ----------
+    mask : (H, W) integer ndarray
+        Label mask, 0 the background; not modified. A (D, H, W) volume is corrupted slice
+        by slice or as a whole (``mode``, the default).
     strength : float
-        The flip probability ``p`` of foreground pixels, in [0, 1].
+        The flip probability ``p`` of foreground pixels, in [0, 1] (0 returns an unchanged
+        copy).
+    rng : numpy.random.Generator
+        The only source of randomness.
+    classes : sequence of int, optional
+        Foreground labels to corrupt; default every foreground label present.
+
+    Returns
+    -------
+    ndarray
+        The corrupted mask: a new array of ``mask``'s shape and dtype, its labels a subset
+        of ``mask``'s.
+
+    Other Parameters
+    ----------------
+    mode, slice_axis : optional
+        For volumes: see :meth:`ErrorModel.__call__`.
+
+    Raises
+    ------
+    ConfigError
+        ``strength`` above 1, negative or not finite, or an unknown option or ``mode``.
+    DataError
+        ``mask`` is not a 2-D or 3-D integer array.
+    TypeError
+        ``rng`` is not a :class:`numpy.random.Generator`.
+
+    Examples
+    --------
+    >>> mask = np.zeros((16, 16), np.uint8); mask[4:12, 4:12] = 1  # an 8 x 8 square
+    >>> rng = np.random.default_rng(0)
+    >>> out = random_flip(mask, 0.2, rng=rng)
+    >>> out.shape, out.dtype, np.unique(out).tolist()
+    ((16, 16), dtype('uint8'), [0, 1])
+    >>> sizes = [int(random_flip(mask, 0.2, rng=rng).sum()) for _ in range(200)]
+    >>> bool(abs(np.mean(sizes) - 64) < 2)  # the expected size is unchanged
+    True
+    >>> random_flip(mask, 1.5, rng=rng)
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: random_flip: strength is a probability in [0, 1], got 1.5
     """
     if strength > 1:
         raise ConfigError(f"random_flip: strength is a probability in [0, 1], got {strength}")
@@ -491,7 +837,7 @@ def random_flip(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
           kind="random", max_strength=lambda shape: min(shape) / 8.0)
 def boundary(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
              classes: Sequence[int] | None = None, scale: float = 16.0) -> np.ndarray:
-    """Random boundary error (study B): every boundary moves under a smooth random warp.
+    """Warp every boundary with a smooth random displacement field (study B's boundary error).
 
     A random displacement field, smooth over ``scale`` pixels (cubic interpolation of
     standard normal values on a grid of that spacing) and scaled to a standard deviation of
@@ -501,10 +847,51 @@ def boundary(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
 
     Parameters
     ----------
+    mask : (H, W) integer ndarray
+        Label mask, 0 the background; not modified. A (D, H, W) volume is corrupted slice
+        by slice or in 3-D (``mode``).
     strength : float
-        Standard deviation of the displacement, in pixels.
-    scale : float
-        Correlation length of the displacement field, in pixels.
+        Standard deviation of the displacement per axis, in px (>= 0; 0 returns an
+        unchanged copy).
+    rng : numpy.random.Generator
+        The only source of randomness.
+    classes : sequence of int, optional
+        Foreground labels to corrupt; default every foreground label present.
+    scale : float, default 16.0
+        Correlation length of the displacement field, in px (>= 1).
+
+    Returns
+    -------
+    ndarray
+        The corrupted mask: a new array of ``mask``'s shape and dtype, its labels a subset
+        of ``mask``'s.
+
+    Other Parameters
+    ----------------
+    mode, slice_axis, spacing : optional
+        For volumes: see :meth:`ErrorModel.__call__`. The 3-D form (the default on volumes)
+        takes ``strength`` and ``scale`` in mm (``scale`` default 30 mm).
+
+    Raises
+    ------
+    ConfigError
+        ``scale < 1`` (at ``strength > 0``; volumes: ``scale <= 0`` mm or a bad ``spacing``),
+        ``strength`` negative or not finite, or an unknown option or ``mode``.
+    DataError
+        ``mask`` is not a 2-D or 3-D integer array.
+    TypeError
+        ``rng`` is not a :class:`numpy.random.Generator`.
+
+    Examples
+    --------
+    >>> mask = np.zeros((16, 16), np.uint8); mask[4:12, 2:8] = 1; mask[4:12, 8:14] = 2
+    >>> out = boundary(mask, 1.0, rng=np.random.default_rng(0), scale=8.0)
+    >>> out.shape, out.dtype, np.unique(out).tolist()
+    ((16, 16), dtype('uint8'), [0, 1, 2])
+    >>> bool((out != mask).any())
+    True
+    >>> np.array_equal(out, boundary(mask, 1.0, rng=np.random.default_rng(0), scale=8.0))
+    True
     """
     if scale < 1:
         raise ConfigError(f"boundary: scale must be >= 1 pixel, got {scale}")
@@ -531,15 +918,57 @@ def boundary(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
           max_strength=_quarter)
 def dilate(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
            classes: Sequence[int] | None = None) -> np.ndarray:
-    """Systematic over-segmentation: the chosen structures grow by ``strength`` pixels.
+    """Grow the chosen structures by ``strength`` pixels: systematic over-segmentation.
 
     Dilation by a Euclidean disk (fractional radii allowed), painted over the neighbours.
     Deterministic: ``rng`` is accepted for the common signature and not used.
 
     Parameters
     ----------
+    mask : (H, W) integer ndarray
+        Label mask, 0 the background; not modified. A (D, H, W) volume is corrupted slice
+        by slice or in 3-D (``mode``).
     strength : float
-        Dilation radius, in pixels.
+        Dilation radius, in px (>= 0; 0 returns an unchanged copy).
+    rng : numpy.random.Generator
+        Accepted for the common signature; not used (deterministic).
+    classes : sequence of int, optional
+        Foreground labels to corrupt; default every foreground label present.
+
+    Returns
+    -------
+    ndarray
+        The corrupted mask: a new array of ``mask``'s shape and dtype, its labels a subset
+        of ``mask``'s.
+
+    Other Parameters
+    ----------------
+    mode, slice_axis, spacing : optional
+        For volumes: see :meth:`ErrorModel.__call__`. The 3-D form (the default on volumes)
+        dilates by a ball of radius ``strength`` mm.
+
+    Raises
+    ------
+    ConfigError
+        ``strength`` negative or not finite, an unknown option or ``mode``, or (volumes) a
+        bad ``spacing``.
+    DataError
+        ``mask`` is not a 2-D or 3-D integer array.
+    TypeError
+        ``rng`` is not a :class:`numpy.random.Generator`.
+
+    Examples
+    --------
+    >>> mask = np.zeros((16, 16), np.uint8); mask[4:12, 4:12] = 1  # an 8 x 8 square
+    >>> out = dilate(mask, 1.0, rng=np.random.default_rng(0))
+    >>> int(out.sum())  # each side moves out by 1 px: 10 x 10
+    100
+    >>> from noisyseg.evaluate import dice
+    >>> round(float(dice(out[None], mask[None], 2)[0]), 3)  # 2 * 64 / (64 + 100)
+    0.78
+    >>> ring = np.zeros((16, 16), np.uint8); ring[2:14, 2:14] = 2; ring[4:12, 4:12] = 1
+    >>> np.bincount(dilate(ring, 1.0, rng=np.random.default_rng(0), classes=[1]).ravel())
+    array([112, 100,  44])
     """
     return grow(mask, strength, classes=classes)
 
@@ -548,15 +977,56 @@ def dilate(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
           max_strength=_quarter)
 def erode(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
           classes: Sequence[int] | None = None) -> np.ndarray:
-    """Systematic under-segmentation: the chosen structures shrink by ``strength`` pixels.
+    """Shrink the chosen structures by ``strength`` pixels: systematic under-segmentation.
 
     Pixels given up take the nearest other label (an eroded LV cavity thickens the
     myocardium). Deterministic: ``rng`` is accepted for the common signature and not used.
 
     Parameters
     ----------
+    mask : (H, W) integer ndarray
+        Label mask, 0 the background; not modified. A (D, H, W) volume is corrupted slice
+        by slice or in 3-D (``mode``).
     strength : float
-        Erosion radius, in pixels.
+        Erosion radius, in px (>= 0; 0 returns an unchanged copy).
+    rng : numpy.random.Generator
+        Accepted for the common signature; not used (deterministic).
+    classes : sequence of int, optional
+        Foreground labels to corrupt; default every foreground label present.
+
+    Returns
+    -------
+    ndarray
+        The corrupted mask: a new array of ``mask``'s shape and dtype, its labels a subset
+        of ``mask``'s.
+
+    Other Parameters
+    ----------------
+    mode, slice_axis, spacing : optional
+        For volumes: see :meth:`ErrorModel.__call__`. The 3-D form (the default on volumes)
+        erodes by a ball of radius ``strength`` mm.
+
+    Raises
+    ------
+    ConfigError
+        ``strength`` negative or not finite, an unknown option or ``mode``, or (volumes) a
+        bad ``spacing``.
+    DataError
+        ``mask`` is not a 2-D or 3-D integer array.
+    TypeError
+        ``rng`` is not a :class:`numpy.random.Generator`.
+
+    Examples
+    --------
+    >>> mask = np.zeros((16, 16), np.uint8); mask[4:12, 4:12] = 1  # an 8 x 8 square
+    >>> int(erode(mask, 1.0, rng=np.random.default_rng(0)).sum())  # 8 x 8 -> 6 x 6
+    36
+    >>> ring = np.zeros((16, 16), np.uint8); ring[2:14, 2:14] = 2; ring[4:12, 4:12] = 1
+    >>> np.bincount(ring.ravel()).tolist()  # background, cavity, myocardium
+    [112, 64, 80]
+    >>> out = erode(ring, 1.0, rng=np.random.default_rng(0), classes=[1])
+    >>> np.bincount(out.ravel()).tolist()  # the 28 px given up join the myocardium
+    [112, 36, 108]
     """
     return grow(mask, -strength, classes=classes)
 
@@ -565,18 +1035,57 @@ def erode(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
           max_strength=lambda shape: min(shape) / 2.0)
 def shift(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
           classes: Sequence[int] | None = None, angle: float | None = None) -> np.ndarray:
-    """Misplaced structures: the chosen structures move by ``strength`` pixels.
+    """Move the chosen structures by ``strength`` pixels: misplaced structures.
 
     Sub-pixel shifts interpolate the signed distance map, so the error grows smoothly.
 
     Parameters
     ----------
+    mask : (H, W) integer ndarray
+        Label mask, 0 the background; not modified. A (D, H, W) volume is corrupted slice
+        by slice or in 3-D (``mode``).
     strength : float
-        Displacement, in pixels.
+        Displacement, in px (>= 0; 0 returns an unchanged copy).
+    rng : numpy.random.Generator
+        Draws the direction (always drawn, used only when ``angle`` is ``None``).
+    classes : sequence of int, optional
+        Foreground labels to corrupt; default every foreground label present.
     angle : float, optional
         Direction in degrees, counter-clockwise from the +column axis (0: right, 90: up).
-        The same angle on every sample makes the error systematic; ``None`` draws a
-        random direction per sample.
+        The same angle on every sample makes the error systematic; ``None`` (default) draws
+        a random direction per sample.
+
+    Returns
+    -------
+    ndarray
+        The corrupted mask: a new array of ``mask``'s shape and dtype, its labels a subset
+        of ``mask``'s.
+
+    Other Parameters
+    ----------------
+    mode, slice_axis, spacing : optional
+        For volumes: see :meth:`ErrorModel.__call__`. The 3-D form (the default on volumes)
+        moves by ``strength`` mm, in the direction of the options ``azimuth`` and
+        ``elevation`` (degrees; default random) instead of ``angle``.
+
+    Raises
+    ------
+    ConfigError
+        ``strength`` negative or not finite, an unknown option or ``mode``, or (volumes) a
+        bad ``spacing``.
+    DataError
+        ``mask`` is not a 2-D or 3-D integer array.
+    TypeError
+        ``rng`` is not a :class:`numpy.random.Generator`.
+
+    Examples
+    --------
+    >>> mask = np.zeros((16, 16), np.uint8); mask[4:12, 4:12] = 1  # an 8 x 8 square
+    >>> out = shift(mask, 2.0, rng=np.random.default_rng(0), angle=0)  # 2 px to the right
+    >>> int(out.sum()), np.flatnonzero(out.any(axis=0)).tolist()
+    (64, [6, 7, 8, 9, 10, 11, 12, 13])
+    >>> np.flatnonzero(shift(mask, 2.0, rng=np.random.default_rng(0), angle=90).any(axis=1))
+    array([2, 3, 4, 5, 6, 7, 8, 9])
     """
     a = np.deg2rad(rng.uniform(0, 360) if angle is None else float(angle))
     dy, dx = -np.sin(a) * strength, np.cos(a) * strength
@@ -597,7 +1106,7 @@ def shift(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
 def merge(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
           classes: Sequence[int] | None = None, source: int | None = None,
           target: int | None = None) -> np.ndarray:
-    """Structural error: part or all of a structure is labelled as its neighbour.
+    """Relabel part or all of a structure as its neighbour: a structural error.
 
     Pixels of ``source`` closer to ``target`` than ``strength`` times the source's depth
     are relabelled ``target``: 0.3 moves the LV/LA boundary 30% into the atrium, 1 merges
@@ -605,12 +1114,53 @@ def merge(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
 
     Parameters
     ----------
+    mask : (H, W) integer ndarray
+        Label mask, 0 the background; not modified. A (D, H, W) volume is corrupted slice
+        by slice or in 3-D (``mode``).
     strength : float
-        Fraction in [0, 1] of the source's depth (from the target) relabelled.
+        Fraction in [0, 1] of the source's depth (from the target) relabelled (0 returns
+        an unchanged copy).
+    rng : numpy.random.Generator
+        Accepted for the common signature; not used (deterministic).
+    classes : sequence of int, optional
+        Candidate sources (the first present is used) when ``source`` is not given.
     source : int, optional
         Label to merge; default the first of ``classes``, else the largest label present.
     target : int, optional
         Label to merge into; default the foreground label sharing the longest boundary.
+
+    Returns
+    -------
+    ndarray
+        The corrupted mask: a new array of ``mask``'s shape and dtype, ``mask`` itself (a copy)
+        when no source is present.
+
+    Other Parameters
+    ----------------
+    mode, slice_axis, spacing : optional
+        For volumes: see :meth:`ErrorModel.__call__`. The 3-D form (the default on volumes)
+        measures the depth in mm.
+
+    Raises
+    ------
+    ConfigError
+        ``strength`` above 1, negative or not finite, an unknown option or ``mode``, or
+        (volumes) a bad ``spacing``.
+    DataError
+        ``mask`` is not a 2-D or 3-D integer array.
+    TypeError
+        ``rng`` is not a :class:`numpy.random.Generator`.
+
+    Examples
+    --------
+    >>> mask = np.zeros((16, 16), np.uint8); mask[4:12, 2:8] = 1; mask[4:12, 8:14] = 2
+    >>> np.bincount(mask.ravel()).tolist()  # two 8 x 6 structures side by side
+    [160, 48, 48]
+    >>> half = merge(mask, 0.5, rng=np.random.default_rng(0), source=2, target=1)
+    >>> np.bincount(half.ravel()).tolist()  # 3 of label 2's 6 columns become label 1
+    [160, 72, 24]
+    >>> np.bincount(merge(mask, 1.0, rng=np.random.default_rng(0)).ravel()).tolist()
+    [160, 96]
     """
     if strength > 1:
         raise ConfigError(f"merge: strength is a fraction in [0, 1], got {strength}")
@@ -626,17 +1176,55 @@ def merge(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
           max_strength=lambda shape: 1.0)
 def omit(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
          classes: Sequence[int] | None = None, source: int | None = None) -> np.ndarray:
-    """Structural error: a structure is partly or wholly left unlabelled (background).
+    """Leave part or all of a structure unlabelled (background): a structural error.
 
     Pixels of ``source`` within ``strength`` times its depth of the background are removed,
     from the outside in; 1 omits the structure. Deterministic.
 
     Parameters
     ----------
+    mask : (H, W) integer ndarray
+        Label mask, 0 the background; not modified. A (D, H, W) volume is corrupted slice
+        by slice or in 3-D (``mode``).
     strength : float
-        Fraction in [0, 1] of the structure's depth removed.
+        Fraction in [0, 1] of the structure's depth removed (0 returns an unchanged copy).
+    rng : numpy.random.Generator
+        Accepted for the common signature; not used (deterministic).
+    classes : sequence of int, optional
+        Candidate labels (the first present is used) when ``source`` is not given.
     source : int, optional
         Label to omit; default the first of ``classes``, else the largest label present.
+
+    Returns
+    -------
+    ndarray
+        The corrupted mask: a new array of ``mask``'s shape and dtype, ``mask`` itself (a copy)
+        when no source is present.
+
+    Other Parameters
+    ----------------
+    mode, slice_axis, spacing : optional
+        For volumes: see :meth:`ErrorModel.__call__`. The 3-D form (the default on volumes)
+        measures the depth in mm.
+
+    Raises
+    ------
+    ConfigError
+        ``strength`` above 1, negative or not finite, an unknown option or ``mode``, or
+        (volumes) a bad ``spacing``.
+    DataError
+        ``mask`` is not a 2-D or 3-D integer array.
+    TypeError
+        ``rng`` is not a :class:`numpy.random.Generator`.
+
+    Examples
+    --------
+    >>> mask = np.zeros((16, 16), np.uint8); mask[4:12, 2:8] = 1; mask[4:12, 8:14] = 2
+    >>> out = omit(mask, 0.5, rng=np.random.default_rng(0), source=2)
+    >>> np.bincount(out.ravel()).tolist()  # label 2 keeps its 4 x 4 core
+    [192, 48, 16]
+    >>> np.bincount(omit(mask, 1.0, rng=np.random.default_rng(0)).ravel()).tolist()
+    [208, 48]
     """
     if strength > 1:
         raise ConfigError(f"omit: strength is a fraction in [0, 1], got {strength}")

@@ -42,7 +42,53 @@ def _pool(x: torch.Tensor, **kw):  # type: ignore[no-untyped-def]
 
 
 class UNet(nn.Module):
-    """U-Net (Ronneberger et al., 2015) with batch norm and ``depth`` down-samplings."""
+    """Segment with a U-Net (Ronneberger et al., 2015): batch norm, ``depth`` down-samplings.
+
+    Two 3 x 3 convolutions (batch norm, ReLU) per level; 2 x 2 max-pooling down,
+    transposed convolutions up, skip connections concatenated; a 1 x 1 convolution head.
+    Maps ``(N, in_channels, *S)`` to logits ``(N, n_classes, *S)``.
+
+    Parameters
+    ----------
+    in_channels : int, default 1
+        Input channels (image modalities).
+    n_classes : int, default 2
+        Output channels: one logit per class, background included.
+    width : int, default 6
+        Convolution kernels of the first level (study A: 6); they double at each level.
+    depth : int, default 4
+        Down-samplings (max-pooling by 2); every input axis must be a multiple of
+        ``2**depth`` voxels.
+    spatial_dims : {2, 3}, default 2
+        2 for ``(N, C, H, W)`` images, 3 for ``(N, C, D, H, W)`` volumes.
+
+    Attributes
+    ----------
+    down, up, dec : torch.nn.ModuleList
+        Encoder blocks, transposed convolutions and decoder blocks.
+    head : torch.nn.Module
+        The 1 x 1 convolution giving the logits.
+    size_multiple, min_size : int
+        ``2**depth``: every input axis must be a multiple of it (voxels).
+
+    Raises
+    ------
+    TypeError
+        ``spatial_dims`` is not 2 or 3.
+
+    Examples
+    --------
+    >>> net = UNet(n_classes=3, width=2, depth=2).eval()
+    >>> tuple(net(torch.zeros(1, 1, 16, 16)).shape), net.size_multiple
+    ((1, 3, 16, 16), 4)
+    >>> net3d = UNet(width=2, depth=1, spatial_dims=3).eval()
+    >>> tuple(net3d(torch.zeros(1, 1, 4, 8, 8)).shape)
+    (1, 2, 4, 8, 8)
+    >>> UNet(spatial_dims=1)
+    Traceback (most recent call last):
+    ...
+    TypeError: spatial_dims must be 2 or 3, got 1
+    """
 
     def __init__(self, in_channels: int = 1, n_classes: int = 2, *, width: int = 6,
                  depth: int = 4, spatial_dims: int = 2) -> None:
@@ -62,6 +108,18 @@ class UNet(nn.Module):
         self.size_multiple = self.min_size = 2**depth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the logits of ``x``.
+
+        Parameters
+        ----------
+        x : (N, in_channels, *S) float tensor
+            Every axis of ``S`` a multiple of :attr:`size_multiple` voxels.
+
+        Returns
+        -------
+        (N, n_classes, *S) float tensor
+            Unnormalised class scores.
+        """
         skips = []
         for i, blk in enumerate(self.down):
             x = blk(x if i == 0 else _pool(x))
@@ -73,7 +131,51 @@ class UNet(nn.Module):
 
 
 class SegNet(nn.Module):
-    """SegNet (Badrinarayanan et al., 2017): the decoder max-unpools with the encoder's indices."""
+    """Segment with a SegNet (Badrinarayanan et al., 2017): unpool with the encoder's indices.
+
+    ``depth`` encoder blocks (two 3 x 3 convolutions, batch norm, ReLU, then 2 x 2
+    max-pooling) mirrored by decoder blocks that max-unpool with the pooling indices; a
+    1 x 1 convolution head. Maps ``(N, in_channels, *S)`` to logits ``(N, n_classes, *S)``
+    for any ``S`` of at least ``2**depth`` voxels per axis (odd sizes included).
+
+    Parameters
+    ----------
+    in_channels : int, default 1
+        Input channels (image modalities).
+    n_classes : int, default 2
+        Output channels: one logit per class, background included.
+    width : int, default 6
+        Convolution kernels of the first level (study A: 6); they double at each level.
+    depth : int, default 4
+        Down-samplings (max-pooling by 2); every input axis must be at least
+        ``2**depth`` voxels.
+    spatial_dims : {2, 3}, default 2
+        2 for ``(N, C, H, W)`` images, 3 for ``(N, C, D, H, W)`` volumes.
+
+    Attributes
+    ----------
+    enc, dec : torch.nn.ModuleList
+        Encoder and decoder blocks.
+    head : torch.nn.Module
+        The 1 x 1 convolution giving the logits.
+    size_multiple : int
+        1: any size.
+    min_size : int
+        ``2**depth`` voxels per axis.
+
+    Raises
+    ------
+    TypeError
+        ``spatial_dims`` is not 2 or 3.
+
+    Examples
+    --------
+    >>> net = SegNet(width=2, depth=2).eval()
+    >>> tuple(net(torch.zeros(1, 1, 16, 16)).shape)
+    (1, 2, 16, 16)
+    >>> tuple(net(torch.zeros(1, 1, 17, 13)).shape), (net.size_multiple, net.min_size)
+    ((1, 2, 17, 13), (1, 4))
+    """
 
     def __init__(self, in_channels: int = 1, n_classes: int = 2, *, width: int = 6,
                  depth: int = 4, spatial_dims: int = 2) -> None:
@@ -90,6 +192,18 @@ class SegNet(nn.Module):
         self.size_multiple, self.min_size = 1, 2**depth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the logits of ``x``.
+
+        Parameters
+        ----------
+        x : (N, in_channels, *S) float tensor
+            Every axis of ``S`` at least :attr:`min_size` voxels.
+
+        Returns
+        -------
+        (N, n_classes, *S) float tensor
+            Unnormalised class scores.
+        """
         stack = []
         unpool = F.max_unpool2d if x.ndim == 4 else F.max_unpool3d
         for blk in self.enc:
@@ -104,9 +218,51 @@ class SegNet(nn.Module):
 
 
 class FCN32(nn.Module):
-    """FCN-32s (Long et al., 2015): VGG-style encoder, 1x1 classifier, 32x up-sampling head.
+    """Segment with an FCN-32s (Long et al., 2015): VGG-style encoder, 32x up-sampling head.
 
-    The head is a learnable transposed convolution initialised to bilinear interpolation.
+    ``depth`` VGG-style blocks (two 3 x 3 convolutions in the first two, three after; batch
+    norm, ReLU), each followed by 2 x 2 max-pooling; a 1 x 1 convolution classifier; and a
+    head up-sampling by ``2**depth`` (32 at the default depth), a learnable transposed
+    convolution initialised to bilinear interpolation. Maps ``(N, in_channels, *S)`` to
+    logits ``(N, n_classes, *S)``.
+
+    Parameters
+    ----------
+    in_channels : int, default 1
+        Input channels (image modalities).
+    n_classes : int, default 2
+        Output channels: one logit per class, background included.
+    width : int, default 6
+        Convolution kernels of the first level (study A: 6); they double at each level.
+    depth : int, default 5
+        Down-samplings (max-pooling by 2); every input axis must be a multiple of
+        ``2**depth`` voxels (32 by default).
+    spatial_dims : {2, 3}, default 2
+        2 for ``(N, C, H, W)`` images, 3 for ``(N, C, D, H, W)`` volumes.
+
+    Attributes
+    ----------
+    enc : torch.nn.ModuleList
+        Encoder blocks.
+    classifier : torch.nn.Sequential
+        The 1 x 1 convolutions giving the coarse logits.
+    up : torch.nn.Module
+        The transposed convolution up-sampling them by ``2**depth``.
+    size_multiple, min_size : int
+        ``2**depth``: every input axis must be a multiple of it (voxels).
+
+    Raises
+    ------
+    TypeError
+        ``spatial_dims`` is not 2 or 3.
+
+    Examples
+    --------
+    >>> net = FCN32(width=2, depth=4).eval()
+    >>> tuple(net(torch.zeros(1, 1, 16, 16)).shape), net.size_multiple
+    ((1, 2, 16, 16), 16)
+    >>> FCN32().size_multiple  # the default depth 5: 32
+    32
     """
 
     def __init__(self, in_channels: int = 1, n_classes: int = 2, *, width: int = 6,
@@ -126,6 +282,18 @@ class FCN32(nn.Module):
         self.size_multiple = self.min_size = f
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the logits of ``x``.
+
+        Parameters
+        ----------
+        x : (N, in_channels, *S) float tensor
+            Every axis of ``S`` a multiple of :attr:`size_multiple` voxels.
+
+        Returns
+        -------
+        (N, n_classes, *S) float tensor
+            Unnormalised class scores.
+        """
         for blk in self.enc:
             x = _pool(blk(x))
         return self.up(self.classifier(x))

@@ -28,8 +28,27 @@ __all__ = ["PadToMultiple", "crop_padding", "input_geometry", "pad_to_multiple",
 
 
 def padded_shape(shape: Sequence[int], *, multiple: int = 1, min_size: int = 1) -> tuple[int, ...]:
-    """The smallest sizes of at least ``shape`` (and ``min_size``) that are multiples of
+    """Return the smallest sizes of at least ``shape`` and ``min_size`` that are multiples of
     ``multiple``, one per axis (voxels).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Spatial sizes, in voxels.
+    multiple : int, default 1
+        Every padded size is a multiple of it (>= 1).
+    min_size : int, default 1
+        Every padded size is at least this, in voxels (>= 1).
+
+    Returns
+    -------
+    tuple of int
+        The padded sizes, one per axis of ``shape``.
+
+    Raises
+    ------
+    ValueError
+        ``multiple`` or ``min_size`` below 1.
 
     Examples
     --------
@@ -39,6 +58,10 @@ def padded_shape(shape: Sequence[int], *, multiple: int = 1, min_size: int = 1) 
     (16, 32, 32)
     >>> padded_shape((64, 7), multiple=1, min_size=16)
     (64, 16)
+    >>> padded_shape((8, 8), multiple=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: multiple and min_size must be >= 1, got 0 and 1
     """
     if multiple < 1 or min_size < 1:
         raise ValueError(f"multiple and min_size must be >= 1, got {multiple} and {min_size}")
@@ -47,8 +70,27 @@ def padded_shape(shape: Sequence[int], *, multiple: int = 1, min_size: int = 1) 
 
 def padding(shape: Sequence[int], *, multiple: int = 1, min_size: int = 1
             ) -> tuple[tuple[int, int], ...]:
-    """Voxels added ``(before, after)`` on each axis of ``shape`` to reach
+    """Return the voxels added ``(before, after)`` on each axis of ``shape`` to reach
     :func:`padded_shape`: half the difference before, the rest after (nnU-Net's split).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Spatial sizes, in voxels.
+    multiple : int, default 1
+        Every padded size is a multiple of it (>= 1).
+    min_size : int, default 1
+        Every padded size is at least this, in voxels (>= 1).
+
+    Returns
+    -------
+    tuple of (int, int)
+        ``(before, after)`` voxels per axis; ``after`` is ``before`` or one more.
+
+    Raises
+    ------
+    ValueError
+        ``multiple`` or ``min_size`` below 1.
 
     Examples
     --------
@@ -69,7 +111,12 @@ def pad_to_multiple(x: torch.Tensor, *, multiple: int = 1, min_size: int = 1
     Parameters
     ----------
     x : (N, C, *S) float tensor
-    multiple, min_size : int
+        Batch of images (2-D) or volumes (3-D), in normalised intensities (zero pads the
+        mean).
+    multiple : int, default 1
+        Every padded spatial size is a multiple of it (>= 1).
+    min_size : int, default 1
+        Every padded spatial size is at least this, in voxels (>= 1).
 
     Returns
     -------
@@ -78,6 +125,11 @@ def pad_to_multiple(x: torch.Tensor, *, multiple: int = 1, min_size: int = 1
     region : tuple of slice
         Where ``x`` lies in ``padded``, one slice per spatial axis: ``crop_padding(y, region)``
         maps any ``(N, K, *P)`` output back to ``(N, K, *S)``.
+
+    Raises
+    ------
+    ValueError
+        ``multiple`` or ``min_size`` below 1.
 
     Examples
     --------
@@ -97,20 +149,61 @@ def pad_to_multiple(x: torch.Tensor, *, multiple: int = 1, min_size: int = 1
 
 
 def crop_padding(y: torch.Tensor, region: Sequence[slice]) -> torch.Tensor:
-    """The ``region`` of :func:`pad_to_multiple` out of ``y``: ``(N, K, *P)`` -> ``(N, K, *S)``
-    (a view)."""
+    """Crop the ``region`` of :func:`pad_to_multiple` out of ``y``: (N, K, *P) -> (N, K, *S).
+
+    Parameters
+    ----------
+    y : (N, K, *P) tensor
+        An output on the padded grid (e.g. logits); any number of channels ``K``.
+    region : sequence of slice
+        One slice per spatial axis, as :func:`pad_to_multiple` returns it.
+
+    Returns
+    -------
+    (N, K, *S) tensor
+        A view of ``y`` (no copy).
+
+    Examples
+    --------
+    >>> xp, region = pad_to_multiple(torch.ones(1, 1, 5, 6), multiple=8)
+    >>> y = crop_padding(xp, region)
+    >>> tuple(y.shape), bool((y == 1).all()), y.data_ptr() == xp[:, :, 1:6, 1:7].data_ptr()
+    ((1, 1, 5, 6), True, True)
+    """
     return y[(slice(None), slice(None), *region)]
 
 
 def input_geometry(net: nn.Module) -> tuple[int, int]:
-    """``(size_multiple, min_size)`` a network states for its input sizes, ``(1, 1)`` when it
-    states none (it is then called on inputs as they are)."""
+    """Return the ``(size_multiple, min_size)`` a network states for its input sizes.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        A network, with or without integer attributes ``size_multiple`` and ``min_size``.
+
+    Returns
+    -------
+    (int, int)
+        Every input axis must be a multiple of the first and at least the second (voxels);
+        1 for an attribute the network lacks (``(1, 1)``: it is called on inputs as they
+        are).
+
+    Examples
+    --------
+    >>> from noisyseg.models import SegNet, UNet
+    >>> input_geometry(UNet(depth=3)), input_geometry(SegNet(depth=3))
+    ((8, 8), (1, 8))
+    >>> input_geometry(torch.nn.Identity())
+    (1, 1)
+    """
     return int(getattr(net, "size_multiple", 1)), int(getattr(net, "min_size", 1))
 
 
 class PadToMultiple(nn.Module):
-    """A network that takes inputs of any size: pads them (:func:`pad_to_multiple`) and crops
-    its logits back (:func:`crop_padding`).
+    """Wrap a network to take inputs of any size: pad them, run it, crop its logits back.
+
+    Inputs are padded by :func:`pad_to_multiple` and the logits cropped by
+    :func:`crop_padding`.
 
     Inputs ``(N, C, *S)`` give logits ``(N, K, *S)``; gradients with respect to the input
     have the input's shape. Inputs that need no padding go to the network unchanged, so the
@@ -122,21 +215,30 @@ class PadToMultiple(nn.Module):
     ----------
     net : torch.nn.Module
         Maps ``(N, C, *P)`` to ``(N, K, *P)`` for every ``P`` of :func:`padded_shape`.
-    multiple, min_size : int or None
-        Every padded axis is a multiple of ``multiple`` and at least ``min_size`` voxels;
-        ``None``: what the network states (:func:`input_geometry`).
+    multiple : int, optional
+        Every padded axis is a multiple of it; default (``None``) what the network states
+        (:func:`input_geometry`).
+    min_size : int, optional
+        Every padded axis is at least this, in voxels; default (``None``) what the network
+        states.
 
     Attributes
     ----------
     net : torch.nn.Module
+        The wrapped network.
     multiple, min_size : int
+        The geometry used.
 
     Examples
     --------
     >>> from noisyseg.models import UNet
     >>> model = PadToMultiple(UNet(width=2, depth=2)).eval()
+    >>> model.multiple, model.padding((7, 10))
+    (4, ((0, 1), (1, 1)))
     >>> tuple(model(torch.zeros(1, 1, 7, 10)).shape)
     (1, 2, 7, 10)
+    >>> sorted(model.state_dict()) == sorted(model.net.state_dict())  # the network's keys
+    True
     """
 
     def __init__(self, net: nn.Module, *, multiple: int | None = None,
@@ -148,10 +250,33 @@ class PadToMultiple(nn.Module):
         self.min_size = int(stated[1] if min_size is None else min_size)
 
     def padding(self, shape: Sequence[int]) -> tuple[tuple[int, int], ...]:
-        """Voxels added ``(before, after)`` per axis to an input of spatial ``shape``."""
+        """Return the voxels added ``(before, after)`` per axis to an input of spatial ``shape``.
+
+        Parameters
+        ----------
+        shape : sequence of int
+            Spatial sizes of an input, in voxels.
+
+        Returns
+        -------
+        tuple of (int, int)
+            As :func:`padding` with this wrapper's ``multiple`` and ``min_size``.
+        """
         return padding(shape, multiple=self.multiple, min_size=self.min_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the network's logits for ``x``, at ``x``'s spatial size.
+
+        Parameters
+        ----------
+        x : (N, C, *S) float tensor
+            Any ``S``.
+
+        Returns
+        -------
+        (N, K, *S) float tensor
+            The network's output on the padded input, cropped back to ``S``.
+        """
         xp, region = pad_to_multiple(x, multiple=self.multiple, min_size=self.min_size)
         out = self.net(xp)
         return out if xp is x else crop_padding(out, region)

@@ -13,7 +13,10 @@ from noisyseg.models.nets import FCN32, SegNet, UNet
 
 __all__ = ["MODELS", "build_model", "list_models"]
 
-#: Built-in networks; ``monai:NAME`` reaches any network in ``monai.networks.nets``.
+#: Built-in networks by name (``unet``: :class:`UNet`, ``segnet``: :class:`SegNet`,
+#: ``fcn32``: :class:`FCN32`), each called ``cls(in_channels, n_classes, spatial_dims=..,
+#: **options)`` by :func:`build_model`; ``monai:NAME`` reaches any network in
+#: ``monai.networks.nets``.
 MODELS: dict[str, Callable[..., nn.Module]] = {"unet": UNet, "segnet": SegNet, "fcn32": FCN32}
 
 
@@ -22,12 +25,48 @@ def build_model(name: str, *, in_channels: int = 1, n_classes: int, spatial_dims
     """Build the network ``name`` with ``options`` (e.g. ``width=6``) for 2-D or 3-D inputs.
 
     ``monai:NAME`` builds ``monai.networks.nets.NAME(spatial_dims=spatial_dims,
-    in_channels=..., out_channels=n_classes, **options)``. No weights are ever downloaded.
+    in_channels=..., out_channels=n_classes, **options)`` (``dimensions=`` for networks that
+    take that instead; ``monai:UNet`` defaults to ``channels=(16, 32, 64, 128)`` and
+    ``strides=(2, 2, 2)``). No weights are ever downloaded.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MODELS` (``"unet"``, ``"segnet"``, ``"fcn32"``) or ``"monai:NAME"``.
+    in_channels : int, default 1
+        Input channels (image modalities).
+    n_classes : int
+        Output channels: one logit per class, background included.
+    spatial_dims : {2, 3}, default 2
+        2 for ``(N, C, H, W)`` images, 3 for ``(N, C, D, H, W)`` volumes.
+    **options
+        Further constructor arguments, e.g. ``width=6, depth=4`` for the built-in networks.
+
+    Returns
+    -------
+    torch.nn.Module
+        The network, with freshly initialised weights.
 
     Raises
     ------
     ConfigError
-        Unknown network or option.
+        An unknown network or option, ``spatial_dims`` not 2 or 3 (built-in networks), or
+        ``pretrained`` asked of a MONAI network.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = build_model("unet", n_classes=3, width=2, depth=2).eval()
+    >>> type(net).__name__, tuple(net(torch.zeros(1, 1, 16, 16)).shape)
+    ('UNet', (1, 3, 16, 16))
+    >>> build_model("resnet", n_classes=2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: model: unknown network 'resnet'; expected one of ['fcn32', ...
+    >>> build_model("unet", n_classes=2, spatial_dims=1)
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: spatial_dims: expected 2 or 3, got 1
     """
     if name.startswith("monai:"):
         from monai.networks import nets
@@ -61,5 +100,19 @@ def build_model(name: str, *, in_channels: int = 1, n_classes: int, spatial_dims
 
 
 def list_models() -> dict[str, str]:
-    """Names and one-line descriptions of the built-in networks."""
+    """Return the names and one-line descriptions of the built-in networks.
+
+    Returns
+    -------
+    dict of str to str
+        Name (a key of :data:`MODELS`) to the first line of the network's docstring, in
+        :data:`MODELS` order (what ``noisyseg models`` lists).
+
+    Examples
+    --------
+    >>> list(list_models())
+    ['unet', 'segnet', 'fcn32']
+    >>> list_models()["unet"].startswith("Segment with a U-Net")
+    True
+    """
     return {k: (v.__doc__ or "").strip().splitlines()[0] for k, v in MODELS.items()}
