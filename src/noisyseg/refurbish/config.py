@@ -15,7 +15,9 @@ __all__ = ["MODES", "PSEUDO_FROM", "REGIONS", "RefurbishConfig"]
 #: left out of the loss) or ``debias`` (the given mask, each structure grown or shrunk by
 #: the systematic offset measured between flagged and trusted masks).
 MODES = ("replace", "ignore", "drop", "boundary", "debias")
-#: Which weights make the pseudo-labels.
+#: Which weights make the pseudo-labels (values of :attr:`RefurbishConfig.pseudo_from`):
+#: ``current`` (the model as it is at the flagging epoch) or ``best`` (the best-on-validation
+#: weights so far).
 PSEUDO_FROM = ("current", "best")
 #: What of a flagged sample a refurbishment changes: all of it, or (a 3-D network's volumes)
 #: only the slices its detector doubts.
@@ -24,29 +26,59 @@ REGIONS = ("sample", "slices")
 
 @dataclass(frozen=True)
 class RefurbishConfig:
-    """When and how flagged training masks are replaced by pseudo-labels.
+    """Hold when and how flagged training masks are refurbished (pseudo-labels and more).
+
+    The settings of :class:`~noisyseg.refurbish.Refurbisher`; checked when made, frozen.
+
+    Parameters
+    ----------
+    with_detector : str or None, default None
+        See Attributes.
+    warmup : int, default 10
+        See Attributes.
+    every : int, default 5
+        See Attributes.
+    confidence : float, default 0.0
+        See Attributes.
+    unflag : bool, default False
+        See Attributes.
+    pseudo_from : {'current', 'best'}, default 'current'
+        See Attributes.
+    calibrate : bool, default False
+        See Attributes.
+    mode : {'replace', 'ignore', 'drop', 'boundary', 'debias'}, default 'replace'
+        See Attributes.
+    band : int, default 2
+        See Attributes.
+    region : {'sample', 'slices'}, default 'sample'
+        See Attributes.
 
     Attributes
     ----------
     with_detector : str or None
-        Detector whose flags drive refurbishment (default: the first detector).
+        Name of the detector whose flags drive refurbishment; None (the default): the first
+        detector of the run. Written as ``with`` by :meth:`to_dict`.
     warmup : int
-        First epoch (1-based) that may refurbish.
+        First epoch (1-based, at least 1) that may refurbish. Default 10.
     every : int
-        Re-flag every this many epochs.
+        Re-flag every this many epochs (at least 1) from ``warmup`` on. Default 5.
     confidence : float
-        Pseudo-label only pixels predicted with at least this probability, in [0, 1].
+        Pseudo-label only pixels predicted with at least this probability, in [0, 1];
+        default 0.0 (every pixel takes the prediction).
     unflag : bool
-        Give samples that are no longer flagged their given masks back.
+        Give samples that are no longer flagged their given masks back; default False
+        (once flagged, a sample stays flagged).
     pseudo_from : {'current', 'best'}
         Pseudo-labels (or, with ``mode='debias'``, the predictions the offsets are
-        measured against) from the current model or from the best-on-validation weights so far
-        (validation masks are clean, so under heavy systematic errors this is an
-        early-learning model that has not yet fitted the bias).
+        measured against) from the current model (the default) or from the
+        best-on-validation weights so far (validation masks are clean, so under heavy
+        systematic errors this is an early-learning model that has not yet fitted the bias).
+        One of :data:`PSEUDO_FROM`.
     calibrate : bool
         Pseudo-labels with per-class logit offsets fitted on the clean validation masks
         (:func:`noisyseg.detect.class_bias`): a model that learnt a systematic bias then
-        labels with the validation masks' boundaries instead of copying the bias.
+        labels with the validation masks' boundaries instead of copying the bias. Default
+        False; not with ``mode='debias'``.
     mode : {'replace', 'ignore', 'drop', 'boundary', 'debias'}
         What unsure pixels of a flagged mask train on: the given label, nothing, or (drop)
         no pixel of a flagged mask is trained on; ``boundary`` makes no pseudo-label: a
@@ -61,10 +93,11 @@ class RefurbishConfig:
         structure in every flagged mask by the difference (offsets under half a voxel are
         left alone). It undoes a systematic over- or under-segmentation while keeping the
         annotator's shapes, so it helps where the network is no better than the labels.
+        One of :data:`MODES`; default ``replace``.
     band : int
-        Half-width in voxels (per axis: a square or cube around each boundary voxel) of the
-        band a flagged mask leaves out with ``mode='boundary'``; cover the error's size
-        (a 3 mm dilation at 0.8 mm voxels: 4).
+        Half-width in voxels (per axis: a square or cube around each boundary voxel, at
+        least 1) of the band a flagged mask leaves out with ``mode='boundary'``; cover the
+        error's size (a 3 mm dilation at 0.8 mm voxels: 4). Default 2.
     region : {'sample', 'slices'}
         What of a flagged sample changes. ``sample``: all of it (a 2-D image, a slice of a
         volume for a 2-D network, a whole volume for a 3-D one). ``slices``, for a 3-D
@@ -73,17 +106,27 @@ class RefurbishConfig:
         flagged slices: at every flagging, each slice of every training volume gets the
         mean of the detector's voxel map over it, the flag rule picks the doubted slices
         among all of them, and a flagged volume changes on those slices only (none: it
-        keeps its given labels). The rest of the volume keeps its given labels.
+        keeps its given labels). The rest of the volume keeps its given labels. Default
+        ``sample``.
 
     Raises
     ------
     ConfigError
-        A setting out of range; the message names the attribute.
+        A setting out of range: ``mode``, ``region`` or ``pseudo_from`` not one of its
+        values, ``warmup``, ``every`` or ``band`` below 1, ``confidence`` outside [0, 1], or
+        ``calibrate`` with ``mode='debias'``; the message names the attribute.
 
     Examples
     --------
-    >>> RefurbishConfig(mode="ignore", confidence=0.9).to_dict()["mode"]
-    'ignore'
+    >>> cfg = RefurbishConfig(mode="ignore", confidence=0.9)
+    >>> cfg.to_dict()["mode"], cfg.warmup, cfg.every
+    ('ignore', 10, 5)
+    >>> list(RefurbishConfig().to_dict())[:2]
+    ['with', 'warmup']
+    >>> RefurbishConfig(confidence=1.5)
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: confidence: expected a probability in [0, 1], got 1.5
     """
 
     with_detector: str | None = None
@@ -115,6 +158,12 @@ class RefurbishConfig:
                               f"got {self.pseudo_from!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (``with_detector`` is written as ``with``)."""
+        """Return the settings as a JSON-serialisable dict.
+
+        Returns
+        -------
+        dict
+            ``{field: value}``, ``with_detector`` written as ``with`` (first).
+        """
         d = asdict(self)
         return {"with": d.pop("with_detector"), **d}

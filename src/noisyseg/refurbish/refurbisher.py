@@ -35,24 +35,40 @@ log = logging.getLogger(__name__)
 
 def pseudo_labels(probs: torch.Tensor | np.ndarray, given: np.ndarray, *,
                   confidence: float = 0.0, ignore: bool = False) -> np.ndarray:
-    """Pseudo-labels from class probabilities; the given label (or none) where unsure.
+    """Make pseudo-labels from class probabilities, the given label (or none) where unsure.
 
     Parameters
     ----------
-    probs : (N, C, H, W) float
-        Softmax probabilities.
-    given : (N, H, W) integer ndarray
+    probs : (N, C, *S) float tensor or ndarray
+        Softmax probabilities per class (``S``: ``(H, W)`` or ``(D, H, W)``).
+    given : (N, *S) integer ndarray
         The given (possibly wrong) labels.
-    confidence : float
-        A pixel takes the predicted label only where its top probability is at least this;
-        elsewhere it keeps the given label. 0 replaces every pixel.
-    ignore : bool
+    confidence : float, default 0.0
+        A pixel takes the predicted (most probable) label only where its top probability is
+        at least this, in [0, 1]; elsewhere it keeps the given label. 0 replaces every
+        pixel.
+    ignore : bool, default False
         Unsure pixels get :data:`noisyseg.train.IGNORE_INDEX` (left out of the training
         loss) instead of the given label.
 
     Returns
     -------
-    (N, H, W) uint8 ndarray
+    (N, *S) uint8 ndarray
+        The pseudo-labels.
+
+    Examples
+    --------
+    Two pixels, predicted background at 0.9 and foreground at 0.6; both given foreground:
+
+    >>> probs = np.array([[[[0.9, 0.4]], [[0.1, 0.6]]]])  # (1, 2, 1, 2)
+    >>> given = np.array([[[1, 1]]])
+    >>> pseudo_labels(probs, given).tolist()
+    [[[0, 1]]]
+    >>> given = np.array([[[1, 0]]])
+    >>> pseudo_labels(probs, given, confidence=0.8).tolist()  # the 0.6 pixel keeps its label
+    [[[0, 0]]]
+    >>> pseudo_labels(probs, given, confidence=0.8, ignore=True).tolist()
+    [[[0, 255]]]
     """
     p = torch.as_tensor(probs)
     top, pred = p.max(dim=1)
@@ -78,8 +94,9 @@ def systematic_offset(flagged: np.ndarray, flagged_pred: np.ndarray, trusted: np
                       trusted_pred: np.ndarray, *, n_classes: int,
                       spacing: Sequence[Sequence[float]] | None = None,
                       trusted_spacing: Sequence[Sequence[float]] | None = None) -> np.ndarray:
-    """Per structure, how far flagged masks are drawn outside the truth (mm), as measured by
-    one model, and so how far :func:`debias_masks` moves it back.
+    """Measure per structure how far flagged masks are drawn outside the truth (mm).
+
+    As measured by one model, and so how far :func:`debias_masks` moves it back.
 
     The median over flagged samples of :func:`~noisyseg.evaluate.boundary_offset` (given
     mask against the model's prediction), minus the same median over trusted samples (right
@@ -93,19 +110,45 @@ def systematic_offset(flagged: np.ndarray, flagged_pred: np.ndarray, trusted: np
 
     Parameters
     ----------
-    flagged, flagged_pred : (N, *S) integer ndarray
-        Flagged samples' given masks and the model's predictions for them.
-    trusted, trusted_pred : (M, *S) integer ndarray
-        Masks known to be right and the model's predictions for those samples.
+    flagged : (N, *S) integer ndarray
+        Flagged samples' given masks.
+    flagged_pred : (N, *S) integer ndarray
+        The model's predictions for them.
+    trusted : (M, *S) integer ndarray
+        Masks known to be right (the validation masks, say).
+    trusted_pred : (M, *S) integer ndarray
+        The model's predictions for those samples.
     n_classes : int
-    spacing, trusted_spacing : sequence of sequence of float, optional
-        Voxel size (mm, array order) of each flagged / trusted sample; voxels when omitted.
+        Number of classes, the background (label 0) included (keyword only).
+    spacing : sequence of sequence of float, optional
+        Voxel size (mm, array order) of each flagged sample; None (the default): 1 per axis,
+        so offsets are in voxels.
+    trusted_spacing : sequence of sequence of float, optional
+        The same for each trusted sample; None (the default): 1 per axis.
 
     Returns
     -------
     (n_classes,) float ndarray
-        Positive: the flagged masks draw the structure too large; 0 for the background, for
-        a structure either set does not show, and for one left alone.
+        Offset in mm (voxels without ``spacing``) per class. Positive: the flagged masks
+        draw the structure too large; 0 for the background, for a structure either set does
+        not show, and for one left alone.
+
+    Raises
+    ------
+    ConfigError
+        A mask and its prediction differ in shape, or a spacing has the wrong number of
+        values or a non-positive one (from :func:`~noisyseg.evaluate.boundary_offset` and
+        :func:`~noisyseg.corrupt.grow_structures`).
+
+    Examples
+    --------
+    Flagged masks drawn one voxel too large all round, a model that predicts the truth:
+
+    >>> truth = np.zeros((2, 12, 12), np.uint8); truth[:, 3:9, 3:9] = 1
+    >>> big = np.zeros_like(truth); big[:, 2:10, 2:10] = 1
+    >>> off = systematic_offset(big, truth, truth, truth, n_classes=2)
+    >>> off.shape, float(off[0]), round(float(off[1]), 2)
+    ((2,), 0.0, 1.03)
     """
     ref = _median_offsets(trusted, trusted_pred, n_classes, trusted_spacing)
     masks = np.asarray(flagged)
@@ -127,10 +170,43 @@ def systematic_offset(flagged: np.ndarray, flagged_pred: np.ndarray, trusted: np
 
 def debias_masks(masks: np.ndarray, offset: np.ndarray, *,
                  spacing: Sequence[Sequence[float]] | None = None) -> np.ndarray:
-    """Undo a systematic offset: move each structure ``c`` of every mask in by ``offset[c]``
-    mm (out where negative; :func:`noisyseg.corrupt.grow_structures`), the largest offset
-    first, as :func:`systematic_offset` measured them. Offsets under half the sample's
-    smallest voxel size are left alone. ``(N, *S)`` masks -> ``(N, *S)`` uint8."""
+    """Undo a systematic offset: move each structure's boundary in (or out) by its offset.
+
+    Each structure ``c`` of every mask moves in by ``offset[c]`` mm (out where negative;
+    :func:`noisyseg.corrupt.grow_structures`), the largest offset first, as
+    :func:`systematic_offset` measured them. Offsets under half the sample's smallest voxel
+    size are left alone; the background's entry (``offset[0]``) is never applied.
+
+    Parameters
+    ----------
+    masks : (N, *S) integer ndarray
+        Label maps (2-D images or 3-D volumes).
+    offset : (n_classes,) array_like of float
+        Per class, how far (mm; voxels without ``spacing``) the masks draw it too large.
+    spacing : sequence of sequence of float, optional
+        Voxel size (mm, array order) of each mask; None (the default): 1 per axis.
+
+    Returns
+    -------
+    (N, *S) uint8 ndarray
+        The moved masks (a new array; ``masks`` is not changed).
+
+    Raises
+    ------
+    ConfigError
+        A spacing with the wrong number of values or a non-positive one (from
+        :func:`~noisyseg.corrupt.grow_structures`).
+
+    Examples
+    --------
+    >>> truth = np.zeros((2, 12, 12), np.uint8); truth[:, 3:9, 3:9] = 1
+    >>> big = np.zeros_like(truth); big[:, 2:10, 2:10] = 1  # one voxel too large all round
+    >>> fixed = debias_masks(big, np.array([0.0, 1.0]))
+    >>> fixed.dtype, fixed.shape, bool((fixed == truth).all())
+    (dtype('uint8'), (2, 12, 12), True)
+    >>> bool((debias_masks(big, np.array([0.0, 0.4])) == big).all())  # under half a voxel
+    True
+    """
     masks = np.asarray(masks)
     offset = np.asarray(offset, dtype=float)
     order = [int(c) for c in np.argsort(-np.abs(offset), kind="stable") if c > 0]
@@ -147,11 +223,12 @@ def debias_masks(masks: np.ndarray, offset: np.ndarray, *,
 class Refurbisher(Callback):
     """Flag suspects with a detector's scores and train on pseudo-labels for them.
 
-    From epoch ``warmup`` on, every ``every`` epochs: flag with ``rule`` (see
-    :func:`noisyseg.detect.flag`), replace the flagged samples' training masks by the current
-    model's prediction (only where it is at least ``confidence`` sure), and, with
-    ``unflag``, give samples no longer flagged their given masks back. Only training
-    samples are ever touched. ``events`` records every replacement.
+    A training callback (:class:`~noisyseg.train.Callback`). From epoch ``warmup`` on,
+    every ``every`` epochs: flag with ``rule`` (see :func:`noisyseg.detect.flag`), replace
+    the flagged samples' training masks by the current model's prediction (only where it
+    is at least ``confidence`` sure), and, with ``unflag``, give samples no longer flagged
+    their given masks back. Only training samples are ever touched. ``events`` records
+    every replacement.
 
     ``mode`` says what the unsure pixels train on: the given label (``replace``), nothing
     (``ignore``: left out of the loss), or, with ``drop``, no pixel of a flagged mask is
@@ -165,13 +242,17 @@ class Refurbisher(Callback):
     Parameters
     ----------
     detector : Detector
-        Must come before this callback in the trainer's list.
+        Whose latest scores (:meth:`~noisyseg.detect.Detector.scores`) are flagged; must
+        come before this callback in the trainer's list.
     config : RefurbishConfig, optional
-        When and how (warm-up, period, confidence, mode, ...); defaults when omitted.
-    rule : {'mixture', 'top', 'percentile'}
+        When and how (warm-up, period, confidence, mode, ...); ``RefurbishConfig()`` when
+        omitted.
+    rule : {'mixture', 'top', 'percentile'}, default 'mixture'
+        The flag rule (:func:`noisyseg.detect.flag`).
     value : float, optional
-        The fraction for ``top`` or the percentile for ``percentile``.
-    seed : int
+        The fraction in [0, 1] for ``top`` (required there) or the percentile in 0..100
+        for ``percentile`` (default 90); unused by ``mixture``.
+    seed : int, default 0
         Seed of the mixture flag rule.
     spacing : callable, optional
         Dataset sample index -> its voxel size in mm (array order), for ``debias``; default:
@@ -181,9 +262,56 @@ class Refurbisher(Callback):
         samples at ``positions`` (volumes), which of their ``n`` slices along
         ``slice_axis`` the detector doubts; a flagged sample then changes on those slices
         only (``config.region='slices'``, see :class:`RefurbishConfig`). Events record how
-        many slices changed (``slices``).
-    slice_axis : int
+        many slices changed (``slices``). None (the default): flagged samples change whole.
+    slice_axis : int, default 0
         The sample array axis of ``doubted_slices``' slices.
+
+    Attributes
+    ----------
+    config : RefurbishConfig
+        The settings in use; ``mode``, ``pseudo_from``, ``calibrate``, ``warmup``,
+        ``every``, ``confidence`` and ``unflag`` are copied from it as attributes.
+    detector, rule, value, seed, spacing, doubted_slices, slice_axis
+        As given.
+    flagged : (n_train,) bool ndarray
+        Which training samples (in ``trainer.train_idx`` order) are flagged now; empty
+        before training starts.
+    events : list of dict
+        One row per change: ``epoch`` (1-based), ``sample_id``, ``action``
+        (``refurbished``, ``dropped``, ``boundary left out``, ``debiased`` or
+        ``restored``) and, with ``doubted_slices``, ``slices``.
+    biases : list of dict
+        With ``calibrate``: per flagging, ``epoch`` and the per-class logit ``bias``.
+    offsets : list of dict
+        With ``mode='debias'``: per flagging, ``epoch`` and ``offset_mm``
+        (``{class_name: mm}``).
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``rule`` or a ``value`` out of its range (when made); ``mode='debias'``
+        with no trusted sample (when training starts, :meth:`on_train_start`).
+
+    Examples
+    --------
+    Refurbish the most suspect third of a tiny training set once, at epoch 2 (a run on real
+    data is in the how-to, docs/how-to/python.md):
+
+    >>> from noisyseg.data import Samples
+    >>> from noisyseg.detect import LossDetector
+    >>> from noisyseg.train import TrainConfig, Trainer
+    >>> masks = np.zeros((4, 16, 16), np.uint8); masks[:, 4:12, 4:12] = 1
+    >>> ds = Samples(images=masks.astype(np.float32), masks=masks,
+    ...              class_names=("background", "lv"), sample_ids=("a", "b", "c", "d"),
+    ...              split=np.array(["train", "train", "train", "val"]))
+    >>> det = LossDetector(window=1)
+    >>> ref = Refurbisher(det, RefurbishConfig(warmup=2), rule="top", value=1 / 3)
+    >>> cfg = TrainConfig(epochs=2, batch_size=3, device="cpu", model_options={"width": 4})
+    >>> trainer = Trainer(cfg, ds, [det, ref]).fit()
+    >>> int(ref.flagged.sum()), [(e["epoch"], e["action"]) for e in ref.events]
+    (1, [(2, 'refurbished')])
+    >>> ref.final_masks(trainer).shape
+    (3, 16, 16)
     """
 
     def __init__(self, detector: Detector, config: RefurbishConfig | None = None, *,
@@ -284,10 +412,21 @@ class Refurbisher(Callback):
             self.events.append(event)
 
     def final_masks(self, trainer: Trainer) -> np.ndarray:
-        """The training masks of the training split as they end: refurbished where flagged;
-        pixels left out of the loss (``ignore``) hold the model's label for them, and
-        dropped masks (and boundary bands) their given label. (M, H, W) uint8 in the order
-        of ``train_idx``."""
+        """Return the training masks of the training split as they end.
+
+        Refurbished where flagged; pixels left out of the loss (``ignore``) hold the model's
+        label for them, and dropped masks (and boundary bands) their given label.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer this callback ran in.
+
+        Returns
+        -------
+        (M, *S) uint8 ndarray
+            One mask per training sample, in the order of ``trainer.train_idx``.
+        """
         masks = trainer.train_targets[trainer.train_idx].numpy()
         return np.where(masks == IGNORE_INDEX, self._guess, masks).astype(np.uint8)
 

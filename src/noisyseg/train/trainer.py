@@ -27,12 +27,36 @@ __all__ = ["IGNORE_INDEX", "Trainer", "choose_patch_size", "class_balance_weight
 
 log = logging.getLogger(__name__)
 
-#: A training-mask value that leaves the pixel out of the loss (refurbishment's unsure pixels).
+#: The training-mask label (255, an int) that leaves a pixel out of the loss: refurbishment's
+#: unsure, dropped and boundary-band pixels (:meth:`Trainer.replace_masks`).
 IGNORE_INDEX = 255
 
 
 def select_device(name: str = "auto") -> torch.device:
-    """CUDA when available (or asked for), else CPU."""
+    """Return the torch device to train on: CUDA when available (or asked for), else the CPU.
+
+    Parameters
+    ----------
+    name : {'auto', 'cpu', 'cuda'}, default 'auto'
+        ``auto``: CUDA when a CUDA device is available, else the CPU; ``cpu`` or ``cuda``:
+        that device (:attr:`TrainConfig.device`).
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ConfigError
+        ``name`` is ``cuda`` and no CUDA device is available.
+
+    Examples
+    --------
+    >>> select_device("cpu")
+    device(type='cpu')
+    >>> select_device().type in ("cpu", "cuda")
+    True
+    """
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device: cuda was asked for but no CUDA device is available")
     if name == "auto":
@@ -46,10 +70,30 @@ PATCH_BUDGET = {"cpu": 64**3, "cuda": 128**3}
 
 
 def choose_patch_size(shape: Sequence[int], *, budget: int, divisor: int = 16) -> list[int]:
-    """A training patch for samples of ``shape``: the whole sample when it has at most
-    ``budget`` voxels, else the sample's shape with its longest axis halved (rounded to a
-    multiple of ``divisor``, never below it) until it fits. Axes never halved keep the
-    sample's size, a multiple or not (the trainer's model pads what is not).
+    """Choose a training patch size for samples of ``shape`` within a voxel budget.
+
+    The whole sample when it has at most ``budget`` voxels, else the sample's shape with its
+    longest axis halved (rounded down to a multiple of ``divisor``, never below it) until it
+    fits, or until the longest axis is down to ``divisor``. Axes never halved keep the
+    sample's size, a multiple or not (the trainer's model pads what is not). The trainer
+    uses it when :attr:`TrainConfig.patch_size` is None, with a budget of
+    :data:`PATCH_BUDGET` for its device.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The sample's size in voxels per spatial axis, e.g. ``(D, H, W)``.
+    budget : int
+        Most voxels a patch may hold (keyword only, no default).
+    divisor : int, default 16
+        Halved axes are rounded down to multiples of this many voxels and never go below
+        it (32 for ``fcn32``, 16 otherwise in the trainer).
+
+    Returns
+    -------
+    list of int
+        The patch size, one entry per axis of ``shape``; may exceed ``budget`` when every
+        axis is already down to ``divisor``.
 
     Examples
     --------
@@ -68,7 +112,32 @@ def choose_patch_size(shape: Sequence[int], *, budget: int, divisor: int = 16) -
 
 
 def normalise_images(images: np.ndarray) -> torch.Tensor:
-    """Per-image z-score normalisation: (N, *S) float -> (N, 1, *S) float32 tensor."""
+    """Z-score each image by its own mean and standard deviation and add a channel axis.
+
+    What the trainer feeds its network (for training patches the statistics are those of
+    the whole image). A standard deviation below 1e-6 (a constant image) is taken as 1e-6.
+
+    Parameters
+    ----------
+    images : (N, *S) array_like of float
+        N images or volumes of raw intensities (any unit).
+
+    Returns
+    -------
+    (N, 1, *S) float32 torch.Tensor
+        Each image minus its mean, divided by its (unbiased) standard deviation.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = normalise_images(rng.normal(5.0, 2.0, size=(3, 8, 8)))
+    >>> tuple(x.shape), x.dtype
+    ((3, 1, 8, 8), torch.float32)
+    >>> [round(float(v), 4) for v in x.mean(dim=(1, 2, 3)).abs()]
+    [0.0, 0.0, 0.0]
+    >>> [round(float(v), 4) for v in x.std(dim=(1, 2, 3))]
+    [1.0, 1.0, 1.0]
+    """
     x = torch.as_tensor(np.asarray(images, dtype=np.float32))
     dims = tuple(range(1, x.ndim))
     mean = x.mean(dim=dims, keepdim=True)
@@ -286,7 +355,7 @@ def _cpu_has_bf16() -> bool:
 
 
 def class_balance_weights(masks: np.ndarray | Iterable[np.ndarray], n_classes: int) -> torch.Tensor:
-    """Study A's loss weights: the background weighted by the foreground's voxel frequency.
+    """Compute study A's loss weights: the background weighted by the foreground's frequency.
 
     Study A's code kept every foreground pixel in its cross-entropy and a random share
     ``f`` of the background pixels, ``f`` the foreground (liver) frequency: in expectation
@@ -295,7 +364,30 @@ def class_balance_weights(masks: np.ndarray | Iterable[np.ndarray], n_classes: i
     :data:`IGNORE_INDEX` left out), every foreground class weighs 1, and the weights are
     scaled to average 1 over the voxels. The network then labels a voxel foreground where
     more than about ``f`` of the training labels there say so, not half of them.
-    ``(N, *S)`` uint8 (or an iterable of ``(*S)`` masks) -> ``(n_classes,)`` float32.
+
+    Parameters
+    ----------
+    masks : (N, *S) uint8 ndarray or iterable of (*S) ndarray
+        Training masks (labels ``0..n_classes - 1``; :data:`IGNORE_INDEX` is not counted);
+        read one at a time, so a generator keeps memory low.
+    n_classes : int
+        Number of classes, the background (label 0) included.
+
+    Returns
+    -------
+    (n_classes,) float32 torch.Tensor
+        ``[f, 1, ..., 1]`` scaled so that the voxel-weighted mean weight is 1; all ones when
+        the masks hold no labelled voxel, only background or no background.
+
+    Examples
+    --------
+    >>> masks = np.zeros((2, 4, 4), np.uint8)
+    >>> masks[:, 0, :2] = 1  # 4 of 32 voxels are foreground: f = 1/8
+    >>> w = class_balance_weights(masks, 2)
+    >>> [round(float(v), 4) for v in w], round(float(w[0] / w[1]), 4)
+    ([0.5333, 4.2667], 0.125)
+    >>> class_balance_weights(np.zeros((1, 4, 4), np.uint8), 2).tolist()
+    [1.0, 1.0]
     """
     counts = np.zeros(n_classes, dtype=np.int64)
     for m in masks:  # one sample at a time: no int64 copy of a large dataset
@@ -313,23 +405,51 @@ class Trainer:
     """Train a segmentation network on the training masks of samples held in memory.
 
     Training uses ``dataset.masks`` (possibly noisy); validation uses the truth
-    (``dataset.clean_masks`` when known). The best-on-validation weights are kept.
+    (``dataset.clean_masks`` when known), the mean foreground Dice on the validation split
+    after every epoch (on the training split when there is no validation sample). The
+    best-on-validation weights are kept and loaded at the end of :meth:`fit`. Making the
+    trainer builds the network and seeds PyTorch's global generator with ``config.seed``
+    (and, with ``config.threads``, sets PyTorch's thread count process-wide).
+
+    Images and volumes are one code path: a dataset of ``(N, D, H, W)`` volumes gets the
+    3-D form of the network (``spatial_dims=3``), patches and sliding-window prediction.
 
     Parameters
     ----------
     config : TrainConfig
+        The run's settings (network, epochs, batch size, learning rate, loss, device, ...).
     dataset : Samples or CaseDataset
         The samples (:func:`~noisyseg.data.sample_view`), or a dataset held in memory (2-D
-        images, whose cases are their own samples).
-    callbacks : sequence of Callback
+        images, whose cases are their own samples). Its masks are never changed: the trainer
+        copies them on the first :meth:`replace_masks`.
+    callbacks : sequence of Callback, default ()
+        Hooks called in this order during :meth:`fit` (detectors before the refurbisher that
+        reads them; :class:`ProgressBar` for a progress bar).
 
     Attributes
     ----------
+    config : TrainConfig
+        As given.
+    dataset : Samples or CaseDataset
+        As given.
+    callbacks : list of Callback
+        As given.
+    device : torch.device
+        Where the network trains (:func:`select_device` of ``config.device``).
     model : PadToMultiple
         The network, taking samples and patches of any size: inputs are zero-padded to the
         sizes it can process and its logits cropped back (nnU-Net's padding), so logits,
         losses and input gradients are on the samples' own voxels. ``model.net`` is the
         network itself; both have the same ``state_dict``.
+    optimizer : torch.optim.Adam
+        Adam at ``config.lr``.
+    train_idx : (n_train,) int64 tensor
+        Dataset indices of the training samples.
+    val_idx : (n_val,) int64 ndarray
+        Dataset indices of the validation samples (the training ones when there are none).
+    trusted_idx : int64 ndarray
+        Samples whose masks are taken as right (the validation split unless
+        :meth:`set_trusted` names others); ``trusted_source`` says where they came from.
     train_targets : (N, *S) uint8 tensor
         Current training masks of every sample (only training samples are used); change
         them with :meth:`replace_masks`. Pixels equal to :data:`IGNORE_INDEX` are left out
@@ -337,19 +457,69 @@ class Trainer:
         volumes); batches are cast to int64. Shares the dataset's uint8 masks until the first
         :meth:`replace_masks` copies them (0.84 GB for those slices), so the dataset's masks
         never change.
+    class_weights : (C,) float32 tensor or None
+        The ``wce`` loss's class weights (:func:`class_balance_weights` of the training
+        masks); None for the other losses.
+    steps_per_epoch : int
+        ``config.steps_per_epoch``, or one pass over the training samples.
+    patch_size : tuple of int
+        The training patch in voxels (``config.patch_size``, or chosen from the data and the
+        device); equal to the sample shape when training on whole samples.
+    patched : bool
+        Whether training uses patches smaller than the samples.
+    amp_dtype : torch.dtype or None
+        The forward pass's reduced precision (None: float32); ``amp`` is whether there is one.
+    memory_format : torch.memory_format
+        The memory order of the network and its inputs (``config.memory_format`` resolved).
     history : list of dict
-        One row per epoch: epoch, train_loss, val_dice, images_per_s, seconds.
+        One row per epoch: epoch (1-based), train_loss, val_dice, images_per_s, seconds,
+        skipped_steps.
     best_score : float
-        Best validation mean Dice so far.
+        Best validation mean Dice so far (-1.0 before the first epoch).
+    best_epoch : int
+        Its epoch, 1-based (-1 before the first epoch).
+    best_state : dict or None
+        A copy of the best weights' ``state_dict`` (None before the first epoch).
+    epoch, step : int
+        The current epoch (0-based) and the optimisation steps taken.
+    skipped_steps : int
+        Optimisation steps skipped for non-finite gradients.
+    interrupted : bool
+        Whether :meth:`fit` was stopped by Ctrl-C.
     track_input_grad : bool
         When true, ``BatchResult.inputs.grad`` holds d(loss)/d(input) (for detectors); read
-        at every step.
-    patch_size : tuple of int
-        The training patch (``config.patch_size``, or chosen from the data and the device);
-        equal to the sample shape when training on whole samples.
+        at every step. False by default.
 
-    Images and volumes are one code path: a dataset of ``(N, D, H, W)`` volumes gets the
-    3-D form of the network (``spatial_dims=3``), patches and sliding-window prediction.
+    Raises
+    ------
+    DataError
+        The dataset has no training sample.
+    ConfigError
+        ``config.device`` is ``cuda`` without a CUDA device; ``config.precision`` is
+        ``fp16`` off CUDA; an unknown network or network option; ``config.patch_size`` of
+        another number of axes than the samples or larger than them; a network that cannot
+        process the training size (whatever the padding).
+
+    Examples
+    --------
+    Train a tiny U-Net for two epochs on four 16 x 16 images (three for training, one for
+    validation); a run on real data is in the how-to (docs/how-to/python.md).
+
+    >>> from noisyseg.data import Samples
+    >>> masks = np.zeros((4, 16, 16), np.uint8); masks[:, 4:12, 4:12] = 1
+    >>> ds = Samples(images=masks.astype(np.float32), masks=masks,
+    ...              class_names=("background", "lv"), sample_ids=("a", "b", "c", "d"),
+    ...              split=np.array(["train", "train", "train", "val"]))
+    >>> cfg = TrainConfig(epochs=2, batch_size=2, device="cpu", model_options={"width": 4})
+    >>> trainer = Trainer(cfg, ds)
+    >>> trainer.patch_size, trainer.patched, trainer.steps_per_epoch, trainer.total_steps
+    ((16, 16), False, 2, 4)
+    >>> trainer = trainer.fit()
+    >>> len(trainer.history), trainer.step, 1 <= trainer.best_epoch <= 2
+    (2, 4, True)
+    >>> pred = trainer.predict([3])
+    >>> pred.shape, pred.dtype
+    ((1, 16, 16), dtype('uint8'))
     """
 
     def __init__(self, config: TrainConfig, dataset: Samples | CaseDataset,
@@ -768,9 +938,54 @@ class Trainer:
 
 
 def load_checkpoint(path: str | Path, *, device: str = "cpu") -> tuple[PadToMultiple, dict]:
-    """Load a checkpoint written by :meth:`Trainer.save`; returns ``(model, checkpoint)``, the
-    model in eval mode and padding its inputs as the trainer's did (:class:`PadToMultiple`;
-    ``model.net`` is the network itself)."""
+    """Load a checkpoint written by :meth:`Trainer.save` and rebuild its network.
+
+    Loaded with ``weights_only=True`` (no pickled objects are run).
+
+    Parameters
+    ----------
+    path : str or Path
+        The checkpoint file.
+    device : str, default 'cpu'
+        Where to put the weights (``torch.load``'s ``map_location``, e.g. ``cpu``, ``cuda``).
+
+    Returns
+    -------
+    model : PadToMultiple
+        The network in eval mode with the saved weights, padding its inputs as the trainer's
+        did (``model.net`` is the network itself).
+    checkpoint : dict
+        Everything saved: ``state_dict``, ``config`` (a :meth:`TrainConfig.to_dict`),
+        ``n_classes``, ``class_names``, ``best_epoch``, ``best_val_dice``, ``spatial_dims``,
+        ``patch_size`` and ``input_padding``.
+
+    Raises
+    ------
+    DataError
+        The file cannot be read or is not a checkpoint ``torch.load`` can load.
+    ConfigError
+        The saved config has an unknown field or an invalid value, or names a network or
+        option this version does not know.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from noisyseg.data import Samples
+    >>> masks = np.zeros((3, 16, 16), np.uint8); masks[:, 4:12, 4:12] = 1
+    >>> ds = Samples(images=masks.astype(np.float32), masks=masks,
+    ...              class_names=("background", "lv"), sample_ids=("a", "b", "c"),
+    ...              split=np.array(["train", "train", "val"]))
+    >>> cfg = TrainConfig(epochs=1, batch_size=2, device="cpu", model_options={"width": 4})
+    >>> trainer = Trainer(cfg, ds).fit()
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     model, ckpt = load_checkpoint(trainer.save(Path(tmp) / "model.pt"))
+    >>> ckpt["n_classes"], ckpt["class_names"], ckpt["best_epoch"], model.training
+    (2, ['background', 'lv'], 1, False)
+    >>> with torch.no_grad():
+    ...     tuple(model(torch.zeros(1, 1, 16, 16)).shape)
+    (1, 2, 16, 16)
+    """
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except (OSError, RuntimeError, EOFError) as exc:
