@@ -36,7 +36,31 @@ log = logging.getLogger(__name__)
 
 
 class Detector(Callback):
-    """Base class: maps dataset indices to positions among the training samples."""
+    """Score every training sample during training (base class of the detectors).
+
+    A trainer callback: :meth:`on_train_start` maps dataset indices to positions among the
+    training samples (``trainer.train_idx``); subclasses append ``(epoch, scores)`` pairs to
+    ``history`` from their hooks. The base class takes no parameters and never scores.
+
+    Attributes
+    ----------
+    name : str
+        The detector's name in :data:`DETECTORS` (``"detector"`` for the base class).
+    history : list of (int, (n_train,) float ndarray)
+        ``(epoch, scores)`` pairs, oldest first; epochs are 1-based (the epoch after which
+        the scores were taken). Higher scores = more suspect.
+    train_idx : (n_train,) int64 ndarray
+        Dataset indices of the scored samples, in score order (empty before training).
+
+    Examples
+    --------
+    >>> d = Detector()
+    >>> d.name, d.history, d.scores() is None, d.train_idx.shape
+    ('detector', [], True, (0,))
+    >>> d.history.append((1, np.array([0.2, 0.7])))
+    >>> d.scores().tolist(), d.state_dict()
+    ([0.2, 0.7], {'history': [(1, [0.2, 0.7])]})
+    """
 
     name = "detector"
 
@@ -47,50 +71,128 @@ class Detector(Callback):
         self._ids: tuple[str, ...] = ()
 
     def on_train_start(self, trainer: Trainer) -> None:
+        """Record the training samples' indices, positions and ids.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            Read for ``train_idx``, ``len(dataset)`` and ``sample_ids``.
+        """
         self.train_idx = trainer.train_idx.numpy()
         self._pos = np.full(len(trainer.dataset), -1, dtype=np.int64)
         self._pos[self.train_idx] = np.arange(len(self.train_idx))
         self._ids = tuple(trainer.sample_ids[i] for i in self.train_idx)
 
     def positions(self, indices: torch.Tensor | np.ndarray) -> np.ndarray:
-        """Positions among the training samples of dataset ``indices``."""
+        """Return the positions among the training samples of dataset ``indices``.
+
+        Parameters
+        ----------
+        indices : (B,) int tensor or ndarray
+            Dataset indices (e.g. ``BatchResult.indices``).
+
+        Returns
+        -------
+        (B,) int64 ndarray
+            Positions in score order; -1 for samples that are not training samples.
+        """
         return self._pos[np.asarray(indices)]
 
     def sample_ids(self) -> tuple[str, ...]:
-        """Ids of the scored samples, in score order."""
+        """Return the ids of the scored samples, in score order.
+
+        Returns
+        -------
+        tuple of str
+            Empty before training starts.
+        """
         return self._ids
 
     def scores(self) -> np.ndarray | None:
-        """Latest scores (n_train,), or None before the first score exists."""
+        """Return the latest scores.
+
+        Returns
+        -------
+        (n_train,) float ndarray or None
+            The last entry of ``history``; None before the first score exists.
+        """
         return self.history[-1][1] if self.history else None
 
     def voxel_scores(self, trainer: Trainer, positions: np.ndarray) -> np.ndarray:
-        """Where in each sample the suspicion lies: a ``(B, *S)`` map (higher = more suspect)
-        for the training samples at ``positions``, from the trained model. A volume's
-        per-slice scores are this map's slice means. The base detector's map is the
-        per-voxel cross-entropy of the given mask under the model (what the loss detector
-        averages during training)."""
+        """Map where in each sample the suspicion lies (higher = more suspect).
+
+        A volume's per-slice scores are this map's slice means. The base detector's map is
+        the per-voxel cross-entropy of the given mask under the model (what the loss
+        detector averages during training).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trained model's trainer (``predict_logits`` and ``dataset.masks``).
+        positions : (B,) int ndarray
+            Positions among the training samples (not dataset indices).
+
+        Returns
+        -------
+        (B, *S) float ndarray
+            Per-voxel cross-entropy in nats.
+        """
         idx = self.train_idx[np.asarray(positions)]
         logits = trainer.predict_logits(idx)
         given = torch.as_tensor(trainer.dataset.masks[idx].astype(np.int64))
         return torch.nn.functional.cross_entropy(logits, given, reduction="none").numpy()
 
     def state_dict(self) -> dict[str, Any]:
+        """Return the JSON-serialisable state: ``{"history": [(epoch, scores list), ...]}``."""
         return {"history": [(e, s.tolist()) for e, s in self.history]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``history`` from a :meth:`state_dict` (scores back to ndarrays)."""
         self.history = [(e, np.asarray(s)) for e, s in state["history"]]
 
 
 class LossDetector(Detector):
-    """Per-sample training loss: mean over the last ``window`` epochs, or an EMA.
+    """Score each training sample by its training loss over recent epochs.
+
+    Each epoch's score is the sample's mean training loss over its batches that epoch,
+    then either averaged over the last ``window`` epochs or smoothed by an exponential
+    moving average; a sample not seen in an epoch keeps its previous score (0 before any).
 
     Parameters
     ----------
-    window : int
+    window : int, default 5
         Epochs averaged (ignored when ``ema`` is set).
     ema : float, optional
-        Exponential moving average factor in (0, 1] applied per epoch instead.
+        Exponential moving average factor in (0, 1] applied per epoch instead (weight of
+        the newest epoch); off by default.
+
+    Attributes
+    ----------
+    epoch_losses : list of (n_train,) float ndarray
+        Every epoch's mean loss per sample (NaN where a sample was not seen).
+
+    Raises
+    ------
+    ConfigError
+        ``window`` < 1 or ``ema`` outside (0, 1].
+
+    Examples
+    --------
+    Two epochs of one batch each, fed by hand (a trainer calls these hooks):
+
+    >>> import torch
+    >>> from types import SimpleNamespace
+    >>> trainer = SimpleNamespace(train_idx=torch.arange(3), dataset=[None] * 3,
+    ...                           sample_ids=["a", "b", "c"])
+    >>> det = LossDetector(window=2)
+    >>> det.on_train_start(trainer)
+    >>> for epoch, losses in enumerate(([0.1, 0.2, 0.9], [0.1, 0.4, 0.7])):
+    ...     det.on_epoch_start(trainer, epoch)
+    ...     batch = SimpleNamespace(indices=torch.arange(3), losses=torch.tensor(losses))
+    ...     det.on_batch_end(trainer, batch)
+    ...     det.on_epoch_end(trainer, epoch, {})
+    >>> det.scores().round(3).tolist(), det.history[-1][0], det.sample_ids()
+    ([0.1, 0.3, 0.8], 2, ('a', 'b', 'c'))
     """
 
     name = "loss"
@@ -128,12 +230,36 @@ class LossDetector(Detector):
 
 
 def vog_schedule(epochs: int, checkpoints: int, schedule: str = "even") -> list[int]:
-    """1-based epochs at whose end VOG takes gradients.
+    """Choose the 1-based epochs at whose end VOG takes gradients.
 
-    ``even``: ``checkpoints`` epochs evenly spaced over training (the last one included);
-    ``late``: evenly spaced over the second half of training (the memorisation phase, when
-    clean samples' gradients have settled and fitted errors still move);
-    ``windows``: three windows (early, middle, late) of consecutive epochs.
+    Parameters
+    ----------
+    epochs : int
+        Epochs of the training run.
+    checkpoints : int
+        Checkpoints wanted (at least 2 and at most ``epochs`` are used; fewer may result
+        when rounding makes two coincide).
+    schedule : {'even', 'late', 'windows'}, default 'even'
+        ``even``: ``checkpoints`` epochs evenly spaced over training (the last one
+        included); ``late``: evenly spaced over the second half of training (the
+        memorisation phase, when clean samples' gradients have settled and fitted errors
+        still move); ``windows``: three windows (early, middle, late) of consecutive
+        epochs.
+
+    Returns
+    -------
+    list of int
+        Sorted, distinct epochs in ``1..epochs``.
+
+    Raises
+    ------
+    ConfigError
+        ``schedule`` unknown.
+
+    Examples
+    --------
+    >>> vog_schedule(10, 5), vog_schedule(10, 5, "late"), vog_schedule(10, 5, "windows")
+    ([2, 4, 6, 8, 10], [6, 7, 8, 9, 10], [1, 5, 10])
     """
     k = max(2, min(checkpoints, epochs))
     if schedule == "even":
@@ -154,16 +280,18 @@ VOG_TARGETS = ("given", "given-prob", "predicted", "foreground", "boundary", "lo
 
 def input_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                     target: str = "given") -> torch.Tensor:
-    """Gradient of a per-sample segmentation score with respect to the input image.
+    """Differentiate a per-sample segmentation score with respect to the input image.
 
     Parameters
     ----------
     model : torch.nn.Module
         Put in eval mode by the caller (batch norm then treats samples independently).
     x : (B, 1, *S) float tensor
+        Input images (``S = (H, W)`` or ``(D, H, W)``); not modified.
     y : (B, *S) int64 tensor
         The given labels.
-    target : {'given', 'given-prob', 'predicted', 'foreground', 'boundary', 'loss'}
+    target : {'given', 'given-prob', 'predicted', 'foreground', 'boundary', 'loss'}, \
+default 'given'
         The score: mean over pixels of the logit of each pixel's given label (default), of
         its softmax probability (``given-prob``: the VOG reference code's toy script), of
         its predicted label, of the given label over foreground pixels only or over
@@ -173,6 +301,26 @@ def input_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     Returns
     -------
     (B, *S) float tensor
+        The gradient of each sample's score with respect to its own image (score units per
+        input intensity unit).
+
+    Raises
+    ------
+    ConfigError
+        ``target`` unknown.
+
+    Examples
+    --------
+    With a 1x1 convolution each given-label logit is ``w[y] * x + b[y]``, so the gradient of
+    its mean over 16 pixels is ``w[y] / 16`` everywhere:
+
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Conv2d(1, 2, kernel_size=1).eval()
+    >>> x = torch.zeros(2, 1, 4, 4)
+    >>> y = torch.zeros(2, 4, 4, dtype=torch.int64); y[1] = 1
+    >>> g = input_gradients(model, x, y)
+    >>> tuple(g.shape), bool(torch.allclose(g[1] * 16, model.weight[1, 0, 0, 0]))
+    ((2, 4, 4), True)
     """
     x = x.detach().clone().requires_grad_(True)
     logits = model(x)
@@ -205,8 +353,9 @@ def input_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
 
 
 class VOGDetector(Detector):
-    """Variance of Gradients (Agarwal et al., 2022) adapted to segmentation.
+    """Score training samples by their Variance of Gradients (Agarwal et al., 2022).
 
+    VOG adapted to segmentation.
     At the end of the scheduled epochs, the gradient of a segmentation score (see
     :func:`input_gradients`) with respect to every training image is taken with the model in
     eval mode; running moments give the per-pixel variance across checkpoints, averaged over
@@ -214,21 +363,54 @@ class VOGDetector(Detector):
 
     Parameters
     ----------
-    checkpoints : int
-        Number of checkpoints K (default 5).
-    schedule : {'even', 'late', 'windows'}
-    target : {'given', 'given-prob', 'predicted', 'foreground', 'boundary', 'loss'}
-    region : {'all', 'boundary'}
-    reduce : {'variance', 'std'}
-        Per pixel across checkpoints: the variance (study B's description, default) or its
+    checkpoints : int, default 5
+        Number of checkpoints K (at least 2).
+    schedule : {'even', 'late', 'windows'}, default 'even'
+        When the checkpoints fall (see :func:`vog_schedule`).
+    target : {'given', 'given-prob', 'predicted', 'foreground', 'boundary', 'loss'}, \
+default 'given'
+        The score differentiated (see :func:`input_gradients`).
+    region : {'all', 'boundary'}, default 'all'
+        Average over all pixels or over a 3-pixel band around the given mask's label
+        changes (:func:`boundary_band`).
+    reduce : {'variance', 'std'}, default 'variance'
+        Per pixel across checkpoints: the variance (study B's description) or its
         square root, the standard deviation (the VOG reference code), before the mean over
         pixels.
-    normalise : {'none', 'mean', 'rms'}
+    normalise : {'none', 'mean', 'rms'}, default 'none'
         ``mean``: divide the score by the mean squared gradient; ``rms``: scale each
         checkpoint's gradient map to unit RMS per sample before the variance, so only
         changes in the gradient's *pattern* count (in a 64x64 pilot with 30% dilated
         cavities, AP 0.67 vs 0.22 unnormalised; chance 0.30).
-    batch_size : int
+    batch_size : int, default 32
+        Samples per gradient pass (capped so a batch holds about 2**21 voxels).
+
+    Attributes
+    ----------
+    moments : RunningMoments or None
+        Per-pixel running moments of the gradients (None before training starts).
+    epochs : list of int
+        The 1-based checkpoint epochs (set at training start).
+    seconds : float
+        Wall-clock seconds spent taking gradients.
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``schedule``, ``target``, ``region``, ``reduce`` or ``normalise``,
+        ``reduce='std'`` with ``normalise='mean'``, or ``checkpoints`` < 2.
+
+    Examples
+    --------
+    Gradients are taken during training; before it, the detector holds its settings:
+
+    >>> det = VOGDetector(normalise="rms")
+    >>> det.name, det.checkpoints, det.schedule_name, det.target, det.moments is None
+    ('vog', 5, 'even', 'given', True)
+    >>> VOGDetector(checkpoints=1)
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: vog checkpoints: need at least 2, got 1
     """
 
     name = "vog"
@@ -296,8 +478,25 @@ class VOGDetector(Detector):
             self.history.append((epoch + 1, self._score()))
 
     def voxel_scores(self, trainer: Trainer, positions: np.ndarray) -> np.ndarray:
-        """The per-voxel variance (or standard deviation, ``reduce='std'``) of the input
-        gradient across checkpoints."""
+        """Map the per-voxel variance (or std, ``reduce='std'``) of the input gradient.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            Unused (the moments are kept by the detector).
+        positions : (B,) int ndarray
+            Positions among the training samples.
+
+        Returns
+        -------
+        (B, *S) float64 ndarray
+            Across the checkpoints taken so far.
+
+        Raises
+        ------
+        RuntimeError
+            Training has not started.
+        """
         if self.moments is None:
             raise RuntimeError("VOG scores requested before training started")
         pos = torch.as_tensor(np.asarray(positions, dtype=np.int64))
@@ -314,11 +513,35 @@ class VOGDetector(Detector):
 
 
 class OnlineVOGDetector(VOGDetector):
-    """VOG from the input gradients of the ordinary training steps (no extra passes).
+    """Score training samples by VOG from the ordinary training steps (no extra passes).
 
     The gradient is that of the training loss (not of a logit score), taken in training
     mode; augmentation shifts are undone before accumulating. Every epoch from
-    ``start_epoch`` on contributes one observation per sample seen.
+    ``start_epoch`` on contributes one observation per sample seen. Needs whole samples
+    per step (no patch training).
+
+    Parameters
+    ----------
+    start_epoch : int, default 1
+        First 1-based epoch whose steps contribute.
+    region : {'all', 'boundary'}, default 'all'
+        As for :class:`VOGDetector`.
+    reduce : {'variance', 'std'}, default 'variance'
+        As for :class:`VOGDetector`.
+    normalise : {'none', 'mean', 'rms'}, default 'none'
+        As for :class:`VOGDetector`.
+
+    Raises
+    ------
+    ConfigError
+        An invalid ``region``, ``reduce`` or ``normalise`` (as for :class:`VOGDetector`);
+        at training start, a trainer that trains on patches.
+
+    Examples
+    --------
+    >>> det = OnlineVOGDetector(start_epoch=3, normalise="rms")
+    >>> det.name, det.start_epoch, det.normalise, det.scores() is None
+    ('vog-online', 3, 'rms', True)
     """
 
     name = "vog-online"
@@ -381,13 +604,27 @@ class _PredictionDetector(Detector):
 
 
 class CleanlabDetector(_PredictionDetector):
-    """cleanlab's segmentation label-quality score (confident learning) as a detector.
+    """Score training samples by cleanlab's segmentation label-quality score.
 
-    Uses the model's softmax probabilities on the training images themselves
+    Confident learning as a detector: uses the model's softmax probabilities on the training images themselves
     (*in-sample*: the model has fitted these labels, so scores are optimistic compared with
     cleanlab's recommended out-of-sample, cross-validated probabilities, which would need K
     trainings). Scored at the end of training with the best weights and, with ``every``,
     every that many epochs for the history. Score = 1 - cleanlab's image quality.
+
+    Parameters
+    ----------
+    every : int, optional
+        Epochs between scorings for the history; only at the end of training by default.
+    method : str, default 'softmin'
+        cleanlab's aggregation of pixel scores into an image score
+        (:func:`cleanlab.segmentation.rank.get_label_quality_scores`).
+
+    Examples
+    --------
+    >>> det = CleanlabDetector(every=5)
+    >>> det.name, det.every, det.method, det.history
+    ('cleanlab', 5, 'softmin', [])
     """
 
     name = "cleanlab"
@@ -419,7 +656,20 @@ class CleanlabDetector(_PredictionDetector):
         return 1.0 - np.concatenate(out)
 
     def voxel_scores(self, trainer: Trainer, positions: np.ndarray) -> np.ndarray:
-        """1 - cleanlab's pixel score (the model's probability of the given label)."""
+        """Map 1 - cleanlab's pixel score (1 - the model's probability of the given label).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trained model's trainer.
+        positions : (B,) int ndarray
+            Positions among the training samples.
+
+        Returns
+        -------
+        (B, *S) float ndarray
+            Values in [0, 1].
+        """
         idx = self.train_idx[np.asarray(positions)]
         probs = torch.softmax(trainer.predict_logits(idx), dim=1)
         given = torch.as_tensor(trainer.dataset.masks[idx].astype(np.int64))
@@ -427,12 +677,37 @@ class CleanlabDetector(_PredictionDetector):
 
 
 def validation_bias(trainer: Trainer, *, max_val: int = 32) -> np.ndarray:
-    """Per-class logit offsets fitted on (at most ``max_val``) trusted samples' masks.
+    """Fit per-class logit offsets on (at most ``max_val``) trusted samples' masks.
 
     See :func:`noisyseg.detect.class_bias`. The trusted samples are the validation split
     unless the user named the masks they checked (``trainer.trusted_idx``, ``--trusted``);
     validation masks are the clean ones when the dataset knows them. The samples are spread
     evenly over the trusted set.
+
+    Parameters
+    ----------
+    trainer : Trainer
+        Read for ``trusted_idx``, ``predict_logits(idx)`` and ``trusted_masks(idx)``.
+    max_val : int, default 32
+        Most trusted samples used.
+
+    Returns
+    -------
+    (C,) float ndarray
+        Offsets in logit units (0 for the background).
+
+    Examples
+    --------
+    A stand-in trainer whose model draws the structure one pixel too large on each side:
+
+    >>> from types import SimpleNamespace
+    >>> z = torch.zeros(1, 2, 1, 8)
+    >>> z[0, 1, 0] = torch.tensor([-3.0, 0.5, 1.5, 3.0, 3.0, 1.5, 0.5, -3.0])
+    >>> truth = np.zeros((1, 1, 8), dtype=np.uint8); truth[0, 0, 2:6] = 1
+    >>> trainer = SimpleNamespace(trusted_idx=np.array([0]), predict_logits=lambda i: z[i],
+    ...                           trusted_masks=lambda i: truth[i])
+    >>> validation_bias(trainer).tolist()
+    [0.0, -1.0]
     """
     val = np.asarray(trainer.trusted_idx)
     if len(val) > max_val:
@@ -441,7 +716,7 @@ def validation_bias(trainer: Trainer, *, max_val: int = 32) -> np.ndarray:
 
 
 class DisagreeDetector(_PredictionDetector):
-    """Disagreement of each given mask with the model, boundaries calibrated on validation.
+    """Score each given mask by its disagreement with the model, calibrated on validation.
 
     Score = 1 - Dice(given mask, prediction), where the prediction is
     ``argmax(logits + offsets)`` with per-class offsets fitted on the clean validation masks
@@ -456,12 +731,28 @@ class DisagreeDetector(_PredictionDetector):
 
     Parameters
     ----------
-    every : int
+    every : int, default 5
         Epochs between scorings (one prediction of every training sample each time).
-    calibrate : bool
-        Fit the offsets (default); False scores against the plain prediction.
-    max_val : int
+    calibrate : bool, default True
+        Fit the offsets; False scores against the plain prediction.
+    max_val : int, default 32
         Validation samples used to fit the offsets.
+
+    Attributes
+    ----------
+    bias : (C,) float ndarray or None
+        The offsets of the last scoring (None before it or without calibration).
+
+    Raises
+    ------
+    ConfigError
+        ``every`` or ``max_val`` < 1.
+
+    Examples
+    --------
+    >>> det = DisagreeDetector(every=2)
+    >>> det.name, det.every, det.calibrate, det.max_val, det.bias is None
+    ('disagree', 2, True, 32, True)
     """
 
     name = "disagree"
@@ -485,7 +776,19 @@ class DisagreeDetector(_PredictionDetector):
         return out
 
     def voxel_scores(self, trainer: Trainer, positions: np.ndarray) -> np.ndarray:
-        """Where the given mask and the calibrated prediction disagree (1) or agree (0)."""
+        """Map where the given mask and the calibrated prediction disagree (1) or agree (0).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trained model's trainer.
+        positions : (B,) int ndarray
+            Positions among the training samples.
+
+        Returns
+        -------
+        (B, *S) float32 ndarray
+        """
         idx = self.train_idx[np.asarray(positions)]
         pred = apply_bias(trainer.predict_logits(idx), self.bias)
         return (pred != trainer.dataset.masks[idx]).astype(np.float32)
@@ -508,10 +811,31 @@ def parse_detector(spec: str) -> tuple[str, dict[str, Any]]:
     Values take the type of the option's default (bool as true/false, yes/no, on/off or
     1/0; int, float or str; an option whose default is None takes an int or a float).
 
+    Parameters
+    ----------
+    spec : str
+        A detector name of :data:`DETECTORS`, optionally followed by ``:`` and
+        comma-separated ``key=value`` options (keyword arguments of its constructor).
+
+    Returns
+    -------
+    name : str
+        The detector name.
+    options : dict of str to object
+        The options, typed.
+
+    Raises
+    ------
+    ConfigError
+        An unknown name or option, an option without ``=``, or a value not of the option's
+        type.
+
     Examples
     --------
     >>> parse_detector("vog:normalise=rms,checkpoints=8")
     ('vog', {'normalise': 'rms', 'checkpoints': 8})
+    >>> parse_detector("disagree:calibrate=off")
+    ('disagree', {'calibrate': False})
     """
     name, _, body = spec.strip().partition(":")
     if name not in DETECTORS:
@@ -548,7 +872,32 @@ def parse_detector(spec: str) -> tuple[str, dict[str, Any]]:
 def make_detector(spec: str, **options: Any) -> Detector:
     """Build a detector from ``NAME[:key=value,...]`` (e.g. ``vog:normalise=rms``).
 
-    Raises :class:`ConfigError` for unknown names, options or option values.
+    Parameters
+    ----------
+    spec : str
+        The detector spec (see :func:`parse_detector`).
+    **options
+        Further keyword arguments of the constructor; they override the spec's.
+
+    Returns
+    -------
+    Detector
+        A new detector of the class :data:`DETECTORS` names.
+
+    Raises
+    ------
+    ConfigError
+        Unknown names, options or option values (naming ``spec``).
+
+    Examples
+    --------
+    >>> det = make_detector("vog:normalise=rms", checkpoints=8)
+    >>> type(det).__name__, det.normalise, det.checkpoints
+    ('VOGDetector', 'rms', 8)
+    >>> make_detector("loss:window=0")
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: detectors loss:window=0: loss window: must be >= 1, got 0
     """
     name, parsed = parse_detector(spec)
     try:
@@ -561,19 +910,33 @@ def check_detectors(detectors: Sequence[str], *, refurbish_with: str | None = No
                     refurbish: bool = False) -> None:
     """Validate a list of detector specs and the detector that drives refurbishment.
 
+    Returns None when all is valid.
+
     Parameters
     ----------
     detectors : sequence of str
-        ``NAME[:key=value,...]`` specs; unknown names, options or values and repeats are refused.
+        ``NAME[:key=value,...]`` specs; unknown names, options or values and repeats are
+        refused.
     refurbish_with : str, optional
-        The detector driving refurbishment; must be one of ``detectors`` (default: the first).
-    refurbish : bool
+        The detector driving refurbishment; must be one of ``detectors`` (default: the
+        first).
+    refurbish : bool, default False
         Refurbishment is on, so at least one detector is needed.
 
     Raises
     ------
     ConfigError
-        Naming ``detectors`` or ``refurbish_with``.
+        Naming ``detectors`` or ``refurbish_with``: an invalid or repeated spec, no detector
+        with ``refurbish``, or ``refurbish_with`` not among ``detectors``.
+
+    Examples
+    --------
+    >>> check_detectors(["loss", "vog:normalise=rms"], refurbish=True) is None
+    True
+    >>> check_detectors(["loss", "loss"])
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: detectors: repeated detector in ['loss', 'loss']
     """
     if len(set(detectors)) != len(detectors):
         raise ConfigError(f"detectors: repeated detector in {list(detectors)}")

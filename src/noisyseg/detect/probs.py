@@ -37,18 +37,24 @@ PROB_DETECTORS = ("label-quality", "dice", "expected-dice")
 
 
 def given_label_probability(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
-    """The predicted probability of each pixel's given label.
+    """Return the predicted probability of each pixel's given label.
 
     Parameters
     ----------
     labels : (*S) integer ndarray
-        Given labels in ``0..K-1``.
+        Given labels in ``0..K-1`` (any number of dimensions).
     pred_probs : (K, *S) float ndarray
+        Predicted class probabilities, class axis first.
 
     Returns
     -------
     (*S) float32 ndarray
-        cleanlab's per-pixel label-quality score.
+        cleanlab's per-pixel label-quality score, ``pred_probs[labels[i], i]`` per pixel.
+
+    Raises
+    ------
+    DataError
+        ``pred_probs`` is not of shape ``(K, *labels.shape)``.
 
     Examples
     --------
@@ -81,10 +87,38 @@ def _argmax(probs: np.ndarray) -> np.ndarray:
 
 
 def softmin(scores: np.ndarray, *, temperature: float = 0.1, axis: int | None = None) -> np.ndarray:
-    """Softmin aggregation of scores in [0, 1]: ``sum(s * w) / sum(w)``, ``w = exp((min s - s) / T)``.
+    """Aggregate scores with a softmin: ``sum(s * w) / sum(w)``, ``w = exp((min s - s) / T)``.
 
     The same number as cleanlab's ``softmin`` (``softmax(1 - s)`` with the max shift),
-    computed in float32 with float64 sums.
+    computed in float32 with float64 sums. The lowest scores dominate as ``T`` shrinks.
+
+    Parameters
+    ----------
+    scores : ndarray of float
+        Scores in [0, 1] (e.g. per-pixel given-label probabilities).
+    temperature : float, default 0.1
+        Softmin temperature ``T`` (cleanlab's default), in score units; must be > 0.
+    axis : int, optional
+        Axis to aggregate over; all elements (a 0-d result) by default.
+
+    Returns
+    -------
+    float64 ndarray
+        The aggregate, of ``scores``' shape without ``axis`` (0-d when ``axis`` is None).
+
+    Raises
+    ------
+    ConfigError
+        ``temperature`` is not > 0.
+
+    Examples
+    --------
+    >>> round(float(softmin(np.array([0.2, 0.9]))), 4)   # close to the minimum
+    0.2006
+    >>> softmin(np.array([[1.0, 1.0], [0.0, 1.0]]), axis=1).round(3).tolist()
+    [1.0, 0.0]
+    >>> round(float(softmin(np.array([0.2, 0.9]), temperature=100.0)), 3)  # ~ the mean
+    0.549
     """
     if not temperature > 0:
         raise ConfigError(f"temperature: must be > 0, got {temperature}")
@@ -97,7 +131,17 @@ def softmin(scores: np.ndarray, *, temperature: float = 0.1, axis: int | None = 
 
 @dataclass(frozen=True)
 class CaseScores:
-    """Scores of one case (see module docstring; higher is more suspect).
+    """Hold the label-quality scores of one case (higher is more suspect).
+
+    Returned by :func:`case_scores`; frozen. The scores are defined in the module
+    docstring.
+
+    Parameters
+    ----------
+    scores, slice_scores, class_dice, class_expected_dice : ndarray
+        See Attributes.
+    given_voxels, predicted_voxels : ndarray
+        See Attributes.
 
     Attributes
     ----------
@@ -110,6 +154,12 @@ class CaseScores:
         Per class (background included), NaN where the class is absent from both.
     given_voxels, predicted_voxels : (K,) int64 ndarray
         Voxels per class in the labels and in the argmax prediction.
+
+    Examples
+    --------
+    >>> c = case_scores(np.array([[0, 1]]), np.array([[[1.0, 0.0]], [[0.0, 1.0]]]))
+    >>> c.scores.tolist(), c.slice_scores.shape, c.given_voxels.tolist()
+    ([0.0, 0.0, 0.0], (1, 3), [1, 1])
     """
 
     scores: np.ndarray
@@ -145,16 +195,25 @@ def case_scores(labels: np.ndarray, pred_probs: np.ndarray, *, slice_axis: int =
     labels : (*S) integer ndarray
         Given labels in ``0..K-1`` (2-D or 3-D).
     pred_probs : (K, *S) float ndarray
-        Predicted probabilities (summing to one over K).
-    slice_axis : int
+        Predicted probabilities (summing to one over K), ideally out-of-sample.
+    slice_axis : int, default 0
         Axis of ``labels`` along which slice scores are given (volumes; a 2-D case is one
-        slice).
-    temperature : float
+        slice). Negative values count from the end.
+    temperature : float, default 0.1
         Softmin temperature of ``label-quality`` (cleanlab's default 0.1).
 
     Returns
     -------
     CaseScores
+        Case scores clipped to [0, 1], per-slice scores and per-class Dice and voxel counts.
+
+    Raises
+    ------
+    DataError
+        ``labels`` is not 2-D or 3-D, more than 255 classes, or ``pred_probs`` is not of
+        shape ``(K, *labels.shape)``.
+    ConfigError
+        ``temperature`` is not > 0.
 
     Examples
     --------
@@ -162,6 +221,21 @@ def case_scores(labels: np.ndarray, pred_probs: np.ndarray, *, slice_axis: int =
     >>> p = np.stack([1.0 - lab, lab]).astype(np.float32)   # a confident, correct model
     >>> case_scores(lab, p).scores.tolist()
     [0.0, 0.0, 0.0]
+
+    The model calls the second pixel background (probability 0.8): the hard Dice of the
+    foreground drops to 2/3, and the softmin is dominated by that pixel's 0.2:
+
+    >>> p[:, 0, 1] = [0.8, 0.2]
+    >>> c = case_scores(lab, p)
+    >>> c.scores.round(3).tolist(), c.predicted_voxels.tolist()
+    ([0.799, 0.333, 0.25], [3, 1])
+
+    A volume gets one row of slice scores per slice (NaN Dice where a slice is empty):
+
+    >>> vol = np.zeros((2, 1, 4), dtype=np.int64); vol[0, 0, 1:3] = 1
+    >>> pv = np.stack([1.0 - vol, vol]).astype(np.float32)
+    >>> case_scores(vol, pv).slice_scores.tolist()
+    [[0.0, 0.0, 0.0], [0.0, nan, nan]]
     """
     lab = np.asarray(labels)
     probs = np.asarray(pred_probs, dtype=np.float32)

@@ -36,10 +36,41 @@ __all__ = [
 
 
 class RunningMoments:
-    """Per-element running mean and variance (Welford), memory independent of the count.
+    """Accumulate a per-element running mean and variance (Welford's algorithm).
 
-    Holds ``count`` (N,), ``mean`` and ``m2`` of shape ``(N, *S)`` as float64 tensors, so
-    the variance across K updates costs O(N x H x W) memory, not O(K x N x H x W).
+    Memory does not depend on the number of observations: the variance across K updates
+    costs O(N x H x W) memory, not O(K x N x H x W). Each sample keeps its own count, so a
+    batch may update any subset of the samples.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(N, *S)``: N samples, each of spatial shape ``S`` (``(H, W)`` or ``(D, H, W)``).
+
+    Attributes
+    ----------
+    count : (N,) float64 tensor
+        Observations seen per sample (0 at the start).
+    mean : (N, *S) float64 tensor
+        Running mean of the observations per element (0 where none were seen).
+    m2 : (N, *S) float64 tensor
+        Running sum of squared deviations from the mean per element; ``m2 / count`` is the
+        population variance.
+
+    Examples
+    --------
+    Three observations of sample 0 (none of sample 1) give the population variance of
+    ``[1, 3, 5]`` (8/3) and of ``[2, 2, 2]`` (0):
+
+    >>> m = RunningMoments((2, 1, 2))
+    >>> for v in (1.0, 3.0, 5.0):
+    ...     m.update(torch.tensor([0]), torch.tensor([[[v, 2.0]]]))
+    >>> m.count.tolist()
+    [3.0, 0.0]
+    >>> m.variance().numpy().round(3).tolist()
+    [[[2.667, 0.0]], [[0.0, 0.0]]]
+    >>> m.mean[0].tolist()
+    [[3.0, 2.0]]
     """
 
     def __init__(self, shape: tuple[int, ...]) -> None:
@@ -48,7 +79,15 @@ class RunningMoments:
         self.m2 = torch.zeros(shape, dtype=torch.float64)
 
     def update(self, index: torch.Tensor, values: torch.Tensor) -> None:
-        """Add one observation ``values`` (B, H, W) for the samples at ``index`` (B,)."""
+        """Add one observation per sample for the samples at ``index``.
+
+        Parameters
+        ----------
+        index : (B,) int64 tensor
+            Rows (sample positions ``0..N-1``) to update; each at most once per call.
+        values : (B, *S) float tensor
+            One observation per indexed sample (converted to float64).
+        """
         v = values.to(torch.float64)
         n = self.count[index] + 1
         mean = self.mean[index]  # gathered copies, updated in place, scattered back
@@ -61,17 +100,35 @@ class RunningMoments:
         self.count[index] = n
 
     def variance(self) -> torch.Tensor:
-        """Population variance per element (0 where fewer than 2 observations)."""
+        """Return the population variance per element.
+
+        Returns
+        -------
+        (N, *S) float64 tensor
+            ``m2 / count``; 0 for samples with fewer than 2 observations.
+        """
         c = _per_sample(self.count.clamp_min(1), self.m2.ndim)
         return torch.where(_per_sample(self.count, self.m2.ndim) > 1, self.m2 / c,
                            torch.zeros_like(self.m2))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """State for checkpoints."""
+        """Return the state for checkpoints.
+
+        Returns
+        -------
+        dict of str to tensor
+            ``{"count": .., "mean": .., "m2": ..}`` (the tensors themselves, not copies).
+        """
         return {"count": self.count, "mean": self.mean, "m2": self.m2}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore :meth:`state_dict`."""
+        """Restore a state saved by :meth:`state_dict`.
+
+        Parameters
+        ----------
+        state : dict of str to tensor
+            With keys ``count``, ``mean`` and ``m2``.
+        """
         self.count, self.mean, self.m2 = state["count"], state["mean"], state["m2"]
 
 
@@ -81,8 +138,30 @@ def _per_sample(v: torch.Tensor, ndim: int) -> torch.Tensor:
 
 
 def boundary_band(masks: np.ndarray, width: int = 3) -> np.ndarray:
-    """Pixels within ``width`` (a square or cube, per axis) of any label boundary:
-    (N, *S) masks -> (N, *S) bool."""
+    """Mark the pixels within ``width`` pixels of any label boundary.
+
+    A boundary lies between two neighbouring pixels (along any spatial axis) with different
+    labels; it is dilated by a square (2-D) or cube (3-D) of side ``2 * width + 1``, sample
+    by sample.
+
+    Parameters
+    ----------
+    masks : (N, *S) integer ndarray
+        N label masks (``S = (H, W)`` or ``(D, H, W)``).
+    width : int, default 3
+        Half-width of the band in pixels (per axis, Chebyshev distance).
+
+    Returns
+    -------
+    (N, *S) bool ndarray
+        True within the band.
+
+    Examples
+    --------
+    >>> m = np.zeros((1, 1, 8), dtype=np.uint8); m[0, 0, 3:5] = 1
+    >>> boundary_band(m, width=1).astype(int).tolist()
+    [[[0, 0, 1, 1, 1, 1, 1, 0]]]
+    """
     from scipy import ndimage as ndi
 
     m = np.asarray(masks)
@@ -98,10 +177,26 @@ def boundary_band(masks: np.ndarray, width: int = 3) -> np.ndarray:
 
 
 def rms_normalise(grads: torch.Tensor) -> torch.Tensor:
-    """Scale each gradient map of a (B, *S) batch to unit root-mean-square.
+    """Scale each gradient map of a batch to unit root-mean-square.
 
     Used by VOG's ``normalise='rms'``: only changes of a gradient's *pattern* across
-    checkpoints then count, not changes of its overall scale.
+    checkpoints then count, not changes of its overall scale. An all-zero map stays zero.
+
+    Parameters
+    ----------
+    grads : (B, *S) float tensor
+        One gradient map per sample.
+
+    Returns
+    -------
+    (B, *S) float tensor
+        ``grads`` divided by each map's RMS (floored at 1e-30).
+
+    Examples
+    --------
+    >>> g = torch.tensor([[[3.0, -3.0]], [[0.5, 0.5]]])
+    >>> rms_normalise(g).tolist()
+    [[[1.0, -1.0]], [[1.0, 1.0]]]
     """
     dims = tuple(range(1, grads.ndim))
     return grads / grads.pow(2).mean(dim=dims, keepdim=True).sqrt().clamp_min(1e-30)
@@ -119,7 +214,7 @@ def check_vog_reduce(reduce: str, normalise: str) -> None:
 def vog_scores(variance: np.ndarray | torch.Tensor | RunningMoments, *,
                region: np.ndarray | None = None, normalise: str = "none",
                mean_grad: np.ndarray | None = None, reduce: str = "variance") -> np.ndarray:
-    """Variance of Gradients per sample from a per-pixel variance map.
+    """Compute the Variance of Gradients (VOG) score of every sample.
 
     Parameters
     ----------
@@ -128,21 +223,52 @@ def vog_scores(variance: np.ndarray | torch.Tensor | RunningMoments, *,
         gradients, whose variance over K is taken here (the direct computation the running
         moments must equal); or the :class:`RunningMoments` themselves (reduced without
         building the variance map: what the detectors call every epoch). A 4-D array is
-        read as ``(K, N, H, W)`` unless ``region`` says it is ``(N, D, H, W)``.
+        read as ``(K, N, H, W)`` unless ``region`` says it is ``(N, D, H, W)``. Gradients
+        are in the input's units per unit score; the score is in their squares (variance)
+        or their units (std).
     region : (N, *S) bool ndarray, optional
-        Average only over these pixels (e.g. :func:`boundary_band`); all pixels otherwise.
-    normalise : {'none', 'mean'}
-        ``'mean'`` divides each sample's score by its mean squared gradient, making it
-        invariant to the gradient's scale (which varies with image contrast).
+        Average only over these pixels (e.g. :func:`boundary_band`); all pixels by default.
+    normalise : {'none', 'mean'}, default 'none'
+        ``'mean'`` divides each sample's score ``v`` by ``g2 + v``, with ``g2`` its mean
+        squared mean gradient, making it invariant to the gradient's scale (which varies with
+        image contrast) and bounded in [0, 1].
     mean_grad : (N, *S) array, optional
-        Mean gradient across checkpoints, needed for ``normalise='mean'``.
-    reduce : {'variance', 'std'}
+        Mean gradient across checkpoints, needed for ``normalise='mean'`` with a variance
+        map; taken from the gradients or the running moments otherwise.
+    reduce : {'variance', 'std'}, default 'variance'
         Average the per-pixel variance (study B) or its square root, the per-pixel standard
         deviation (the VOG reference code, Agarwal et al.).
 
     Returns
     -------
     (N,) float64 ndarray
+        One score per sample, higher = more suspect; 0 for a sample with fewer than 2
+        observations in the running moments.
+
+    Raises
+    ------
+    ConfigError
+        ``normalise`` or ``reduce`` unknown, ``reduce='std'`` with ``normalise='mean'``, or
+        ``normalise='mean'`` on a variance map without ``mean_grad``.
+
+    Examples
+    --------
+    Gradients of 2 samples at 3 checkpoints; only sample 0's first pixel changes (0, 1, 2:
+    variance 2/3, averaged with a constant pixel):
+
+    >>> g = np.zeros((3, 2, 1, 2)); g[:, 0, 0, 0] = [0.0, 1.0, 2.0]
+    >>> vog_scores(g).round(3).tolist()
+    [0.333, 0.0]
+    >>> vog_scores(g, reduce="std").round(3).tolist()
+    [0.408, 0.0]
+
+    The running moments give the same scores without keeping the K gradients:
+
+    >>> m = RunningMoments((2, 1, 2))
+    >>> for k in range(3):
+    ...     m.update(torch.arange(2), torch.as_tensor(g[k]))
+    >>> vog_scores(m).round(3).tolist()
+    [0.333, 0.0]
     """
     if normalise not in ("none", "mean"):
         raise ConfigError(f"vog normalise: expected none or mean, got {normalise!r}")
@@ -197,7 +323,30 @@ def _moment_scores(m: RunningMoments, region: np.ndarray | None, normalise: str,
 
 # ------------------------------------------------------------------------------ flags
 def flag_top_fraction(scores: np.ndarray, fraction: float) -> np.ndarray:
-    """Flag the ``round(fraction * N)`` highest scores (known or assumed error level)."""
+    """Flag the ``round(fraction * N)`` highest scores (a known or assumed error level).
+
+    Parameters
+    ----------
+    scores : (N,) float ndarray
+        Higher = more suspect.
+    fraction : float
+        Share of the samples to flag, in [0, 1]; ties are broken by position (first wins).
+
+    Returns
+    -------
+    (N,) bool ndarray
+        Exactly ``round(fraction * N)`` True values (Python's round: half to even).
+
+    Raises
+    ------
+    ConfigError
+        ``fraction`` outside [0, 1].
+
+    Examples
+    --------
+    >>> flag_top_fraction(np.array([0.1, 0.9, 0.3, 0.8, 0.2]), 0.4).tolist()
+    [False, True, False, True, False]
+    """
     s = np.asarray(scores, dtype=np.float64)
     if not 0 <= fraction <= 1:
         raise ConfigError(f"flag fraction: expected a value in [0, 1], got {fraction}")
@@ -209,7 +358,31 @@ def flag_top_fraction(scores: np.ndarray, fraction: float) -> np.ndarray:
 
 
 def flag_percentile(scores: np.ndarray, q: float) -> np.ndarray:
-    """Flag scores strictly above their ``q``-th percentile (0..100)."""
+    """Flag the scores strictly above their ``q``-th percentile.
+
+    Parameters
+    ----------
+    scores : (N,) float ndarray
+        Higher = more suspect.
+    q : float
+        Percentile in [0, 100] (numpy's linear interpolation).
+
+    Returns
+    -------
+    (N,) bool ndarray
+
+    Raises
+    ------
+    ConfigError
+        ``q`` outside [0, 100].
+
+    Examples
+    --------
+    The 60th percentile of 1..5 is 3.4:
+
+    >>> flag_percentile(np.array([1.0, 2.0, 3.0, 4.0, 5.0]), 60).tolist()
+    [False, False, False, True, True]
+    """
     if not 0 <= q <= 100:
         raise ConfigError(f"flag percentile: expected 0..100, got {q}")
     s = np.asarray(scores, dtype=np.float64)
@@ -217,13 +390,34 @@ def flag_percentile(scores: np.ndarray, q: float) -> np.ndarray:
 
 
 def flag_mixture(scores: np.ndarray, *, seed: int = 0) -> np.ndarray:
-    """Unsupervised rule: a two-component Gaussian mixture on log-scores.
+    """Flag scores with an unsupervised two-component Gaussian mixture on log-scores.
 
     Scores are put on a log scale when all positive (losses and VOG are right-skewed) and
     standardised. A sample is flagged when the component with the higher mean is the more
     probable one.
     No error level is needed. When one component explains the scores (BIC of one component
     is lower), nothing is flagged.
+
+    Parameters
+    ----------
+    scores : (N,) float ndarray
+        Higher = more suspect; fewer than 4 scores, or all equal, flag nothing.
+    seed : int, default 0
+        Random state of the mixture fits.
+
+    Returns
+    -------
+    (N,) bool ndarray
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> s = np.concatenate([rng.normal(1.0, 0.05, 20), rng.normal(5.0, 0.05, 5)])
+    >>> f = flag_mixture(s)
+    >>> int(f.sum()), bool(f[20:].all())
+    (5, True)
+    >>> bool(flag_mixture(np.ones(10)).any())
+    False
     """
     from sklearn.mixture import GaussianMixture
 
@@ -241,7 +435,31 @@ def flag_mixture(scores: np.ndarray, *, seed: int = 0) -> np.ndarray:
 
 
 def check_flag_rule(rule: str, value: float | None) -> None:
-    """Raise :class:`ConfigError` unless ``rule`` and ``value`` make a valid flag rule."""
+    """Check that ``rule`` and ``value`` make a valid flag rule (see :func:`flag`).
+
+    Parameters
+    ----------
+    rule : {'mixture', 'top', 'percentile'}
+        The flag rule's name.
+    value : float or None
+        Its parameter: a fraction in [0, 1] for ``top`` (required), a percentile in
+        [0, 100] for ``percentile`` (None: 90), ignored for ``mixture``.
+
+    Raises
+    ------
+    ConfigError
+        ``rule`` unknown, ``top`` without a fraction in [0, 1], or ``percentile`` with a
+        value outside [0, 100].
+
+    Examples
+    --------
+    >>> check_flag_rule("top", 0.1) is None
+    True
+    >>> check_flag_rule("top", None)
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: flag_value: rule 'top' needs a fraction in [0, 1], got None
+    """
     if rule not in ("mixture", "top", "percentile"):
         raise ConfigError(f"flag_rule: expected mixture, top or percentile, got {rule!r}")
     if rule == "top" and (value is None or not 0 <= value <= 1):
@@ -252,7 +470,37 @@ def check_flag_rule(rule: str, value: float | None) -> None:
 
 def flag(scores: np.ndarray, rule: str = "mixture", *, value: float | None = None,
          seed: int = 0) -> np.ndarray:
-    """Apply a flag rule by name: ``mixture`` (default), ``top`` (fraction) or ``percentile``."""
+    """Apply a flag rule by name.
+
+    Parameters
+    ----------
+    scores : (N,) float ndarray
+        Higher = more suspect.
+    rule : {'mixture', 'top', 'percentile'}, default 'mixture'
+        :func:`flag_mixture`, :func:`flag_top_fraction` or :func:`flag_percentile`.
+    value : float, optional
+        The fraction for ``top`` (required) or the percentile for ``percentile``
+        (default 90); ignored by ``mixture``.
+    seed : int, default 0
+        Random state of ``mixture``.
+
+    Returns
+    -------
+    (N,) bool ndarray
+
+    Raises
+    ------
+    ConfigError
+        An invalid rule or value (see :func:`check_flag_rule`).
+
+    Examples
+    --------
+    >>> s = np.array([0.1, 0.9, 0.3, 0.8, 0.2])
+    >>> flag(s, "top", value=0.4).tolist()
+    [False, True, False, True, False]
+    >>> flag(s, "percentile", value=60).tolist()
+    [False, True, False, True, False]
+    """
     check_flag_rule(rule, value)
     if rule == "mixture":
         return flag_mixture(scores, seed=seed)
@@ -262,7 +510,17 @@ def flag(scores: np.ndarray, rule: str = "mixture", *, value: float | None = Non
 
 
 def score_ranks(scores: np.ndarray) -> np.ndarray:
-    """1-based rank of each score, highest first (ties keep their order).
+    """Rank the scores, highest first (1-based; ties keep their order).
+
+    Parameters
+    ----------
+    scores : (N,) float ndarray
+        Higher = more suspect.
+
+    Returns
+    -------
+    (N,) int64 ndarray
+        Rank of each score: 1 for the highest.
 
     Examples
     --------
@@ -278,7 +536,44 @@ def score_ranks(scores: np.ndarray) -> np.ndarray:
 # -------------------------------------------------------------------------- metrics
 @dataclass(frozen=True)
 class DetectionMetrics:
-    """Quality of flags and scores against the known corrupted set."""
+    """Hold the quality of flags and scores against the known corrupted set.
+
+    Returned by :func:`detection_metrics`; frozen.
+
+    Parameters
+    ----------
+    precision, recall, f1, average_precision, auroc : float
+        See Attributes.
+    n_flagged, n_corrupted, n : int
+        See Attributes.
+
+    Attributes
+    ----------
+    precision : float
+        Share of the flagged samples that are corrupted (0.0 when nothing is flagged).
+    recall : float
+        Share of the corrupted samples that are flagged (0.0 when none is corrupted).
+    f1 : float
+        Harmonic mean of precision and recall (0.0 when both are 0).
+    average_precision : float
+        Average precision of the scores (sklearn's, chance = the share corrupted); NaN when
+        the truth is all one class.
+    auroc : float
+        Area under the ROC curve of the scores (chance 0.5); NaN when the truth is all one
+        class.
+    n_flagged : int
+        Samples flagged.
+    n_corrupted : int
+        Samples truly corrupted.
+    n : int
+        Samples scored.
+
+    Examples
+    --------
+    >>> m = DetectionMetrics(0.5, 1.0, 0.667, 0.8, 0.9, 4, 2, 10)
+    >>> m.to_dict()["n_flagged"], m.f1
+    (4, 0.667)
+    """
 
     precision: float
     recall: float
@@ -290,14 +585,43 @@ class DetectionMetrics:
     n: int
 
     def to_dict(self) -> dict[str, float]:
-        """JSON-serialisable form."""
+        """Return the metrics as a JSON-serialisable dict.
+
+        Returns
+        -------
+        dict
+            One entry per field, e.g. ``{"precision": .., ..., "n": ..}``.
+        """
         return asdict(self)
 
 
 def detection_metrics(scores: np.ndarray, flags: np.ndarray, truth: np.ndarray) -> DetectionMetrics:
-    """Precision, recall and F1 of ``flags``; average precision and AUROC of ``scores``.
+    """Measure flags (precision, recall, F1) and scores (AP, AUROC) against the truth.
 
-    AP and AUROC are NaN when ``truth`` is all one class.
+    Parameters
+    ----------
+    scores : (N,) float ndarray
+        Higher = more suspect.
+    flags : (N,) bool ndarray
+        The samples flagged (e.g. by :func:`flag`).
+    truth : (N,) bool ndarray
+        Which samples are really corrupted.
+
+    Returns
+    -------
+    DetectionMetrics
+        AP and AUROC are NaN when ``truth`` is all one class.
+
+    Examples
+    --------
+    Ranked: hit, miss, hit, miss (AP = (1 + 2/3) / 2); the top two are flagged:
+
+    >>> m = detection_metrics(np.array([0.9, 0.8, 0.7, 0.1]),
+    ...                       np.array([True, True, False, False]), np.array([1, 0, 1, 0]))
+    >>> m.precision, m.recall, m.f1, m.n_flagged, m.n_corrupted, m.n
+    (0.5, 0.5, 0.5, 2, 2, 4)
+    >>> round(m.average_precision, 3), m.auroc
+    (0.833, 0.75)
     """
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -315,7 +639,26 @@ def detection_metrics(scores: np.ndarray, flags: np.ndarray, truth: np.ndarray) 
 
 
 def apply_bias(logits: torch.Tensor, bias: np.ndarray | None) -> np.ndarray:
-    """Labels ``argmax(logits + bias)``: (N, C, *S) logits, (C,) offsets -> (N, *S) uint8."""
+    """Label each pixel with ``argmax(logits + bias)`` over the classes.
+
+    Parameters
+    ----------
+    logits : (N, C, *S) float tensor
+        Network output.
+    bias : (C,) float ndarray or None
+        Per-class logit offsets (of :func:`class_bias`); None for the plain argmax.
+
+    Returns
+    -------
+    (N, *S) uint8 ndarray
+        Labels (the first class wins ties).
+
+    Examples
+    --------
+    >>> z = torch.zeros(1, 2, 1, 3); z[0, 1, 0] = torch.tensor([-1.0, 0.5, 2.0])
+    >>> apply_bias(z, None).tolist(), apply_bias(z, np.array([0.0, -1.0])).tolist()
+    ([[[0, 1, 1]]], [[[0, 0, 1]]])
+    """
     z = torch.as_tensor(logits)
     if bias is not None:
         z = add_class_offsets(z, bias)
@@ -323,17 +666,37 @@ def apply_bias(logits: torch.Tensor, bias: np.ndarray | None) -> np.ndarray:
 
 
 def add_class_offsets(logits: torch.Tensor, bias: np.ndarray) -> torch.Tensor:
-    """(N, C, *S) logits plus (C,) per-class offsets (of :func:`class_bias`)."""
+    """Add per-class offsets (of :func:`class_bias`) to logits.
+
+    Parameters
+    ----------
+    logits : (N, C, *S) float tensor
+        Network output.
+    bias : (C,) float ndarray
+        One offset per class, broadcast over samples and pixels.
+
+    Returns
+    -------
+    (N, C, *S) tensor
+        A new tensor of the logits' dtype.
+
+    Examples
+    --------
+    >>> z = torch.zeros(1, 2, 1, 2)
+    >>> add_class_offsets(z, np.array([0.0, -1.5]))[0, :, 0].tolist()
+    [[0.0, 0.0], [-1.5, -1.5]]
+    """
     z = torch.as_tensor(logits)
     return z + torch.as_tensor(np.asarray(bias), dtype=z.dtype).reshape(1, -1, *([1] * (z.ndim - 2)))
 
 
 def class_bias(logits: torch.Tensor, truth: np.ndarray, *, span: float = 6.0,
                steps: tuple[float, ...] = (1.0, 0.25), rounds: int = 2) -> np.ndarray:
-    """Per-class logit offsets that maximise mean Dice against ``truth`` (boundary calibration).
+    """Fit per-class logit offsets that maximise mean Dice against ``truth``.
 
-    A network trained on systematically biased masks (a structure drawn too large on most
-    samples) learns the bias; its class boundaries sit where two classes' logits cross.
+    Boundary calibration: a network trained on systematically biased masks (a structure
+    drawn too large on most samples) learns the bias; its class boundaries sit where two
+    classes' logits cross.
     Adding an offset to one class's logits moves its boundaries in or out, so offsets fitted
     on masks known to be right (the clean validation split) undo a learned bias. Coordinate
     ascent over the foreground classes on a coarse-to-fine grid (``steps``) in
@@ -341,14 +704,36 @@ def class_bias(logits: torch.Tensor, truth: np.ndarray, *, span: float = 6.0,
 
     Parameters
     ----------
-    logits : (N, C, H, W) tensor
+    logits : (N, C, *S) float tensor
+        Network output for N samples (``S = (H, W)`` or ``(D, H, W)``), C classes.
     truth : (N, *S) integer ndarray
         The right labels of the same samples.
+    span : float, default 6.0
+        Largest offset tried, in logit units (offsets lie in ``[-span, span]``).
+    steps : tuple of float, default (1.0, 0.25)
+        Grid steps in logit units: the first over the whole span, each later one within one
+        previous step of the current offset.
+    rounds : int, default 2
+        Most sweeps over the classes (stops early when a sweep improves nothing).
 
     Returns
     -------
     (C,) float ndarray
         Offsets; all zero when no offset improves the mean Dice.
+
+    Examples
+    --------
+    A model that draws the structure one pixel too large on each side; an offset of -1
+    on its logits puts the boundaries back:
+
+    >>> z = torch.zeros(1, 2, 1, 8)
+    >>> z[0, 1, 0] = torch.tensor([-3.0, 0.5, 1.5, 3.0, 3.0, 1.5, 0.5, -3.0])
+    >>> truth = np.zeros((1, 1, 8), dtype=np.uint8); truth[0, 0, 2:6] = 1
+    >>> apply_bias(z, None).tolist()
+    [[[0, 1, 1, 1, 1, 1, 1, 0]]]
+    >>> b = class_bias(z, truth)
+    >>> b.tolist(), apply_bias(z, b).tolist()
+    ([0.0, -1.0], [[[0, 0, 1, 1, 1, 1, 0, 0]]])
     """
     z = torch.as_tensor(logits, dtype=torch.float32)
     n_classes = z.shape[1]

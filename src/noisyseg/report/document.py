@@ -31,25 +31,104 @@ code{background:#f3f3f3;padding:0 .2em}.note{color:#555;font-size:.9em}
 
 @dataclass
 class Document:
-    """Ordered blocks (headings, paragraphs, tables, figures) of one report."""
+    """Collect the ordered blocks (headings, paragraphs, tables, figures) of one report.
+
+    Blocks are added by :meth:`heading`, :meth:`text`, :meth:`table` and :meth:`figure`,
+    then rendered by :meth:`markdown` and :meth:`html` or written by :meth:`write`.
+
+    Parameters
+    ----------
+    title : str
+        See Attributes.
+    blocks : list of (str, object), optional
+        See Attributes; empty by default.
+
+    Attributes
+    ----------
+    title : str
+        The report's title (the top-level heading and the HTML page title).
+    blocks : list of (str, object)
+        ``(kind, item)`` pairs in order: ``("h2", text)``, ``("p", text)``,
+        ``("table", (DataFrame, caption))`` or ``("figure", (png_bytes, name, caption))``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> doc = Document("Demo")
+    >>> doc.heading("Results")
+    >>> doc.text("Two **detectors**.")
+    >>> doc.table(pd.DataFrame({"AP": [0.61, 0.83]}), "Average precision.")
+    >>> [kind for kind, _ in doc.blocks]
+    ['h2', 'p', 'table']
+    >>> md, files = doc.markdown("figs")
+    >>> md.splitlines()[:3], files
+    (['# Demo', '', '## Results'], {})
+    >>> "<b>detectors</b>" in doc.html()
+    True
+    >>> md_path, html_path = doc.write(tempfile.mkdtemp())
+    >>> md_path.name, html_path.name, html_path.is_file()
+    ('report.md', 'report.html', True)
+    """
 
     title: str
     blocks: list[tuple[str, Any]] = field(default_factory=list)
 
     def heading(self, text: str) -> None:
-        """A section heading."""
+        """Append a section heading.
+
+        Parameters
+        ----------
+        text : str
+            The heading (a level-2 heading; the title is level 1).
+        """
         self.blocks.append(("h2", text))
 
     def text(self, text: str) -> None:
-        """A paragraph (Markdown inline syntax: backticks, ``**bold**``)."""
+        """Append a paragraph.
+
+        Parameters
+        ----------
+        text : str
+            Markdown inline syntax (backticks, ``**bold**``, ``*italic*``) is rendered in
+            HTML too.
+        """
         self.blocks.append(("p", text))
 
     def table(self, df: pd.DataFrame, caption: str = "") -> None:
-        """A table (index dropped) with an optional caption."""
+        """Append a table (its index is dropped).
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            The table.
+        caption : str, default ''
+            Shown above the table (no caption when empty).
+        """
         self.blocks.append(("table", (df, caption)))
 
     def figure(self, fig: Any, name: str, caption: str = "") -> None:
-        """A matplotlib figure, stored as PNG bytes (``name`` is its file name)."""
+        """Append a matplotlib figure, stored as PNG bytes at 110 dpi, and close it.
+
+        Parameters
+        ----------
+        fig : matplotlib.figure.Figure
+            The figure (closed afterwards).
+        name : str
+            Its file name in the Markdown figure folder (e.g. ``"errors.png"``).
+        caption : str, default ''
+            Shown below the figure (the alt text is ``name`` when empty).
+
+        Examples
+        --------
+        >>> import matplotlib.pyplot as plt
+        >>> fig, ax = plt.subplots()
+        >>> _ = ax.plot([0, 1])
+        >>> doc = Document("Demo")
+        >>> doc.figure(fig, "line.png", "A line.")
+        >>> _, files = doc.markdown("figs")
+        >>> list(files), files["line.png"][1:4]
+        (['line.png'], b'PNG')
+        """
         import matplotlib.pyplot as plt
 
         buf = io.BytesIO()
@@ -59,7 +138,20 @@ class Document:
 
     # ------------------------------------------------------------------ rendering
     def markdown(self, fig_dir: str) -> tuple[str, dict[str, bytes]]:
-        """The Markdown text and the figure files it links (relative to ``fig_dir``)."""
+        """Render the document as Markdown.
+
+        Parameters
+        ----------
+        fig_dir : str
+            Folder the figure links point into (relative to the Markdown file).
+
+        Returns
+        -------
+        text : str
+            The Markdown text.
+        files : dict of str to bytes
+            The figure files it links, PNG bytes by file name (to write into ``fig_dir``).
+        """
         out, files = [f"# {self.title}", ""], {}
         for kind, item in self.blocks:
             if kind == "h2":
@@ -78,7 +170,13 @@ class Document:
         return "\n".join(out), files
 
     def html(self) -> str:
-        """One self-contained HTML page (figures embedded as base64 PNG)."""
+        """Render the document as one self-contained HTML page.
+
+        Returns
+        -------
+        str
+            The page, with inline CSS and the figures embedded as base64 PNG.
+        """
         body = [f"<h1>{html.escape(self.title)}</h1>"]
         for kind, item in self.blocks:
             if kind == "h2":
@@ -101,7 +199,20 @@ class Document:
                 + "\n".join(body) + "</body></html>")
 
     def write(self, out: str | Path, stem: str = "report") -> tuple[Path, Path]:
-        """Write ``stem.md`` (+ ``stem_files/``) and ``stem.html`` atomically into ``out``."""
+        """Write ``stem.md`` (+ ``stem_files/``) and ``stem.html`` atomically into ``out``.
+
+        Parameters
+        ----------
+        out : str or Path
+            Folder written into (created when missing).
+        stem : str, default 'report'
+            File name stem.
+
+        Returns
+        -------
+        md_path, html_path : Path
+            The two files written.
+        """
         out = Path(out)
         md, files = self.markdown(f"{stem}_files")
         fdir = out / f"{stem}_files"

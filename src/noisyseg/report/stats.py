@@ -12,19 +12,37 @@ __all__ = ["PairedTest", "interpolated_precision", "paired_test"]
 
 @dataclass(frozen=True)
 class PairedTest:
-    """Arm B against arm A over ``n`` pairs (e.g. the same seed in both arms).
+    """Hold a paired comparison of arm B against arm A over ``n`` pairs.
+
+    Returned by :func:`paired_test`; frozen. A pair is e.g. the same seed in both arms.
+
+    Parameters
+    ----------
+    n : int
+        See Attributes.
+    mean_a, mean_b, mean_diff, t_p, wilcoxon_p : float
+        See Attributes.
 
     Attributes
     ----------
     n : int
-    mean_a, mean_b, mean_diff : float
-        ``mean_diff`` is the mean of ``b - a``.
+        Pairs compared (those without a NaN in either arm).
+    mean_a, mean_b : float
+        Mean of each arm over the pairs (NaN when ``n`` is 0).
+    mean_diff : float
+        The mean of ``b - a`` (NaN when ``n`` is 0).
     t_p : float
         Two-sided p-value of the paired t-test (NaN for fewer than 2 pairs or zero spread).
     wilcoxon_p : float
         Two-sided p-value of the Wilcoxon signed-rank test (NaN for fewer than 2 pairs or
         all differences zero). With few pairs it cannot be small: with n = 5 the smallest
         exact two-sided p-value is 0.0625.
+
+    Examples
+    --------
+    >>> r = PairedTest(3, 0.8, 0.85, 0.05, 0.01, 0.25)
+    >>> r.to_dict()["mean_diff"], r.n
+    (0.05, 3)
     """
 
     n: int
@@ -35,27 +53,48 @@ class PairedTest:
     wilcoxon_p: float
 
     def to_dict(self) -> dict[str, float]:
-        """JSON-serialisable form."""
+        """Return the test as a JSON-serialisable dict.
+
+        Returns
+        -------
+        dict
+            ``{"n": .., "mean_a": .., "mean_b": .., "mean_diff": .., "t_p": ..,
+            "wilcoxon_p": ..}``.
+        """
         return asdict(self)
 
 
 def paired_test(a: np.ndarray, b: np.ndarray) -> PairedTest:
-    """Paired t-test and Wilcoxon signed-rank test of ``b`` against ``a``.
+    """Compare ``b`` with ``a`` by a paired t-test and a Wilcoxon signed-rank test.
+
+    Both tests are two-sided (scipy's ``ttest_rel`` and exact/normal ``wilcoxon``).
 
     Parameters
     ----------
-    a, b : (n,) float ndarray
-        Paired measurements; pairs with a NaN in either arm are dropped.
+    a, b : (n,) float array-like
+        Paired measurements (e.g. test Dice per seed), in the same order; pairs with a NaN
+        in either arm are dropped.
 
     Returns
     -------
     PairedTest
+        All NaN but ``n`` (0) when no pair is left; p-values NaN for fewer than 2 pairs.
+
+    Raises
+    ------
+    ValueError
+        ``a`` and ``b`` differ in shape.
 
     Examples
     --------
     >>> r = paired_test(np.array([0.80, 0.82, 0.79]), np.array([0.85, 0.86, 0.85]))
     >>> r.n, round(r.mean_diff, 3)
     (3, 0.05)
+    >>> r = paired_test([0.80, 0.82, 0.79, 0.81], [0.85, 0.86, 0.85, 0.84])
+    >>> round(r.mean_b, 3), round(r.t_p, 4), r.wilcoxon_p  # 4 pairs: Wilcoxon p >= 0.125
+    (0.85, 0.0061, 0.125)
+    >>> paired_test([1.0, np.nan], [2.0, 3.0]).n   # the pair with a NaN is dropped
+    1
     """
     from scipy import stats
 
@@ -85,8 +124,10 @@ def paired_test(a: np.ndarray, b: np.ndarray) -> PairedTest:
 
 
 def interpolated_precision(truth: np.ndarray, scores: np.ndarray, recall: np.ndarray) -> np.ndarray:
-    """Interpolated precision of ``scores`` at each ``recall``: the best precision reached at
-    any recall at least that large (the usual step-shaped PR curve, averageable across runs).
+    """Compute the interpolated precision of ``scores`` at each ``recall``.
+
+    The interpolated precision at recall r is the best precision reached at any recall at
+    least r (the usual step-shaped PR curve, averageable across runs).
 
     Parameters
     ----------
@@ -96,6 +137,11 @@ def interpolated_precision(truth: np.ndarray, scores: np.ndarray, recall: np.nda
         Higher = more suspect.
     recall : (m,) float ndarray
         Recall values in [0, 1].
+
+    Returns
+    -------
+    (m,) float ndarray
+        Precision in [0, 1] at each ``recall``.
 
     Examples
     --------

@@ -502,10 +502,32 @@ def _refurbish_section(doc: Document, ok: pd.DataFrame) -> None:
 def study_report(out: str | Path) -> Document:
     """Build the report :class:`Document` of a study folder.
 
+    The sections (see the module docstring) appear when the finished trials hold what they
+    need; nothing is written.
+
+    Parameters
+    ----------
+    out : str or Path
+        The study folder (with ``study.json`` and ``trials/``).
+
+    Returns
+    -------
+    Document
+        Titled ``noisyseg study: <name>``.
+
     Raises
     ------
     ConfigError
         ``out`` is not a study folder.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "study.json").write_text(json.dumps({"name": "demo", "trials": []}))
+    >>> doc = study_report(d)
+    >>> doc.title, doc.blocks
+    ('noisyseg study: demo', [('p', 'No finished trials yet (0 of 0).')])
     """
     from noisyseg.study import collect_results, read_study, stale_trials
 
@@ -548,5 +570,33 @@ def study_report(out: str | Path) -> Document:
 
 
 def write_study_report(out: str | Path) -> tuple[Path, Path]:
-    """Write ``report.md`` (+ ``report_files/``) and self-contained ``report.html`` into ``out``."""
+    """Write the study report into the study folder.
+
+    Writes ``report.md`` (+ ``report_files/``) and a self-contained ``report.html`` into
+    ``out`` (see :func:`study_report` and :meth:`Document.write`).
+
+    Parameters
+    ----------
+    out : str or Path
+        The study folder.
+
+    Returns
+    -------
+    md_path, html_path : Path
+        The two files written.
+
+    Raises
+    ------
+    ConfigError
+        ``out`` is not a study folder.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "study.json").write_text(json.dumps({"name": "demo", "trials": []}))
+    >>> md, page = write_study_report(d)
+    >>> md.name, page.name, md.read_text().splitlines()[0]
+    ('report.md', 'report.html', '# noisyseg study: demo')
+    """
     return study_report(out).write(out)
