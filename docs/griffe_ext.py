@@ -98,11 +98,6 @@ def _public_paths(pkg: griffe.Module) -> dict[str, str]:
             if member is None:
                 continue
             public = f"{mod.path}.{name}"
-            if member.is_module and name in member.members:
-                # a function named as the submodule that defines it (corrupt.calibrate):
-                # griffe sees the submodule, the page renders the function under its own path
-                public = f"{member.path}.{name}"
-                out.setdefault(f"{mod.path}.{name}", public)
             out.setdefault(public, public)
             target = member.target_path if member.is_alias else member.path
             if page != "api" or target not in out:

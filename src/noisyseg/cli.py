@@ -42,7 +42,7 @@ _PARAMS = {"data", "out", "model", "strength", "target_dice", "fraction", "class
            "threads", "seed", "workers", "cpus_per_trial", "executor", "address", "probs", "split",
            "detector", "temperature", "slice_axis", "slice_size", "tolerance", "folds", "trusted",
            "dims", "spacing", "patch_size", "precision",
-           "port", "host", "reviewer",
+           "port", "host", "reviewer", "like", "n_sim", "level",
            *PARAM_FLAGS}
 
 
@@ -93,6 +93,10 @@ def corrupt(
         help="Structure(s) to corrupt, by name or label (repeatable); default all.")] = None,
     option: Annotated[list[str] | None, typer.Option(
         help="Model option key=value (repeatable), e.g. --option points=6.")] = None,
+    like: Annotated[str | None, typer.Option(
+        help="Errors like real raters: a fitted preset, 'lidc' (LIDC-IDRI's radiologists) or a "
+             "preset.json from 'noisyseg raters --fit'. Sets the model's options and mode and, "
+             "without --target-dice/--strength, the raters' Dice.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sample choice and the errors.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Output folder (a valid --data PATH).")] = None,
     fmt: Annotated[str, typer.Option("--format", help=(
@@ -130,7 +134,7 @@ def corrupt(
         return
     if out is None:
         raise ConfigError("--out: required (the folder to write)")
-    if target_dice is None and strength is None:
+    if target_dice is None and strength is None and like is None:
         target_dice = 0.90
     from noisyseg.api import run_corrupt
 
@@ -139,7 +143,7 @@ def corrupt(
         res = run_corrupt(data=data, model=model, target_dice=target_dice, strength=strength,
                           fraction=fraction, classes=classes, options=_parse_options(option),
                           seed=seed, out=out, fmt=fmt, mode=mode, slice_axis=slice_axis,
-                          overwrite=overwrite, progress=progress)
+                          like=like, overwrite=overwrite, progress=progress)
     except NoisysegError as exc:
         raise type(exc)(cli_message(str(exc), {"mode": "--slicewise/--volumetric"})) from exc
     cfg = res.config
@@ -419,6 +423,56 @@ def rank(
     console.print(f"ranked {res.seen}; flagged by {primary}: {res.n_flagged[primary]}")
     _print_detection(res)
     console.print(f"[green]wrote[/] {out}")
+
+
+@app.command()
+def raters(
+    data: Annotated[str, typer.Option(help=(
+        "Multi-rater source: lidc[:DB][,min_readers=3,min_diameter_mm=MM,limit=N] (LIDC-IDRI's "
+        "radiologists; pip install noisyseg[lidc]) or raters:PATH[,label=K,min_readers=N] (one "
+        "folder per rater, one label file per case)."))] = "lidc",
+    out: Annotated[Path | None, typer.Option(help="Output folder (report.md, tables, figures).")
+                   ] = None,
+    model: Annotated[list[str] | None, typer.Option(
+        help="Error model to hold against the raters (repeatable); default natural, choppy, "
+             "boundary, random_flip, dilate, erode.")] = None,
+    mode: Annotated[list[str] | None, typer.Option(
+        help="3-D mode (repeatable): slicewise, volumetric; default each model's modes.")] = None,
+    fit: Annotated[bool, typer.Option(
+        "--fit/--no-fit",
+        help="Fit each model's options to the raters and write preset.json (for "
+             "'noisyseg corrupt --like').")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated readers.")] = 0,
+    n_sim: Annotated[int, typer.Option(help="Simulated readers per case and model.")] = 1,
+    level: Annotated[float, typer.Option(
+        help="Consensus level: the share of the other raters a voxel needs.")] = 0.5,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """How realistic are the simulated errors? Measure real raters, rank the error models."""
+    import shlex
+    import sys
+
+    from noisyseg.api import run_raters
+
+    if out is None:
+        raise ConfigError("--out: required (the folder to write)")
+    res = run_raters(data=data, out=out, models=model, modes=mode, fit=fit, seed=seed,
+                     n_sim=n_sim, level=level, overwrite=overwrite, progress=progress,
+                     command=shlex.join(["noisyseg", *sys.argv[1:]]))
+    console.print(f"{res.n_cases} cases, {res.n_outlines} reader outlines; the readers' mean "
+                  f"Dice against the others' consensus: {res.target_dice:.3f}")
+    table = Table(title="error models by realism (mean Wasserstein distance / real sd; lower "
+                        "is closer to the raters)")
+    for col in ("rank", "model", "mode", "options", "realism", "strength"):
+        table.add_column(col)
+    for _, r in res.ranking.iterrows():
+        ok = r["status"] == "ok"
+        table.add_row("" if not ok else str(int(r["rank"])), str(r["model"]), str(r["mode"]),
+                      str(r.get("options", "")), f"{r['realism']:.3f}" if ok else r["status"][:40],
+                      f"{r['strength']:.3g}" if ok else "")
+    console.print(table)
+    console.print(f"[green]wrote[/] {out}" + (f" (preset: {out / 'preset.json'})" if fit else ""))
 
 
 @app.command("models")

@@ -168,3 +168,25 @@ def test_grow_structures_moves_boundaries_by_the_signed_distance_in_mm():
     # a one-slice volume behaves as the 2-D map
     np.testing.assert_array_equal(grow_structures(m[None], 1.0, spacing=(5.0, 1.0, 1.0))[0],
                                   grow_structures(m, 1.0))
+
+
+def test_natural_bias_alone_is_a_growth_by_that_many_mm():
+    """With a vanishing random part, natural's bias moves every surface by exactly bias mm:
+    the same voxels as grow_structures by that distance (both threshold the signed distance)."""
+    from noisyseg.corrupt import grow_structures
+
+    z, y, x = np.ogrid[:12, :24, :24]
+    ball = ((((z - 6) * 2.0) ** 2 + (y - 12) ** 2 + (x - 12) ** 2) <= 36).astype(np.uint8)
+    sp = (2.0, 1.0, 1.0)
+    for bias in (1.0, -1.5):
+        out = get_model("natural")(ball, 1e-9, rng=np.random.default_rng(0), mode="volumetric",
+                                   spacing=sp, bias=bias)
+        np.testing.assert_array_equal(out, grow_structures(ball, bias, spacing=sp))
+    # zero bias: the same draws and voxels as without the option
+    a = get_model("natural")(ball, 1.0, rng=np.random.default_rng(3), mode="volumetric", spacing=sp)
+    b = get_model("natural")(ball, 1.0, rng=np.random.default_rng(3), mode="volumetric", spacing=sp,
+                             bias=0.0)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ConfigError, match="bias"):
+        get_model("natural")(ball, 1.0, rng=np.random.default_rng(0), mode="volumetric",
+                             bias=float("nan"))

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from noisyseg.data import CaseDataset, load_dataset, parse_source
+from noisyseg.data.ct_phantom import CT_LIMITS
 from noisyseg.data.folder import show_path
 from noisyseg.data.synthetic import ECHO_LIMITS
-from noisyseg.data.synthetic_ct import CT_LIMITS
 from noisyseg.errors import NoisysegError
 
 FUZZ = settings(max_examples=int(os.environ.get("NOISYSEG_FUZZ_EXAMPLES", "30")), deadline=None,

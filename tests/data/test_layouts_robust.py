@@ -17,7 +17,7 @@ import SimpleITK as sitk
 from PIL import Image
 
 from noisyseg.data import load_camus, load_dataset, load_folder, synthetic_echo, write_folder
-from noisyseg.data.synthetic_ct import synthetic_ct
+from noisyseg.data.ct_phantom import synthetic_ct
 from noisyseg.errors import ConfigError, DataError, NoisysegError
 
 from ..conftest import run_cli

@@ -42,7 +42,7 @@ def test_measure_raters_one_row_per_reader_with_every_statistic():
     nods, _ = dilated_readers(3)
     table = measure_raters(nods)
     assert len(table) == 9
-    for col in ("nodule_id", "reader_id", "n_readers", "spacing_z_mm", "spacing_y_mm", "spacing_x_mm",
+    for col in ("case_id", "reader_id", "n_readers", "spacing_z_mm", "spacing_y_mm", "spacing_x_mm",
                 *STATISTICS):
         assert col in table
     assert (table["n_readers"] == 3).all()

@@ -24,10 +24,11 @@ def results():
 
 def test_writes_every_file(tmp_path, results):
     nods, real, sim, dist = results
-    out = write_raters(tmp_path / "raters", real, sim, dist, config={"seed": 2, "models": ["dilate"]},
-                       nodule=nods[0])
+    out = write_raters(tmp_path / "raters", real, sim, dist, config={"seed": 2, "models": ["dilate"],
+                                                                  "data": "lidc:min_readers=3"},
+                       case=nods[0])
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted([*FILES, "nodule_planes.png"])
+    assert names == sorted([*FILES, "case_planes.png"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raters"]  # no temporary folder left
     pd.testing.assert_frame_equal(pd.read_parquet(out / "readers.parquet"), real)
     assert len(pd.read_csv(out / "simulated.csv")) == len(sim)
@@ -36,9 +37,10 @@ def test_writes_every_file(tmp_path, results):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["seed"] == 2 and cfg["versions"]["numpy"] and cfg["models"] == ["dilate"]
     report = (out / "report.md").read_text()
+    assert report.startswith("# How realistic are the simulated errors? Measured on LIDC-IDRI's")
     assert "4 nodules (4 with 3 readers; 12 reader outlines)" in report
-    assert "| 1 | dilate | volumetric | ok |" in report
-    for fig in ("offset_mean.png", "realism.png", "nodule_planes.png"):
+    assert "| 1 | dilate | volumetric | {} | ok |" in report
+    for fig in ("offset_mean.png", "realism.png", "case_planes.png"):
         assert f"]({fig})" in report
         assert (out / fig).read_bytes()[:4] == b"\x89PNG"
 

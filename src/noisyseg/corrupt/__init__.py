@@ -10,10 +10,12 @@ or, where it has one, in its 3-D form (:mod:`noisyseg.corrupt.volumetric`).
 :func:`grow_structures` grows or shrinks structures by a distance in mm (2-D or 3-D).
 :func:`write_corrupted` corrupts a ``--data`` source into a new dataset folder (what
 ``noisyseg corrupt`` does), with its ``examples.png`` (:func:`corruption_figure`).
+Presets fitted to real raters (``--like lidc``): :class:`Preset`, :func:`read_preset`,
+:func:`apply_preset`, :func:`write_preset`, :data:`PRESETS`.
 """
 
 from noisyseg.corrupt.apply import CorruptionResult, corrupt_dataset
-from noisyseg.corrupt.calibrate import Calibration, calibrate, mean_dice_at
+from noisyseg.corrupt.calibration import Calibration, calibrate, mean_dice_at
 from noisyseg.corrupt.figures import corruption_figure
 from noisyseg.corrupt.models import (
     ERROR_MODELS,
@@ -30,11 +32,17 @@ from noisyseg.corrupt.models import (
     register,
     shift,
 )
+from noisyseg.corrupt.presets import PRESETS, Preset, apply_preset, read_preset, write_preset
 from noisyseg.corrupt.stream import CaseCorruption, corrupt_cases
 from noisyseg.corrupt.volumetric import grow_structures
 from noisyseg.corrupt.write import write_corrupted
 
 __all__ = [
+    "PRESETS",
+    "Preset",
+    "apply_preset",
+    "read_preset",
+    "write_preset",
     "corruption_figure",
     "write_corrupted",
     "ERROR_MODELS",

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from noisyseg._validate import check_fraction, check_seed
-from noisyseg.corrupt.calibrate import Calibration, calibrate
+from noisyseg.corrupt.calibration import Calibration, calibrate
 from noisyseg.corrupt.models import ErrorModel, get_model
 from noisyseg.data import CaseDataset
 from noisyseg.errors import ConfigError

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from noisyseg.corrupt.apply import manifest_table, select_samples
-from noisyseg.corrupt.calibrate import Calibration, calibrate
+from noisyseg.corrupt.calibration import Calibration, calibrate
 from noisyseg.data.cases import CaseDataset
 from noisyseg.data.layouts import CaseWriter
 from noisyseg.errors import ConfigError

@@ -257,21 +257,31 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], sp: np.ndarr
 
 def natural3d(mask: np.ndarray, strength: float, *, rng: np.random.Generator,
               spacing: Sequence[float] | None = None, classes: Sequence[int] | None = None,
-              scale: float = 30.0) -> np.ndarray:
+              scale: float = 30.0, bias: float = 0.0) -> np.ndarray:
     """Freehand-contouring error in 3-D: every surface moves along its normal by a smooth
-    random field (sd ``strength`` mm, correlation length ``scale`` mm; one field per class)."""
+    random field (sd ``strength`` mm, correlation length ``scale`` mm; one field per class)
+    plus a constant ``bias`` mm (outwards when positive: an annotator who draws wide).
+
+    The random part is clipped at 4 sd. The bias is the systematic part of an annotator's
+    error, the field its random part (``noisyseg raters`` measures both); the draws do not
+    depend on ``bias``. At ``strength`` 0 the mask is returned unchanged (the bias too: the
+    model's strength is what calibration varies).
+    """
     if scale <= 0:
         raise ConfigError(f"natural: scale must be > 0 mm, got {scale}")
+    if not np.isfinite(bias):
+        raise ConfigError(f"natural: bias must be a finite distance in mm, got {bias}")
     sp = check_spacing(spacing, mask.ndim)
     boxes = class_boxes(mask, classes)
     parts = {}
     reach_mm = 4.0 * strength
+    grow = reach_mm + abs(float(bias))
     for c in sorted(boxes):
-        box = grown(boxes[c], margin_for(reach_mm, sp), mask.shape)
+        box = grown(boxes[c], margin_for(grow, sp), mask.shape)
         field = _smooth_field(rng, mask.shape, sp, scale, box, 1)[0]
         sdf = signed_distance(mask[box] == c, spacing=sp)
-        parts[c] = (box, sdf < np.clip(field * strength, -reach_mm, reach_mm))
-    return compose_boxes(mask, parts, reach=reach_for(reach_mm, sp))
+        parts[c] = (box, sdf < np.clip(field * strength, -reach_mm, reach_mm) + float(bias))
+    return compose_boxes(mask, parts, reach=reach_for(grow, sp))
 
 
 def boundary3d(mask: np.ndarray, strength: float, *, rng: np.random.Generator,

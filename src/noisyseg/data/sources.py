@@ -33,12 +33,12 @@ from noisyseg.data.cases import (
     load_msd,
     load_nnunet,
 )
+from noisyseg.data.ct_phantom import synthetic_ct
 from noisyseg.data.folder import check_file_name, load_folder, show_path
 from noisyseg.data.synthetic import synthetic_echo
-from noisyseg.data.synthetic_ct import synthetic_ct
 from noisyseg.errors import ConfigError, DataError
 
-__all__ = ["SOURCES", "absolute_source", "load_dataset", "parse_source", "source_path"]
+__all__ = ["SOURCES", "absolute_source", "load_dataset", "parse_body", "parse_source", "source_path"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,9 @@ def _flag(value: str) -> bool:
     raise ValueError(value)
 
 
-_flag.__name__ = "flag (true or false)"
+#: How an option's expected type reads in a message.
+_TYPE_NAMES: dict[Callable[[str], Any], str] = {int: "int", float: "number", str: "str",
+                                                _flag: "flag (true or false)"}
 
 
 SOURCES: dict[str, _Source] = {
@@ -118,13 +120,51 @@ def parse_source(spec: str) -> tuple[str, str | None, dict[str, Any]]:
         name, body = spec.split(",")[0], spec[len(spec.split(",")[0]):].lstrip(",")
     else:
         name, body = "folder", spec
-    src = SOURCES[name]
+    path, opts = parse_body(spec, name, body, SOURCES[name].options,
+                            path="required" if SOURCES[name].takes_path else "none")
+    return name, path, opts
+
+
+def parse_body(spec: str, name: str, body: str, options: dict[str, Callable[[str], Any]], *,
+               path: str = "none") -> tuple[str | None, dict[str, Any]]:
+    """Split the part of a source string after its name into ``(path, options)``.
+
+    Parameters
+    ----------
+    spec : str
+        The whole source string (for messages).
+    name : str
+        The source's name.
+    body : str
+        What follows ``NAME:``: ``[PATH][,key=value...]``.
+    options : dict
+        Each option's name and the function that converts its value (``int``, ``str``, ...).
+    path : {'none', 'required', 'optional'}
+        Whether the body starts with a path.
+
+    Returns
+    -------
+    path : str or None
+    options : dict
+
+    Raises
+    ------
+    ConfigError
+        A required path missing; an option not written ``key=value``, given twice, unknown
+        or with a value its converter refuses.
+
+    Examples
+    --------
+    >>> parse_body("lidc:min_readers=3", "lidc", "min_readers=3", {"min_readers": int},
+    ...            path="optional")
+    (None, {'min_readers': 3})
+    """
     parts = [p for p in body.split(",") if p != ""] if body else []
-    path = None
-    if src.takes_path:
-        if not parts or "=" in parts[0]:
-            raise ConfigError(f"data: {spec}: source {name!r} needs a path, e.g. {name}:/data/DIR")
-        path = parts.pop(0)
+    where = None
+    if path != "none" and parts and "=" not in parts[0]:
+        where = parts.pop(0)
+    elif path == "required":
+        raise ConfigError(f"data: {spec}: source {name!r} needs a path, e.g. {name}:/data/DIR")
     opts: dict[str, Any] = {}
     for p in parts:
         key, eq, value = p.partition("=")
@@ -133,15 +173,15 @@ def parse_source(spec: str) -> tuple[str, str | None, dict[str, Any]]:
         key = key.strip()
         if key in opts:
             raise ConfigError(f"data: {spec}: option {key} given twice")
-        if key not in src.options:
+        if key not in options:
             raise ConfigError(f"data: {spec}: unknown option {key!r} for {name}; "
-                              f"expected one of {sorted(src.options)}")
+                              f"expected one of {sorted(options)}")
         try:
-            opts[key] = src.options[key](value.strip())
+            opts[key] = options[key](value.strip())
         except ValueError as exc:
             raise ConfigError(f"data: {spec}: option {key}={value!r} is not a valid "
-                              f"{src.options[key].__name__}") from exc
-    return name, path, opts
+                              f"{_TYPE_NAMES.get(options[key], 'value')}") from exc
+    return where, opts
 
 
 def _check_path(spec: str, path: str) -> None:

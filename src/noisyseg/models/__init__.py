@@ -6,8 +6,7 @@ Public API: :class:`UNet`, :class:`SegNet`, :class:`FCN32`, :func:`build_model`,
 :func:`input_geometry`.
 """
 
-from noisyseg.models.nets import FCN32, SegNet, UNet
-from noisyseg.models.padding import (
+from noisyseg.models.inputs import (
     PadToMultiple,
     crop_padding,
     input_geometry,
@@ -15,6 +14,7 @@ from noisyseg.models.padding import (
     padded_shape,
     padding,
 )
+from noisyseg.models.nets import FCN32, SegNet, UNet
 from noisyseg.models.registry import MODELS, build_model, list_models
 
 __all__ = ["FCN32", "MODELS", "PadToMultiple", "SegNet", "UNet", "build_model", "crop_padding",

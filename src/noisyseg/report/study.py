@@ -71,8 +71,14 @@ def _condition(row: pd.Series) -> str:
     if row["error_model"] == "none":
         return "control"
     td = row.get("target_dice")
-    s = (f"{row['error_model']} @ Dice {td:.2f}" if td is not None and np.isfinite(td)
-         else f"{row['error_model']} s={row['strength']:g}")
+    name = str(row["error_model"])
+    mode, like = row.get("error_mode"), row.get("like")
+    if isinstance(mode, str) and mode:
+        name += f" ({mode})"
+    if isinstance(like, str) and like:
+        name += f" like {like}"
+    s = (f"{name} @ Dice {td:.2f}" if td is not None and np.isfinite(td)
+         else f"{name} s={row['strength']:g}")
     lvl = row["error_level"]
     return s if lvl >= 1 else f"{s} on {lvl:.0%}"
 

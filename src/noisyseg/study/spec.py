@@ -81,6 +81,11 @@ class CorruptSpec:
         pixels), or its 3-D form (strength in mm); None: volumetric where the model has one.
     slice_axis : int
         Volumes, slice-wise: the array axis (0: axial slices of a ``(z, y, x)`` volume).
+    like : str or None
+        A preset fitted to real raters (``lidc`` or a ``preset.json``;
+        :mod:`noisyseg.corrupt.presets`): the model's fitted options and mode (overridden by
+        ``options`` and ``mode``), and its target Dice when neither ``target_dice`` nor
+        ``strength`` is given.
 
     Raises
     ------
@@ -107,6 +112,7 @@ class CorruptSpec:
     options: dict[str, Any] = field(default_factory=dict)
     mode: str | None = None
     slice_axis: int = 0
+    like: str | None = None
 
     def __post_init__(self) -> None:
         from noisyseg.corrupt import get_model
@@ -115,11 +121,23 @@ class CorruptSpec:
             raise ConfigError(f"corrupt.mode: expected slicewise or volumetric, got {self.mode!r}")
 
         m = get_model(self.model)
+        known = m.options_for("slicewise") | (m.options_for("volumetric", 3)
+                                              if m.volumetric is not None else {})
         for key in self.options:
-            if key not in m.options or key == "classes":
+            if key not in known or key == "classes":
                 raise ConfigError(f"corrupt.options.{key}: not an option of {self.model} "
-                                  f"(options: {', '.join(k for k in m.options if k != 'classes')}; "
+                                  f"(options: {', '.join(k for k in known if k != 'classes')}; "
                                   "structures go in corrupt.classes)")
+        if self.like is not None:
+            from noisyseg.corrupt.presets import read_preset
+
+            try:
+                preset = read_preset(self.like)
+                preset.options(self.model, self.mode or preset.best_mode(self.model))
+            except NoisysegError as exc:
+                raise ConfigError(f"corrupt.{exc}") from None
+            if self.target_dice is None and self.strength is None:  # the preset's raters' Dice
+                object.__setattr__(self, "target_dice", preset.target_dice)
         if (self.target_dice is None) == (self.strength is None):
             raise ConfigError(f"corrupt: give exactly one of target_dice and strength for "
                               f"{self.model} (got target_dice={self.target_dice}, "
@@ -145,10 +163,35 @@ class AuditSpec:
         Any of ``vog``, ``vog-online``, ``loss``, ``cleanlab``, ``disagree``; empty for none.
     refurbish : bool
         Replace flagged training masks by pseudo-labels (driven by the first detector).
-    flag_rule, flag_value, warmup, every, confidence, unflag, pseudo_from, calibrate, mode, band, region
-        As for ``noisyseg audit`` (``calibrate`` is ``--refurbish-calibrate``, ``mode``
-        ``--refurbish-mode``, ``band`` ``--refurbish-band``, ``region``
-        ``--refurbish-region``).
+    flag_rule : {'mixture', 'top', 'percentile'}
+        How scores become flags (``--flag-rule``): a two-component mixture (no error level
+        needed), the top ``flag_value`` fraction, or above the ``flag_value`` percentile.
+    flag_value : float or None
+        The fraction (``top``) or percentile (``percentile``); None with ``mixture``.
+    warmup : int
+        First epoch that may refurbish (``--warmup``); default 10.
+    every : int
+        Re-flag every this many epochs from ``warmup`` on (``--every``); default 5.
+    confidence : float
+        Pseudo-label only pixels predicted with at least this probability, in [0, 1]
+        (``--confidence``); default 0.
+    unflag : bool
+        Give samples no longer flagged their given masks back (``--unflag``); default False.
+    pseudo_from : {'current', 'best'}
+        Pseudo-labels from the current model or the best-on-validation weights
+        (``--pseudo-from``); default ``current``.
+    calibrate : bool
+        Pseudo-labels with per-class offsets fitted on the clean validation masks
+        (``--refurbish-calibrate``); default False.
+    mode : {'replace', 'ignore', 'drop', 'boundary', 'debias'}
+        What a flagged mask trains on (``--refurbish-mode``); default ``replace``. See
+        :class:`~noisyseg.refurbish.RefurbishConfig` for each mode.
+    band : int
+        Half-width in voxels of the band ``mode='boundary'`` leaves out
+        (``--refurbish-band``); default 2.
+    region : {'sample', 'slices'}
+        What of a flagged sample changes: all of it, or (3-D networks) only its doubted
+        slices (``--refurbish-region``); default ``sample``.
 
     Raises
     ------
@@ -402,7 +445,7 @@ class TrialConfig:
         corrupt = None
         if self.corrupt is not None:  # the volume fields only when set: older ids stay valid
             corrupt = asdict(self.corrupt)
-            for key, default in (("mode", None), ("slice_axis", 0)):
+            for key, default in (("mode", None), ("slice_axis", 0), ("like", None)):
                 if corrupt[key] == default:
                     del corrupt[key]
         train = self.train.to_dict()
@@ -430,7 +473,8 @@ class TrialConfig:
         """A short human-readable name, e.g. ``unet natural@0.90x100% vog+refurb seed 0``."""
         c = self.corrupt
         err = "control" if c is None else (
-            f"{c.model}@{c.target_dice if c.target_dice is not None else f's{c.strength}'}"
+            f"{c.model}{f' like {c.like}' if c.like else ''}"
+            f"@{c.target_dice if c.target_dice is not None else f's{c.strength}'}"
             f"x{c.fraction:.0%}")
         det = "+".join(self.audit.detectors) or "no-detector"
         ref = " refurb" if self.audit.refurbish else ""

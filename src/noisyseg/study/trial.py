@@ -88,6 +88,12 @@ def result_row(trial: TrialConfig, summary: dict[str, Any]) -> dict[str, Any]:
     row |= {f"grid.{k}": json.dumps(v) if isinstance(v, dict | list) else v
             for k, v in trial.labels.items()}
     row["strength"] = summary.get("corruption", {}).get("strength", 0.0 if c is None else np.nan)
+    if c is not None:  # volumes: slice-wise or volumetric; a preset fitted to real raters
+        mode = summary.get("corruption", {}).get("mode") or c.mode
+        if mode:
+            row["error_mode"] = mode
+        if c.like is not None:
+            row["like"] = c.like
     row["train_label_dice"] = summary.get("train_label_dice", np.nan)
     row["corrupted_label_dice"] = summary.get("corruption", {}).get("mean_dice_corrupted", np.nan)
     test = summary.get("test")
@@ -135,10 +141,19 @@ def _corrupted(trial: TrialConfig, ds: Any, tmp: Any, summary: dict[str, Any]) -
         from noisyseg._validate import parse_classes
 
         cls = parse_classes(c.classes, ds.class_names)
+    mode, options = c.mode, dict(c.options)
+    if c.like is not None:
+        from noisyseg.corrupt.presets import apply_preset
+
+        ndim = ds.spatial_dims if ds.samples is not None else ds.label_geometry(0).ndim
+        mode, options, _ = apply_preset(c.like, c.model, ndim=ndim, mode=c.mode, options=c.options,
+                                        target_dice=c.target_dice, strength=c.strength)
     res = corrupt_cases(ds, c.model, tmp, strength=c.strength, target_dice=c.target_dice,
-                        fraction=c.fraction, classes=cls, seed=trial.seed, mode=c.mode,
-                        slice_axis=c.slice_axis, n_examples=0, **c.options)
+                        fraction=c.fraction, classes=cls, seed=trial.seed, mode=mode,
+                        slice_axis=c.slice_axis, n_examples=0, **options)
     summary["corruption"] = res.config | {"source": trial.data}
+    if c.like is not None:
+        summary["corruption"]["like"] = c.like
     return res.dataset if res.dataset is not None else load_dataset(str(tmp))
 
 
