@@ -154,7 +154,7 @@ def _realism_figure(distances: pd.DataFrame, path: Path) -> None:
     from noisyseg.plot import save_figure
 
     ok = distances[distances["status"] == "ok"].sort_values("realism")
-    fig, ax = plt.subplots(figsize=(6, 0.35 * max(len(ok), 1) + 1.2))
+    fig, ax = plt.subplots(figsize=(6, 0.35 * max(len(ok), 1) + 1.8))
     ax.barh([_label(r) for _, r in ok.iterrows()], ok["realism"].to_numpy(float), color="#009E73")
     ax.invert_yaxis()
     ax.set_xlabel("realism: mean Wasserstein distance / real sd (lower is closer to the readers)")
