@@ -24,6 +24,7 @@ VIEWS = (
     ("api-corrupt.png", "reference/api/corrupt/", 1280, 900),
     ("cli-reference.png", "reference/cli/", 1280, 900),
     ("home-narrow.png", "", 390, 844),
+    ("results-raters.png", "results/raters/", 1280, 900),
 )
 
 
