@@ -191,11 +191,10 @@ def analyse_raters(*, data: str, out: str | Path, models: Sequence[str] = DEFAUL
 
     def stream() -> Iterator[Any]:
         for c in load_raters(data):
-            masks = np.asarray(c.masks, dtype=bool)
-            ref = np.mean(masks, axis=0) >= level
+            ref = c.consensus(level)
             kept.append(RaterCase(str(c.case_id), ref[None], tuple(c.spacing), ("consensus",),
                                   str(getattr(c, "group_id", ""))))
-            if masks.ndim == 4 and int(ref.sum()) > largest["size"]:
+            if ref.ndim == 3 and int(ref.sum()) > largest["size"]:
                 largest.update(case=c, size=int(ref.sum()))
             yield c
 

@@ -138,7 +138,7 @@ def _draws(cases: Sequence[Any], real: pd.DataFrame, *, seed: int, n_sim: int,
                           f"in (0, 1))")
     refs, keep = [], []
     for c in cases:
-        ref = (np.mean(np.asarray(c.masks, dtype=bool), axis=0) >= level).astype(np.uint8)
+        ref = c.consensus(level).astype(np.uint8)
         if ref.any():
             refs.append(ref)
             keep.append(c)

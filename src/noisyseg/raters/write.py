@@ -167,7 +167,7 @@ def _planes_figure(nodule: Any, level: float, path: Path) -> None:
     from noisyseg.plot import plot_volume_planes, save_figure
 
     masks = np.asarray(nodule.masks, dtype=bool)
-    cons = np.mean(masks, axis=0) >= level
+    cons = nodule.consensus(level)
     readers = [m.astype(np.uint8) * (i + 2) for i, m in enumerate(masks)]  # colour 1: the consensus
     fig = plot_volume_planes(np.mean(masks, axis=0), [cons.astype(np.uint8), *readers],
                              spacing=tuple(float(v) for v in nodule.spacing), labels=(),
